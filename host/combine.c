@@ -1,0 +1,725 @@
+/*
+** combine.c: waiting on several things: gather, wait, wait_for, timeout and
+** group (structured concurrency, after asyncio.TaskGroup).
+**
+** gather and wait link one waiter per task from a single block (a userdata
+** on the waiting frame's stack, so it lives exactly as long as the wait);
+** the owner is woken when the block's condition holds. group keeps one
+** record per child for the same purpose. timeout is a to-be-closed scope
+** whose deadline cancels the task; its __close turns that cancellation, and
+** only that one, into Timeout (counted as asyncio's uncancel() does).
+**
+** Implements API.md "Waiting on several".
+*/
+#include <math.h>
+#include <string.h>
+
+#include "internal.h"
+
+#define MULTI_MT "weft.multi"
+#define SCOPE_MT "weft.timeout_scope"
+#define RECORD_MT "weft.group_child"
+
+static void timedout_fire(weft_deadline *d) {
+  weft__task_wake(weft_queue_data(d, weft_task, deadline), WEFT_TIMEDOUT);
+}
+
+static double check_seconds(lua_State *L, int idx) {
+  double s = luaL_checknumber(L, idx);
+  luaL_argcheck(L, !isnan(s), idx, "not a number");
+  return s;
+}
+
+/* Saves the pending error of t at stack slot 'slot' (if the slot is still
+   nil) and clears it: the caller raises it later. */
+static void take_pending(lua_State *L, weft_task *t, int slot) {
+  if (!t->deliver)
+    return;
+  if (lua_isnil(L, slot)) {
+    lua_rawgeti(L, LUA_REGISTRYINDEX, t->ref);
+    lua_getiuservalue(L, -1, WEFT_TASK_UV_PENDING);
+    lua_replace(L, slot);
+    lua_pop(L, 1);
+  }
+  lua_rawgeti(L, LUA_REGISTRYINDEX, t->ref);
+  lua_pushnil(L);
+  lua_setiuservalue(L, -2, WEFT_TASK_UV_PENDING);
+  lua_pop(L, 1);
+  t->deliver = 0;
+}
+
+/* {======== the block behind gather and wait */
+
+enum { M_GATHER, M_SETTLE, M_FIRST_COMPLETED, M_FIRST_ERROR, M_ALL_COMPLETED };
+
+typedef struct multi_entry {
+  weft_waiter w;
+  struct weft_multi *m;
+  weft_task *task;
+} multi_entry;
+
+typedef struct weft_multi {
+  weft_task *owner;
+  int mode;
+  int n, remaining;
+  int first_failed;    /* 1-based index of the first failure, 0 if none */
+  multi_entry e[1];
+} weft_multi;
+
+static int failed(weft_task *t) {
+  return t->done.state == WEFT_FAILED || t->done.state == WEFT_CANCELLED;
+}
+
+static int multi_satisfied(weft_multi *m) {
+  switch (m->mode) {
+    case M_FIRST_COMPLETED: return m->remaining < m->n || m->n == 0;
+    case M_FIRST_ERROR: return m->remaining == 0 || m->first_failed > 0;
+    default: return m->remaining == 0;
+  }
+}
+
+static void multi_cancel_rest(weft_multi *m) {
+  int i;
+  for (i = 0; i < m->n; i++)
+    if (m->e[i].task->state != WEFT_T_FINISHED)
+      weft__task_cancel(m->owner->rt->L, m->e[i].task, 0);
+}
+
+static void multi_entry_done(weft_multi *m, int i) {
+  m->remaining--;
+  if (failed(m->e[i].task) && m->first_failed == 0) {
+    m->first_failed = i + 1;
+    if (m->mode == M_GATHER)
+      multi_cancel_rest(m);
+  }
+}
+
+static void multi_wake(weft_waiter *w, int reason) {
+  multi_entry *e = (multi_entry *)w;
+  weft_multi *m = e->m;
+  (void)reason;
+  multi_entry_done(m, (int)(e - m->e));
+  if (multi_satisfied(m))
+    weft__task_wake(m->owner, WEFT_WOKEN);
+}
+
+static void multi_unlink(weft_multi *m) {
+  int i;
+  for (i = 0; i < m->n; i++)
+    if (weft_queue_linked(&m->e[i].w.node))
+      weft_queue_remove(&m->e[i].w.node);
+}
+
+static int multi_gc(lua_State *L) {
+  multi_unlink((weft_multi *)lua_touserdata(L, 1));
+  return 0;
+}
+
+/* Collects the entries of the list at 'list' as tasks (spawning functions)
+   into a new array, pushed. */
+static int collect_tasks(lua_State *L, int list) {
+  weft_runtime *rt = WEFT_UPRT(L);
+  int n = (int)luaL_len(L, list), i;
+  luaL_checktype(L, list, LUA_TTABLE);
+  lua_createtable(L, n, 0);
+  for (i = 1; i <= n; i++) {
+    lua_geti(L, list, i);
+    if (weft__totask(L, -1) == NULL) {
+      if (lua_type(L, -1) != LUA_TFUNCTION &&
+          luaL_getmetafield(L, -1, "__call") == LUA_TNIL)
+        return luaL_error(L, "bad argument #%d (entry %d is a %s, not a task or function)",
+                          list, i, luaL_typename(L, -1));
+      if (lua_type(L, -1) != LUA_TFUNCTION)
+        lua_pop(L, 1);
+      weft__spawn(L, rt, 0);
+    }
+    lua_rawseti(L, -2, i);
+  }
+  return n;
+}
+
+/* Pushes a block for the n tasks in the array at 'tasks', linked to the
+   unfinished ones. */
+static weft_multi *multi_new(lua_State *L, int tasks, int n, int mode, weft_task *owner) {
+  size_t size = sizeof(weft_multi) + (size_t)(n > 0 ? n - 1 : 0) * sizeof(multi_entry);
+  weft_multi *m = (weft_multi *)lua_newuserdatauv(L, size, 1);
+  int i;
+  m->owner = owner;
+  m->mode = mode;
+  m->n = m->remaining = n;
+  m->first_failed = 0;
+  for (i = 0; i < n; i++)
+    weft_queue_init(&m->e[i].w.node);
+  if (luaL_newmetatable(L, MULTI_MT)) {
+    lua_pushcfunction(L, multi_gc);
+    lua_setfield(L, -2, "__gc");
+  }
+  lua_setmetatable(L, -2);
+  weft__where(L, 1);
+  lua_setiuservalue(L, -2, 1);
+  for (i = 0; i < n; i++) {
+    multi_entry *e = &m->e[i];
+    lua_rawgeti(L, tasks, i + 1);
+    e->task = weft__totask(L, -1);
+    lua_pop(L, 1);
+    e->m = m;
+    e->w.wake = multi_wake;
+    if (e->task->state == WEFT_T_FINISHED)
+      multi_entry_done(m, i);
+    else
+      weft_queue_insert_tail(&e->task->done.waiters, &e->w.node);
+  }
+  return m;
+}
+
+/* }======== */
+
+/* {======== gather */
+
+/* Stack: 1 list, 2 opts, 3 tasks, 4 block, 5 saved error (nil) */
+enum { G_TASKS = 3, G_BLOCK = 4, G_SAVED = 5 };
+
+static int gather_results(lua_State *L, weft_multi *m) {
+  int i;
+  for (i = 1; i <= m->n; i++) {
+    lua_rawgeti(L, G_TASKS, i);
+    weft__mark_observed(L, weft__totask(L, -1));
+    lua_pop(L, 1);
+  }
+  if (m->mode == M_GATHER && m->first_failed > 0) {
+    lua_rawgeti(L, G_TASKS, m->first_failed);
+    weft__push_outcome(L, -1);
+    return lua_error(L);
+  }
+  lua_createtable(L, m->n, 0);
+  for (i = 1; i <= m->n; i++) {
+    lua_rawgeti(L, G_TASKS, i);
+    if (m->mode == M_SETTLE) {
+      int ok = weft__totask(L, -1)->done.state == WEFT_DONE;
+      lua_createtable(L, 0, 2);
+      lua_pushboolean(L, ok);
+      lua_setfield(L, -2, "ok");
+      weft__push_outcome(L, -2);
+      lua_setfield(L, -2, ok ? "value" : "error");
+    } else {
+      weft__push_outcome(L, -1);
+    }
+    lua_rawseti(L, -3, i);
+    lua_pop(L, 1);
+  }
+  return 1;
+}
+
+static int finish_gather(lua_State *L, int status, lua_KContext ctx) {
+  weft_task *t = WEFT_UPRT(L)->current;
+  weft_multi *m = (weft_multi *)lua_touserdata(L, G_BLOCK);
+  (void)status;
+  (void)ctx;
+  if (t->deliver) {
+    if (!lua_isnil(L, G_SAVED)) {   /* interrupted twice: stop waiting */
+      multi_unlink(m);
+      return weft__raise_pending(L, t);
+    }
+    take_pending(L, t, G_SAVED);
+    multi_cancel_rest(m);
+  }
+  if (m->remaining > 0)
+    return weft__suspend(L, t, "gather", G_BLOCK, 0, finish_gather);
+  if (!lua_isnil(L, G_SAVED)) {
+    lua_pushvalue(L, G_SAVED);
+    return lua_error(L);
+  }
+  return gather_results(L, m);
+}
+
+static int combine_gather(lua_State *L) {
+  weft_task *t = weft__current(L, WEFT_UPRT(L), "weft.gather");
+  int settle = 0, n;
+  weft_multi *m;
+  luaL_checktype(L, 1, LUA_TTABLE);
+  if (!lua_isnoneornil(L, 2)) {
+    luaL_checktype(L, 2, LUA_TTABLE);
+    lua_getfield(L, 2, "settle");
+    settle = lua_toboolean(L, -1);
+    lua_pop(L, 1);
+  }
+  lua_settop(L, 2);
+  n = collect_tasks(L, 1);
+  m = multi_new(L, G_TASKS, n, settle ? M_SETTLE : M_GATHER, t);
+  lua_pushnil(L);
+  if (m->remaining == 0)
+    return gather_results(L, m);
+  return weft__suspend(L, t, "gather", G_BLOCK, 0, finish_gather);
+}
+
+/* }======== */
+
+/* {======== wait */
+
+static int wait_results(lua_State *L, weft_multi *m) {
+  int i, ndone = 0, npending = 0;
+  multi_unlink(m);
+  lua_newtable(L);
+  lua_newtable(L);
+  for (i = 1; i <= m->n; i++) {
+    int done;
+    lua_rawgeti(L, G_TASKS, i);
+    done = weft__totask(L, -1)->state == WEFT_T_FINISHED;
+    lua_rawseti(L, done ? -3 : -2, done ? ++ndone : ++npending);
+  }
+  return 2;
+}
+
+static int finish_waitm(lua_State *L, int status, lua_KContext ctx) {
+  weft_task *t = WEFT_UPRT(L)->current;
+  weft_multi *m = (weft_multi *)lua_touserdata(L, G_BLOCK);
+  (void)status;
+  (void)ctx;
+  if (t->deliver) {
+    multi_unlink(m);
+    return weft__raise_pending(L, t);
+  }
+  return wait_results(L, m);
+}
+
+static int combine_wait(lua_State *L) {
+  static const char *const modes[] = {"first_completed", "first_error", "all_completed", NULL};
+  weft_runtime *rt = WEFT_UPRT(L);
+  weft_task *t = weft__current(L, rt, "weft.wait");
+  int mode = M_ALL_COMPLETED, n;
+  double timeout = -1;
+  weft_multi *m;
+  luaL_checktype(L, 1, LUA_TTABLE);
+  if (!lua_isnoneornil(L, 2)) {
+    luaL_checktype(L, 2, LUA_TTABLE);
+    if (lua_getfield(L, 2, "return_when") != LUA_TNIL)
+      mode = M_FIRST_COMPLETED + luaL_checkoption(L, -1, NULL, modes);
+    if (lua_getfield(L, 2, "timeout") != LUA_TNIL) {
+      timeout = check_seconds(L, -1);
+      if (timeout < 0)
+        timeout = 0;
+    }
+    lua_pop(L, 2);
+  }
+  lua_settop(L, 2);
+  n = collect_tasks(L, 1);
+  m = multi_new(L, G_TASKS, n, mode, t);
+  lua_pushnil(L);
+  if (multi_satisfied(m) || timeout == 0)
+    return wait_results(L, m);
+  if (timeout > 0) {
+    t->deadline.fire = timedout_fire;
+    weft__deadline_arm(rt, &t->deadline, weft__now(rt) + timeout);
+  }
+  return weft__suspend(L, t, "wait", G_BLOCK, 0, finish_waitm);
+}
+
+/* }======== */
+
+/* {======== wait_for */
+
+/* Stack: 1 task, 2 seconds, 3 error to raise once the task has finished */
+enum { WF_WAIT = 1, WF_DRAIN = 2 };
+
+static int finish_wait_for(lua_State *L, int status, lua_KContext ctx);
+
+static int drain(lua_State *L, weft_task *self, weft_task *target) {
+  weft__task_cancel(L, target, 0);
+  if (target->state == WEFT_T_FINISHED) {
+    lua_pushvalue(L, 3);
+    return lua_error(L);
+  }
+  weft_queue_insert_tail(&target->done.waiters, &self->wait.node);
+  return weft__suspend(L, self, "task", 1, WF_DRAIN, finish_wait_for);
+}
+
+static int finish_wait_for(lua_State *L, int status, lua_KContext ctx) {
+  weft_task *self = WEFT_UPRT(L)->current;
+  weft_task *target = weft__totask(L, 1);
+  (void)status;
+  if (ctx == WF_DRAIN) {
+    weft__check_pending(L, self);   /* interrupted again: stop waiting */
+    lua_pushvalue(L, 3);
+    return lua_error(L);
+  }
+  if (target->state == WEFT_T_FINISHED && !self->deliver)
+    return weft__push_results(L, 1);
+  if (self->deliver) {
+    take_pending(L, self, 3);
+  } else {                           /* the deadline */
+    weft__error_new(L, "Timeout", "timed out after %f s", lua_tonumber(L, 2));
+    lua_replace(L, 3);
+  }
+  return drain(L, self, target);
+}
+
+static int combine_wait_for(lua_State *L) {
+  weft_runtime *rt = WEFT_UPRT(L);
+  weft_task *self = weft__current(L, rt, "weft.wait_for"), *target;
+  double s = check_seconds(L, 2);
+  lua_settop(L, 2);
+  if (weft__totask(L, 1) == NULL) {
+    lua_pushvalue(L, 1);
+    target = weft__spawn(L, rt, 0);
+    lua_replace(L, 1);
+  } else {
+    target = weft__totask(L, 1);
+  }
+  lua_pushnil(L);
+  if (target->state == WEFT_T_FINISHED)
+    return weft__push_results(L, 1);
+  if (target == self)
+    return luaL_error(L, "weft.wait_for: a task cannot wait for itself");
+  weft_queue_insert_tail(&target->done.waiters, &self->wait.node);
+  self->deadline.fire = timedout_fire;
+  weft__deadline_arm(rt, &self->deadline, weft__now(rt) + (s > 0 ? s : 0));
+  return weft__suspend(L, self, "task", 1, WF_WAIT, finish_wait_for);
+}
+
+/* }======== */
+
+/* {======== timeout */
+
+typedef struct timeout_scope {
+  weft_deadline deadline;
+  weft_task *owner;
+  double seconds;
+  int count0;        /* owner's cancel requests when the scope began */
+  int fired;
+  int closed;
+} timeout_scope;
+
+static void scope_fire(weft_deadline *d) {
+  timeout_scope *sc = (timeout_scope *)d;
+  weft_task *t = sc->owner;
+  sc->fired = 1;
+  weft__error_new(t->rt->L, "Cancelled", "timed out after %f s", sc->seconds);
+  t->cancel_requests++;
+  weft__task_interrupt(t->rt->L, t);
+}
+
+static int scope_gc(lua_State *L) {
+  timeout_scope *sc = (timeout_scope *)lua_touserdata(L, 1);
+  if (!sc->closed) {
+    sc->closed = 1;
+    weft__deadline_disarm(sc->owner->rt, &sc->deadline);
+  }
+  return 0;
+}
+
+/* __close(scope, err): ends the scope; the cancellation it caused becomes
+   Timeout, unless someone else also asked for a cancellation meanwhile. */
+static int scope_close(lua_State *L) {
+  timeout_scope *sc = (timeout_scope *)lua_touserdata(L, 1);
+  weft_task *t = sc->owner;
+  if (sc->closed)
+    return 0;
+  sc->closed = 1;
+  weft__deadline_disarm(t->rt, &sc->deadline);
+  if (!sc->fired)
+    return 0;
+  weft__uncancel(t);
+  if (weft__error_is(L, 2, "Cancelled") && t->cancel_requests <= sc->count0) {
+    weft__error_new(L, "Timeout", "timed out after %f s", sc->seconds);
+    return lua_error(L);
+  }
+  return 0;
+}
+
+static int timeout_done(lua_State *L, int status, lua_KContext ctx) {
+  (void)status;
+  return lua_gettop(L) - (int)ctx;
+}
+
+static int combine_timeout(lua_State *L) {
+  weft_runtime *rt = WEFT_UPRT(L);
+  double s = check_seconds(L, 1);
+  weft_task *t = weft__current(L, rt, "weft.timeout");
+  timeout_scope *sc;
+  luaL_checkany(L, 2);
+  sc = (timeout_scope *)lua_newuserdatauv(L, sizeof *sc, 0);
+  memset(sc, 0, sizeof *sc);
+  sc->deadline.slot = WEFT_HEAP_NONE;
+  sc->deadline.fire = scope_fire;
+  sc->owner = t;
+  sc->seconds = s;
+  sc->count0 = t->cancel_requests;
+  if (luaL_newmetatable(L, SCOPE_MT)) {
+    lua_pushcfunction(L, scope_close);
+    lua_setfield(L, -2, "__close");
+    lua_pushcfunction(L, scope_gc);
+    lua_setfield(L, -2, "__gc");
+  }
+  lua_setmetatable(L, -2);
+  lua_replace(L, 1);                 /* scope, fn, args... */
+  lua_toclose(L, 1);
+  weft__deadline_arm(rt, &sc->deadline, weft__now(rt) + (s > 0 ? s : 0));
+  lua_callk(L, lua_gettop(L) - 2, LUA_MULTRET, 1, timeout_done);
+  return timeout_done(L, LUA_OK, 1);
+}
+
+/* }======== */
+
+/* {======== group */
+
+typedef struct weft_group {
+  weft_task *owner;
+  weft_queue children;  /* records of unfinished children */
+  int pending;
+  int failed;           /* a child or the body failed: cancelling */
+  int cancelled_owner;  /* the group cancelled the body */
+  int in_body;
+  int open;
+  int count0;
+} weft_group;
+
+typedef struct group_record {
+  weft_waiter w;        /* on the child's completion */
+  weft_queue link;      /* in group->children */
+  weft_group *g;
+  weft_task *child;
+} group_record;
+
+/* group user values: 1 where, 2 records (spawn order) */
+
+static weft_group *checkgroup(lua_State *L, int idx) {
+  return (weft_group *)luaL_checkudata(L, idx, WEFT_GROUP_MT);
+}
+
+static void group_cancel_children(weft_group *g) {
+  weft_queue *q;
+  for (q = g->children.next; q != &g->children; q = q->next) {
+    group_record *r = weft_queue_data(q, group_record, link);
+    weft__task_cancel(g->owner->rt->L, r->child, 0);
+  }
+}
+
+/* The group fails: cancel the children and, while it runs, the body. */
+static void group_abort(weft_group *g) {
+  if (g->failed)
+    return;
+  g->failed = 1;
+  group_cancel_children(g);
+  if (g->in_body && !g->cancelled_owner) {
+    g->cancelled_owner = 1;
+    weft__task_cancel(g->owner->rt->L, g->owner, 0);
+  }
+}
+
+static void record_wake(weft_waiter *w, int reason) {
+  group_record *r = (group_record *)w;
+  weft_group *g = r->g;
+  (void)reason;
+  weft_queue_remove(&r->link);
+  g->pending--;
+  if (r->child->done.state == WEFT_FAILED)
+    group_abort(g);
+  if (g->pending == 0 && !g->in_body)
+    weft__task_wake(g->owner, WEFT_WOKEN);
+}
+
+static int record_gc(lua_State *L) {
+  group_record *r = (group_record *)lua_touserdata(L, 1);
+  if (weft_queue_linked(&r->w.node))
+    weft_queue_remove(&r->w.node);
+  if (weft_queue_linked(&r->link))
+    weft_queue_remove(&r->link);
+  return 0;
+}
+
+static int group_spawn(lua_State *L) {
+  weft_group *g = checkgroup(L, 1);
+  group_record *r;
+  weft_task *child;
+  if (!g->open)
+    return luaL_error(L, "group:spawn: the group has finished");
+  if (g->failed)
+    return luaL_error(L, "group:spawn: the group is shutting down after a failure");
+  child = weft__spawn(L, g->owner->rt, lua_gettop(L) - 2);   /* task on top */
+  r = (group_record *)lua_newuserdatauv(L, sizeof *r, 1);
+  if (luaL_newmetatable(L, RECORD_MT)) {
+    lua_pushcfunction(L, record_gc);
+    lua_setfield(L, -2, "__gc");
+  }
+  lua_setmetatable(L, -2);
+  lua_pushvalue(L, -2);
+  lua_setiuservalue(L, -2, 1);          /* the record keeps its child */
+  r->g = g;
+  r->child = child;
+  r->w.wake = record_wake;
+  weft_queue_insert_tail(&child->done.waiters, &r->w.node);
+  weft_queue_insert_tail(&g->children, &r->link);
+  g->pending++;
+  lua_getiuservalue(L, 1, 2);
+  lua_insert(L, -2);
+  lua_rawseti(L, -2, (lua_Integer)luaL_len(L, -2) + 1);
+  lua_pop(L, 1);
+  return 1;
+}
+
+/* Stack while the group runs: 1 body, 2 group, 3 body results (packed),
+   4 error to propagate (an outside cancellation), 5 the body's own error. */
+enum { GR_GROUP = 2, GR_RESULTS = 3, GR_PROPAGATE = 4, GR_BODY_ERROR = 5 };
+
+static void push_error_group(lua_State *L) {
+  int n = 0, i, nrec;
+  weft_group *g = checkgroup(L, GR_GROUP);
+  (void)g;
+  lua_newtable(L);                                  /* errors */
+  if (!lua_isnil(L, GR_BODY_ERROR)) {
+    lua_pushvalue(L, GR_BODY_ERROR);
+    lua_rawseti(L, -2, ++n);
+  }
+  lua_getiuservalue(L, GR_GROUP, 2);
+  nrec = (int)luaL_len(L, -1);
+  for (i = 1; i <= nrec; i++) {
+    weft_task *child;
+    lua_rawgeti(L, -1, i);
+    lua_getiuservalue(L, -1, 1);
+    child = weft__totask(L, -1);
+    if (child->done.state == WEFT_FAILED) {
+      weft__mark_observed(L, child);
+      weft__push_outcome(L, -1);
+      lua_rawseti(L, -5, ++n);
+    }
+    lua_pop(L, 2);
+  }
+  lua_pop(L, 1);
+  lua_rawgeti(L, -1, 1);
+  weft__error_new(L, "ErrorGroup", "%d task%s failed, the first with: %s", n,
+                  n == 1 ? "" : "s", luaL_tolstring(L, -1, NULL));
+  lua_insert(L, -4);
+  lua_pop(L, 2);
+  lua_setfield(L, -2, "errors");
+}
+
+static int group_wait(lua_State *L, int status, lua_KContext ctx);
+
+static int group_end(lua_State *L) {
+  weft_group *g = checkgroup(L, GR_GROUP);
+  weft_task *t = g->owner;
+  int n;
+  if (g->pending > 0)
+    return weft__suspend(L, t, "group", GR_GROUP, 0, group_wait);
+  g->open = 0;
+  if (!lua_isnil(L, GR_PROPAGATE)) {
+    lua_pushvalue(L, GR_PROPAGATE);
+    return lua_error(L);
+  }
+  if (g->failed) {
+    push_error_group(L);
+    return lua_error(L);
+  }
+  lua_getfield(L, GR_RESULTS, "n");
+  n = (int)lua_tointeger(L, -1);
+  lua_pop(L, 1);
+  luaL_checkstack(L, n, "too many results");
+  for (int i = 1; i <= n; i++)
+    lua_rawgeti(L, GR_RESULTS, i);
+  return n;
+}
+
+static int group_wait(lua_State *L, int status, lua_KContext ctx) {
+  weft_group *g = checkgroup(L, GR_GROUP);
+  weft_task *t = g->owner;
+  (void)status;
+  (void)ctx;
+  if (t->deliver) {             /* cancelled from outside while waiting */
+    take_pending(L, t, GR_PROPAGATE);
+    group_cancel_children(g);
+  }
+  return group_end(L);
+}
+
+static int group_body_done(lua_State *L, int status, lua_KContext ctx) {
+  weft_group *g = checkgroup(L, GR_GROUP);
+  weft_task *t = g->owner;
+  int nres = lua_gettop(L) - GR_GROUP;
+  (void)ctx;
+  g->in_body = 0;
+  if (g->cancelled_owner)
+    weft__uncancel(t);
+  if (status == LUA_OK || status == LUA_YIELD) {
+    lua_createtable(L, nres, 1);
+    lua_insert(L, GR_RESULTS);
+    for (int i = nres; i >= 1; i--)
+      lua_rawseti(L, GR_RESULTS, i);
+    lua_pushinteger(L, nres);
+    lua_setfield(L, GR_RESULTS, "n");
+    lua_pushnil(L);
+    lua_pushnil(L);
+  } else {                      /* the error is on top */
+    int cancelled = weft__error_is(L, -1, "Cancelled");
+    int outside = cancelled && (!g->cancelled_owner || t->cancel_requests > g->count0);
+    lua_newtable(L);
+    lua_insert(L, GR_RESULTS);                   /* results, error */
+    if (outside) {
+      lua_pushnil(L);                            /* results, propagate, nil */
+    } else {
+      lua_pushnil(L);
+      lua_insert(L, GR_PROPAGATE);               /* results, nil, error */
+      if (cancelled) {
+        lua_pop(L, 1);
+        lua_pushnil(L);
+      }
+    }
+    if (outside)
+      group_cancel_children(g);
+    else if (!cancelled)
+      group_abort(g);
+  }
+  lua_settop(L, GR_BODY_ERROR);
+  return group_end(L);
+}
+
+static int group_tostring(lua_State *L) {
+  weft_group *g = checkgroup(L, 1);
+  lua_getiuservalue(L, 1, 1);
+  lua_pushfstring(L, "weft.group created at %s (%d running)", lua_tostring(L, -1), g->pending);
+  return 1;
+}
+
+static int combine_group(lua_State *L) {
+  weft_task *t = weft__current(L, WEFT_UPRT(L), "weft.group");
+  weft_group *g;
+  luaL_checkany(L, 1);
+  lua_settop(L, 1);
+  g = (weft_group *)lua_newuserdatauv(L, sizeof *g, 2);
+  memset(g, 0, sizeof *g);
+  weft_queue_init(&g->children);
+  g->owner = t;
+  g->open = 1;
+  g->in_body = 1;
+  g->count0 = t->cancel_requests;
+  luaL_setmetatable(L, WEFT_GROUP_MT);
+  weft__where(L, 1);
+  lua_setiuservalue(L, -2, 1);
+  lua_newtable(L);
+  lua_setiuservalue(L, -2, 2);
+  lua_pushvalue(L, 1);
+  lua_pushvalue(L, GR_GROUP);
+  return group_body_done(L, lua_pcallk(L, 1, LUA_MULTRET, 0, 0, group_body_done), 0);
+}
+
+/* }======== */
+
+static const luaL_Reg group_methods[] = {
+  {"spawn", group_spawn},
+  {NULL, NULL}
+};
+
+static const luaL_Reg combine_funcs[] = {
+  {"gather", combine_gather},
+  {"wait", combine_wait},
+  {"wait_for", combine_wait_for},
+  {"timeout", combine_timeout},
+  {"group", combine_group},
+  {NULL, NULL}
+};
+
+int weft__open_combine(lua_State *L, weft_runtime *rt) {
+  weft__new_class(L, rt, WEFT_GROUP_MT, group_methods, group_tostring);
+  lua_pushlightuserdata(L, rt);
+  luaL_setfuncs(L, combine_funcs, 1);
+  return 0;
+}

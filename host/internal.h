@@ -1,0 +1,194 @@
+/*
+** internal.h: what host/ files share and nothing else sees: the runtime, the
+** task, waiters and completions, the weft__ prototypes and metatable names.
+**
+** Ownership in one paragraph: a runtime belongs to one Lua state and lives in
+** a full userdata kept in that state's registry. The runtime holds a registry
+** reference to every unfinished task, so a spawned task is never collected.
+** Objects keep their Lua values (functions, results, names) in user values,
+** traced by the GC. Wait lists are intrusive: a waiter node lives inside the
+** task (or inside a userdata on the waiting C frame's stack) and unlinks itself.
+*/
+#ifndef WEFT_INTERNAL_H
+#define WEFT_INTERNAL_H
+
+#include <stdint.h>
+#include <lua.h>
+#include <lauxlib.h>
+#include <uv.h>
+
+#include "compat.h"
+#include "heap.h"
+#include "queue.h"
+
+#define WEFT_VERSION "0.1.0"
+
+#define WEFT_TASK_MT "weft.task"
+#define WEFT_FUTURE_MT "weft.future"
+#define WEFT_EVENT_MT "weft.event"
+#define WEFT_LOCK_MT "weft.lock"
+#define WEFT_SEMAPHORE_MT "weft.semaphore"
+#define WEFT_CONDITION_MT "weft.condition"
+#define WEFT_QUEUE_MT "weft.queue"
+#define WEFT_GROUP_MT "weft.group"
+#define WEFT_ERROR_MT "weft.error"
+
+typedef struct weft_runtime weft_runtime;
+typedef struct weft_task weft_task;
+typedef struct weft_waiter weft_waiter;
+
+/* Why a suspended task was made ready again. */
+enum {
+  WEFT_WOKEN = 1,     /* what it waited on happened (a lock or slot may be its) */
+  WEFT_TIMEDOUT,      /* its own deadline fired */
+  WEFT_INTERRUPTED,   /* a pending error (Cancelled, Deadlock) must be raised */
+  WEFT_CLOSED         /* the object it waited on was closed */
+};
+
+/* A node in some wait list. wake() is called once, after the node has been
+   unlinked, from C (never with Lua running for the woken task). */
+typedef void (*weft_wake_cb)(weft_waiter *w, int reason);
+struct weft_waiter {
+  weft_queue node;
+  weft_wake_cb wake;
+};
+
+/* What tasks and futures have in common: an outcome and a wait list. */
+enum { WEFT_PENDING = 0, WEFT_DONE, WEFT_FAILED, WEFT_CANCELLED };
+typedef struct weft_completion {
+  weft_queue waiters;
+  unsigned char state;      /* WEFT_PENDING ... WEFT_CANCELLED */
+  unsigned char observed;   /* someone took its outcome (for error reports) */
+  int nresults;             /* results kept in user value 1, packed if > 1 */
+} weft_completion;
+
+/* Task life cycle, as the scheduler sees it. */
+enum {
+  WEFT_T_NEW = 0,     /* spawned, never resumed (it is in the ready queue) */
+  WEFT_T_READY,       /* in the ready queue */
+  WEFT_T_RUNNING,
+  WEFT_T_SUSPENDED,   /* waiting for its waiter or deadline to fire */
+  WEFT_T_FINISHED
+};
+
+/* Task user values. */
+enum {
+  WEFT_TASK_UV_CO = 1,        /* the thread while alive; then the results or error */
+  WEFT_TASK_UV_NAME,          /* name string, nil for the default "task-<id>" */
+  WEFT_TASK_UV_PENDING,       /* error to raise at the next await point */
+  WEFT_TASK_UV_ON,            /* while waiting: the awaited object; after a failure: traceback */
+  WEFT_TASK_UV_CREATED,       /* "file:line" of its spawn (debug mode) */
+  WEFT_TASK_NUV = WEFT_TASK_UV_CREATED
+};
+
+struct weft_task {
+  weft_runtime *rt;
+  lua_State *co;              /* its thread while unfinished */
+  weft_queue ready_node;      /* in rt->ready while ready */
+  weft_queue live_node;       /* in rt->live while unfinished, oldest first */
+  weft_waiter wait;           /* its own node for whatever it waits on */
+  weft_deadline deadline;     /* its own deadline (sleep, wait_for) */
+  weft_completion done;       /* who waits for this task */
+  uint64_t id;
+  double started;             /* clock at spawn */
+  int ref;                    /* registry ref while unfinished */
+  int cancel_requests;        /* cancels not yet taken back (as asyncio's cancelling()) */
+  unsigned char state;        /* WEFT_T_* */
+  unsigned char wake_reason;  /* WEFT_WOKEN ... of the last wake-up */
+  unsigned char deliver;      /* user value PENDING must be raised at the next await */
+  const char *on;             /* what it waits on, for Deadlock and weft.tasks() */
+};
+
+struct weft_runtime {
+  lua_State *L;               /* the main thread of the state it belongs to */
+  uv_loop_t *loop;
+  uv_loop_t own_loop;
+  int owns_loop;
+  uv_idle_t idle;             /* active (and referenced) while tasks are ready */
+  uv_timer_t timer;           /* armed for the earliest deadline */
+  weft_heap deadlines;
+  weft_queue ready;
+  weft_queue live;
+  int nlive;
+  weft_task *current;         /* the running task, or NULL */
+  int chain_yieldable;        /* can the current resume chain reach the scheduler? */
+  int driving;                /* weft.run depth on this runtime */
+  int closing;
+  uint64_t next_id;
+  double timer_armed_for;     /* deadline the uv timer is armed for, or -1 */
+  int pool_ref, npool;        /* finished threads kept for reuse */
+  int unobserved_ref;         /* table task -> true of failures nobody took */
+  int nhandles_open;          /* weft's own handles not yet closed */
+  int debug;                  /* record spawn sites, warn on slow steps */
+  int virtual_time;           /* the clock is virtual (weft.run_virtual) */
+  double vclock;              /* the virtual clock, seconds */
+  void (*report)(weft_runtime *rt, const char *msg, void *ud);
+  void *report_ud;
+  int nreported;              /* unobserved errors reported so far */
+};
+
+/* runtime.c */
+weft_runtime *weft__runtime(lua_State *L);      /* the runtime of L's state, created on first use */
+weft_runtime *weft__runtime_create(lua_State *L, uv_loop_t *loop);
+int weft__drive_all(lua_State *L, weft_runtime *rt);
+double weft__now(weft_runtime *rt);
+void weft__deadline_arm(weft_runtime *rt, weft_deadline *d, double when);
+void weft__deadline_disarm(weft_runtime *rt, weft_deadline *d);
+void weft__ready(weft_runtime *rt, weft_task *t);
+int weft__drive(lua_State *L, weft_runtime *rt, weft_task *t);
+void weft__report(weft_runtime *rt, const char *msg);
+int weft__report_unobserved(lua_State *L, weft_runtime *rt);
+int weft__open_runtime(lua_State *L, weft_runtime *rt);
+
+/* task.c */
+weft_task *weft__checktask(lua_State *L, int idx);
+weft_task *weft__totask(lua_State *L, int idx);
+weft_task *weft__spawn(lua_State *L, weft_runtime *rt, int nargs);  /* fn, args on top -> task */
+weft_task *weft__current(lua_State *L, weft_runtime *rt, const char *what);
+void weft__push_task(lua_State *L, weft_task *t);  /* unfinished tasks only */
+void weft__push_task_name(lua_State *L, int idx);
+void weft__task_wake(weft_task *t, int reason);
+int weft__task_cancel(lua_State *L, weft_task *t, int reason_idx);
+void weft__task_interrupt(lua_State *L, weft_task *t);   /* error on top -> delivered at await */
+int weft__suspend(lua_State *L, weft_task *t, const char *on, int on_idx,
+                  lua_KContext ctx, lua_KFunction k);
+int weft__raise_pending(lua_State *L, weft_task *t);
+void weft__check_pending(lua_State *L, weft_task *t);
+int weft__push_results(lua_State *L, int idx);   /* pushes results or raises the error */
+void weft__push_outcome(lua_State *L, int idx);  /* first result or the error value */
+void weft__describe_wait(lua_State *L, weft_task *t);   /* pushes "event created at x:3" */
+void weft__uncancel(weft_task *t);
+void weft__mark_observed(lua_State *L, weft_task *t);
+void weft__step(weft_runtime *rt, weft_task *t);
+void weft__runtime_turn(weft_runtime *rt);
+int weft__open_task(lua_State *L, weft_runtime *rt);
+
+/* future.c */
+void weft__completion_init(weft_completion *c);
+void weft__completion_wake_all(weft_completion *c);
+void weft__new_class(lua_State *L, weft_runtime *rt, const char *name,
+                     const luaL_Reg *methods, lua_CFunction tostring);
+int weft__open_future(lua_State *L, weft_runtime *rt);
+
+/* coro.c */
+extern char weft__suspend_token;               /* its address is the yield marker */
+int weft__open_coro(lua_State *L, weft_runtime *rt);
+
+/* errors.c */
+void weft__error_new(lua_State *L, const char *kind, const char *fmt, ...);
+int weft__error_is(lua_State *L, int idx, const char *kind);
+int weft__open_errors(lua_State *L, weft_runtime *rt);
+
+/* sync.c, combine.c */
+int weft__open_sync(lua_State *L, weft_runtime *rt);
+int weft__open_queue(lua_State *L, weft_runtime *rt);
+int weft__open_combine(lua_State *L, weft_runtime *rt);
+int weft__open_sorter(lua_State *L, weft_runtime *rt);   /* sorter_lua.c */
+int weft__open_graph(lua_State *L, weft_runtime *rt);    /* graph.c */
+
+/* util */
+void weft__where(lua_State *L, int level);      /* pushes "file:line" of a Lua caller, or "?" */
+
+#define WEFT_UPRT(L) ((weft_runtime *)lua_touserdata((L), lua_upvalueindex(1)))
+
+#endif

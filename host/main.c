@@ -1,0 +1,354 @@
+/*
+** main.c: the weft command. Flags follow lua(1): a script with arguments,
+** -e, -l, -i, -v, -E, -W, -, and weft's own --debug and --trace before them;
+** `weft run ...` goes to the pipeline runner in stdlib. Every chunk runs
+** inside one main task, so top-level code can await.
+**
+** The process exits once the main task has returned and nothing keeps the
+** run alive. Exit codes (API.md "CLI"): 0, 1 for an uncaught error (also one
+** in a task nobody awaited, or a deadlock), 2 for usage errors, 130 after
+** SIGINT, 143 after SIGTERM. The first signal cancels every task at its
+** await point (a hook interrupts a task that never awaits); a second one
+** exits at once.
+**
+** Signal state is static here because a signal handler needs it; the
+** library itself keeps none.
+*/
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <lualib.h>
+
+#include "internal.h"
+#include "weft.h"
+
+static const char *progname = "weft";
+
+/* {======== signals */
+
+static weft_runtime *signal_rt;
+static uv_async_t signal_async;
+static volatile sig_atomic_t signal_count;
+static volatile sig_atomic_t first_signal;
+
+static int signal_exit_code(int sig) {
+  return sig == SIGTERM ? 143 : 130;
+}
+
+/* Runs inside a task that did not await since the signal: cancel it there. */
+static void interrupt_hook(lua_State *L, lua_Debug *ar) {
+  weft_task *t = signal_rt->current;
+  (void)ar;
+  lua_sethook(L, NULL, 0, 0);
+  if (t != NULL && L == t->co) {
+    weft__task_cancel(L, t, 0);
+    weft__raise_pending(L, t);
+  }
+}
+
+static void on_signal(int sig) {
+  weft_task *t = signal_rt->current;
+  if (signal_count++ > 0)
+    _exit(signal_exit_code(first_signal));
+  first_signal = sig;
+  if (t != NULL && t->co != NULL)
+    lua_sethook(t->co, interrupt_hook, LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT, 1);
+  uv_async_send(&signal_async);
+}
+
+/* On the loop: cancel every task at its await point. */
+static void cancel_everything(uv_async_t *h) {
+  weft_runtime *rt = (weft_runtime *)h->data;
+  weft_queue *q;
+  for (q = rt->live.next; q != &rt->live; q = q->next)
+    weft__task_cancel(rt->L, weft_queue_data(q, weft_task, live_node), 0);
+}
+
+static void install_signals(weft_runtime *rt) {
+  struct sigaction sa;
+  signal_rt = rt;
+  uv_async_init(rt->loop, &signal_async, cancel_everything);
+  signal_async.data = rt;
+  uv_unref((uv_handle_t *)&signal_async);
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_signal;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGINT, &sa, NULL);
+  sigaction(SIGTERM, &sa, NULL);
+  signal(SIGPIPE, SIG_IGN);
+}
+
+/* }======== */
+
+/* {======== arguments */
+
+typedef struct cli {
+  int script;          /* index of the script in argv, 0 if none */
+  int interactive;     /* -i */
+  int version;         /* -v */
+  int ignore_env;      /* -E */
+  int has_chunks;      /* some -e or -l */
+  int debug;
+  const char *trace;
+} cli;
+
+static void usage(const char *badopt) {
+  if (badopt != NULL)
+    fprintf(stderr, "%s: unrecognized option '%s'\n", progname, badopt);
+  fprintf(stderr,
+          "usage: %s [options] [script [args]]\n"
+          "       %s run [-f FILE] [TARGET...] [options]   (see 'weft run --help')\n"
+          "Available options are:\n"
+          "  -e stat   execute string 'stat'\n"
+          "  -i        enter interactive mode after executing 'script'\n"
+          "  -l mod    require library 'mod' into global 'mod'\n"
+          "  -l g=mod  require library 'mod' into global 'g'\n"
+          "  -v        show version information\n"
+          "  -E        ignore environment variables\n"
+          "  -W        turn warnings on\n"
+          "  --debug   debug mode: spawn sites, slow-step warnings (also WEFT_DEBUG=1)\n"
+          "  --trace F write a Chrome trace-event JSON file of the run\n"
+          "  --        stop handling options\n"
+          "  -         stop handling options and execute stdin\n",
+          progname, progname);
+}
+
+/* Parses argv like lua.c's collectargs, collecting -e/-l into 'actions'
+   (a table on top of L). Returns 0, or -1 after a usage message. */
+static int collect_args(lua_State *L, int argc, char **argv, cli *c) {
+  int i, n = 0;
+  for (i = 1; i < argc; i++) {
+    const char *a = argv[i];
+    if (a[0] != '-') {
+      c->script = i;
+      return 0;
+    }
+    if (strcmp(a, "--") == 0) {
+      c->script = i + 1 < argc ? i + 1 : 0;
+      return 0;
+    }
+    if (strcmp(a, "-") == 0) {
+      c->script = i;
+      return 0;
+    }
+    if (strcmp(a, "--debug") == 0) {
+      c->debug = 1;
+    } else if (strcmp(a, "--trace") == 0) {
+      if (++i >= argc) {
+        usage(NULL);
+        return -1;
+      }
+      c->trace = argv[i];
+    } else if (strcmp(a, "-i") == 0) {
+      c->interactive = 1;
+      c->version = 1;
+    } else if (strcmp(a, "-v") == 0) {
+      c->version = 1;
+    } else if (strcmp(a, "-E") == 0) {
+      c->ignore_env = 1;
+    } else if (strcmp(a, "-W") == 0) {
+      lua_warning(L, "@on", 0);
+    } else if (a[1] == 'e' || a[1] == 'l') {
+      const char *v = a[2] != '\0' ? a + 2 : argv[++i];
+      if (v == NULL) {
+        usage(NULL);
+        return -1;
+      }
+      c->has_chunks = 1;
+      lua_createtable(L, 2, 0);
+      lua_pushlstring(L, a + 1, 1);
+      lua_rawseti(L, -2, 1);
+      lua_pushstring(L, v);
+      lua_rawseti(L, -2, 2);
+      lua_rawseti(L, -2, ++n);
+    } else {
+      usage(a);
+      return -1;
+    }
+  }
+  return 0;
+}
+
+/* The global 'arg', as lua.c makes it. */
+static void create_arg_table(lua_State *L, char **argv, int argc, int script) {
+  int i, narg;
+  if (script == 0)
+    script = argc;
+  narg = argc - (script + 1);
+  lua_createtable(L, narg, script + 1);
+  for (i = 0; i < argc; i++) {
+    lua_pushstring(L, argv[i]);
+    lua_rawseti(L, -2, i - script);
+  }
+  lua_setglobal(L, "arg");
+}
+
+/* }======== */
+
+/* What the main task runs: the -e and -l actions in order, then the script. */
+static const char main_chunk[] =
+  "local actions, script, args = ...\n"
+  "for _, a in ipairs(actions) do\n"
+  "  if a[1] == 'e' then\n"
+  "    local f, err = load(a[2], '=(command line)')\n"
+  "    if not f then error(err, 0) end\n"
+  "    f()\n"
+  "  else\n"
+  "    local name, mod = a[2]:match('^([^=]+)=(.+)$')\n"
+  "    name = name or a[2]\n"
+  "    _G[name] = require(mod or a[2])\n"
+  "  end\n"
+  "end\n"
+  "if script then\n"
+  "  local f, err = loadfile(script ~= '-' and script or nil)\n"
+  "  if not f then error(err, 0) end\n"
+  "  f(table.unpack(args, 1, args.n))\n"
+  "end\n";
+
+/* Prints the failure of the finished task on top of L, as lua(1) does. */
+static void report_failure(lua_State *L) {
+  int task = lua_gettop(L);
+  const char *msg;
+  lua_getiuservalue(L, task, WEFT_TASK_UV_CO);
+  if (lua_type(L, -1) == LUA_TSTRING || luaL_getmetafield(L, -1, "__tostring") != LUA_TNIL) {
+    if (lua_type(L, -1) != LUA_TSTRING)
+      lua_pop(L, 1);
+    msg = luaL_tolstring(L, -1, NULL);
+  } else {
+    msg = lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, -1));
+  }
+  fprintf(stderr, "%s: %s\n", progname, msg);
+  if (lua_getiuservalue(L, task, WEFT_TASK_UV_ON) == LUA_TSTRING)
+    fprintf(stderr, "%s\n", lua_tostring(L, -1));
+  fflush(stderr);
+  lua_settop(L, task);
+}
+
+static int run_main(lua_State *L, weft_runtime *rt, cli *c, int argc, char **argv) {
+  int status = 0, i;
+  weft_task *t;
+  /* actions table is on top */
+  if (luaL_loadbuffer(L, main_chunk, sizeof main_chunk - 1, "=weft") != LUA_OK)
+    return 1;
+  lua_insert(L, -2);                                    /* chunk, actions */
+  if (c->script)
+    lua_pushstring(L, argv[c->script]);
+  else if (!c->has_chunks && !c->version && !isatty(0))
+    lua_pushliteral(L, "-");
+  else
+    lua_pushnil(L);
+  lua_createtable(L, argc, 1);
+  for (i = c->script ? c->script + 1 : argc; i < argc; i++)
+    {
+      lua_pushstring(L, argv[i]);
+      lua_rawseti(L, -2, i - c->script);
+    }
+  lua_pushinteger(L, c->script ? argc - c->script - 1 : 0);
+  lua_setfield(L, -2, "n");
+  t = weft__spawn(L, rt, 3);
+  t = weft__totask(L, -1);
+  lua_pushliteral(L, "main");
+  lua_setiuservalue(L, -2, WEFT_TASK_UV_NAME);
+  weft__drive(L, rt, t);
+  if (t->done.state == WEFT_FAILED) {
+    t->done.observed = 1;
+    weft__mark_observed(L, t);
+    report_failure(L);
+    status = 1;
+  }
+  lua_pop(L, 1);
+  return status;
+}
+
+/* After the main task: serve what is still alive; after a signal, only
+   wait for the tasks to finish their cleanup. */
+static int finish_run(lua_State *L, weft_runtime *rt) {
+  int status = 0;
+  for (;;) {
+    if (signal_count > 0) {
+      while (rt->nlive > 0)
+        uv_run(rt->loop, UV_RUN_ONCE);
+      break;
+    }
+    if (weft__drive_all(L, rt) == 0)
+      break;
+    fprintf(stderr, "%s: %s\n", progname, luaL_tolstring(L, -1, NULL));
+    lua_pop(L, 2);
+    status = 1;
+    break;
+  }
+  if (weft__report_unobserved(L, rt) > 0)
+    status = 1;
+  return status;
+}
+
+static void print_version(void) {
+  printf("weft %s (%s, libuv %s)\n", WEFT_VERSION, LUA_RELEASE, uv_version_string());
+  fflush(stdout);
+}
+
+static int run_pipeline(lua_State *L, int argc, char **argv) {
+  int i;
+  lua_getglobal(L, "require");
+  lua_pushliteral(L, "weft.cli");
+  if (lua_pcall(L, 1, 1, 0) != LUA_OK) {
+    fprintf(stderr, "%s run: the pipeline runner is not available: %s\n", progname,
+            lua_tostring(L, -1));
+    return 2;
+  }
+  lua_createtable(L, argc, 0);
+  for (i = 2; i < argc; i++) {
+    lua_pushstring(L, argv[i]);
+    lua_rawseti(L, -2, i - 1);
+  }
+  if (lua_pcall(L, 1, 1, 0) != LUA_OK) {
+    fprintf(stderr, "%s run: %s\n", progname, luaL_tolstring(L, -1, NULL));
+    return 1;
+  }
+  return (int)luaL_optinteger(L, -1, 0);
+}
+
+int main(int argc, char **argv) {
+  lua_State *L = luaL_newstate();
+  weft_runtime *rt;
+  cli c;
+  int status = 0;
+  if (L == NULL) {
+    fprintf(stderr, "%s: cannot create state: not enough memory\n", progname);
+    return 1;
+  }
+  memset(&c, 0, sizeof c);
+  luaL_openlibs(L);
+  luaL_requiref(L, "weft", luaopen_weft, 1);
+  lua_pop(L, 1);
+  rt = weft__runtime(L);
+  install_signals(rt);
+  if (argc > 1 && strcmp(argv[1], "run") == 0) {
+    status = run_pipeline(L, argc, argv);
+  } else {
+    lua_newtable(L);
+    if (collect_args(L, argc, argv, &c) != 0) {
+      status = 2;
+    } else {
+      if (c.debug)
+        rt->debug = 1;
+      create_arg_table(L, argv, argc, c.script);
+      if (c.version)
+        print_version();
+      status = run_main(L, rt, &c, argc, argv);
+      status |= finish_run(L, rt);
+      if (status == 0 && signal_count == 0 &&
+          (c.interactive || (c.script == 0 && !c.has_chunks && !c.version && isatty(0)))) {
+        fprintf(stderr, "%s: the REPL is not built yet; run a script or use -e\n", progname);
+      }
+    }
+  }
+  if (signal_count > 0)
+    status = signal_exit_code(first_signal);
+  uv_close((uv_handle_t *)&signal_async, NULL);
+  lua_close(L);
+  return status;
+}

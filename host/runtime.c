@@ -1,0 +1,565 @@
+/*
+** runtime.c: one runtime per Lua state. It owns the ready queue and the turn
+** that resumes ready tasks, the deadline heap behind a single uv_timer, the
+** clock (real or virtual), the drive loop of weft.run with deadlock
+** detection, and the report of errors nobody observed.
+**
+** The runtime struct is malloc'd (libuv may still hold its handles after the
+** Lua state is gone); a userdata box in the registry closes it from __gc.
+** Every module function gets the runtime as light userdata upvalue 1.
+** Implements API.md "Running and tasks" (run, sleep, yield, now) and
+** "Deadlock"; weft.run_virtual from "Seeing inside".
+*/
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+static char runtime_key;
+
+/* {======== clock and deadlines */
+
+double weft__now(weft_runtime *rt) {
+  if (rt->virtual_time)
+    return rt->vclock;
+  return (double)uv_hrtime() * 1e-9;
+}
+
+static void timer_cb(uv_timer_t *h);
+
+/* Arms the uv timer for the earliest deadline. In virtual time the timer
+   stays off: the drive loop jumps the clock instead. */
+static void timer_rearm(weft_runtime *rt) {
+  weft_deadline *d = weft_heap_min(&rt->deadlines);
+  double delay;
+  if (d == NULL || rt->virtual_time || rt->closing) {
+    if (rt->timer_armed_for >= 0) {
+      uv_timer_stop(&rt->timer);
+      rt->timer_armed_for = -1;
+    }
+    return;
+  }
+  if (d->when == rt->timer_armed_for)
+    return;
+  uv_update_time(rt->loop);
+  delay = ceil((d->when - weft__now(rt)) * 1000.0);
+  if (delay < 0)
+    delay = 0;
+  uv_timer_start(&rt->timer, timer_cb, (uint64_t)delay, 0);
+  rt->timer_armed_for = d->when;
+}
+
+/* Fires every deadline due at 'now', in deadline then FIFO order. */
+static void fire_due(weft_runtime *rt, double now) {
+  weft_deadline *d;
+  while ((d = weft_heap_min(&rt->deadlines)) != NULL && d->when <= now) {
+    weft_heap_remove(&rt->deadlines, d);
+    d->fire(d);
+  }
+}
+
+static void timer_cb(uv_timer_t *h) {
+  weft_runtime *rt = (weft_runtime *)h->data;
+  rt->timer_armed_for = -1;
+  fire_due(rt, weft__now(rt));
+  timer_rearm(rt);
+}
+
+void weft__deadline_arm(weft_runtime *rt, weft_deadline *d, double when) {
+  if (weft_deadline_armed(d))
+    weft_heap_remove(&rt->deadlines, d);
+  d->when = when;
+  if (weft_heap_insert(&rt->deadlines, d) != 0)
+    return;  /* out of memory: the deadline never fires, as with a lost timer */
+  if (weft_heap_min(&rt->deadlines) == d)
+    timer_rearm(rt);
+}
+
+/* Leaves the timer armed unless the heap emptied: an early wake-up only
+   re-arms, while a timer left running would hide a deadlock. */
+void weft__deadline_disarm(weft_runtime *rt, weft_deadline *d) {
+  if (!weft_deadline_armed(d))
+    return;
+  weft_heap_remove(&rt->deadlines, d);
+  if (rt->deadlines.n == 0)
+    timer_rearm(rt);
+}
+
+/* }======== */
+
+/* {======== the ready queue and the turn */
+
+static void idle_cb(uv_idle_t *h) {
+  weft__runtime_turn((weft_runtime *)h->data);
+}
+
+void weft__ready(weft_runtime *rt, weft_task *t) {
+  if (t->state != WEFT_T_NEW)
+    t->state = WEFT_T_READY;
+  if (weft_queue_empty(&rt->ready) && !rt->closing)
+    uv_idle_start(&rt->idle, idle_cb);
+  weft_queue_insert_tail(&rt->ready, &t->ready_node);
+}
+
+/* Resumes the tasks that were ready when the turn began; tasks they wake
+   wait for the next turn, so a task that yields lets every other one run. */
+void weft__runtime_turn(weft_runtime *rt) {
+  weft_queue batch;
+  weft_queue_init(&batch);
+  weft_queue_move(&rt->ready, &batch);
+  while (!weft_queue_empty(&batch)) {
+    weft_queue *q = weft_queue_head(&batch);
+    weft_queue_remove(q);
+    weft__step(rt, weft_queue_data(q, weft_task, ready_node));
+  }
+  if (weft_queue_empty(&rt->ready))
+    uv_idle_stop(&rt->idle);
+}
+
+/* }======== */
+
+/* {======== reports */
+
+static void report_stderr(weft_runtime *rt, const char *msg, void *ud) {
+  (void)rt;
+  (void)ud;
+  fputs(msg, stderr);
+  fflush(stderr);
+}
+
+void weft__report(weft_runtime *rt, const char *msg) {
+  rt->report(rt, msg, rt->report_ud);
+}
+
+static int by_task_id(const void *a, const void *b) {
+  const weft_task *x = *(weft_task *const *)a, *y = *(weft_task *const *)b;
+  return (x->id > y->id) - (x->id < y->id);
+}
+
+/* Reports, oldest first, every failed task whose error nobody took, and
+   forgets them. Returns how many. */
+int weft__report_unobserved(lua_State *L, weft_runtime *rt) {
+  weft_task **list = NULL;
+  int n = 0, cap = 0, i;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, rt->unobserved_ref);
+  lua_pushnil(L);
+  while (lua_next(L, -2)) {
+    lua_pop(L, 1);
+    if (n == cap) {
+      weft_task **grown;
+      cap = cap ? cap * 2 : 8;
+      grown = (weft_task **)realloc(list, (size_t)cap * sizeof *list);
+      if (grown == NULL)
+        break;
+      list = grown;
+    }
+    list[n++] = (weft_task *)lua_touserdata(L, -1);
+  }
+  if (n > 1)
+    qsort(list, (size_t)n, sizeof *list, by_task_id);
+  for (i = 0; i < n; i++) {
+    int task;
+    lua_rawgetp(L, -1, list[i]);
+    task = lua_gettop(L);
+    lua_pushnil(L);
+    lua_rawsetp(L, -3, list[i]);          /* forget it */
+    list[i]->done.observed = 1;
+    lua_pushliteral(L, "weft: error in task ");
+    weft__push_task_name(L, task);
+    lua_pushliteral(L, " that nobody awaited: ");
+    lua_getiuservalue(L, task, WEFT_TASK_UV_CO);
+    luaL_tolstring(L, -1, NULL);
+    lua_remove(L, -2);
+    lua_pushliteral(L, "\n");
+    if (lua_getiuservalue(L, task, WEFT_TASK_UV_ON) != LUA_TSTRING) {
+      lua_pop(L, 1);
+      lua_pushliteral(L, "");
+    } else {
+      lua_pushliteral(L, "\n");
+      lua_concat(L, 2);
+    }
+    lua_concat(L, 6);
+    weft__report(rt, lua_tostring(L, -1));
+    lua_pop(L, 2);
+  }
+  lua_pop(L, 1);
+  free(list);
+  rt->nreported += n;
+  return n;
+}
+
+/* }======== */
+
+/* {======== deadlock */
+
+/* Pushes a Deadlock error naming every waiting task and what it waits on. */
+static void push_deadlock(lua_State *L, weft_runtime *rt) {
+  weft_queue *q;
+  int n = 0, i;
+  lua_newtable(L);                                 /* waiting */
+  for (q = rt->live.next; q != &rt->live; q = q->next) {
+    weft_task *t = weft_queue_data(q, weft_task, live_node);
+    if (t->state != WEFT_T_SUSPENDED)
+      continue;
+    lua_createtable(L, 0, 2);
+    weft__push_task(L, t);
+    lua_setfield(L, -2, "task");
+    weft__describe_wait(L, t);
+    lua_setfield(L, -2, "on");
+    lua_rawseti(L, -2, ++n);
+  }
+  /* the message, built from the records so both say the same */
+  lua_pushliteral(L, "no task can make progress");
+  for (i = 1; i <= n; i++) {
+    lua_rawgeti(L, -2, i);
+    lua_pushliteral(L, "\n  task ");
+    lua_getfield(L, -2, "task");
+    weft__push_task_name(L, -1);
+    lua_remove(L, -2);
+    lua_pushliteral(L, " waits on ");
+    lua_getfield(L, -4, "on");
+    lua_remove(L, -5);                             /* the record */
+    lua_concat(L, 5);
+  }
+  weft__error_new(L, "Deadlock", "%s", lua_tostring(L, -1));
+  lua_remove(L, -2);
+  lua_insert(L, -2);
+  lua_setfield(L, -2, "waiting");                  /* error */
+}
+
+/* }======== */
+
+/* {======== driving the loop */
+
+/* In virtual time, when nothing is ready and no real work is pending, the
+   clock jumps to the next deadline. Returns 1 if it jumped. */
+static int virtual_jump(weft_runtime *rt) {
+  weft_deadline *d = weft_heap_min(&rt->deadlines);
+  if (!rt->virtual_time || d == NULL || !weft_queue_empty(&rt->ready))
+    return 0;
+  if (uv_loop_alive(rt->loop))
+    return 0;
+  if (d->when > rt->vclock)
+    rt->vclock = d->when;
+  fire_due(rt, rt->vclock);
+  return 1;
+}
+
+/* Runs the loop until task t has finished. When nothing can ever wake the
+   waiting tasks, a Deadlock is delivered to t at its await point. */
+int weft__drive(lua_State *L, weft_runtime *rt, weft_task *t) {
+  rt->driving++;
+  while (t->state != WEFT_T_FINISHED) {
+    if (virtual_jump(rt))
+      continue;
+    if (!uv_loop_alive(rt->loop)) {
+      if (t->state == WEFT_T_SUSPENDED) {
+        push_deadlock(L, rt);
+        weft__task_interrupt(L, t);
+      }
+      continue;
+    }
+    uv_run(rt->loop, UV_RUN_ONCE);
+  }
+  rt->driving--;
+  return 0;
+}
+
+/* Runs until no task is left and nothing keeps the loop alive. Returns 0,
+   or 1 with a Deadlock error pushed when tasks wait with nothing to wake them. */
+int weft__drive_all(lua_State *L, weft_runtime *rt) {
+  rt->driving++;
+  for (;;) {
+    if (virtual_jump(rt))
+      continue;
+    if (!uv_loop_alive(rt->loop)) {
+      if (rt->nlive == 0)
+        break;
+      rt->driving--;
+      push_deadlock(L, rt);
+      return 1;
+    }
+    uv_run(rt->loop, UV_RUN_ONCE);
+  }
+  rt->driving--;
+  return 0;
+}
+
+static void check_can_drive(lua_State *L, weft_runtime *rt, const char *what) {
+  if (rt->driving && rt->current == NULL)
+    luaL_error(L, "%s: the loop is already running (called from a luv callback?)", what);
+}
+
+/* weft.run(fn, ...): outside a task, spawn and drive; inside, spawn and await. */
+static int finish_run(lua_State *L, int status, lua_KContext ctx);
+
+static int rt_run(lua_State *L) {
+  weft_runtime *rt = WEFT_UPRT(L);
+  weft_task *t;
+  luaL_checkany(L, 1);
+  check_can_drive(L, rt, "weft.run");
+  if (rt->current != NULL) {
+    weft_task *self = weft__current(L, rt, "weft.run");
+    t = weft__spawn(L, rt, lua_gettop(L) - 1);
+    weft_queue_insert_tail(&t->done.waiters, &self->wait.node);
+    return weft__suspend(L, self, "task", lua_gettop(L), 0, finish_run);
+  }
+  t = weft__spawn(L, rt, lua_gettop(L) - 1);
+  weft__drive(L, rt, t);
+  weft__mark_observed(L, t);
+  if (rt->driving == 0)
+    weft__report_unobserved(L, rt);
+  return weft__push_results(L, lua_gettop(L));
+}
+
+static int finish_run(lua_State *L, int status, lua_KContext ctx) {
+  weft_task *self = WEFT_UPRT(L)->current;
+  (void)status;
+  (void)ctx;
+  if (self->deliver) {
+    weft__task_cancel(L, weft__checktask(L, -1), 0);  /* no orphan child */
+    return weft__raise_pending(L, self);
+  }
+  return weft__push_results(L, lua_gettop(L));
+}
+
+/* Moves every deadline from virtual to real time, keeping what was left. */
+static void deadlines_to_real(weft_runtime *rt) {
+  double real = (double)uv_hrtime() * 1e-9;
+  size_t i;
+  for (i = 0; i < rt->deadlines.n; i++) {
+    weft_deadline *d = rt->deadlines.items[i];
+    d->when = real + (d->when - rt->vclock);
+  }
+  rt->virtual_time = 0;
+  timer_rearm(rt);
+}
+
+static void deadlines_to_virtual(weft_runtime *rt) {
+  double real = (double)uv_hrtime() * 1e-9;
+  size_t i;
+  for (i = 0; i < rt->deadlines.n; i++) {
+    weft_deadline *d = rt->deadlines.items[i];
+    d->when = d->when - real;   /* virtual clock starts at 0 */
+  }
+  rt->vclock = 0;
+  rt->virtual_time = 1;
+  timer_rearm(rt);
+}
+
+static int rt_run_virtual(lua_State *L) {
+  weft_runtime *rt = WEFT_UPRT(L);
+  weft_task *t;
+  luaL_checkany(L, 1);
+  if (rt->current != NULL)
+    return luaL_error(L, "weft.run_virtual: cannot be nested in a task");
+  check_can_drive(L, rt, "weft.run_virtual");
+  deadlines_to_virtual(rt);
+  t = weft__spawn(L, rt, lua_gettop(L) - 1);
+  weft__drive(L, rt, t);
+  deadlines_to_real(rt);
+  weft__mark_observed(L, t);
+  if (rt->driving == 0)
+    weft__report_unobserved(L, rt);
+  return weft__push_results(L, lua_gettop(L));
+}
+
+/* }======== */
+
+/* {======== sleep, yield, now, current */
+
+static void sleep_fire(weft_deadline *d) {
+  weft__task_wake(weft_queue_data(d, weft_task, deadline), WEFT_WOKEN);
+}
+
+static int finish_sleep(lua_State *L, int status, lua_KContext ctx) {
+  weft_task *t = WEFT_UPRT(L)->current;
+  (void)status;
+  (void)ctx;
+  if (t->deliver)
+    return weft__raise_pending(L, t);
+  return 0;
+}
+
+static int rt_yield(lua_State *L) {
+  weft_runtime *rt = WEFT_UPRT(L);
+  weft_task *t = weft__current(L, rt, "weft.yield");
+  t->wake_reason = WEFT_WOKEN;
+  t->on = NULL;
+  weft__ready(rt, t);
+  lua_pushlightuserdata(L, &weft__suspend_token);
+  return lua_yieldk(L, 1, 0, finish_sleep);
+}
+
+static int rt_sleep(lua_State *L) {
+  weft_runtime *rt = WEFT_UPRT(L);
+  double s = luaL_checknumber(L, 1);
+  weft_task *t;
+  luaL_argcheck(L, !isnan(s), 1, "not a number");
+  if (s <= 0)
+    return rt_yield(L);
+  t = weft__current(L, rt, "weft.sleep");
+  t->deadline.fire = sleep_fire;
+  weft__deadline_arm(rt, &t->deadline, weft__now(rt) + s);
+  return weft__suspend(L, t, "sleep", 0, 0, finish_sleep);
+}
+
+static int rt_now(lua_State *L) {
+  lua_pushnumber(L, weft__now(WEFT_UPRT(L)));
+  return 1;
+}
+
+/* }======== */
+
+/* {======== life of the runtime */
+
+static void handle_closed(uv_handle_t *h) {
+  weft_runtime *rt = (weft_runtime *)h->data;
+  if (--rt->nhandles_open == 0 && !rt->owns_loop) {
+    free(rt->deadlines.items);
+    free(rt);
+  }
+}
+
+/* Closes weft's handles; an owned loop is run until they have closed (luv
+   and libuv both need that turn before memory goes away). */
+static void runtime_close(weft_runtime *rt) {
+  rt->closing = 1;
+  uv_close((uv_handle_t *)&rt->idle, handle_closed);
+  uv_close((uv_handle_t *)&rt->timer, handle_closed);
+  if (!rt->owns_loop)
+    return;
+  while (rt->nhandles_open > 0)
+    uv_run(rt->loop, UV_RUN_NOWAIT);
+  uv_loop_close(rt->loop);
+  free(rt->deadlines.items);
+  free(rt);
+}
+
+static int runtime_gc(lua_State *L) {
+  weft_runtime **box = (weft_runtime **)lua_touserdata(L, 1);
+  if (*box != NULL) {
+    runtime_close(*box);
+    *box = NULL;
+  }
+  return 0;
+}
+
+static void new_ref_table(lua_State *L, int *ref, const char *mode) {
+  lua_newtable(L);
+  if (mode != NULL) {
+    lua_createtable(L, 0, 1);
+    lua_pushstring(L, mode);
+    lua_setfield(L, -2, "__mode");
+    lua_setmetatable(L, -2);
+  }
+  *ref = luaL_ref(L, LUA_REGISTRYINDEX);
+}
+
+/* Creates the runtime of L's state on 'loop', or on a loop of its own. */
+weft_runtime *weft__runtime_create(lua_State *L, uv_loop_t *loop) {
+  weft_runtime **box;
+  weft_runtime *rt = (weft_runtime *)calloc(1, sizeof *rt);
+  if (rt == NULL)
+    luaL_error(L, "weft: out of memory");
+  box = (weft_runtime **)lua_newuserdatauv(L, sizeof *box, 0);
+  *box = NULL;
+  lua_createtable(L, 0, 1);
+  lua_pushcfunction(L, runtime_gc);
+  lua_setfield(L, -2, "__gc");
+  lua_setmetatable(L, -2);
+  if (loop == NULL) {
+    if (uv_loop_init(&rt->own_loop) != 0) {
+      free(rt);
+      luaL_error(L, "weft: cannot create an event loop");
+    }
+    loop = &rt->own_loop;
+    rt->owns_loop = 1;
+  }
+  lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
+  rt->L = lua_tothread(L, -1);
+  lua_pop(L, 1);
+  rt->loop = loop;
+  uv_idle_init(loop, &rt->idle);
+  uv_timer_init(loop, &rt->timer);
+  rt->idle.data = rt;
+  rt->timer.data = rt;
+  rt->nhandles_open = 2;
+  rt->timer_armed_for = -1;
+  weft_queue_init(&rt->ready);
+  weft_queue_init(&rt->live);
+  rt->next_id = 1;
+  rt->report = report_stderr;
+  new_ref_table(L, &rt->pool_ref, NULL);
+  new_ref_table(L, &rt->unobserved_ref, NULL);
+  {
+    const char *dbg = getenv("WEFT_DEBUG");
+    rt->debug = dbg != NULL && *dbg != '\0' && strcmp(dbg, "0") != 0;
+  }
+  *box = rt;
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &runtime_key);
+  return rt;
+}
+
+weft_runtime *weft__runtime(lua_State *L) {
+  weft_runtime *rt;
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &runtime_key);
+  rt = lua_isnil(L, -1) ? NULL : *(weft_runtime **)lua_touserdata(L, -1);
+  lua_pop(L, 1);
+  if (rt == NULL)
+    rt = weft__runtime_create(L, NULL);
+  return rt;
+}
+
+/* {======== weft._stats: what the spec helper checks after each spec */
+
+typedef struct handle_count {
+  weft_runtime *rt;
+  int n;
+} handle_count;
+
+static void count_handle(uv_handle_t *h, void *arg) {
+  handle_count *c = (handle_count *)arg;
+  if (h == (uv_handle_t *)&c->rt->idle || h == (uv_handle_t *)&c->rt->timer)
+    return;
+  if (uv_is_active(h) && uv_has_ref(h) && !uv_is_closing(h))
+    c->n++;
+}
+
+static int rt_stats(lua_State *L) {
+  weft_runtime *rt = WEFT_UPRT(L);
+  handle_count c;
+  c.rt = rt;
+  c.n = 0;
+  uv_walk(rt->loop, count_handle, &c);
+  lua_createtable(L, 0, 4);
+  lua_pushinteger(L, rt->nlive);
+  lua_setfield(L, -2, "tasks");
+  lua_pushinteger(L, (lua_Integer)rt->deadlines.n);
+  lua_setfield(L, -2, "deadlines");
+  lua_pushinteger(L, c.n);
+  lua_setfield(L, -2, "handles");
+  lua_pushboolean(L, rt->timer_armed_for >= 0);
+  lua_setfield(L, -2, "timer");
+  return 1;
+}
+
+/* }======== */
+
+static const luaL_Reg runtime_funcs[] = {
+  {"_stats", rt_stats},
+  {"run", rt_run},
+  {"run_virtual", rt_run_virtual},
+  {"sleep", rt_sleep},
+  {"yield", rt_yield},
+  {"now", rt_now},
+  {NULL, NULL}
+};
+
+int weft__open_runtime(lua_State *L, weft_runtime *rt) {
+  lua_pushlightuserdata(L, rt);
+  luaL_setfuncs(L, runtime_funcs, 1);
+  return 0;
+}

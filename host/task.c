@@ -1,0 +1,612 @@
+/*
+** task.c: the task userdata and its life: spawn, the one lua_resume call
+** (weft__step), finish, cancel, await, status. A task is a Lua thread driven
+** by C; finished threads go back to a pool for the next spawn.
+**
+** Ownership: while unfinished, a task is referenced from the registry
+** (t->ref), so dropping the handle in Lua loses nothing; its thread lives in
+** user value 1, replaced by its results (or error) when it finishes. Wait
+** descriptions and tracebacks live in user values too.
+** Implements API.md "Running and tasks" (spawn, current, the task methods).
+*/
+#include <stdio.h>
+#include <string.h>
+
+#include "internal.h"
+
+#define POOL_MAX 1024   /* finished threads kept for reuse */
+
+/* {======== helpers */
+
+weft_task *weft__totask(lua_State *L, int idx) {
+  return (weft_task *)luaL_testudata(L, idx, WEFT_TASK_MT);
+}
+
+weft_task *weft__checktask(lua_State *L, int idx) {
+  return (weft_task *)luaL_checkudata(L, idx, WEFT_TASK_MT);
+}
+
+/* Pushes an unfinished task (the registry holds those). */
+void weft__push_task(lua_State *L, weft_task *t) {
+  lua_rawgeti(L, LUA_REGISTRYINDEX, t->ref);
+}
+
+static void push_name(lua_State *L, weft_task *t, int ud) {
+  lua_getiuservalue(L, ud, WEFT_TASK_UV_NAME);
+  if (lua_isnil(L, -1)) {
+    lua_pop(L, 1);
+    lua_pushfstring(L, "task-%I", (lua_Integer)t->id);
+  }
+}
+
+/* Pushes the name of the task at idx in quotes, as messages show it: "main". */
+void weft__push_task_name(lua_State *L, int idx) {
+  weft_task *t = weft__checktask(L, idx);
+  push_name(L, t, lua_absindex(L, idx));
+  lua_pushfstring(L, "\"%s\"", lua_tostring(L, -1));
+  lua_remove(L, -2);
+}
+
+void weft__where(lua_State *L, int level) {
+  lua_Debug ar;
+  for (; lua_getstack(L, level, &ar); level++) {
+    lua_getinfo(L, "Sl", &ar);
+    if (ar.currentline > 0) {
+      lua_pushfstring(L, "%s:%d", ar.short_src, ar.currentline);
+      return;
+    }
+  }
+  lua_pushliteral(L, "?");
+}
+
+/* }======== */
+
+/* {======== spawn */
+
+static void task_waiter_wake(weft_waiter *w, int reason) {
+  weft__task_wake(weft_queue_data(w, weft_task, wait), reason);
+}
+
+static lua_State *take_thread(lua_State *L, weft_runtime *rt) {
+  if (rt->npool > 0) {
+    lua_State *co;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, rt->pool_ref);
+    lua_rawgeti(L, -1, rt->npool);
+    lua_pushnil(L);
+    lua_rawseti(L, -3, rt->npool--);
+    lua_remove(L, -2);
+    co = lua_tothread(L, -1);
+    return co;
+  }
+  return lua_newthread(L);
+}
+
+static void give_thread(weft_runtime *rt, lua_State *co) {
+  lua_settop(co, 0);
+  if (rt->npool >= POOL_MAX || lua_gethookmask(co) != 0)
+    return;
+  lua_rawgeti(co, LUA_REGISTRYINDEX, rt->pool_ref);
+  lua_pushthread(co);
+  lua_rawseti(co, -2, ++rt->npool);
+  lua_settop(co, 0);
+}
+
+/* Spawns fn(args...) from the top nargs + 1 slots of L, replacing them with
+   the new task. It starts on a later turn. */
+weft_task *weft__spawn(lua_State *L, weft_runtime *rt, int nargs) {
+  int fidx = lua_gettop(L) - nargs;
+  weft_task *t;
+  lua_State *co;
+  if (!lua_isfunction(L, fidx) && luaL_getmetafield(L, fidx, "__call") == LUA_TNIL)
+    luaL_typeerror(L, fidx, "function");
+  else if (!lua_isfunction(L, fidx))
+    lua_pop(L, 1);
+  t = (weft_task *)lua_newuserdatauv(L, sizeof *t, WEFT_TASK_NUV);
+  memset(t, 0, sizeof *t);
+  t->rt = rt;
+  t->id = rt->next_id++;
+  t->wait.wake = task_waiter_wake;
+  weft_queue_init(&t->wait.node);
+  weft_queue_init(&t->ready_node);
+  t->deadline.slot = WEFT_HEAP_NONE;
+  weft__completion_init(&t->done);
+  luaL_setmetatable(L, WEFT_TASK_MT);
+  co = take_thread(L, rt);
+  lua_setiuservalue(L, -2, WEFT_TASK_UV_CO);
+  if (rt->debug) {
+    weft__where(L, 1);
+    lua_setiuservalue(L, -2, WEFT_TASK_UV_CREATED);
+  }
+  t->co = co;
+  lua_insert(L, fidx);                        /* task, fn, args... */
+  lua_xmove(L, co, nargs + 1);
+  lua_pushvalue(L, -1);
+  t->ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  t->state = WEFT_T_NEW;
+  weft_queue_insert_tail(&rt->live, &t->live_node);
+  rt->nlive++;
+  weft__ready(rt, t);
+  return t;
+}
+
+/* }======== */
+
+/* {======== finishing */
+
+void weft__mark_observed(lua_State *L, weft_task *t) {
+  if (t->done.observed)
+    return;
+  t->done.observed = 1;
+  if (t->done.state == WEFT_FAILED) {
+    lua_rawgeti(L, LUA_REGISTRYINDEX, t->rt->unobserved_ref);
+    lua_pushlightuserdata(L, t);
+    lua_pushnil(L);
+    lua_rawset(L, -3);
+    lua_pop(L, 1);
+  }
+}
+
+static void store_results(lua_State *co, weft_task *t, int nres) {
+  /* stack: results..., task */
+  if (nres == 1) {
+    lua_pushvalue(co, -2);
+  } else if (nres > 1) {
+    int i;
+    lua_createtable(co, nres, 0);
+    for (i = 1; i <= nres; i++) {
+      lua_pushvalue(co, -(nres + 3) + i);
+      lua_rawseti(co, -2, i);
+    }
+  } else {
+    lua_pushnil(co);
+  }
+  lua_setiuservalue(co, -2, WEFT_TASK_UV_CO);
+  t->done.nresults = nres;
+  t->done.state = WEFT_DONE;
+}
+
+/* The error is on top of co. Takes the traceback while the stack is intact,
+   then closes the thread so its to-be-closed variables run (one of them may
+   replace the error, as in Lua). Works on the main thread's stack. */
+static void store_error(weft_runtime *rt, lua_State *co, weft_task *t) {
+  lua_State *L = rt->L;
+  int cancelled;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, t->ref);              /* task */
+  if (!weft__error_is(co, -1, "Cancelled")) {
+    luaL_traceback(co, co, NULL, 0);
+    lua_xmove(co, L, 1);                                  /* task, traceback */
+  } else {
+    lua_pushnil(L);
+  }
+  weft_closethread(co, L);
+  lua_xmove(co, L, 1);                                    /* task, tb, error */
+  lua_settop(co, 0);
+  cancelled = weft__error_is(L, -1, "Cancelled");
+  lua_setiuservalue(L, -3, WEFT_TASK_UV_CO);
+  lua_setiuservalue(L, -2, WEFT_TASK_UV_ON);
+  t->done.state = cancelled ? WEFT_CANCELLED : WEFT_FAILED;
+  if (!cancelled) {
+    lua_rawgeti(L, LUA_REGISTRYINDEX, rt->unobserved_ref);
+    lua_pushlightuserdata(L, t);
+    lua_pushvalue(L, -3);
+    lua_rawset(L, -3);
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
+}
+
+void weft__completion_wake_all(weft_completion *c) {
+  while (!weft_queue_empty(&c->waiters)) {
+    weft_queue *q = weft_queue_head(&c->waiters);
+    weft_waiter *w = weft_queue_data(q, weft_waiter, node);
+    weft_queue_remove(q);
+    w->wake(w, WEFT_WOKEN);
+  }
+}
+
+static void task_finish(weft_runtime *rt, weft_task *t, int status, int nres) {
+  lua_State *co = t->co;
+  lua_checkstack(co, 8);
+  lua_checkstack(rt->L, 8);
+  if (status == LUA_OK) {
+    lua_rawgeti(co, LUA_REGISTRYINDEX, t->ref);
+    store_results(co, t, nres);
+    lua_pushnil(co);
+    lua_setiuservalue(co, -2, WEFT_TASK_UV_ON);
+  } else {
+    store_error(rt, co, t);
+  }
+  lua_rawgeti(co, LUA_REGISTRYINDEX, t->ref);
+  lua_pushnil(co);
+  lua_setiuservalue(co, -2, WEFT_TASK_UV_PENDING);
+  t->deliver = 0;
+  t->on = NULL;
+  t->state = WEFT_T_FINISHED;
+  t->co = NULL;
+  weft_queue_remove(&t->live_node);
+  rt->nlive--;
+  give_thread(rt, co);
+  weft__completion_wake_all(&t->done);
+  luaL_unref(rt->L, LUA_REGISTRYINDEX, t->ref);
+  /* the registry slot may be reused: push_task must not find another task */
+}
+
+/* }======== */
+
+/* {======== the step: the only lua_resume of a task */
+
+void weft__step(weft_runtime *rt, weft_task *t) {
+  lua_State *co = t->co;
+  int nargs = 0, nres = 0, status;
+  if (t->state == WEFT_T_NEW) {
+    nargs = lua_gettop(co) - 1;
+    if (t->deliver) {   /* cancelled before it started: run none of it */
+      lua_settop(co, 0);
+      lua_rawgeti(co, LUA_REGISTRYINDEX, t->ref);
+      lua_getiuservalue(co, -1, WEFT_TASK_UV_PENDING);
+      lua_remove(co, -2);
+      t->deliver = 0;
+      task_finish(rt, t, LUA_ERRRUN, 0);
+      return;
+    }
+  }
+  t->state = WEFT_T_RUNNING;
+  rt->current = t;
+  rt->chain_yieldable = 1;
+  status = lua_resume(co, NULL, nargs, &nres);
+  rt->current = NULL;
+  if (status == LUA_YIELD) {
+    if (t->state == WEFT_T_RUNNING) {
+      /* a plain coroutine.yield() at task level: let the others run */
+      t->wake_reason = WEFT_WOKEN;
+      weft__ready(rt, t);
+    }
+    lua_pop(co, nres);
+    return;
+  }
+  task_finish(rt, t, status, nres);
+}
+
+/* }======== */
+
+/* {======== suspension */
+
+/* Returns the running task, or raises when there is none or when the caller
+   cannot yield to the scheduler. A pending cancellation is raised here, so
+   every awaiting call is a cancellation point even when it would not wait. */
+weft_task *weft__current(lua_State *L, weft_runtime *rt, const char *what) {
+  weft_task *t = rt->current;
+  if (weft_unlikely(t == NULL))
+    luaL_error(L, "%s: not inside a task (start one with weft.run or weft.spawn)", what);
+  if (weft_unlikely(!lua_isyieldable(L) || (L != t->co && !rt->chain_yieldable)))
+    luaL_error(L, "%s: cannot await here: Lua cannot yield across this C call "
+               "(a table.sort comparator, a metamethod called from C, a __close "
+               "run by a dying task...)", what);
+  if (weft_unlikely(t->deliver))
+    weft__raise_pending(L, t);
+  return t;
+}
+
+int weft__suspend(lua_State *L, weft_task *t, const char *on, int on_idx,
+                  lua_KContext ctx, lua_KFunction k) {
+  t->state = WEFT_T_SUSPENDED;
+  t->on = on;
+  if (on_idx != 0) {
+    on_idx = lua_absindex(L, on_idx);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, t->ref);
+    lua_pushvalue(L, on_idx);
+    lua_setiuservalue(L, -2, WEFT_TASK_UV_ON);
+    lua_pop(L, 1);
+  }
+  lua_pushlightuserdata(L, &weft__suspend_token);
+  return lua_yieldk(L, 1, ctx, k);
+}
+
+void weft__task_wake(weft_task *t, int reason) {
+  if (t->state != WEFT_T_SUSPENDED)
+    return;
+  if (weft_queue_linked(&t->wait.node))
+    weft_queue_remove(&t->wait.node);
+  weft__deadline_disarm(t->rt, &t->deadline);
+  t->wake_reason = (unsigned char)reason;
+  weft__ready(t->rt, t);
+}
+
+/* Delivers the error on top of L to t at its await point (popping it).
+   If one is already pending, the first one wins. */
+void weft__task_interrupt(lua_State *L, weft_task *t) {
+  if (t->state == WEFT_T_FINISHED || t->deliver) {
+    lua_pop(L, 1);
+    return;
+  }
+  lua_rawgeti(L, LUA_REGISTRYINDEX, t->ref);
+  lua_insert(L, -2);
+  lua_setiuservalue(L, -2, WEFT_TASK_UV_PENDING);
+  lua_pop(L, 1);
+  t->deliver = 1;
+  weft__task_wake(t, WEFT_INTERRUPTED);
+}
+
+int weft__raise_pending(lua_State *L, weft_task *t) {
+  t->deliver = 0;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, t->ref);
+  lua_getiuservalue(L, -1, WEFT_TASK_UV_PENDING);
+  lua_pushnil(L);
+  lua_setiuservalue(L, -3, WEFT_TASK_UV_PENDING);
+  return lua_error(L);
+}
+
+void weft__check_pending(lua_State *L, weft_task *t) {
+  if (t->deliver)
+    weft__raise_pending(L, t);
+}
+
+/* Requests cancellation; the reason (if reason_idx != 0) becomes the
+   message. Returns 0 when t had already finished. */
+int weft__task_cancel(lua_State *L, weft_task *t, int reason_idx) {
+  if (t->state == WEFT_T_FINISHED)
+    return 0;
+  t->cancel_requests++;
+  if (t->deliver)
+    return 1;
+  if (reason_idx != 0 && !lua_isnoneornil(L, reason_idx)) {
+    weft__error_new(L, "Cancelled", "%s", luaL_tolstring(L, reason_idx, NULL));
+    lua_remove(L, -2);
+    lua_pushvalue(L, reason_idx);
+    lua_setfield(L, -2, "reason");
+  } else {
+    weft__error_new(L, "Cancelled", "task was cancelled");
+  }
+  weft__task_interrupt(L, t);
+  return 1;
+}
+
+void weft__uncancel(weft_task *t) {
+  if (t->cancel_requests > 0)
+    t->cancel_requests--;
+}
+
+/* }======== */
+
+/* {======== outcomes */
+
+/* Pushes the results of the finished task at idx, or raises its error
+   unchanged. */
+int weft__push_results(lua_State *L, int idx) {
+  weft_task *t = weft__checktask(L, idx);
+  int n = t->done.nresults, i;
+  weft__mark_observed(L, t);
+  lua_getiuservalue(L, idx, WEFT_TASK_UV_CO);
+  if (t->done.state != WEFT_DONE)
+    return lua_error(L);
+  if (n <= 1)
+    return n;
+  luaL_checkstack(L, n, "too many results");
+  for (i = 1; i <= n; i++)
+    lua_rawgeti(L, -i, i);
+  return n;
+}
+
+/* Pushes the first result of the finished task at idx, or its error value. */
+void weft__push_outcome(lua_State *L, int idx) {
+  weft_task *t = weft__checktask(L, idx);
+  lua_getiuservalue(L, idx, WEFT_TASK_UV_CO);
+  if (t->done.state == WEFT_DONE && t->done.nresults > 1) {
+    lua_rawgeti(L, -1, 1);
+    lua_remove(L, -2);
+  }
+}
+
+/* }======== */
+
+/* {======== wait descriptions */
+
+void weft__describe_wait(lua_State *L, weft_task *t) {
+  const char *on = t->on ? t->on : "nothing";
+  lua_rawgeti(L, LUA_REGISTRYINDEX, t->ref);
+  lua_getiuservalue(L, -1, WEFT_TASK_UV_ON);
+  lua_remove(L, -2);
+  if (strcmp(on, "task") == 0 && weft__totask(L, -1)) {
+    lua_pushliteral(L, "task ");
+    weft__push_task_name(L, -2);
+    lua_concat(L, 2);
+  } else if (strcmp(on, "sleep") == 0 && weft_deadline_armed(&t->deadline)) {
+    lua_pushfstring(L, "sleep (%f s left)", t->deadline.when - weft__now(t->rt));
+  } else if (lua_type(L, -1) == LUA_TUSERDATA &&
+             lua_getiuservalue(L, -1, 1) == LUA_TSTRING) {
+    lua_pushfstring(L, "%s created at %s", on, lua_tostring(L, -1));
+    lua_remove(L, -2);
+  } else {
+    if (lua_type(L, -1) == LUA_TUSERDATA)
+      lua_pop(L, 1);
+    lua_pushstring(L, on);
+  }
+  lua_remove(L, -2);
+}
+
+/* }======== */
+
+/* {======== methods */
+
+static int finish_await(lua_State *L, int status, lua_KContext ctx) {
+  weft_task *self = WEFT_UPRT(L)->current;
+  (void)status;
+  (void)ctx;
+  if (self->deliver)
+    return weft__raise_pending(L, self);
+  return weft__push_results(L, 1);
+}
+
+static int task_await(lua_State *L) {
+  weft_runtime *rt = WEFT_UPRT(L);
+  weft_task *t = weft__checktask(L, 1), *self;
+  if (t->state == WEFT_T_FINISHED && rt->current == NULL)
+    return weft__push_results(L, 1);
+  self = weft__current(L, rt, "await");
+  if (t == self)
+    return luaL_error(L, "await: a task cannot await itself");
+  lua_settop(L, 1);
+  if (t->state == WEFT_T_FINISHED)
+    return weft__push_results(L, 1);
+  weft_queue_insert_tail(&t->done.waiters, &self->wait.node);
+  return weft__suspend(L, self, "task", 1, 0, finish_await);
+}
+
+static int task_cancel(lua_State *L) {
+  weft_task *t = weft__checktask(L, 1);
+  lua_pushboolean(L, weft__task_cancel(L, t, 2));
+  return 1;
+}
+
+static const char *status_name(weft_task *t) {
+  switch (t->state) {
+    case WEFT_T_RUNNING: return "running";
+    case WEFT_T_FINISHED:
+      return t->done.state == WEFT_DONE ? "done"
+           : t->done.state == WEFT_FAILED ? "failed" : "cancelled";
+    default: return "pending";
+  }
+}
+
+static int task_status(lua_State *L) {
+  lua_pushstring(L, status_name(weft__checktask(L, 1)));
+  return 1;
+}
+
+static int task_done(lua_State *L) {
+  lua_pushboolean(L, weft__checktask(L, 1)->state == WEFT_T_FINISHED);
+  return 1;
+}
+
+static int task_result(lua_State *L) {
+  weft_task *t = weft__checktask(L, 1);
+  if (t->state != WEFT_T_FINISHED) {
+    lua_settop(L, 1);
+    weft__push_task_name(L, 1);
+    return luaL_error(L, "result: task %s has not finished", lua_tostring(L, -1));
+  }
+  return weft__push_results(L, 1);
+}
+
+static int task_index(lua_State *L) {
+  weft_task *t = weft__checktask(L, 1);
+  const char *k = lua_tostring(L, 2);
+  if (k != NULL) {
+    if (strcmp(k, "name") == 0) {
+      push_name(L, t, 1);
+      return 1;
+    }
+    if (strcmp(k, "id") == 0) {
+      lua_pushinteger(L, (lua_Integer)t->id);
+      return 1;
+    }
+  }
+  lua_pushvalue(L, 2);
+  lua_rawget(L, lua_upvalueindex(2));
+  return 1;
+}
+
+static int task_newindex(lua_State *L) {
+  weft__checktask(L, 1);
+  luaL_argcheck(L, lua_type(L, 2) == LUA_TSTRING && strcmp(lua_tostring(L, 2), "name") == 0,
+                2, "only 'name' can be set on a task");
+  luaL_argexpected(L, lua_type(L, 3) == LUA_TSTRING, 3, "string");
+  lua_settop(L, 3);
+  lua_setiuservalue(L, 1, WEFT_TASK_UV_NAME);
+  return 0;
+}
+
+static int task_tostring(lua_State *L) {
+  weft_task *t = weft__checktask(L, 1);
+  push_name(L, t, 1);
+  lua_pushfstring(L, "weft.task %s (%s)", lua_tostring(L, -1), status_name(t));
+  return 1;
+}
+
+static int task_spawn(lua_State *L) {
+  weft_runtime *rt = WEFT_UPRT(L);
+  weft__spawn(L, rt, lua_gettop(L) - 1);
+  return 1;
+}
+
+static int task_current(lua_State *L) {
+  weft_runtime *rt = WEFT_UPRT(L);
+  if (rt->current == NULL)
+    lua_pushnil(L);
+  else
+    lua_rawgeti(L, LUA_REGISTRYINDEX, rt->current->ref);
+  return 1;
+}
+
+/* weft.tasks(): the live tasks, oldest first, with what each waits on. */
+static int task_list(lua_State *L) {
+  weft_runtime *rt = WEFT_UPRT(L);
+  weft_queue *q;
+  int n = 0;
+  lua_createtable(L, rt->nlive, 0);
+  for (q = rt->live.next; q != &rt->live; q = q->next) {
+    weft_task *t = weft_queue_data(q, weft_task, live_node);
+    int rec;
+    lua_createtable(L, 0, 6);
+    rec = lua_gettop(L);
+    weft__push_task(L, t);
+    lua_pushvalue(L, -1);
+    lua_setfield(L, rec, "task");
+    push_name(L, t, rec + 1);
+    lua_setfield(L, rec, "name");
+    lua_pushstring(L, status_name(t));
+    lua_setfield(L, rec, "status");
+    if (t->state == WEFT_T_SUSPENDED) {
+      weft__describe_wait(L, t);
+      lua_setfield(L, rec, "on");
+    }
+    lua_getiuservalue(L, rec + 1, WEFT_TASK_UV_CREATED);
+    lua_setfield(L, rec, "created");
+    if (t->co != NULL && t->state != WEFT_T_RUNNING && t->state != WEFT_T_NEW) {
+      luaL_traceback(L, t->co, NULL, 0);
+      lua_setfield(L, rec, "traceback");
+    } else if (t->state == WEFT_T_RUNNING) {
+      luaL_traceback(L, L, NULL, 1);
+      lua_setfield(L, rec, "traceback");
+    }
+    lua_settop(L, rec);
+    lua_rawseti(L, -2, ++n);
+  }
+  return 1;
+}
+
+/* }======== */
+
+static const luaL_Reg task_methods[] = {
+  {"await", task_await},
+  {"cancel", task_cancel},
+  {"status", task_status},
+  {"done", task_done},
+  {"result", task_result},
+  {NULL, NULL}
+};
+
+static const luaL_Reg task_funcs[] = {
+  {"spawn", task_spawn},
+  {"current", task_current},
+  {"tasks", task_list},
+  {NULL, NULL}
+};
+
+int weft__open_task(lua_State *L, weft_runtime *rt) {
+  luaL_newmetatable(L, WEFT_TASK_MT);
+  lua_pushlightuserdata(L, rt);
+  lua_newtable(L);
+  lua_pushlightuserdata(L, rt);
+  luaL_setfuncs(L, task_methods, 1);
+  lua_pushcclosure(L, task_index, 2);
+  lua_setfield(L, -2, "__index");
+  lua_pushcfunction(L, task_newindex);
+  lua_setfield(L, -2, "__newindex");
+  lua_pushcfunction(L, task_tostring);
+  lua_setfield(L, -2, "__tostring");
+  lua_pop(L, 1);
+  lua_pushlightuserdata(L, rt);
+  luaL_setfuncs(L, task_funcs, 1);
+  return 0;
+}

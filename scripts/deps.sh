@@ -1,0 +1,31 @@
+#!/bin/sh
+# Install the Debian packages weft needs to build, test and benchmark, if any is missing.
+# As root it runs apt-get; otherwise it prints the exact command to run. Idempotent and quiet
+# when everything is already there.
+#   scripts/deps.sh            build + test packages
+#   scripts/deps.sh bench      also the peers the benchmarks compare with
+set -eu
+
+pkgs="gcc make pkg-config lua5.4 liblua5.4-dev libuv1-dev lua-busted lua-luv lua-luv-dev
+lua-cjson lua-cjson-dev libcurl4-openssl-dev libedit-dev python3 procps"
+case "${1:-}" in
+  bench) pkgs="$pkgs ninja-build hyperfine" ;;
+esac
+
+missing=""
+for p in $pkgs; do
+  status=$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null || true)
+  [ "$status" = installed ] || missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "weft needs these Debian packages:$missing" >&2
+  echo "run: sudo apt-get install -y$missing" >&2
+  exit 1
+fi
+echo "deps.sh: installing$missing" >&2
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq >/dev/null
+# shellcheck disable=SC2086
+apt-get install -y -qq --no-install-recommends $missing >/dev/null

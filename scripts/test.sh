@@ -1,0 +1,27 @@
+#!/bin/sh
+# Runs every spec under stock lua5.4 (or, when WEFT_BUILD names a sanitizer
+# build, under the sanitized lua host built beside it) and ends with the
+# line "N passed, N failed". Extra arguments go to busted.
+set -u
+cd "$(dirname "$0")/.."
+build=${WEFT_BUILD:-build}
+busted=$(command -v busted)
+if [ -x "$build/luahost" ]; then
+  lua="$build/luahost"
+  export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
+  export LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$(pwd)/scripts/lsan.supp:print_suppressions=0}
+  export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+else
+  lua=lua5.4
+fi
+export WEFT_BUILD="$build" WEFT_BIN="$(pwd)/$build/weft"
+out=$(mktemp)
+"$lua" "$busted" --output=spec/summary_output.lua "$@" 2>&1 | tee "$out"
+summary=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$out" | tail -n 1)
+rm -f "$out"
+if [ -z "$summary" ]; then
+  echo "0 passed, 1 failed"
+  exit 1
+fi
+failed=$(echo "$summary" | sed -E 's/.* ([0-9]+) failed/\1/')
+[ "$failed" -eq 0 ]

@@ -1,0 +1,21 @@
+--- The parts of the weft module that are naturally Lua, added onto the C
+-- classes when `require "weft"` runs.
+-- @module weft.core
+local weft, classes = ...
+
+local Condition = classes["weft.condition"].__index
+
+--- Waits until `pred()` returns a true value, re-checking after each wake-up.
+-- The lock must be held, as for `wait`.
+-- @tparam function pred
+-- @return the true value `pred` returned
+function Condition:wait_for(pred)
+  local result = pred()
+  while not result do
+    self:wait()
+    result = pred()
+  end
+  return result
+end
+
+return weft
