@@ -16,7 +16,13 @@ CFLAGS_ALL = -std=c11 $(OPT) -g -fPIC -D_GNU_SOURCE $(WARN) $(SAN) \
 LIBS_UV  = $(shell pkg-config --libs $(PKG_UV)) -lm
 LIBS_LUA = $(shell pkg-config --libs $(PKG_LUA))
 
-LIB_SRCS = $(filter-out host/main.c,$(wildcard host/*.c))
+# Libraries weft.so and the CLI link (I/O issue: luv, curl, cjson go here).
+LIBS_EXTRA =
+# Libraries only the CLI links (the REPL's libedit goes here).
+LIBS_CLI_EXTRA =
+
+CLI_ONLY = host/main.c host/repl.c
+LIB_SRCS = $(filter-out $(CLI_ONLY),$(wildcard host/*.c))
 LIB_OBJS = $(LIB_SRCS:host/%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/stdlib.o
 STDLIB   = $(shell find stdlib -name '*.lua' | sort)
 HEADERS  = $(wildcard host/*.h)
@@ -38,10 +44,11 @@ $(BUILD)/libweft.a: $(LIB_OBJS)
 	ar rcs $@ $^
 
 $(BUILD)/weft.so: $(LIB_OBJS)
-	$(CC) $(SAN) -shared -o $@ $^ $(LIBS_UV)
+	$(CC) $(SAN) -shared -o $@ $^ $(LIBS_EXTRA) $(LIBS_UV)
 
-$(BUILD)/weft: $(BUILD)/obj/main.o $(BUILD)/libweft.a
-	$(CC) $(SAN) -rdynamic -o $@ $< $(BUILD)/libweft.a $(LIBS_LUA) $(LIBS_UV) -ldl
+$(BUILD)/weft: $(BUILD)/obj/main.o $(BUILD)/obj/repl.o $(BUILD)/libweft.a
+	$(CC) $(SAN) -rdynamic -o $@ $(BUILD)/obj/main.o $(BUILD)/obj/repl.o $(BUILD)/libweft.a \
+	  $(LIBS_CLI_EXTRA) $(LIBS_EXTRA) $(LIBS_LUA) $(LIBS_UV) -ldl
 
 # A lua(1)-like host linked with the sanitizers, so that busted can load an
 # instrumented weft.so without LD_PRELOAD tricks.

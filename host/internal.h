@@ -185,6 +185,16 @@ int weft__open_queue(lua_State *L, weft_runtime *rt);
 int weft__open_combine(lua_State *L, weft_runtime *rt);
 int weft__open_sorter(lua_State *L, weft_runtime *rt);   /* sorter_lua.c */
 int weft__open_graph(lua_State *L, weft_runtime *rt);    /* graph.c */
+int weft__open_process(lua_State *L, weft_runtime *rt);  /* process.c */
+int weft__open_io(lua_State *L, weft_runtime *rt);       /* io.c: luv, fs, net, http, json, signals, threads */
+
+/* process.c: from a signal handler (async-signal-safe): KILL every live
+   child process group at once. */
+void weft__process_kill_all_now(void);
+
+/* repl.c (linked into the CLI only): the REPL on the runtime's loop.
+   Returns the exit status. */
+int weft__repl(lua_State *L, weft_runtime *rt);
 
 /* util */
 void weft__where(lua_State *L, int level);      /* pushes "file:line" of a Lua caller, or "?" */

@@ -51,8 +51,10 @@ static void interrupt_hook(lua_State *L, lua_Debug *ar) {
 
 static void on_signal(int sig) {
   weft_task *t = signal_rt->current;
-  if (signal_count++ > 0)
+  if (signal_count++ > 0) {
+    weft__process_kill_all_now();
     _exit(signal_exit_code(first_signal));
+  }
   first_signal = sig;
   if (t != NULL && t->co != NULL)
     lua_sethook(t->co, interrupt_hook, LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT, 1);
@@ -341,9 +343,8 @@ int main(int argc, char **argv) {
       status = run_main(L, rt, &c, argc, argv);
       status |= finish_run(L, rt);
       if (status == 0 && signal_count == 0 &&
-          (c.interactive || (c.script == 0 && !c.has_chunks && !c.version && isatty(0)))) {
-        fprintf(stderr, "%s: the REPL is not built yet; run a script or use -e\n", progname);
-      }
+          (c.interactive || (c.script == 0 && !c.has_chunks && !c.version && isatty(0))))
+        status = weft__repl(L, rt);
     }
   }
   if (signal_count > 0)

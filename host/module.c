@@ -97,6 +97,8 @@ LUAMOD_API int luaopen_weft(lua_State *L) {
   weft__open_combine(L, rt);
   weft__open_sorter(L, rt);
   weft__open_graph(L, rt);
+  weft__open_process(L, rt);
+  weft__open_io(L, rt);
   weft__open_coro(L, rt);
   lua_pushliteral(L, WEFT_VERSION);
   lua_setfield(L, module, "version");
