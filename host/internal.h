@@ -97,6 +97,7 @@ struct weft_task {
   unsigned char wake_reason;  /* WEFT_WOKEN ... of the last wake-up */
   unsigned char deliver;      /* user value PENDING must be raised at the next await */
   const char *on;             /* what it waits on, for Deadlock and weft.tasks() */
+  weft_task *run_child;       /* the task a nested weft.run in it waits for */
 };
 
 struct weft_runtime {

@@ -177,9 +177,7 @@ static int collect_args(lua_State *L, int argc, char **argv, cli *c) {
 /* The global 'arg', as lua.c makes it. */
 static void create_arg_table(lua_State *L, char **argv, int argc, int script) {
   int i, narg;
-  if (script == 0)
-    script = argc;
-  narg = argc - (script + 1);
+  narg = argc - (script + 1);   /* no script: script is 0, arg[0] the program */
   lua_createtable(L, narg, script + 1);
   for (i = 0; i < argc; i++) {
     lua_pushstring(L, argv[i]);
@@ -256,7 +254,6 @@ static int run_main(lua_State *L, weft_runtime *rt, cli *c, int argc, char **arg
   lua_setiuservalue(L, -2, WEFT_TASK_UV_NAME);
   weft__drive(L, rt, t);
   if (t->done.state == WEFT_FAILED) {
-    t->done.observed = 1;
     weft__mark_observed(L, t);
     report_failure(L);
     status = 1;

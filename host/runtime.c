@@ -255,9 +255,14 @@ int weft__drive(lua_State *L, weft_runtime *rt, weft_task *t) {
     if (virtual_jump(rt))
       continue;
     if (!uv_loop_alive(rt->loop)) {
-      if (t->state == WEFT_T_SUSPENDED) {
+      weft_task *target = t;
+      /* a script runs the same nested (the CLI) or not: the innermost
+         weft.run gets the Deadlock */
+      while (target->run_child != NULL && target->run_child->state != WEFT_T_FINISHED)
+        target = target->run_child;
+      if (target->state == WEFT_T_SUSPENDED) {
         push_deadlock(L, rt);
-        weft__task_interrupt(L, t);
+        weft__task_interrupt(L, target);
       }
       continue;
     }
@@ -304,6 +309,7 @@ static int rt_run(lua_State *L) {
     weft_task *self = weft__current(L, rt, "weft.run");
     t = weft__spawn(L, rt, lua_gettop(L) - 1);
     weft_queue_insert_tail(&t->done.waiters, &self->wait.node);
+    self->run_child = t;
     return weft__suspend(L, self, "task", lua_gettop(L), 0, finish_run);
   }
   t = weft__spawn(L, rt, lua_gettop(L) - 1);
@@ -318,6 +324,7 @@ static int finish_run(lua_State *L, int status, lua_KContext ctx) {
   weft_task *self = WEFT_UPRT(L)->current;
   (void)status;
   (void)ctx;
+  self->run_child = NULL;
   if (self->deliver) {
     weft__task_cancel(L, weft__checktask(L, -1), 0);  /* no orphan child */
     return weft__raise_pending(L, self);

@@ -178,7 +178,8 @@ static void store_error(weft_runtime *rt, lua_State *co, weft_task *t) {
   } else {
     lua_pushnil(L);
   }
-  weft_closethread(co, L);
+  if (lua_status(co) != LUA_OK)   /* not when it never started */
+    weft_closethread(co, L);
   lua_xmove(co, L, 1);                                    /* task, tb, error */
   lua_settop(co, 0);
   cancelled = weft__error_is(L, -1, "Cancelled");

@@ -6,10 +6,15 @@
 #   scripts/deps.sh bench      also the peers the benchmarks compare with
 set -eu
 
+# build and test: compilers and libraries, busted, and the real peers specs
+# start (sh, tmux for terminal specs, nginx for HTTP specs)
 pkgs="gcc make pkg-config lua5.4 liblua5.4-dev libuv1-dev lua-busted lua-luv lua-luv-dev
-lua-cjson lua-cjson-dev libcurl4-openssl-dev libedit-dev python3 procps"
+lua-cjson lua-cjson-dev libcurl4-openssl-dev libedit-dev python3 procps tmux nginx-light
+ca-certificates"
 case "${1:-}" in
-  bench) pkgs="$pkgs ninja-build hyperfine" ;;
+  bench) pkgs="$pkgs ninja-build hyperfine time" ;;
+  fuzz) pkgs="$pkgs clang libclang-rt-14-dev" ;;
+  install) pkgs="$pkgs luarocks" ;;
 esac
 
 missing=""
