@@ -107,6 +107,11 @@ struct weft_runtime {
   int owns_loop;
   uv_idle_t idle;             /* active (and referenced) while tasks are ready */
   uv_timer_t timer;           /* armed for the earliest deadline */
+  uv_prepare_t prepare;       /* with check: measures idle time for instruments */
+  uv_check_t check;
+  uint64_t poll_started;      /* hrtime when the loop began to wait */
+  int instruments;            /* how many are installed: the one branch on hot paths */
+  int instruments_ref;        /* registry: array of instrument handles */
   weft_heap deadlines;
   weft_queue ready;
   weft_queue live;
@@ -174,6 +179,15 @@ int weft__open_future(lua_State *L, weft_runtime *rt);
 /* coro.c */
 extern char weft__suspend_token;               /* its address is the yield marker */
 int weft__open_coro(lua_State *L, weft_runtime *rt);
+
+/* instrument.c: calls the hooks of every installed instrument. Each call
+   is made only when rt->instruments != 0. */
+void weft__hook_spawned(lua_State *L, weft_runtime *rt, weft_task *t);
+void weft__hook_step(weft_runtime *rt, weft_task *t, uint64_t started, uint64_t ended);
+void weft__hook_finished(weft_runtime *rt, weft_task *t);
+void weft__hook_cancelled(lua_State *L, weft_runtime *rt, weft_task *t);
+int weft__open_instrument(lua_State *L, weft_runtime *rt);
+void weft__dump_tasks(lua_State *L, weft_runtime *rt);   /* pushes the text */
 
 /* errors.c */
 void weft__error_new(lua_State *L, const char *kind, const char *fmt, ...);

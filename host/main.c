@@ -33,6 +33,8 @@ static weft_runtime *signal_rt;
 static uv_async_t signal_async;
 static volatile sig_atomic_t signal_count;
 static volatile sig_atomic_t first_signal;
+static volatile sig_atomic_t cancel_pending;
+static volatile sig_atomic_t dump_pending;
 
 static int signal_exit_code(int sig) {
   return sig == SIGTERM ? 143 : 130;
@@ -56,23 +58,45 @@ static void on_signal(int sig) {
     _exit(signal_exit_code(first_signal));
   }
   first_signal = sig;
+  cancel_pending = 1;
   if (t != NULL && t->co != NULL)
     lua_sethook(t->co, interrupt_hook, LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT, 1);
   uv_async_send(&signal_async);
 }
 
-/* On the loop: cancel every task at its await point. */
-static void cancel_everything(uv_async_t *h) {
-  weft_runtime *rt = (weft_runtime *)h->data;
+/* SIGQUIT (Ctrl-\): print every live task on stderr; the run goes on. */
+static void on_quit(int sig) {
+  (void)sig;
+  dump_pending = 1;
+  uv_async_send(&signal_async);
+}
+
+static void cancel_all(weft_runtime *rt) {
   weft_queue *q;
   for (q = rt->live.next; q != &rt->live; q = q->next)
     weft__task_cancel(rt->L, weft_queue_data(q, weft_task, live_node), 0);
 }
 
+/* On the loop: cancel every task at its await point, or dump them. */
+static void signal_work(uv_async_t *h) {
+  weft_runtime *rt = (weft_runtime *)h->data;
+  if (dump_pending) {
+    dump_pending = 0;
+    weft__dump_tasks(rt->L, rt);
+    fputs(lua_tostring(rt->L, -1), stderr);
+    fflush(stderr);
+    lua_pop(rt->L, 1);
+  }
+  if (cancel_pending) {
+    cancel_pending = 0;
+    cancel_all(rt);
+  }
+}
+
 static void install_signals(weft_runtime *rt) {
   struct sigaction sa;
   signal_rt = rt;
-  uv_async_init(rt->loop, &signal_async, cancel_everything);
+  uv_async_init(rt->loop, &signal_async, signal_work);
   signal_async.data = rt;
   uv_unref((uv_handle_t *)&signal_async);
   memset(&sa, 0, sizeof sa);
@@ -80,6 +104,8 @@ static void install_signals(weft_runtime *rt) {
   sigemptyset(&sa.sa_mask);
   sigaction(SIGINT, &sa, NULL);
   sigaction(SIGTERM, &sa, NULL);
+  sa.sa_handler = on_quit;
+  sigaction(SIGQUIT, &sa, NULL);
   signal(SIGPIPE, SIG_IGN);
 }
 
@@ -262,13 +288,16 @@ static int run_main(lua_State *L, weft_runtime *rt, cli *c, int argc, char **arg
   return status;
 }
 
-/* After the main task: serve what is still alive; after a signal, only
-   wait for the tasks to finish their cleanup. */
-static int finish_run(lua_State *L, weft_runtime *rt) {
+/* After the main task: serve what is still alive; after a signal or when
+   the main task failed, cancel what is left and only wait for the tasks to
+   finish their cleanup (as asyncio.run does). */
+static int finish_run(lua_State *L, weft_runtime *rt, int main_failed) {
   int status = 0;
+  if (main_failed)
+    cancel_all(rt);
   for (;;) {
-    if (signal_count > 0) {
-      while (rt->nlive > 0)
+    if (signal_count > 0 || main_failed) {
+      while (rt->nlive > 0 && uv_loop_alive(rt->loop))
         uv_run(rt->loop, UV_RUN_ONCE);
       break;
     }
@@ -282,6 +311,23 @@ static int finish_run(lua_State *L, weft_runtime *rt) {
   if (weft__report_unobserved(L, rt) > 0)
     status = 1;
   return status;
+}
+
+/* --trace FILE: start recording before anything runs; a file that cannot
+   be written is an error now, not at the end. */
+static int trace_call(lua_State *L, const char *fn, const char *path) {
+  lua_getglobal(L, "require");
+  lua_pushliteral(L, "weft.trace_run");
+  if (lua_pcall(L, 1, 1, 0) == LUA_OK) {
+    lua_getfield(L, -1, fn);
+    lua_remove(L, -2);
+    lua_pushstring(L, path);
+    if (lua_pcall(L, 1, 0, 0) == LUA_OK)
+      return 0;
+  }
+  fprintf(stderr, "%s: --trace: %s\n", progname, lua_tostring(L, -1));
+  lua_pop(L, 1);
+  return 1;
 }
 
 static void print_version(void) {
@@ -337,11 +383,17 @@ int main(int argc, char **argv) {
       create_arg_table(L, argv, argc, c.script);
       if (c.version)
         print_version();
-      status = run_main(L, rt, &c, argc, argv);
-      status |= finish_run(L, rt);
-      if (status == 0 && signal_count == 0 &&
-          (c.interactive || (c.script == 0 && !c.has_chunks && !c.version && isatty(0))))
-        status = weft__repl(L, rt);
+      if (c.trace != NULL && trace_call(L, "start", c.trace) != 0) {
+        status = 1;
+      } else {
+        status = run_main(L, rt, &c, argc, argv);
+        status |= finish_run(L, rt, status != 0);
+        if (status == 0 && signal_count == 0 &&
+            (c.interactive || (c.script == 0 && !c.has_chunks && !c.version && isatty(0))))
+          status = weft__repl(L, rt);
+        if (c.trace != NULL)
+          status |= trace_call(L, "stop", c.trace);
+      }
     }
   }
   if (signal_count > 0)

@@ -95,6 +95,7 @@ LUAMOD_API int luaopen_weft(lua_State *L) {
   weft__open_sync(L, rt);
   weft__open_queue(L, rt);
   weft__open_combine(L, rt);
+  weft__open_instrument(L, rt);
   weft__open_sorter(L, rt);
   weft__open_graph(L, rt);
   weft__open_process(L, rt);

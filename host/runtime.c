@@ -122,6 +122,17 @@ void weft__runtime_turn(weft_runtime *rt) {
 
 /* {======== reports */
 
+/* Pushes " (spawned at x.lua:3)" for the task at idx in debug mode, else "". */
+static void push_spawn_site(lua_State *L, int idx) {
+  if (lua_getiuservalue(L, idx, WEFT_TASK_UV_CREATED) == LUA_TSTRING) {
+    lua_pushfstring(L, " (spawned at %s)", lua_tostring(L, -1));
+    lua_remove(L, -2);
+  } else {
+    lua_pop(L, 1);
+    lua_pushliteral(L, "");
+  }
+}
+
 static void report_stderr(weft_runtime *rt, const char *msg, void *ud) {
   (void)rt;
   (void)ud;
@@ -168,6 +179,7 @@ int weft__report_unobserved(lua_State *L, weft_runtime *rt) {
     list[i]->done.observed = 1;
     lua_pushliteral(L, "weft: error in task ");
     weft__push_task_name(L, task);
+    push_spawn_site(L, task);
     lua_pushliteral(L, " that nobody awaited: ");
     lua_getiuservalue(L, task, WEFT_TASK_UV_CO);
     luaL_tolstring(L, -1, NULL);
@@ -180,7 +192,7 @@ int weft__report_unobserved(lua_State *L, weft_runtime *rt) {
       lua_pushliteral(L, "\n");
       lua_concat(L, 2);
     }
-    lua_concat(L, 6);
+    lua_concat(L, 7);
     weft__report(rt, lua_tostring(L, -1));
     lua_pop(L, 2);
   }
@@ -217,11 +229,12 @@ static void push_deadlock(lua_State *L, weft_runtime *rt) {
     lua_pushliteral(L, "\n  task ");
     lua_getfield(L, -2, "task");
     weft__push_task_name(L, -1);
-    lua_remove(L, -2);
+    push_spawn_site(L, -2);
+    lua_remove(L, -3);
     lua_pushliteral(L, " waits on ");
-    lua_getfield(L, -4, "on");
-    lua_remove(L, -5);                             /* the record */
-    lua_concat(L, 5);
+    lua_getfield(L, -5, "on");
+    lua_remove(L, -6);                             /* the record */
+    lua_concat(L, 6);
   }
   weft__error_new(L, "Deadlock", "%s", lua_tostring(L, -1));
   lua_remove(L, -2);
@@ -418,6 +431,12 @@ static int rt_now(lua_State *L) {
   return 1;
 }
 
+/* weft._hrtime(): the real monotonic clock, seconds (traces use it). */
+static int rt_hrtime(lua_State *L) {
+  lua_pushnumber(L, (double)uv_hrtime() * 1e-9);
+  return 1;
+}
+
 /* }======== */
 
 /* {======== life of the runtime */
@@ -436,6 +455,8 @@ static void runtime_close(weft_runtime *rt) {
   rt->closing = 1;
   uv_close((uv_handle_t *)&rt->idle, handle_closed);
   uv_close((uv_handle_t *)&rt->timer, handle_closed);
+  uv_close((uv_handle_t *)&rt->prepare, handle_closed);
+  uv_close((uv_handle_t *)&rt->check, handle_closed);
   if (!rt->owns_loop)
     return;
   while (rt->nhandles_open > 0)
@@ -491,9 +512,15 @@ weft_runtime *weft__runtime_create(lua_State *L, uv_loop_t *loop) {
   rt->loop = loop;
   uv_idle_init(loop, &rt->idle);
   uv_timer_init(loop, &rt->timer);
+  uv_prepare_init(loop, &rt->prepare);
+  uv_check_init(loop, &rt->check);
+  uv_unref((uv_handle_t *)&rt->prepare);
+  uv_unref((uv_handle_t *)&rt->check);
   rt->idle.data = rt;
   rt->timer.data = rt;
-  rt->nhandles_open = 2;
+  rt->prepare.data = rt;
+  rt->check.data = rt;
+  rt->nhandles_open = 4;
   rt->timer_armed_for = -1;
   weft_queue_init(&rt->ready);
   weft_queue_init(&rt->live);
@@ -501,6 +528,7 @@ weft_runtime *weft__runtime_create(lua_State *L, uv_loop_t *loop) {
   rt->report = report_stderr;
   new_ref_table(L, &rt->pool_ref, NULL);
   new_ref_table(L, &rt->unobserved_ref, NULL);
+  new_ref_table(L, &rt->instruments_ref, NULL);
   {
     const char *dbg = getenv("WEFT_DEBUG");
     rt->debug = dbg != NULL && *dbg != '\0' && strcmp(dbg, "0") != 0;
@@ -530,7 +558,7 @@ typedef struct handle_count {
 static void count_handle(uv_handle_t *h, void *arg) {
   handle_count *c = (handle_count *)arg;
   if (h == (uv_handle_t *)&c->rt->idle || h == (uv_handle_t *)&c->rt->timer)
-    return;
+    return;   /* (prepare and check are unreferenced) */
   if (uv_is_active(h) && uv_has_ref(h) && !uv_is_closing(h))
     c->n++;
 }
@@ -562,6 +590,7 @@ static const luaL_Reg runtime_funcs[] = {
   {"sleep", rt_sleep},
   {"yield", rt_yield},
   {"now", rt_now},
+  {"_hrtime", rt_hrtime},
   {NULL, NULL}
 };
 

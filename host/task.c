@@ -115,7 +115,10 @@ weft_task *weft__spawn(lua_State *L, weft_runtime *rt, int nargs) {
   lua_setiuservalue(L, -2, WEFT_TASK_UV_CO);
   if (rt->debug) {
     weft__where(L, 1);
-    lua_setiuservalue(L, -2, WEFT_TASK_UV_CREATED);
+    if (strcmp(lua_tostring(L, -1), "?") != 0)
+      lua_setiuservalue(L, -2, WEFT_TASK_UV_CREATED);
+    else
+      lua_pop(L, 1);
   }
   t->co = co;
   lua_insert(L, fidx);                        /* task, fn, args... */
@@ -126,6 +129,10 @@ weft_task *weft__spawn(lua_State *L, weft_runtime *rt, int nargs) {
   weft_queue_insert_tail(&rt->live, &t->live_node);
   rt->nlive++;
   weft__ready(rt, t);
+#ifndef WEFT_NO_INSTRUMENT
+  if (weft_unlikely(rt->instruments))
+    weft__hook_spawned(L, rt, t);
+#endif
   return t;
 }
 
@@ -220,6 +227,7 @@ static void task_finish(weft_runtime *rt, weft_task *t, int status, int nres) {
   lua_rawgeti(co, LUA_REGISTRYINDEX, t->ref);
   lua_pushnil(co);
   lua_setiuservalue(co, -2, WEFT_TASK_UV_PENDING);
+  lua_settop(co, 0);
   t->deliver = 0;
   t->on = NULL;
   t->state = WEFT_T_FINISHED;
@@ -228,6 +236,10 @@ static void task_finish(weft_runtime *rt, weft_task *t, int status, int nres) {
   rt->nlive--;
   give_thread(rt, co);
   weft__completion_wake_all(&t->done);
+#ifndef WEFT_NO_INSTRUMENT
+  if (weft_unlikely(rt->instruments))
+    weft__hook_finished(rt, t);
+#endif
   luaL_unref(rt->L, LUA_REGISTRYINDEX, t->ref);
   /* the registry slot may be reused: push_task must not find another task */
 }
@@ -236,9 +248,50 @@ static void task_finish(weft_runtime *rt, weft_task *t, int status, int nres) {
 
 /* {======== the step: the only lua_resume of a task */
 
+/* Debug mode: where the task is about to resume ("file:line"), pushed on
+   the main thread. */
+static void push_resume_site(weft_runtime *rt, weft_task *t) {
+  lua_Debug ar;
+  int level;
+  if (t->state == WEFT_T_NEW) {
+    lua_pushvalue(t->co, 1);
+    lua_getinfo(t->co, ">S", &ar);
+    lua_pushfstring(rt->L, "%s:%d", ar.short_src, ar.linedefined);
+    return;
+  }
+  for (level = 0; lua_getstack(t->co, level, &ar); level++) {
+    lua_getinfo(t->co, "Sl", &ar);
+    if (ar.currentline > 0) {
+      lua_pushfstring(rt->L, "%s:%d", ar.short_src, ar.currentline);
+      return;
+    }
+  }
+  lua_pushliteral(rt->L, "?");
+}
+
+static void warn_slow_step(weft_runtime *rt, weft_task *t, double seconds, int site) {
+  lua_State *L = rt->L;
+  lua_pushliteral(L, "weft: slow step: task ");
+  lua_rawgeti(L, LUA_REGISTRYINDEX, t->ref);
+  weft__push_task_name(L, -1);
+  lua_remove(L, -2);
+  {
+    char ran[48];
+    snprintf(ran, sizeof ran, "%.3f", seconds);
+    lua_pushfstring(L, " ran %s s without awaiting (resumed at %s)\n", ran,
+                    lua_tostring(L, site));
+  }
+  lua_concat(L, 3);
+  weft__report(rt, lua_tostring(L, -1));
+  lua_pop(L, 1);
+}
+
+#define WEFT_SLOW_STEP 0.1
+
 void weft__step(weft_runtime *rt, weft_task *t) {
   lua_State *co = t->co;
-  int nargs = 0, nres = 0, status;
+  int nargs = 0, nres = 0, status, site = 0;
+  uint64_t started = 0;
   if (t->state == WEFT_T_NEW) {
     nargs = lua_gettop(co) - 1;
     if (t->deliver) {   /* cancelled before it started: run none of it */
@@ -250,6 +303,13 @@ void weft__step(weft_runtime *rt, weft_task *t) {
       task_finish(rt, t, LUA_ERRRUN, 0);
       return;
     }
+  }
+  if (weft_unlikely(rt->debug || rt->instruments)) {
+    if (rt->debug) {
+      push_resume_site(rt, t);
+      site = lua_gettop(rt->L);
+    }
+    started = uv_hrtime();
   }
   t->state = WEFT_T_RUNNING;
   rt->current = t;
@@ -263,9 +323,22 @@ void weft__step(weft_runtime *rt, weft_task *t) {
       weft__ready(rt, t);
     }
     lua_pop(co, nres);
-    return;
   }
-  task_finish(rt, t, status, nres);
+  if (weft_unlikely(started != 0)) {
+    uint64_t ended = uv_hrtime();
+    if (site != 0) {
+      double seconds = (double)(ended - started) * 1e-9;
+      if (seconds > WEFT_SLOW_STEP)
+        warn_slow_step(rt, t, seconds, site);
+      lua_remove(rt->L, site);
+    }
+#ifndef WEFT_NO_INSTRUMENT
+    if (rt->instruments)
+      weft__hook_step(rt, t, started, ended);
+#endif
+  }
+  if (status != LUA_YIELD)
+    task_finish(rt, t, status, nres);
 }
 
 /* }======== */
@@ -348,6 +421,10 @@ int weft__task_cancel(lua_State *L, weft_task *t, int reason_idx) {
   if (t->state == WEFT_T_FINISHED)
     return 0;
   t->cancel_requests++;
+#ifndef WEFT_NO_INSTRUMENT
+  if (weft_unlikely(t->rt->instruments))
+    weft__hook_cancelled(L, t->rt, t);
+#endif
   if (t->deliver)
     return 1;
   if (reason_idx != 0 && !lua_isnoneornil(L, reason_idx)) {
@@ -412,7 +489,9 @@ void weft__describe_wait(lua_State *L, weft_task *t) {
     weft__push_task_name(L, -2);
     lua_concat(L, 2);
   } else if (strcmp(on, "sleep") == 0 && weft_deadline_armed(&t->deadline)) {
-    lua_pushfstring(L, "sleep (%f s left)", t->deadline.when - weft__now(t->rt));
+    char left[64];
+    snprintf(left, sizeof left, "sleep (%.3f s left)", t->deadline.when - weft__now(t->rt));
+    lua_pushstring(L, left);
   } else if (lua_type(L, -1) == LUA_TUSERDATA &&
              lua_getiuservalue(L, -1, 1) == LUA_TSTRING) {
     lua_pushfstring(L, "%s created at %s", on, lua_tostring(L, -1));
