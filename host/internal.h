@@ -117,6 +117,7 @@ struct weft_runtime {
   weft_queue live;
   int nlive;
   weft_task *current;         /* the running task, or NULL */
+  weft_task *main_task;       /* the CLI's main task: its top level counts as outside tasks */
   int chain_yieldable;        /* can the current resume chain reach the scheduler? */
   int driving;                /* weft.run depth on this runtime */
   int closing;

@@ -278,7 +278,9 @@ static int run_main(lua_State *L, weft_runtime *rt, cli *c, int argc, char **arg
   t = weft__totask(L, -1);
   lua_pushliteral(L, "main");
   lua_setiuservalue(L, -2, WEFT_TASK_UV_NAME);
+  rt->main_task = t;
   weft__drive(L, rt, t);
+  rt->main_task = NULL;
   if (t->done.state == WEFT_FAILED) {
     weft__mark_observed(L, t);
     report_failure(L);

@@ -369,12 +369,30 @@ static void deadlines_to_virtual(weft_runtime *rt) {
   timer_rearm(rt);
 }
 
+static int finish_run_virtual(lua_State *L, int status, lua_KContext ctx) {
+  weft_runtime *rt = WEFT_UPRT(L);
+  deadlines_to_real(rt);
+  return finish_run(L, status, ctx);
+}
+
+/* weft.run_virtual(fn, ...). Inside a task it raises, except at the top
+   level of the CLI's script (the main task with nothing else alive), so a
+   script runs the same under lua5.4 and under weft. */
 static int rt_run_virtual(lua_State *L) {
   weft_runtime *rt = WEFT_UPRT(L);
   weft_task *t;
   luaL_checkany(L, 1);
-  if (rt->current != NULL)
-    return luaL_error(L, "weft.run_virtual: cannot be nested in a task");
+  if (rt->current != NULL) {
+    weft_task *self = rt->current;
+    if (self != rt->main_task || rt->nlive != 1 || rt->virtual_time)
+      return luaL_error(L, "weft.run_virtual: cannot be nested in a task");
+    weft__current(L, rt, "weft.run_virtual");
+    deadlines_to_virtual(rt);
+    t = weft__spawn(L, rt, lua_gettop(L) - 1);
+    weft_queue_insert_tail(&t->done.waiters, &self->wait.node);
+    self->run_child = t;
+    return weft__suspend(L, self, "task", lua_gettop(L), 0, finish_run_virtual);
+  }
   check_can_drive(L, rt, "weft.run_virtual");
   deadlines_to_virtual(rt);
   t = weft__spawn(L, rt, lua_gettop(L) - 1);
