@@ -24,6 +24,18 @@ static void timedout_fire(weft_deadline *d) {
   weft__task_wake(weft_queue_data(d, weft_task, deadline), WEFT_TIMEDOUT);
 }
 
+/* Raises an argument error ("<expected> expected") unless the value at idx
+   can be called. */
+static void check_callable(lua_State *L, int idx, const char *expected) {
+  if (lua_type(L, idx) == LUA_TFUNCTION)
+    return;
+  if (luaL_getmetafield(L, idx, "__call") != LUA_TNIL) {
+    lua_pop(L, 1);
+    return;
+  }
+  luaL_typeerror(L, idx, expected);
+}
+
 static double check_seconds(lua_State *L, int idx) {
   double s = luaL_checknumber(L, idx);
   luaL_argcheck(L, !isnan(s), idx, "not a number");
@@ -56,6 +68,7 @@ typedef struct multi_entry {
   weft_waiter w;
   struct weft_multi *m;
   weft_task *task;
+  int cancelled;       /* we asked for its cancellation (once only) */
 } multi_entry;
 
 typedef struct weft_multi {
@@ -78,11 +91,17 @@ static int multi_satisfied(weft_multi *m) {
   }
 }
 
+/* Cancels each unfinished task once: a second request would interrupt the
+   cleanup it runs after the first. */
 static void multi_cancel_rest(weft_multi *m) {
   int i;
-  for (i = 0; i < m->n; i++)
-    if (m->e[i].task->state != WEFT_T_FINISHED)
-      weft__task_cancel(m->owner->rt->L, m->e[i].task, 0);
+  for (i = 0; i < m->n; i++) {
+    multi_entry *e = &m->e[i];
+    if (e->task->state != WEFT_T_FINISHED && !e->cancelled) {
+      e->cancelled = 1;
+      weft__task_cancel(m->owner->rt->L, e->task, 0);
+    }
+  }
 }
 
 static void multi_entry_done(weft_multi *m, int i) {
@@ -119,20 +138,24 @@ static int multi_gc(lua_State *L) {
    into a new array, pushed. */
 static int collect_tasks(lua_State *L, int list) {
   weft_runtime *rt = WEFT_UPRT(L);
-  int n = (int)luaL_len(L, list), i;
+  int n, i;
   luaL_checktype(L, list, LUA_TTABLE);
+  n = (int)luaL_len(L, list);
+  for (i = 1; i <= n; i++) {   /* check them all before spawning any */
+    lua_geti(L, list, i);
+    if (weft__totask(L, -1) == NULL && lua_type(L, -1) != LUA_TFUNCTION) {
+      if (luaL_getmetafield(L, -1, "__call") == LUA_TNIL)
+        return luaL_argerror(L, list, lua_pushfstring(L, "entry %d is a %s, not a task or function",
+                                                       i, luaL_typename(L, -1)));
+      lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+  }
   lua_createtable(L, n, 0);
   for (i = 1; i <= n; i++) {
     lua_geti(L, list, i);
-    if (weft__totask(L, -1) == NULL) {
-      if (lua_type(L, -1) != LUA_TFUNCTION &&
-          luaL_getmetafield(L, -1, "__call") == LUA_TNIL)
-        return luaL_error(L, "bad argument #%d (entry %d is a %s, not a task or function)",
-                          list, i, luaL_typename(L, -1));
-      if (lua_type(L, -1) != LUA_TFUNCTION)
-        lua_pop(L, 1);
+    if (weft__totask(L, -1) == NULL)
       weft__spawn(L, rt, 0);
-    }
     lua_rawseti(L, -2, i);
   }
   return n;
@@ -157,13 +180,17 @@ static weft_multi *multi_new(lua_State *L, int tasks, int n, int mode, weft_task
   lua_setmetatable(L, -2);
   weft__where(L, 1);
   lua_setiuservalue(L, -2, 1);
-  for (i = 0; i < n; i++) {
+  for (i = 0; i < n; i++) {   /* every entry is set before any can fire */
     multi_entry *e = &m->e[i];
     lua_rawgeti(L, tasks, i + 1);
     e->task = weft__totask(L, -1);
     lua_pop(L, 1);
     e->m = m;
     e->w.wake = multi_wake;
+    e->cancelled = 0;
+  }
+  for (i = 0; i < n; i++) {
+    multi_entry *e = &m->e[i];
     if (e->task->state == WEFT_T_FINISHED)
       multi_entry_done(m, i);
     else
@@ -282,6 +309,37 @@ static int finish_waitm(lua_State *L, int status, lua_KContext ctx) {
   return wait_results(L, m);
 }
 
+/* opts.return_when of weft.wait (opts at 2), as an M_* mode. */
+static int parse_return_when(lua_State *L, const char *const modes[]) {
+  int i;
+  if (lua_getfield(L, 2, "return_when") == LUA_TNIL) {
+    lua_pop(L, 1);
+    return M_ALL_COMPLETED;
+  }
+  for (i = 0; lua_type(L, -1) == LUA_TSTRING && modes[i] != NULL; i++)
+    if (strcmp(lua_tostring(L, -1), modes[i]) == 0) {
+      lua_pop(L, 1);
+      return M_FIRST_COMPLETED + i;
+    }
+  return luaL_argerror(L, 2, lua_pushfstring(L, "invalid return_when '%s'",
+                                             luaL_tolstring(L, -1, NULL)));
+}
+
+/* opts.timeout of weft.wait (opts at 2): seconds, or -1 for none. */
+static double parse_timeout(lua_State *L) {
+  double s;
+  int isnum;
+  if (lua_getfield(L, 2, "timeout") == LUA_TNIL) {
+    lua_pop(L, 1);
+    return -1;
+  }
+  s = lua_tonumberx(L, -1, &isnum);
+  if (!isnum || isnan(s))
+    return luaL_argerror(L, 2, "timeout must be a number of seconds");
+  lua_pop(L, 1);
+  return s < 0 ? 0 : s;
+}
+
 static int combine_wait(lua_State *L) {
   static const char *const modes[] = {"first_completed", "first_error", "all_completed", NULL};
   weft_runtime *rt = WEFT_UPRT(L);
@@ -292,14 +350,8 @@ static int combine_wait(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
   if (!lua_isnoneornil(L, 2)) {
     luaL_checktype(L, 2, LUA_TTABLE);
-    if (lua_getfield(L, 2, "return_when") != LUA_TNIL)
-      mode = M_FIRST_COMPLETED + luaL_checkoption(L, -1, NULL, modes);
-    if (lua_getfield(L, 2, "timeout") != LUA_TNIL) {
-      timeout = check_seconds(L, -1);
-      if (timeout < 0)
-        timeout = 0;
-    }
-    lua_pop(L, 2);
+    mode = parse_return_when(L, modes);
+    timeout = parse_timeout(L);
   }
   lua_settop(L, 2);
   n = collect_tasks(L, 1);
@@ -356,7 +408,10 @@ static int finish_wait_for(lua_State *L, int status, lua_KContext ctx) {
 static int combine_wait_for(lua_State *L) {
   weft_runtime *rt = WEFT_UPRT(L);
   weft_task *self = weft__current(L, rt, "weft.wait_for"), *target;
-  double s = check_seconds(L, 2);
+  double s;
+  if (weft__totask(L, 1) == NULL)
+    check_callable(L, 1, "task or function");
+  s = check_seconds(L, 2);
   lua_settop(L, 2);
   if (weft__totask(L, 1) == NULL) {
     lua_pushvalue(L, 1);
@@ -436,7 +491,7 @@ static int combine_timeout(lua_State *L) {
   double s = check_seconds(L, 1);
   weft_task *t = weft__current(L, rt, "weft.timeout");
   timeout_scope *sc;
-  luaL_checkany(L, 2);
+  check_callable(L, 2, "function");
   sc = (timeout_scope *)lua_newuserdatauv(L, sizeof *sc, 0);
   memset(sc, 0, sizeof *sc);
   sc->deadline.slot = WEFT_HEAP_NONE;
@@ -470,6 +525,7 @@ typedef struct weft_group {
   int cancelled_owner;  /* the group cancelled the body */
   int in_body;
   int open;
+  int shutting;         /* the children have been cancelled */
   int count0;
 } weft_group;
 
@@ -478,6 +534,7 @@ typedef struct group_record {
   weft_queue link;      /* in group->children */
   weft_group *g;
   weft_task *child;
+  int cancelled;        /* the group asked for its cancellation */
 } group_record;
 
 /* group user values: 1 where, 2 records (spawn order) */
@@ -486,11 +543,17 @@ static weft_group *checkgroup(lua_State *L, int idx) {
   return (weft_group *)luaL_checkudata(L, idx, WEFT_GROUP_MT);
 }
 
+/* Cancels each running child once: a second request would interrupt the
+   cleanup it runs after the first. */
 static void group_cancel_children(weft_group *g) {
   weft_queue *q;
+  g->shutting = 1;
   for (q = g->children.next; q != &g->children; q = q->next) {
     group_record *r = weft_queue_data(q, group_record, link);
-    weft__task_cancel(g->owner->rt->L, r->child, 0);
+    if (!r->cancelled) {
+      r->cancelled = 1;
+      weft__task_cancel(g->owner->rt->L, r->child, 0);
+    }
   }
 }
 
@@ -546,10 +609,15 @@ static int group_spawn(lua_State *L) {
   lua_setiuservalue(L, -2, 1);          /* the record keeps its child */
   r->g = g;
   r->child = child;
+  r->cancelled = 0;
   r->w.wake = record_wake;
   weft_queue_insert_tail(&child->done.waiters, &r->w.node);
   weft_queue_insert_tail(&g->children, &r->link);
   g->pending++;
+  if (g->shutting) {      /* spawned by a child while the group is cancelled */
+    r->cancelled = 1;
+    weft__task_cancel(L, child, 0);
+  }
   lua_getiuservalue(L, 1, 2);
   lua_insert(L, -2);
   lua_rawseti(L, -2, (lua_Integer)luaL_len(L, -2) + 1);
@@ -593,6 +661,21 @@ static void push_error_group(lua_State *L) {
   lua_setfield(L, -2, "errors");
 }
 
+/* The group is its children's awaiter: their failures count as observed
+   even when a cancellation propagates instead of the ErrorGroup. */
+static void observe_children(lua_State *L) {
+  int i, nrec;
+  lua_getiuservalue(L, GR_GROUP, 2);
+  nrec = (int)luaL_len(L, -1);
+  for (i = 1; i <= nrec; i++) {
+    lua_rawgeti(L, -1, i);
+    lua_getiuservalue(L, -1, 1);
+    weft__mark_observed(L, weft__totask(L, -1));
+    lua_pop(L, 2);
+  }
+  lua_pop(L, 1);
+}
+
 static int group_wait(lua_State *L, int status, lua_KContext ctx);
 
 static int group_end(lua_State *L) {
@@ -603,6 +686,7 @@ static int group_end(lua_State *L) {
     return weft__suspend(L, t, "group", GR_GROUP, 0, group_wait);
   g->open = 0;
   if (!lua_isnil(L, GR_PROPAGATE)) {
+    observe_children(L);
     lua_pushvalue(L, GR_PROPAGATE);
     return lua_error(L);
   }
@@ -682,7 +766,7 @@ static int group_tostring(lua_State *L) {
 static int combine_group(lua_State *L) {
   weft_task *t = weft__current(L, WEFT_UPRT(L), "weft.group");
   weft_group *g;
-  luaL_checkany(L, 1);
+  check_callable(L, 1, "function");
   lua_settop(L, 1);
   g = (weft_group *)lua_newuserdatauv(L, sizeof *g, 2);
   memset(g, 0, sizeof *g);

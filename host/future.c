@@ -14,6 +14,7 @@
 typedef struct weft_future {
   weft_runtime *rt;
   weft_completion done;
+  weft_cfuture_hook *hook;   /* the C side of a future C resolves, or NULL */
 } weft_future;
 
 enum { FUTURE_UV_RESULT = 2, FUTURE_UV_WHERE = 1, FUTURE_NUV = 2 };
@@ -32,6 +33,7 @@ static weft_future *checkfuture(lua_State *L, int idx) {
 static int future_new(lua_State *L) {
   weft_future *f = (weft_future *)lua_newuserdatauv(L, sizeof *f, FUTURE_NUV);
   f->rt = WEFT_UPRT(L);
+  f->hook = NULL;
   weft__completion_init(&f->done);
   luaL_setmetatable(L, WEFT_FUTURE_MT);
   weft__where(L, 1);
@@ -44,6 +46,15 @@ static weft_future *checkpending(lua_State *L, const char *what) {
   if (f->done.state != WEFT_PENDING)
     luaL_error(L, "future:%s: the future is already done", what);
   return f;
+}
+
+/* Tells the C side (if any) that the future will not be resolved by it. */
+static void cancel_hook(weft_future *f) {
+  weft_cfuture_hook *hook = f->hook;
+  if (hook != NULL) {
+    f->hook = NULL;
+    hook->cancelled(hook);
+  }
 }
 
 static void complete(lua_State *L, weft_future *f, int state, int nres) {
@@ -94,6 +105,7 @@ static int future_cancel(lua_State *L) {
   lua_replace(L, 2);
   lua_settop(L, 2);
   complete(L, f, WEFT_CANCELLED, 1);
+  cancel_hook(f);
   lua_pushboolean(L, 1);
   return 1;
 }
@@ -114,11 +126,15 @@ static int push_outcome(lua_State *L, weft_future *f) {
 
 static int finish_await(lua_State *L, int status, lua_KContext ctx) {
   weft_task *self = WEFT_UPRT(L)->current;
+  weft_future *f = checkfuture(L, 1);
   (void)status;
   (void)ctx;
-  if (self->deliver)
+  if (self->deliver) {
+    if (f->done.state == WEFT_PENDING)
+      cancel_hook(f);     /* a C operation nobody waits for any more stops */
     return weft__raise_pending(L, self);
-  return push_outcome(L, checkfuture(L, 1));
+  }
+  return push_outcome(L, f);
 }
 
 static int future_await(lua_State *L) {
@@ -156,6 +172,36 @@ static int future_tostring(lua_State *L) {
                   names[f->done.state]);
   return 1;
 }
+
+/* {======== for the C side (cfuture.c) */
+
+/* Pushes a new pending future whose C side is 'hook'. */
+void weft__future_push_c(lua_State *L, weft_runtime *rt, weft_cfuture_hook *hook) {
+  lua_pushlightuserdata(L, rt);
+  lua_pushcclosure(L, future_new, 1);
+  lua_call(L, 0, 1);
+  ((weft_future *)lua_touserdata(L, -1))->hook = hook;
+}
+
+/* Completes the future at fidx with the nres values on top of L (popped),
+   as set (WEFT_DONE) or fail (WEFT_FAILED, one value). Returns -1 if it
+   was no longer pending. */
+int weft__future_complete(lua_State *L, int fidx, int state, int nres) {
+  weft_future *f = checkfuture(L, fidx);
+  if (f->done.state != WEFT_PENDING) {
+    lua_pop(L, nres);
+    return -1;
+  }
+  f->hook = NULL;
+  fidx = lua_absindex(L, fidx);
+  lua_pushcfunction(L, state == WEFT_DONE ? future_set : future_fail);
+  lua_pushvalue(L, fidx);
+  lua_rotate(L, -(nres + 2), 2);             /* set, future, values... */
+  lua_call(L, nres + 1, 0);
+  return 0;
+}
+
+/* }======== */
 
 static const luaL_Reg future_methods[] = {
   {"set", future_set},

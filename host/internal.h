@@ -126,17 +126,25 @@ struct weft_runtime {
   int pool_ref, npool;        /* finished threads kept for reuse */
   int unobserved_ref;         /* table task -> true of failures nobody took */
   int nhandles_open;          /* weft's own handles not yet closed */
+  void *cfutures;             /* cfuture.c's state, or NULL */
   int debug;                  /* record spawn sites, warn on slow steps */
   int virtual_time;           /* the clock is virtual (weft.run_virtual) */
   double vclock;              /* the virtual clock, seconds */
+  int may_drive;              /* weft.run may run the loop (not an application's) */
+  int owns_state;             /* weft_new made the Lua state: weft_close closes it */
   void (*report)(weft_runtime *rt, const char *msg, void *ud);
   void *report_ud;
+  void (*host_report)(const char *msg, void *ud);   /* weft_set_report */
+  void (*print)(const char *msg, void *ud);
+  void *print_ud;
   int nreported;              /* unobserved errors reported so far */
 };
 
 /* runtime.c */
 weft_runtime *weft__runtime(lua_State *L);      /* the runtime of L's state, created on first use */
 weft_runtime *weft__runtime_create(lua_State *L, uv_loop_t *loop);
+weft_runtime *weft__runtime_find(lua_State *L);  /* NULL if none */
+void weft__runtime_destroy(lua_State *L);        /* closes it; the state lives on */
 int weft__drive_all(lua_State *L, weft_runtime *rt);
 double weft__now(weft_runtime *rt);
 void weft__deadline_arm(weft_runtime *rt, weft_deadline *d, double when);
@@ -169,6 +177,16 @@ void weft__mark_observed(lua_State *L, weft_task *t);
 void weft__step(weft_runtime *rt, weft_task *t);
 void weft__runtime_turn(weft_runtime *rt);
 int weft__open_task(lua_State *L, weft_runtime *rt);
+
+/* future.c: the C side of a future C code resolves (cfuture.c) */
+typedef struct weft_cfuture_hook weft_cfuture_hook;
+struct weft_cfuture_hook {
+  void (*cancelled)(weft_cfuture_hook *hook);   /* Lua will not take a result */
+};
+void weft__future_push_c(lua_State *L, weft_runtime *rt, weft_cfuture_hook *hook);
+void weft__cfutures_close(weft_runtime *rt);
+void weft__handle_closed(weft_runtime *rt);   /* a close callback of weft's own handles ran */
+int weft__future_complete(lua_State *L, int fidx, int state, int nres);
 
 /* future.c */
 void weft__completion_init(weft_completion *c);

@@ -134,8 +134,11 @@ static void push_spawn_site(lua_State *L, int idx) {
 }
 
 static void report_stderr(weft_runtime *rt, const char *msg, void *ud) {
-  (void)rt;
   (void)ud;
+  if (rt->host_report != NULL) {
+    rt->host_report(msg, rt->report_ud);
+    return;
+  }
   fputs(msg, stderr);
   fflush(stderr);
 }
@@ -306,6 +309,8 @@ int weft__drive_all(lua_State *L, weft_runtime *rt) {
 }
 
 static void check_can_drive(lua_State *L, weft_runtime *rt, const char *what) {
+  if (!rt->may_drive)
+    luaL_error(L, "%s: the application runs this loop; spawn tasks instead", what);
   if (rt->driving && rt->current == NULL)
     luaL_error(L, "%s: the loop is already running (called from a luv callback?)", what);
 }
@@ -459,18 +464,22 @@ static int rt_hrtime(lua_State *L) {
 
 /* {======== life of the runtime */
 
-static void handle_closed(uv_handle_t *h) {
-  weft_runtime *rt = (weft_runtime *)h->data;
+void weft__handle_closed(weft_runtime *rt) {
   if (--rt->nhandles_open == 0 && !rt->owns_loop) {
     free(rt->deadlines.items);
     free(rt);
   }
 }
 
+static void handle_closed(uv_handle_t *h) {
+  weft__handle_closed((weft_runtime *)h->data);
+}
+
 /* Closes weft's handles; an owned loop is run until they have closed (luv
    and libuv both need that turn before memory goes away). */
 static void runtime_close(weft_runtime *rt) {
   rt->closing = 1;
+  weft__cfutures_close(rt);
   uv_close((uv_handle_t *)&rt->idle, handle_closed);
   uv_close((uv_handle_t *)&rt->timer, handle_closed);
   uv_close((uv_handle_t *)&rt->prepare, handle_closed);
@@ -543,6 +552,7 @@ weft_runtime *weft__runtime_create(lua_State *L, uv_loop_t *loop) {
   weft_queue_init(&rt->ready);
   weft_queue_init(&rt->live);
   rt->next_id = 1;
+  rt->may_drive = 1;
   rt->report = report_stderr;
   new_ref_table(L, &rt->pool_ref, NULL);
   new_ref_table(L, &rt->unobserved_ref, NULL);
@@ -556,14 +566,30 @@ weft_runtime *weft__runtime_create(lua_State *L, uv_loop_t *loop) {
   return rt;
 }
 
-weft_runtime *weft__runtime(lua_State *L) {
+weft_runtime *weft__runtime_find(lua_State *L) {
   weft_runtime *rt;
   lua_rawgetp(L, LUA_REGISTRYINDEX, &runtime_key);
   rt = lua_isnil(L, -1) ? NULL : *(weft_runtime **)lua_touserdata(L, -1);
   lua_pop(L, 1);
+  return rt;
+}
+
+weft_runtime *weft__runtime(lua_State *L) {
+  weft_runtime *rt = weft__runtime_find(L);
   if (rt == NULL)
     rt = weft__runtime_create(L, NULL);
   return rt;
+}
+
+void weft__runtime_destroy(lua_State *L) {
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &runtime_key);
+  if (lua_isuserdata(L, -1)) {
+    lua_pushcfunction(L, runtime_gc);
+    lua_insert(L, -2);
+    lua_call(L, 1, 0);
+  } else {
+    lua_pop(L, 1);
+  }
 }
 
 /* {======== weft._stats: what the spec helper checks after each spec */

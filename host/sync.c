@@ -278,8 +278,13 @@ static int finish_with(lua_State *L, int status, lua_KContext ctx) {
 /* Acquires the slots at 'obj', then runs the function after it. */
 static int with_slots(lua_State *L, int obj) {
   weft_slots *s = checkslots(L, obj);
-  weft_task *t = weft__current(L, WEFT_UPRT(L), "with");
-  luaL_checkany(L, obj + 1);
+  weft_task *t;
+  if (lua_type(L, obj + 1) != LUA_TFUNCTION) {
+    if (luaL_getmetafield(L, obj + 1, "__call") == LUA_TNIL)
+      luaL_typeerror(L, obj + 1, "function");
+    lua_pop(L, 1);
+  }
+  t = weft__current(L, WEFT_UPRT(L), "with");
   if (slots_try(s))
     return with_call(L, obj);
   weft_queue_insert_tail(&s->waiters, &t->wait.node);

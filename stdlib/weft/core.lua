@@ -10,6 +10,9 @@ local Condition = classes["weft.condition"].__index
 -- @tparam function pred
 -- @return the true value `pred` returned
 function Condition:wait_for(pred)
+  if type(pred) ~= "function" and not (getmetatable(pred) or {}).__call then
+    error(("bad argument #1 to 'wait_for' (function expected, got %s)"):format(type(pred)), 2)
+  end
   local result = pred()
   while not result do
     self:wait()

@@ -1,0 +1,234 @@
+/*
+** cfuture.c: futures that C code resolves (weft.h "C awaitables"). A C
+** function creates one with weft_future_new, returns it to Lua, and later
+** resolves it exactly once with weft_future_set / fail / fail_message, or
+** from any thread with weft_future_post (delivered through one uv_async per
+** runtime). If Lua stops waiting first (the awaiting task was cancelled,
+** or f:cancel()), the cancel callback tells C to abandon the operation.
+**
+** Ownership: the C struct is malloc'd and freed by the one resolving call;
+** while pending it holds a registry reference to its Lua future. The
+** runtime counts pending C futures: they keep the run alive (it is not a
+** Deadlock while C still owes a result), through the referenced async.
+*/
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+#include "weft.h"
+
+enum { CF_PENDING, CF_CANCELLED };
+
+struct weft_cfuture {
+  weft_cfuture_hook hook;     /* first: the Lua future's view of us */
+  weft_runtime *rt;           /* NULL once the runtime has closed */
+  weft_queue link;            /* in the runtime's list of C futures */
+  int ref;                    /* registry ref to the Lua future, while pending */
+  int state;
+  weft_cancel_fn on_cancel;
+  void *cancel_ud;
+};
+
+typedef struct post {
+  struct post *next;
+  weft_cfuture *f;
+  weft_push_fn push;
+  void *data;
+} post;
+
+/* Per runtime, created on first use. */
+typedef struct cf_state {
+  uv_async_t async;
+  uv_mutex_t lock;
+  post *head, *tail;
+  weft_queue futures;         /* every unresolved C future */
+  int npending;
+} cf_state;
+
+static cf_state *state_of(weft_runtime *rt) {
+  return (cf_state *)rt->cfutures;
+}
+
+static void update_ref(cf_state *s) {
+  if (s->npending > 0)
+    uv_ref((uv_handle_t *)&s->async);
+  else
+    uv_unref((uv_handle_t *)&s->async);
+}
+
+static void deliver_posts(uv_async_t *h);
+
+static cf_state *get_state(weft_runtime *rt) {
+  cf_state *s = state_of(rt);
+  if (s != NULL)
+    return s;
+  s = (cf_state *)calloc(1, sizeof *s);
+  if (s == NULL || uv_mutex_init(&s->lock) != 0) {
+    free(s);
+    return NULL;
+  }
+  uv_async_init(rt->loop, &s->async, deliver_posts);
+  s->async.data = rt;
+  weft_queue_init(&s->futures);
+  update_ref(s);
+  rt->cfutures = s;
+  rt->nhandles_open++;
+  return s;
+}
+
+/* Frees f after its one resolving call. */
+static void release(weft_cfuture *f) {
+  if (f->rt != NULL) {
+    cf_state *s = state_of(f->rt);
+    if (f->ref != LUA_NOREF)
+      luaL_unref(f->rt->L, LUA_REGISTRYINDEX, f->ref);
+    weft_queue_remove(&f->link);
+    s->npending--;
+    update_ref(s);
+  }
+  free(f);
+}
+
+static void hook_cancelled(weft_cfuture_hook *hook) {
+  weft_cfuture *f = (weft_cfuture *)hook;
+  f->state = CF_CANCELLED;
+  if (f->on_cancel != NULL)
+    f->on_cancel(f, f->cancel_ud);
+}
+
+weft_cfuture *weft_future_new(lua_State *L) {
+  weft_runtime *rt = weft__runtime(L);
+  cf_state *s = get_state(rt);
+  weft_cfuture *f = s ? (weft_cfuture *)calloc(1, sizeof *f) : NULL;
+  if (f == NULL) {
+    luaL_error(L, "weft_future_new: out of memory");
+    return NULL;
+  }
+  f->rt = rt;
+  f->state = CF_PENDING;
+  f->hook.cancelled = hook_cancelled;
+  weft__future_push_c(L, rt, &f->hook);
+  lua_pushvalue(L, -1);
+  f->ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  weft_queue_insert_tail(&s->futures, &f->link);
+  s->npending++;
+  update_ref(s);
+  return f;
+}
+
+static int resolve(weft_cfuture *f, lua_State *L, int state, int nvalues) {
+  int rc = -1;
+  if (f->rt != NULL && f->state == CF_PENDING) {
+    lua_rawgeti(L, LUA_REGISTRYINDEX, f->ref);
+    lua_insert(L, -(nvalues + 1));
+    rc = weft__future_complete(L, -(nvalues + 1), state, nvalues);
+    lua_pop(L, 1);
+  } else {
+    lua_pop(L, nvalues);
+  }
+  release(f);
+  return rc;
+}
+
+int weft_future_set(weft_cfuture *f, lua_State *L, int nvalues) {
+  return resolve(f, L, WEFT_DONE, nvalues);
+}
+
+int weft_future_fail(weft_cfuture *f, lua_State *L) {
+  return resolve(f, L, WEFT_FAILED, 1);
+}
+
+int weft_future_fail_message(weft_cfuture *f, const char *message) {
+  lua_State *L;
+  if (f->rt == NULL) {
+    release(f);
+    return -1;
+  }
+  L = f->rt->L;
+  lua_pushstring(L, message);
+  return resolve(f, L, WEFT_FAILED, 1);
+}
+
+void weft_future_on_cancel(weft_cfuture *f, weft_cancel_fn fn, void *ud) {
+  f->on_cancel = fn;
+  f->cancel_ud = ud;
+}
+
+/* {======== posting from other threads */
+
+int weft_future_post(weft_cfuture *f, weft_push_fn push, void *data) {
+  cf_state *s;
+  post *p = (post *)malloc(sizeof *p);
+  if (p == NULL || f->rt == NULL) {
+    free(p);
+    return -1;
+  }
+  s = state_of(f->rt);
+  p->next = NULL;
+  p->f = f;
+  p->push = push;
+  p->data = data;
+  uv_mutex_lock(&s->lock);
+  if (s->tail != NULL)
+    s->tail->next = p;
+  else
+    s->head = p;
+  s->tail = p;
+  uv_mutex_unlock(&s->lock);
+  uv_async_send(&s->async);
+  return 0;
+}
+
+static void deliver_posts(uv_async_t *h) {
+  weft_runtime *rt = (weft_runtime *)h->data;
+  cf_state *s = state_of(rt);
+  lua_State *L = rt->L;
+  post *p;
+  uv_mutex_lock(&s->lock);
+  p = s->head;
+  s->head = s->tail = NULL;
+  uv_mutex_unlock(&s->lock);
+  while (p != NULL) {
+    post *next = p->next;
+    int top = lua_gettop(L), n = p->push(L, p->data);
+    if (n >= 0)
+      weft_future_set(p->f, L, n);
+    else
+      weft_future_fail(p->f, L);
+    lua_settop(L, top);
+    free(p);
+    p = next;
+  }
+}
+
+/* }======== */
+
+static void state_closed(uv_handle_t *h) {
+  weft_runtime *rt = (weft_runtime *)h->data;
+  cf_state *s = (cf_state *)((char *)h - offsetof(cf_state, async));
+  uv_mutex_destroy(&s->lock);
+  free(s);
+  weft__handle_closed(rt);
+}
+
+/* At runtime close: C futures still unresolved are cut loose (their
+   resolving call only frees them), and the async closes. */
+void weft__cfutures_close(weft_runtime *rt) {
+  cf_state *s = state_of(rt);
+  post *p;
+  if (s == NULL)
+    return;
+  while (!weft_queue_empty(&s->futures)) {
+    weft_cfuture *f = weft_queue_data(weft_queue_head(&s->futures), weft_cfuture, link);
+    weft_queue_remove(&f->link);
+    f->rt = NULL;
+  }
+  for (p = s->head; p != NULL;) {
+    post *next = p->next;
+    free(p);
+    p = next;
+  }
+  s->head = s->tail = NULL;
+  rt->cfutures = NULL;
+  uv_close((uv_handle_t *)&s->async, state_closed);
+}
