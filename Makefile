@@ -17,9 +17,9 @@ LIBS_UV  = $(shell pkg-config --libs $(PKG_UV)) -lm
 LIBS_LUA = $(shell pkg-config --libs $(PKG_LUA))
 
 # Libraries weft.so and the CLI link (I/O issue: luv, curl, cjson go here).
-LIBS_EXTRA =
+LIBS_EXTRA = -llua5.4-luv -llua5.4-cjson $(shell pkg-config --libs libcurl)
 # Libraries only the CLI links (the REPL's libedit goes here).
-LIBS_CLI_EXTRA =
+LIBS_CLI_EXTRA = -ledit
 
 CLI_ONLY = host/main.c host/repl.c
 LIB_SRCS = $(filter-out $(CLI_ONLY),$(wildcard host/*.c))
@@ -27,8 +27,14 @@ LIB_OBJS = $(LIB_SRCS:host/%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/stdlib.o
 STDLIB   = $(shell find stdlib -name '*.lua' | sort)
 HEADERS  = $(wildcard host/*.h)
 
-.PHONY: all deps test check bench demo clean
-all: $(BUILD)/weft $(BUILD)/weft.so $(BUILD)/libweft.a
+VERSION  = 0.1.0
+SOMAJOR  = 0
+PREFIX  ?= /usr/local
+DESTDIR ?=
+LUA_CMOD = $(PREFIX)/lib/lua/5.4
+
+.PHONY: all deps test check bench demo clean install uninstall
+all: $(BUILD)/weft $(BUILD)/weft.so $(BUILD)/libweft.a $(BUILD)/libweft.so $(BUILD)/weft.pc
 
 $(BUILD)/obj/%.o: host/%.c $(HEADERS) | $(BUILD)/obj
 	$(CC) $(CFLAGS_ALL) -c $< -o $@
@@ -42,6 +48,15 @@ $(BUILD)/obj/stdlib.o: $(BUILD)/stdlib.c
 $(BUILD)/libweft.a: $(LIB_OBJS)
 	rm -f $@
 	ar rcs $@ $^
+
+$(BUILD)/libweft.so: $(LIB_OBJS)
+	$(CC) $(SAN) -shared -Wl,-soname,libweft.so.$(SOMAJOR) -o $@.$(VERSION) $^ \
+	  $(LIBS_EXTRA) $(LIBS_LUA) $(LIBS_UV)
+	ln -sf libweft.so.$(VERSION) $(BUILD)/libweft.so.$(SOMAJOR)
+	ln -sf libweft.so.$(VERSION) $@
+
+$(BUILD)/weft.pc: scripts/weft.pc.in Makefile | $(BUILD)/obj
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' $< > $@
 
 $(BUILD)/weft.so: $(LIB_OBJS)
 	$(CC) $(SAN) -shared -o $@ $^ $(LIBS_EXTRA) $(LIBS_UV)
@@ -79,6 +94,40 @@ bench: deps
 demo: deps
 	@$(MAKE) --no-print-directory all
 	$(BUILD)/weft examples/diamond.lua
+	$(BUILD)/weft run -f examples/ci/Weftfile.lua
 
 clean:
 	rm -rf build
+
+# make install PREFIX=/usr/local DESTDIR=: the CLI, the libraries, weft.h,
+# weft.pc, the Lua module in lua5.4's cpath, and the man page.
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/pkgconfig \
+	  $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(LUA_CMOD) $(DESTDIR)$(PREFIX)/share/man/man1
+	install -m 755 $(BUILD)/weft $(DESTDIR)$(PREFIX)/bin/weft
+	install -m 644 $(BUILD)/libweft.a $(DESTDIR)$(PREFIX)/lib/libweft.a
+	install -m 755 $(BUILD)/libweft.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libweft.so.$(VERSION)
+	ln -sf libweft.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libweft.so.$(SOMAJOR)
+	ln -sf libweft.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libweft.so
+	install -m 644 host/weft.h $(DESTDIR)$(PREFIX)/include/weft.h
+	install -m 644 $(BUILD)/weft.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/weft.pc
+	install -m 755 $(BUILD)/weft.so $(DESTDIR)$(LUA_CMOD)/weft.so
+	install -m 644 docs/weft.1 $(DESTDIR)$(PREFIX)/share/man/man1/weft.1
+
+uninstall:
+	rm -f $(DESTDIR)$(PREFIX)/bin/weft $(DESTDIR)$(PREFIX)/lib/libweft.a \
+	  $(DESTDIR)$(PREFIX)/lib/libweft.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libweft.so.$(SOMAJOR) \
+	  $(DESTDIR)$(PREFIX)/lib/libweft.so $(DESTDIR)$(PREFIX)/include/weft.h \
+	  $(DESTDIR)$(PREFIX)/lib/pkgconfig/weft.pc $(DESTDIR)$(LUA_CMOD)/weft.so \
+	  $(DESTDIR)$(PREFIX)/share/man/man1/weft.1
+
+# The Lua module alone, for luarocks (weft-*.rockspec): LUA_LIBDIR from it.
+install-lua: $(BUILD)/weft.so
+	install -d $(LUA_LIBDIR)
+	install -m 755 $(BUILD)/weft.so $(LUA_LIBDIR)/weft.so
+
+# libFuzzer over the sorter core (fuzz/Makefile): make fuzz [FUZZ_SECONDS=600]
+.PHONY: fuzz
+fuzz:
+	@scripts/deps.sh fuzz
+	@$(MAKE) --no-print-directory -f fuzz/Makefile BUILD=$(BUILD) fuzz-run

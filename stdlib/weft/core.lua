@@ -21,4 +21,23 @@ function Condition:wait_for(pred)
   return result
 end
 
+-- Parts of the module written in Lua that need "weft" themselves load on
+-- first use: weft.pipeline and friends.
+local lazy = { pipeline = "weft.pipeline" }
+local previous = getmetatable(weft)
+local fallback = previous and previous.__index
+setmetatable(weft, {
+  __index = function(t, k)
+    local name = lazy[k]
+    if name then
+      local m = require(name)
+      rawset(t, k, m)
+      return m
+    end
+    if type(fallback) == "function" then return fallback(t, k) end
+    if type(fallback) == "table" then return fallback[k] end
+    return nil
+  end,
+})
+
 return weft

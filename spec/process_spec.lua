@@ -1,0 +1,210 @@
+-- weft.exec / weft.sh (API.md "Processes"): capture, check, exit codes,
+-- signals, env/cwd/stdin, line streaming, timeouts and cancellation that
+-- kill the whole process group, missing programs, big outputs, limits.
+local weft = require "weft"
+
+-- Is pid a live process? A zombie waiting for init to reap it is not.
+local function alive(pid)
+  local f = io.open("/proc/" .. pid .. "/stat")
+  if not f then return false end
+  local stat = f:read("a")
+  f:close()
+  return stat:match("^%d+ %b() (%a)") ~= "Z"
+end
+
+-- Waits (up to 2 s) for pid to be gone; returns true when it is.
+local function gone(pid)
+  for _ = 1, 200 do
+    if not alive(pid) then return true end
+    os.execute("sleep 0.01")
+  end
+  return false
+end
+
+local function read_pid(path)
+  local f = assert(io.open(path))
+  local pid = f:read("l")
+  f:close()
+  os.remove(path)
+  return assert(tonumber(pid), "no pid in " .. path)
+end
+
+describe("weft.exec", function()
+  it("captures stdout and stderr", function()
+    local r = weft.run(weft.exec, { "sh", "-c", "echo out; echo err >&2" })
+    assert.same({ code = 0, stdout = "out\n", stderr = "err\n" }, r)
+  end)
+
+  it("returns an empty string for an empty captured stream", function()
+    local r = weft.run(weft.exec, { "true" })
+    assert.equal("", r.stdout)
+    assert.equal("", r.stderr)
+  end)
+
+  it("takes options in the argv table", function()
+    local r = weft.run(weft.exec, { "sh", "-c", "exit 3", check = false })
+    assert.equal(3, r.code)
+  end)
+
+  it("raises ProcessError on a non-zero exit with check (the default)", function()
+    local ok, err = pcall(weft.run, weft.exec, { "sh", "-c", "echo partial; exit 4" })
+    assert.is_false(ok)
+    assert.equal("ProcessError", err.kind)
+    assert.equal(4, err.code)
+    assert.equal("partial\n", err.stdout)
+    assert.same({ "sh", "-c", "echo partial; exit 4" }, err.argv)
+  end)
+
+  it("reports death by a signal as 128 + signal", function()
+    local r = weft.run(weft.sh, "kill -9 $$", { check = false })
+    assert.equal(137, r.code)
+    assert.equal(9, r.signal)
+  end)
+
+  it("raises for death by a signal with check", function()
+    local ok, err = pcall(weft.run, weft.sh, "kill -15 $$")
+    assert.is_false(ok)
+    assert.equal(15, err.signal)
+    assert.equal(143, err.code)
+  end)
+
+  it("passes env (merged with the environment), cwd and stdin", function()
+    local r = weft.run(weft.exec, { "sh", "-c", 'echo "$WEFT_X:$HOME"; pwd; cat' },
+      { env = { WEFT_X = "yes" }, cwd = "/", stdin = "from stdin" })
+    assert.equal("yes:" .. os.getenv("HOME") .. "\n/\nfrom stdin", r.stdout)
+  end)
+
+  it("removes a variable given as false in env", function()
+    local r = weft.run(weft.sh, 'echo "[$HOME]"', { env = { HOME = false } })
+    assert.equal("[]\n", r.stdout)
+  end)
+
+  it("discards or inherits streams on request", function()
+    local r = weft.run(weft.sh, "echo gone; echo gone >&2", { stdout = "null", stderr = "null" })
+    assert.is_nil(r.stdout)
+    assert.is_nil(r.stderr)
+  end)
+
+  it("streams lines to on_stdout/on_stderr in order while capturing", function()
+    local out, err = {}, {}
+    local r = weft.run(weft.sh, "for i in 1 2 3; do echo o$i; echo e$i >&2; sleep 0.02; done; printf last",
+      { on_stdout = function(l) out[#out + 1] = l end,
+        on_stderr = function(l) err[#err + 1] = l end })
+    assert.same({ "o1", "o2", "o3", "last" }, out)
+    assert.same({ "e1", "e2", "e3" }, err)
+    assert.equal("o1\no2\no3\nlast", r.stdout)
+  end)
+
+  it("delivers lines before the process ends", function()
+    local first_at
+    local t0 = weft.run(function()
+      local start = weft.now()
+      weft.sh("echo early; sleep 0.4", { on_stdout = function() first_at = weft.now() - start end })
+      return weft.now() - start
+    end)
+    assert.is_true(first_at < 0.3 and t0 >= 0.4)
+  end)
+
+  it("kills the process and raises the error of a failing line callback", function()
+    local ok, err = pcall(weft.run, weft.sh, "echo x; sleep 100",
+      { on_stdout = function() error("stop here") end })
+    assert.is_false(ok)
+    assert.matches("stop here", tostring(err))
+  end)
+
+  it("raises ProcessError naming a missing program", function()
+    local ok, err = pcall(weft.run, weft.exec, { "weft-no-such-program", "x" })
+    assert.is_false(ok)
+    assert.equal("ProcessError", err.kind)
+    assert.equal("ENOENT", err.errno)
+    assert.matches("weft%-no%-such%-program", err.message)
+  end)
+
+  it("captures 100 MB of output", function()
+    local r = weft.run(weft.sh, "head -c 100000000 /dev/zero")
+    assert.equal(100000000, #r.stdout)
+  end)
+
+  it("raises outside a task", function()
+    assert.has_error(function() weft.exec { "true" } end)
+  end)
+
+  it("checks its options", function()
+    assert.has_error(function() weft.run(weft.exec, { "true" }, { stdout = "bogus" }) end)
+    assert.has_error(function() weft.run(weft.exec, {}) end)
+  end)
+end)
+
+describe("weft.sh", function()
+  it("runs a command line through /bin/sh -c", function()
+    local r = weft.run(weft.sh, "echo $((6 * 7))")
+    assert.equal("42\n", r.stdout)
+  end)
+end)
+
+describe("process groups", function()
+  local pidfile = os.tmpname()
+  local script = "sleep 100 & echo $! > " .. pidfile .. "; sleep 100"
+
+  it("a timeout kills the whole group and raises timeout = true, code 124", function()
+    local t0 = os.time()
+    local ok, err = pcall(weft.run, weft.sh, script, { timeout = 0.3 })
+    assert.is_false(ok)
+    assert.equal("ProcessError", err.kind)
+    assert.is_true(err.timeout)
+    assert.equal(124, err.code)
+    assert.equal(15, err.signal)
+    assert.is_true(os.time() - t0 < 5)
+    assert.is_true(gone(read_pid(pidfile)), "grandchild sleep survived")
+  end)
+
+  it("a timeout raises even with check = false", function()
+    local ok, err = pcall(weft.run, weft.sh, "sleep 100", { timeout = 0.1, check = false })
+    assert.is_false(ok)
+    assert.is_true(err.timeout)
+  end)
+
+  it("cancellation kills the whole group before Cancelled is raised", function()
+    local ok, err = pcall(weft.run, function()
+      local t = weft.spawn(weft.sh, script)
+      while not io.open(pidfile) do weft.sleep(0.01) end
+      weft.sleep(0.05)
+      t:cancel()
+      return t:await()
+    end)
+    assert.is_false(ok)
+    assert.equal("Cancelled", err.kind)
+    assert.is_true(gone(read_pid(pidfile)), "grandchild sleep survived")
+  end)
+
+  it("sends KILL after the grace period when TERM is ignored", function()
+    local t0 = weft.run(weft.now)
+    local ok, err = pcall(weft.run, weft.sh, "trap '' TERM; sleep 100 & wait", { timeout = 0.1, grace = 0.3 })
+    local took = weft.run(weft.now) - t0
+    assert.is_false(ok)
+    assert.equal(9, err.signal)
+    assert.is_true(took >= 0.35 and took < 3, "took " .. took)
+  end)
+
+  it("runs processes concurrently under a semaphore limit", function()
+    local running, peak = 0, 0
+    local took = weft.run(function()
+      local sem, t0 = weft.semaphore(2), weft.now()
+      local tasks = {}
+      for i = 1, 6 do
+        tasks[i] = weft.spawn(function()
+          sem:with(function()
+            running = running + 1
+            peak = math.max(peak, running)
+            weft.sh "sleep 0.2"
+            running = running - 1
+          end)
+        end)
+      end
+      for _, t in ipairs(tasks) do t:await() end
+      return weft.now() - t0
+    end)
+    assert.equal(2, peak)
+    assert.is_true(took >= 0.6 and took < 3, "took " .. took)
+  end)
+end)
