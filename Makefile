@@ -110,7 +110,8 @@ install: all
 	ln -sf libweft.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libweft.so.$(SOMAJOR)
 	ln -sf libweft.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libweft.so
 	install -m 644 host/weft.h $(DESTDIR)$(PREFIX)/include/weft.h
-	install -m 644 $(BUILD)/weft.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/weft.pc
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' scripts/weft.pc.in \
+	  > $(DESTDIR)$(PREFIX)/lib/pkgconfig/weft.pc
 	install -m 755 $(BUILD)/weft.so $(DESTDIR)$(LUA_CMOD)/weft.so
 	install -m 644 docs/weft.1 $(DESTDIR)$(PREFIX)/share/man/man1/weft.1
 

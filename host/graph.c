@@ -1,10 +1,383 @@
 /*
-** graph.c: weft.run_graph (not written yet).
+** graph.c: weft.run_graph(graph, work [, opts]), completion-driven.
+**
+** The graph becomes a sorter (sorter_lua.c) and a block with one slot per
+** node. Each started node runs work(node, results) as a task; its slot is
+** a waiter linked into the task's completion list, so when the task
+** finishes, node_wake (C, no Lua running) stores the first result, marks
+** the node done in the sorter and spawns the nodes that became ready, up
+** to `limit`. Nothing ever scans the pending work: the whole run costs
+** O(nodes + edges) plus a heap operation per node.
+**
+** A failure (without keep_going) stops the run: every running task is
+** cancelled and nothing more starts; the caller is woken once no node
+** task is left, then raises GraphError. A cancellation of the caller (or
+** a Deadlock delivered to it) does the same and propagates that error.
+**
+** Ownership: the block is a userdata on the caller's stack for the whole
+** run, and in the registry (g->ref) so that node_wake can reach its user
+** values: where it was made, the sorter, work, results, the running tasks
+** (id + 1 -> task), failures, cancelled nodes. Its __gc unlinks any slot
+** still linked. Implements API.md "Graph runner".
 */
+#include <string.h>
+
 #include "internal.h"
+#include "sorter.h"
+
+#define GRAPH_MT "weft.graph_run"
+
+enum {
+  GV_WHERE = 1, GV_SORTER, GV_WORK, GV_RESULTS, GV_RUNNING, GV_FAILURES,
+  GV_CANCELLED, GRAPH_NUV = GV_CANCELLED
+};
+
+/* The caller's stack while it waits. */
+enum { A_GRAPH = 1, A_WORK, A_OPTS, A_SORTER, A_BLOCK, A_SAVED };
+
+typedef struct weft_graph weft_graph;
+
+typedef struct graph_slot {
+  weft_waiter w;          /* on the node task's completion list */
+  weft_graph *g;
+  weft_task *task;        /* while it runs */
+} graph_slot;
+
+struct weft_graph {
+  weft_runtime *rt;
+  weft_task *owner;
+  weft_sorter *sorter;
+  int ref;                /* registry ref to this block while it runs */
+  int n;
+  int limit;              /* most tasks at once, 0 for no limit */
+  int keep_going;
+  int running;
+  int nfailures, ncancelled;
+  int stopped;            /* a failure or an outside cancellation: start nothing */
+  graph_slot slots[1];
+};
+
+/* {======== options */
+
+static int parse_limit(lua_State *L, int opts) {
+  lua_Integer limit;
+  int isint;
+  if (lua_getfield(L, opts, "limit") == LUA_TNIL) {
+    lua_pop(L, 1);
+    return 0;
+  }
+  limit = lua_tointegerx(L, -1, &isint);
+  if (!isint || limit < 1)
+    luaL_argerror(L, opts, "limit must be a positive integer");
+  lua_pop(L, 1);
+  return limit > 0x7fffffff ? 0x7fffffff : (int)limit;
+}
+
+static int parse_keep_going(lua_State *L, int opts) {
+  int keep;
+  lua_getfield(L, opts, "keep_going");
+  keep = lua_toboolean(L, -1);
+  lua_pop(L, 1);
+  return keep;
+}
+
+/* }======== */
+
+/* {======== starting and finishing nodes */
+
+static void node_wake(weft_waiter *w, int reason);
+
+/* Cancels every running node task and starts nothing more. */
+static void stop(lua_State *L, weft_graph *g) {
+  int i;
+  if (g->stopped)
+    return;
+  g->stopped = 1;
+  for (i = 0; i < g->n && g->running > 0; i++)
+    if (g->slots[i].task != NULL)
+      weft__task_cancel(L, g->slots[i].task, 0);
+}
+
+/* What node_wake and start_ready use, pushed once at 'env' .. env + 3:
+   the running table, work, the sorter's node values, results. */
+enum { E_RUNNING = 0, E_WORK, E_VALS, E_RESULTS };
+
+static int push_env(lua_State *L, int gi) {
+  int env = lua_gettop(L) + 1;
+  lua_getiuservalue(L, gi, GV_RUNNING);
+  lua_getiuservalue(L, gi, GV_WORK);
+  lua_getiuservalue(L, gi, GV_SORTER);
+  weft__sorter_push_values(L, lua_gettop(L));
+  lua_remove(L, -2);
+  lua_getiuservalue(L, gi, GV_RESULTS);
+  return env;
+}
+
+/* Spawns work(node, results) for node id. */
+static void start_node(lua_State *L, weft_graph *g, int env, int id) {
+  graph_slot *sl = &g->slots[id];
+  lua_pushvalue(L, env + E_WORK);
+  lua_rawgeti(L, env + E_VALS, (lua_Integer)id + 1);
+  lua_pushvalue(L, env + E_RESULTS);
+  sl->task = weft__spawn(L, g->rt, 2);              /* task on top */
+  lua_rawseti(L, env + E_RUNNING, (lua_Integer)id + 1);
+  weft_queue_insert_tail(&sl->task->done.waiters, &sl->w.node);
+  g->running++;
+}
+
+/* Starts ready nodes while the limit allows. */
+static void start_ready(lua_State *L, weft_graph *g, int env) {
+  while (!g->stopped && (g->limit == 0 || g->running < g->limit)) {
+    int id = weft__sorter_pop_ready(g->sorter);
+    if (id < 0)
+      break;
+    start_node(L, g, env, id);
+  }
+}
+
+/* Appends the value on top to the array in user value uv of gi (pops it). */
+static void append(lua_State *L, int gi, int uv, int *count) {
+  lua_getiuservalue(L, gi, uv);
+  lua_insert(L, -2);
+  lua_rawseti(L, -2, ++*count);
+  lua_pop(L, 1);
+}
+
+/* Pushes node id's value. */
+static void push_node(lua_State *L, int gi, int id) {
+  lua_getiuservalue(L, gi, GV_SORTER);
+  weft__sorter_push_node(L, lua_gettop(L), id);
+  lua_remove(L, -2);
+}
+
+/* Records the outcome of node id, whose finished task is at ti. */
+static void record(lua_State *L, weft_graph *g, int gi, int env, int id, int ti) {
+  weft_task *t = weft__totask(L, ti);
+  if (t->done.state == WEFT_DONE) {
+    lua_rawgeti(L, env + E_VALS, (lua_Integer)id + 1);
+    weft__push_outcome(L, ti);
+    lua_rawset(L, env + E_RESULTS);
+    weft__sorter_done(g->sorter, id);
+  } else if (t->done.state == WEFT_CANCELLED && g->stopped) {
+    push_node(L, gi, id);
+    append(L, gi, GV_CANCELLED, &g->ncancelled);
+  } else {
+    weft__mark_observed(L, t);
+    lua_createtable(L, 0, 2);
+    push_node(L, gi, id);
+    lua_setfield(L, -2, "node");
+    weft__push_outcome(L, ti);
+    lua_setfield(L, -2, "error");
+    append(L, gi, GV_FAILURES, &g->nfailures);
+    if (!g->keep_going)
+      stop(L, g);
+  }
+}
+
+/* A node task finished (called from its completion list, no Lua running
+   for it): record it, start what became ready, wake the caller at the end. */
+static void node_wake(weft_waiter *w, int reason) {
+  graph_slot *sl = (graph_slot *)w;
+  weft_graph *g = sl->g;
+  lua_State *L = g->rt->L;
+  int id = (int)(sl - g->slots), top = lua_gettop(L), gi, env;
+  (void)reason;
+  lua_checkstack(L, 16);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, g->ref);
+  gi = lua_gettop(L);
+  env = push_env(L, gi);
+  lua_rawgeti(L, env + E_RUNNING, (lua_Integer)id + 1);   /* the task */
+  lua_pushnil(L);
+  lua_rawseti(L, env + E_RUNNING, (lua_Integer)id + 1);
+  sl->task = NULL;
+  g->running--;
+  record(L, g, gi, env, id, lua_gettop(L));
+  start_ready(L, g, env);
+  lua_settop(L, top);
+  if (g->running == 0)
+    weft__task_wake(g->owner, WEFT_WOKEN);
+}
+
+/* }======== */
+
+/* {======== the block */
+
+static void unlink_all(weft_graph *g) {
+  int i;
+  for (i = 0; i < g->n; i++)
+    if (weft_queue_linked(&g->slots[i].w.node))
+      weft_queue_remove(&g->slots[i].w.node);
+}
+
+static int graph_gc(lua_State *L) {
+  unlink_all((weft_graph *)lua_touserdata(L, 1));
+  return 0;
+}
+
+/* Pushes a new block for the prepared sorter at A_SORTER. */
+static weft_graph *new_block(lua_State *L, weft_runtime *rt, weft_task *owner,
+                             weft_sorter *s) {
+  int n = weft__sorter_count(s), i;
+  size_t size = sizeof(weft_graph) + (size_t)(n > 0 ? n - 1 : 0) * sizeof(graph_slot);
+  weft_graph *g = (weft_graph *)lua_newuserdatauv(L, size, GRAPH_NUV);
+  memset(g, 0, sizeof *g);
+  g->rt = rt;
+  g->owner = owner;
+  g->sorter = s;
+  g->n = n;
+  g->ref = LUA_NOREF;
+  for (i = 0; i < n; i++) {
+    weft_queue_init(&g->slots[i].w.node);
+    g->slots[i].w.wake = node_wake;
+    g->slots[i].g = g;
+    g->slots[i].task = NULL;
+  }
+  if (luaL_newmetatable(L, GRAPH_MT)) {
+    lua_pushcfunction(L, graph_gc);
+    lua_setfield(L, -2, "__gc");
+  }
+  lua_setmetatable(L, -2);
+  weft__where(L, 1);
+  lua_setiuservalue(L, -2, GV_WHERE);
+  lua_pushvalue(L, A_SORTER);
+  lua_setiuservalue(L, -2, GV_SORTER);
+  lua_pushvalue(L, A_WORK);
+  lua_setiuservalue(L, -2, GV_WORK);
+  for (i = GV_RESULTS; i <= GV_CANCELLED; i++) {
+    lua_newtable(L);
+    lua_setiuservalue(L, -2, i);
+  }
+  return g;
+}
+
+/* }======== */
+
+/* {======== the caller's side */
+
+/* Pushes the nodes whose work never started, in first-mention order. */
+static void push_skipped(lua_State *L, weft_graph *g) {
+  int i, k = 0;
+  lua_newtable(L);
+  for (i = 0; i < g->n; i++) {
+    int st = weft__sorter_state(g->sorter, i);
+    if (st == WEFT_NODE_WAITING || st == WEFT_NODE_READY) {
+      push_node(L, A_BLOCK, i);
+      lua_rawseti(L, -2, ++k);
+    }
+  }
+}
+
+static int raise_graph_error(lua_State *L, weft_graph *g) {
+  int base = lua_gettop(L);
+  lua_getiuservalue(L, A_BLOCK, GV_FAILURES);          /* base + 1 */
+  lua_rawgeti(L, base + 1, 1);                          /* base + 2 first */
+  lua_getfield(L, base + 2, "node");                    /* base + 3 */
+  if (lua_type(L, base + 3) == LUA_TSTRING)
+    lua_pushfstring(L, "\"%s\"", lua_tostring(L, base + 3));
+  else
+    luaL_tolstring(L, base + 3, NULL);                  /* base + 4 */
+  lua_getfield(L, base + 2, "error");
+  luaL_tolstring(L, -1, NULL);                          /* base + 6 */
+  weft__error_new(L, "GraphError", "%d node%s failed, the first (%s) with: %s",
+                  g->nfailures, g->nfailures == 1 ? "" : "s",
+                  lua_tostring(L, base + 4), lua_tostring(L, base + 6));
+  lua_pushvalue(L, base + 1);
+  lua_setfield(L, -2, "failures");
+  push_skipped(L, g);
+  lua_setfield(L, -2, "skipped");
+  lua_getiuservalue(L, A_BLOCK, GV_CANCELLED);
+  lua_setfield(L, -2, "cancelled");
+  lua_getiuservalue(L, A_BLOCK, GV_RESULTS);
+  lua_setfield(L, -2, "results");
+  return lua_error(L);
+}
+
+/* Every node task has finished: return the results or raise. */
+static int graph_end(lua_State *L, weft_graph *g) {
+  luaL_unref(L, LUA_REGISTRYINDEX, g->ref);
+  g->ref = LUA_NOREF;
+  if (!lua_isnil(L, A_SAVED)) {
+    lua_pushvalue(L, A_SAVED);
+    return lua_error(L);
+  }
+  if (g->nfailures > 0)
+    return raise_graph_error(L, g);
+  lua_getiuservalue(L, A_BLOCK, GV_RESULTS);
+  return 1;
+}
+
+/* Moves the caller's pending error (cancellation, Deadlock) to A_SAVED. */
+static void take_pending(lua_State *L, weft_task *t) {
+  lua_rawgeti(L, LUA_REGISTRYINDEX, t->ref);
+  lua_getiuservalue(L, -1, WEFT_TASK_UV_PENDING);
+  lua_replace(L, A_SAVED);
+  lua_pushnil(L);
+  lua_setiuservalue(L, -2, WEFT_TASK_UV_PENDING);
+  lua_pop(L, 1);
+  t->deliver = 0;
+}
+
+static int finish_graph(lua_State *L, int status, lua_KContext ctx) {
+  weft_graph *g = (weft_graph *)lua_touserdata(L, A_BLOCK);
+  weft_task *t = g->owner;
+  (void)status;
+  (void)ctx;
+  if (t->deliver) {
+    if (!lua_isnil(L, A_SAVED)) {    /* interrupted again: stop waiting */
+      unlink_all(g);
+      luaL_unref(L, LUA_REGISTRYINDEX, g->ref);
+      g->ref = LUA_NOREF;
+      return weft__raise_pending(L, t);
+    }
+    take_pending(L, t);
+    stop(L, g);
+  }
+  if (g->running > 0)
+    return weft__suspend(L, t, "run_graph", A_BLOCK, 0, finish_graph);
+  return graph_end(L, g);
+}
+
+/* weft.run_graph(graph, work [, opts]) */
+static int graph_run(lua_State *L) {
+  weft_runtime *rt = WEFT_UPRT(L);
+  weft_task *t = weft__current(L, rt, "weft.run_graph");
+  weft_sorter *s;
+  weft_graph *g;
+  int limit = 0, keep_going = 0;
+  luaL_checktype(L, A_GRAPH, LUA_TTABLE);
+  if (lua_type(L, A_WORK) != LUA_TFUNCTION &&
+      luaL_getmetafield(L, A_WORK, "__call") == LUA_TNIL)
+    luaL_typeerror(L, A_WORK, "function");
+  if (!lua_isnoneornil(L, A_OPTS)) {
+    luaL_checktype(L, A_OPTS, LUA_TTABLE);
+    limit = parse_limit(L, A_OPTS);
+    keep_going = parse_keep_going(L, A_OPTS);
+  }
+  lua_settop(L, A_OPTS);
+  s = weft__sorter_push_graph(L, A_GRAPH);            /* A_SORTER */
+  weft__sorter_prepare_or_raise(L, A_SORTER);
+  g = new_block(L, rt, t, s);                          /* A_BLOCK */
+  g->limit = limit;
+  g->keep_going = keep_going;
+  lua_pushnil(L);                                      /* A_SAVED */
+  lua_pushvalue(L, A_BLOCK);
+  g->ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  start_ready(L, g, push_env(L, A_BLOCK));
+  lua_settop(L, A_SAVED);
+  if (g->running == 0)
+    return graph_end(L, g);
+  return weft__suspend(L, t, "run_graph", A_BLOCK, 0, finish_graph);
+}
+
+/* }======== */
+
+static const luaL_Reg graph_funcs[] = {
+  {"run_graph", graph_run},
+  {NULL, NULL}
+};
 
 int weft__open_graph(lua_State *L, weft_runtime *rt) {
-  (void)L;
-  (void)rt;
+  lua_pushlightuserdata(L, rt);
+  luaL_setfuncs(L, graph_funcs, 1);
   return 0;
 }

@@ -310,8 +310,8 @@ static int finish_run(lua_State *L, weft_runtime *rt, int main_failed) {
     status = 1;
     break;
   }
-  if (weft__report_unobserved(L, rt) > 0)
-    status = 1;
+  if (weft__report_unobserved(L, rt) > 0 || rt->nreported > 0)
+    status = 1;   /* also errors in luv callbacks, reported as they happened */
   return status;
 }
 
@@ -388,11 +388,13 @@ int main(int argc, char **argv) {
       if (c.trace != NULL && trace_call(L, "start", c.trace) != 0) {
         status = 1;
       } else {
+        int repl = c.interactive || (c.script == 0 && !c.has_chunks && !c.version && isatty(0));
+        if (repl && !c.interactive)
+          print_version();   /* the banner, as lua(1) */
         status = run_main(L, rt, &c, argc, argv);
+        if (status == 0 && signal_count == 0 && repl)
+          status = weft__repl(L, rt);   /* right after the script, as lua -i */
         status |= finish_run(L, rt, status != 0);
-        if (status == 0 && signal_count == 0 &&
-            (c.interactive || (c.script == 0 && !c.has_chunks && !c.version && isatty(0))))
-          status = weft__repl(L, rt);
         if (c.trace != NULL)
           status |= trace_call(L, "stop", c.trace);
       }

@@ -105,6 +105,7 @@ weft_task *weft__spawn(lua_State *L, weft_runtime *rt, int nargs) {
   memset(t, 0, sizeof *t);
   t->rt = rt;
   t->id = rt->next_id++;
+  t->started = weft__now(rt);
   t->wait.wake = task_waiter_wake;
   weft_queue_init(&t->wait.node);
   weft_queue_init(&t->ready_node);

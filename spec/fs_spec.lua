@@ -1,0 +1,206 @@
+-- weft.fs (API.md "Files — weft.fs").
+local weft = require "weft"
+local fs = weft.fs
+
+local function in_tmp(fn)
+  return weft.run(function()
+    local dir = fs.tempdir("weft-fs-spec-")
+    local ok, err = pcall(fn, dir)
+    fs.remove(dir, { recursive = true })
+    if not ok then error(err, 0) end
+    return err
+  end)
+end
+
+describe("weft.fs whole files", function()
+  it("writes, reads and appends", function()
+    local got = in_tmp(function(d)
+      fs.write(d .. "/a.txt", "hello")
+      fs.append(d .. "/a.txt", " world")
+      fs.append(d .. "/b.txt", "new")
+      return { fs.read(d .. "/a.txt"), fs.read(d .. "/b.txt") }
+    end)
+    assert.same({ "hello world", "new" }, got)
+  end)
+
+  it("reads a large file whole", function()
+    local n = in_tmp(function(d)
+      fs.write(d .. "/big", ("x"):rep(1000003))
+      return #fs.read(d .. "/big")
+    end)
+    assert.equal(1000003, n)
+  end)
+
+  it("raises IOError with code and path", function()
+    local ok, err = pcall(weft.run, fs.read, "/nonexistent/file")
+    assert.is_false(ok)
+    assert.equal("IOError", err.kind)
+    assert.equal("ENOENT", err.code)
+    assert.equal("/nonexistent/file", err.path)
+    assert.matches("ENOENT", err.message)
+    assert.matches("/nonexistent/file", err.message)
+  end)
+
+  it("names both paths of a two-path call", function()
+    local ok, err = pcall(weft.run, fs.rename, "/nonexistent/a", "/nonexistent/b")
+    assert.is_false(ok)
+    assert.equal("/nonexistent/a", err.path)
+    assert.matches("/nonexistent/a %-> /nonexistent/b", err.message)
+  end)
+
+  it("checks its arguments and raises outside a task", function()
+    assert.has_error(function() weft.run(fs.read, 42) end)
+    assert.has_error(function() weft.run(fs.write, "/tmp/x", {}) end)
+    assert.has_error(function() fs.read("/etc/hostname") end)
+  end)
+end)
+
+describe("weft.fs metadata and directories", function()
+  it("stat, lstat and exists", function()
+    local got = in_tmp(function(d)
+      fs.write(d .. "/f", "12345")
+      weft.uv.fs_chmod(d .. "/f", 420)
+      weft.uv.fs_symlink(d .. "/f", d .. "/l")
+      local st, lst, dst = fs.stat(d .. "/l"), fs.lstat(d .. "/l"), fs.stat(d)
+      return { st.type, st.size, st.mode, lst.type, dst.type, fs.exists(d .. "/f"),
+        fs.exists(d .. "/nope"), math.abs(st.mtime - os.time()) < 100 }
+    end)
+    assert.same({ "file", 5, 420, "link", "directory", true, false, true }, got)
+  end)
+
+  it("mkdir, with parents, list, copy, rename, remove", function()
+    local got = in_tmp(function(d)
+      fs.mkdir(d .. "/x")
+      local ok, err = pcall(fs.mkdir, d .. "/x")
+      assert.is_false(ok)
+      assert.equal("EEXIST", err.code)
+      fs.mkdir(d .. "/p/q/r", { parents = true })
+      fs.mkdir(d .. "/p/q/r", { parents = true })
+      fs.write(d .. "/x/b", "B")
+      fs.copy(d .. "/x/b", d .. "/x/a")
+      fs.rename(d .. "/x/b", d .. "/x/c")
+      local names = fs.list(d .. "/x")
+      fs.remove(d .. "/x/a")
+      local ok2, err2 = pcall(fs.remove, d .. "/p")
+      assert.is_false(ok2)
+      assert.equal("ENOTEMPTY", err2.code)
+      fs.remove(d .. "/p", { recursive = true })
+      fs.remove(d .. "/missing", { recursive = true })
+      return { names, fs.list(d) , fs.read(d .. "/x/c") }
+    end)
+    assert.same({ { "a", "c" }, { "x" }, "B" }, got)
+  end)
+
+  it("tempdir makes fresh directories with the prefix", function()
+    local a, b = weft.run(function()
+      local x, y = fs.tempdir("weft-spec-"), fs.tempdir()
+      local r = { x:match("/weft%-spec%-[^/]+$") ~= nil, y:match("/weft%-[^/]+$") ~= nil, fs.stat(x).type }
+      fs.remove(x); fs.remove(y)
+      return r, x ~= y
+    end)
+    assert.same({ true, true, "directory" }, a)
+    assert.is_true(b)
+  end)
+
+  it("glob matches *, ? and ** and skips dot files", function()
+    local got = in_tmp(function(d)
+      fs.mkdir(d .. "/src/sub", { parents = true })
+      for _, p in ipairs { "a.lua", "b.lua", "c.txt", ".h.lua", "src/x.lua", "src/sub/y.lua", "ab.lua" } do
+        fs.write(d .. "/" .. p, "")
+      end
+      local strip = function(list)
+        for i, p in ipairs(list) do list[i] = p:sub(#d + 2) end
+        return list
+      end
+      return { strip(fs.glob(d .. "/*.lua")), strip(fs.glob(d .. "/?.lua")),
+        strip(fs.glob(d .. "/**/*.lua")), strip(fs.glob(d .. "/.*.lua")) }
+    end)
+    assert.same({
+      { "a.lua", "ab.lua", "b.lua" },
+      { "a.lua", "b.lua" },
+      { "a.lua", "ab.lua", "b.lua", "src/sub/y.lua", "src/x.lua" },
+      { ".h.lua" },
+    }, got)
+  end)
+end)
+
+describe("weft.fs.open", function()
+  it("reads with Lua's formats", function()
+    local got = in_tmp(function(d)
+      fs.write(d .. "/f", "line1\nline2\r\n42 3.5\nrest of it")
+      local f <close> = fs.open(d .. "/f")
+      local r = { f:read("l", "L") }
+      r[3], r[4] = f:read("n", "n")
+      r[5] = f:read(1)
+      r[6] = f:read("a")
+      r[7] = f:read("a")
+      r[8] = f:read("l")
+      r[9] = f:read(3)
+      return r
+    end)
+    assert.same({ "line1", "line2\r\n", 42, 3.5, "\n", "rest of it", "", nil, nil }, got)
+  end)
+
+  it("writes, seeks and iterates lines", function()
+    local got = in_tmp(function(d)
+      local f = fs.open(d .. "/f", "w+")
+      assert.equal(f, f:write("a\n", "b\n", 3, "\n"))
+      assert.equal(0, f:seek("set"))
+      local lines = {}
+      for l in f:lines() do lines[#lines + 1] = l end
+      local size = f:seek("end")
+      f:close()
+      f:close()
+      assert.has_error(function() f:read() end, "attempt to use a closed file")
+      return { lines, size }
+    end)
+    assert.same({ { "a", "b", "3" }, 6 }, got)
+  end)
+
+  it("appends in mode a", function()
+    local got = in_tmp(function(d)
+      fs.write(d .. "/f", "x")
+      local f = fs.open(d .. "/f", "a")
+      f:write("y"); f:write("z"); f:close()
+      return fs.read(d .. "/f")
+    end)
+    assert.equal("xyz", got)
+  end)
+
+  it("raises for a missing file and a bad mode", function()
+    local ok, err = pcall(weft.run, fs.open, "/nonexistent/f")
+    assert.is_false(ok)
+    assert.equal("ENOENT", err.code)
+    assert.has_error(function() weft.run(fs.open, "/tmp", "q") end)
+  end)
+end)
+
+describe("weft.fs.watch", function()
+  it("reports changes and returns nil after close", function()
+    local got = in_tmp(function(d)
+      local w = fs.watch(d)
+      fs.write(d .. "/new", "1")
+      local name, ev = w:next()
+      w:close()
+      return { name, ev, w:next() }
+    end)
+    assert.same({ "new", "rename" }, got)
+  end)
+end)
+
+describe("weft.fs cancellation", function()
+  it("a cancelled call leaves no task or request behind", function()
+    in_tmp(function(d)
+      fs.write(d .. "/f", ("x"):rep(100000))
+      for _ = 1, 20 do
+        local t = weft.spawn(fs.read, d .. "/f")
+        weft.yield()
+        t:cancel()
+        pcall(t.await, t)
+      end
+      local t = weft.spawn(fs.read, d .. "/f")
+      t:cancel()
+      assert.is_false(pcall(t.await, t))
+    end)
+  end)
+end)

@@ -1,0 +1,372 @@
+-- The REPL (API.md "CLI"; docs/repl.md). Most specs drive `weft -i` through
+-- a pipe; one group drives a real terminal through tmux.
+local cli = require "support.cli"
+
+local F = "spec/fixtures/repl/"
+
+-- Runs `weft -i` on the given lines; drops the version banner.
+local function repl(lines, args)
+  args = args or {}
+  table.insert(args, 1, "-i")
+  local r = cli.run(args, { stdin = table.concat(lines, "\n") .. "\n" })
+  r.stdout = r.stdout:gsub("^weft [^\n]*\n", "")
+  return r
+end
+
+local function now()
+  return require("weft").now()
+end
+
+describe("weft REPL through a pipe", function()
+  it("prints the values of an expression, as lua(1)", function()
+    local r = repl({ "1 + 1", "'text'", "1, nil, true", "nil" })
+    assert.equal(0, r.code, r.stderr)
+    assert.equal("2\ntext\n1\tnil\ttrue\nnil\n", r.stdout)
+    assert.equal("", r.stderr)
+  end)
+
+  it("prints nothing for a statement", function()
+    local r = repl({ "x = 1", "print('x is', x)" })
+    assert.equal("x is\t1\n", r.stdout)
+  end)
+
+  it("continues an incomplete entry on the next lines", function()
+    local r = repl({ "for i = 1, 3 do", "  io.write(i, ' ')", "end", "print()", "{", "1,", "2 }" })
+    assert.equal(0, r.code, r.stderr)
+    assert.equal("1 2 3 \n{ 1, 2 }\n", r.stdout)
+  end)
+
+  it("prints message and traceback of an error and goes on", function()
+    local r = repl({ "local function f() error('boom') end", "f()", "'still here'" })
+    assert.equal(0, r.code)
+    assert.matches("^stdin:1: boom\nstack traceback:\n", r.stderr)
+    assert.matches("stdin:1: in ", r.stderr)
+    assert.equal("still here\n", r.stdout)
+  end)
+
+  it("prints a syntax error and goes on", function()
+    local r = repl({ "x = = 1", "1" })
+    assert.matches("^stdin:1: unexpected symbol near '='", r.stderr)
+    assert.equal("1\n", r.stdout)
+  end)
+
+  it("reports an incomplete entry left at the end of input", function()
+    local r = repl({ "1", "function f(" })
+    assert.equal("1\n", r.stdout)
+    assert.matches("<eof>", r.stderr)
+  end)
+
+  it("keeps top-level locals from one entry to the next", function()
+    local r = repl({
+      "local x = 41",
+      "x + 1",
+      "local a, b <const> = 'A', 'B'",
+      "a .. b",
+      "local function fact(n) return n <= 1 and 1 or n * fact(n - 1) end",
+      "fact(5)",
+      "rawget(_G, 'x'), rawget(_G, 'fact')",  -- locals stay out of _G
+      "local n = 0 function bump() n = n + 1 end",
+      "bump() bump()",
+      "n",                                      -- closures share them
+      "local x = x + 1",                        -- the right side sees the old x
+      "x",
+      "do local hidden = 1 end",
+      "hidden",                                 -- nested locals stay local
+    })
+    assert.equal(0, r.code, r.stderr)
+    assert.equal("42\nAB\n120\nnil\tnil\n2\n42\nnil\n", r.stdout)
+  end)
+
+  it("runs each entry as a task: top-level await waits", function()
+    local t0 = now()
+    local r = repl({ "local t0 = weft.now()", "weft.sleep(0.2)",
+      "weft.now() - t0 >= 0.19, weft.current().name" })
+    local elapsed = now() - t0
+    assert.equal(0, r.code, r.stderr)
+    assert.equal("true\tmain\n", r.stdout)
+    assert.is_true(elapsed >= 0.2 and elapsed < 5, "took " .. elapsed)
+  end)
+
+  it("awaits tasks spawned at the prompt", function()
+    local r = repl({ "t = weft.spawn(function(a) weft.sleep(0.05) return a * 2 end, 21)", "t:await()" })
+    assert.equal("42\n", r.stdout)
+  end)
+
+  it("keeps background tasks running between entries", function()
+    local r = repl({
+      "t = weft.spawn(function() for i = 1, 3 do weft.sleep(0.05) print('tick', i) end end)",
+      "print('entry done')",
+      "weft.sleep(0.4)",
+      "print('later')",
+    })
+    assert.equal(0, r.code, r.stderr)
+    assert.equal("entry done\ntick\t1\ntick\t2\ntick\t3\nlater\n", r.stdout)
+  end)
+
+  it("at the end of input cancels the tasks still running, cleanup included", function()
+    local r = repl({ "t = weft.spawn(function() local ok, e = pcall(weft.sleep, 60) "
+      .. "print('cleanup', e.kind) end)", "weft.sleep(0.05)" })
+    assert.equal(0, r.code)
+    assert.matches("1 task still running; cancelling it", r.stderr)
+    assert.equal("cleanup\tCancelled\n", r.stdout)
+  end)
+
+  it("prints tables readably: nested, sorted, cycle-safe, truncated", function()
+    local r = repl({
+      "{ 1, 'two', { x = 1 }, name = 'n', [true] = false, ['a key'] = 1 }",
+      "local t = { 1 } t.self = t return t",
+      "local big = {} for i = 1, 1000 do big[i] = i end return big",
+    })
+    assert.equal(0, r.code, r.stderr)
+    local lines = {}
+    for l in r.stdout:gmatch("[^\n]*\n") do lines[#lines + 1] = l end
+    assert.equal('{ 1, "two", { x = 1 }, ["a key"] = 1, name = "n", [true] = false }\n', lines[1])
+    assert.equal("{ 1, self = <cycle> }\n", lines[2])
+    assert.matches("%.%.%.%(950 more%)\n}\n$", r.stdout)
+    assert.is_true(#r.stdout < 1000)
+  end)
+
+  it("reports a deadlocked entry and goes on", function()
+    local r = repl({ "weft.event():wait()", "'after'" })
+    assert.matches("Deadlock: no task can make progress", r.stderr)
+    assert.equal("after\n", r.stdout)
+  end)
+
+  it("reports the error of a background task nobody awaited", function()
+    local r = repl({ "weft.spawn(function() error('lost') end) weft.sleep(0.05)", "weft.sleep(0.05)" })
+    assert.matches('error in task "task%-%d+" that nobody awaited: stdin:1: lost', r.stderr)
+  end)
+
+  it(":tasks lists live tasks with id, name, status, age and wait", function()
+    local r = repl({ "w = weft.spawn(function() weft.sleep(60) end) w.name = 'sleeper'",
+      "weft.sleep(0.1)", ":tasks" })
+    assert.matches("id%s+name%s+status%s+age%s+waits on\n", r.stdout)
+    assert.matches("%d+%s+sleeper%s+pending%s+0%.%ds%s+sleep %(", r.stdout)
+  end)
+
+  it(":waits shows who waits on whom; :cancel cancels by id", function()
+    local r = repl({
+      "e = weft.event() a = weft.spawn(function() e:wait() end) a.name = 'A'",
+      "b = weft.spawn(function() a:await() end) b.name = 'B'",
+      "weft.yield()",
+      ":waits",
+      ":cancel " .. "999",
+      "':cancel ' .. a.id",
+    })
+    assert.matches('task %d+ "A" %(pending%) <%- %d+ "B"', r.stdout)
+    assert.matches('event created at stdin:1 <%- %d+ "A"', r.stdout)
+    assert.matches("no live task with id 999", r.stdout)
+    -- task ids are given in order: 1 the main task, 2 this entry, 3 'a'
+    local r2 = repl({ "a = weft.spawn(function() weft.sleep(60) end) a.name = 'victim'",
+      "a.id", ":cancel 3", "weft.yield()", "a:status()" })
+    assert.matches('^3\ncancelling task 3 "victim"\n', r2.stdout)
+    assert.matches("cancelled\n$", r2.stdout)
+  end)
+
+  it(":help lists the commands; an unknown command says so", function()
+    local r = repl({ ":help", ":nope" })
+    assert.matches(":tasks", r.stdout)
+    assert.matches(":cancel ID", r.stdout)
+    assert.matches("unknown command :nope", r.stdout)
+  end)
+
+  it(":quit leaves at once", function()
+    local r = repl({ "1", ":quit", "2" })
+    assert.equal("1\n", r.stdout)
+    assert.equal(0, r.code)
+  end)
+
+  it("opens after a script with -i, seeing its globals", function()
+    local r = repl({ "greeting", "double(21)" }, { F .. "setup.lua" })
+    assert.equal(0, r.code, r.stderr)
+    assert.equal("hello from the script\n42\n", r.stdout)
+  end)
+
+  it("reads input from a file as well as from a pipe", function()
+    local path = os.tmpname()
+    local f = assert(io.open(path, "w"))
+    f:write("local x = 2\nx * 21\n")
+    f:close()
+    local p = io.popen(cli.quote(cli.bin) .. " -i < " .. cli.quote(path) .. " 2>&1")
+    local out = p:read("a")
+    p:close()
+    os.remove(path)
+    assert.matches("\n42\n$", out)
+  end)
+end)
+
+-- {======== a real terminal, through tmux
+
+local function have_tmux()
+  return os.execute("command -v tmux >/dev/null 2>&1") == true
+end
+
+local Term = {}
+Term.__index = Term
+
+-- Starts `weft` in a detached tmux session on its own server socket.
+local function term_start(env)
+  local t = setmetatable({ sock = "weftspec" .. tostring(os.time()) .. math.random(1e6),
+    done = os.tmpname() }, Term)
+  os.remove(t.done)
+  local cmd = ("%s %s; echo $? > %s; sleep 60"):format(env or "", cli.quote(cli.bin), t.done)
+  assert(os.execute(("tmux -L %s new-session -d -s w -x 100 -y 30 %s"):format(t.sock,
+    cli.quote(cmd))))
+  assert(t:wait_for("> ?$"), "no prompt:\n" .. t:screen())
+  return t
+end
+
+function Term:keys(...)
+  local parts = {}
+  for i, k in ipairs({ ... }) do parts[i] = cli.quote(k) end
+  os.execute(("tmux -L %s send-keys -t w %s"):format(self.sock, table.concat(parts, " ")))
+end
+
+function Term:type(text)   -- literally, no key names
+  os.execute(("tmux -L %s send-keys -t w -l %s"):format(self.sock, cli.quote(text)))
+end
+
+function Term:screen()
+  local p = io.popen(("tmux -L %s capture-pane -p -t w"):format(self.sock))
+  local s = p:read("a")
+  p:close()
+  return (s:gsub("\n+$", ""))
+end
+
+-- Waits until the screen matches; returns true, or false after 'seconds'.
+function Term:wait_for(pattern, seconds)
+  for _ = 1, (seconds or 5) * 20 do
+    if self:screen():find(pattern) then return true end
+    cli.sleep(0.05)
+  end
+  return false
+end
+
+function Term:exit_code(seconds)
+  for _ = 1, (seconds or 5) * 20 do
+    local s = cli.read_file(self.done)
+    if s and s:match("%d+") then return tonumber(s:match("%d+")) end
+    cli.sleep(0.05)
+  end
+end
+
+function Term:close()
+  os.execute(("tmux -L %s kill-server 2>/dev/null"):format(self.sock))
+  os.remove(self.done)
+end
+
+describe("weft REPL on a terminal (tmux)", function()
+  if not have_tmux() then
+    pending("tmux is not installed")
+    return
+  end
+  local state, t
+
+  before_each(function()
+    state = os.tmpname()
+    os.remove(state)
+    assert(os.execute("mkdir -p " .. cli.quote(state)))
+    t = term_start("XDG_STATE_HOME=" .. cli.quote(state))
+  end)
+
+  after_each(function()
+    if t then t:close() end
+    os.execute("rm -rf " .. cli.quote(state))
+  end)
+
+  it("edits the line and keeps history in $XDG_STATE_HOME", function()
+    t:type("1 + 2")
+    t:keys("Left", "Left", "BSpace", "*")      -- 1 * 2 after editing in the middle
+    t:keys("Enter")
+    assert.is_true(t:wait_for("\n2\n> ?$"), t:screen())
+    t:keys("Up")                                -- history recalls the entry
+    assert.is_true(t:wait_for("> 1 %* 2$"), t:screen())
+    t:keys("C-u", "C-d")
+    assert.equal(0, t:exit_code())
+    local hist = cli.read_file(state .. "/weft/history")
+    -- libedit writes its own format, spaces as \040
+    assert.is_truthy(hist and (hist:find("1 * 2", 1, true) or hist:find("1\\040*\\0402", 1, true)), hist)
+  end)
+
+  it("completes globals and fields after '.' and ':'", function()
+    t:type("weft.sp")
+    t:keys("Tab")
+    assert.is_true(t:wait_for("> weft%.spawn$"), t:screen())
+    t:keys("C-u")
+    t:type("local cur = weft.current")
+    t:keys("Enter")
+    t:type("cu")                               -- a REPL local
+    t:keys("Tab")
+    assert.is_true(t:wait_for("> cur$"), t:screen())
+    t:keys("C-u")
+    t:type("corou")
+    t:keys("Tab")
+    assert.is_true(t:wait_for("> coroutine$"), t:screen())
+    t:keys("C-u")
+    t:type("task = weft.spawn(print)")
+    t:keys("Enter")
+    t:type("task:aw")
+    t:keys("Tab")
+    assert.is_true(t:wait_for("> task:await$"), t:screen())
+  end)
+
+  it("Ctrl-C cancels a running weft.sleep(30) quickly; its cleanup runs", function()
+    t:type("local ok, e = pcall(weft.sleep, 30) print('cleanup ran:', e.kind) error(e)")
+    t:keys("Enter")
+    cli.sleep(0.3)
+    local t0 = now()
+    t:keys("C-c")
+    assert.is_true(t:wait_for("cleanup ran:%s+Cancelled.*cancelled\n> ?$", 3), t:screen())
+    assert.is_true(now() - t0 < 2)
+    t:type("'alive'")                          -- the REPL goes on
+    t:keys("Enter")
+    assert.is_true(t:wait_for("\nalive\n> ?$"), t:screen())
+  end)
+
+  it("Ctrl-C interrupts an entry that never awaits, and twice does not kill the REPL", function()
+    t:type("local ok = pcall(function() while true do end end) while true do end")
+    t:keys("Enter")
+    cli.sleep(0.3)
+    t:keys("C-c")
+    cli.sleep(0.3)
+    t:keys("C-c")
+    assert.is_true(t:wait_for("cancelled\n> ?$", 3), t:screen())
+    t:type("1")
+    t:keys("Enter")
+    assert.is_true(t:wait_for("\n1\n> ?$"), t:screen())
+  end)
+
+  it("Ctrl-C at the prompt clears the line; Ctrl-D says what it cancels", function()
+    t:type("half typed")
+    assert.is_true(t:wait_for("> half typed$"), t:screen())
+    t:keys("C-c")
+    assert.is_true(t:wait_for("> half typed%^C\n> ?$"), t:screen())
+    t:type("for i = 1,")
+    t:keys("Enter")
+    assert.is_true(t:wait_for(">> ?$"), t:screen())
+    t:keys("C-c")                              -- drops the unfinished entry too
+    assert.is_true(t:wait_for("\n> ?$"), t:screen())
+    t:type("weft.spawn(function() weft.sleep(60) end)")
+    t:keys("Enter")
+    assert.is_true(t:wait_for("\n> ?$"), t:screen())
+    t:keys("C-d")
+    assert.is_true(t:wait_for("1 task still running; cancelling it"), t:screen())
+    assert.equal(0, t:exit_code())
+  end)
+
+  it("prints background output above the prompt without garbling the line", function()
+    t:type("weft.spawn(function() for i = 1, 3 do weft.sleep(0.3) print('tick ' .. i) end end)")
+    t:keys("Enter")
+    t:type("local typed = 'so far'")
+    assert.is_true(t:wait_for("tick 3\n> local typed = 'so far'$", 5), t:screen())
+    local screen = t:screen()
+    assert.is_nil(screen:find("so fartick", 1, true))
+    assert.is_true(select(2, screen:gsub("local typed", "")) == 1, screen)
+    t:keys("Enter")
+    t:type("typed")
+    t:keys("Enter")
+    assert.is_true(t:wait_for("\nso far\n> ?$"), t:screen())
+  end)
+end)
+
+-- }========
