@@ -93,20 +93,41 @@ static void signal_work(uv_async_t *h) {
   }
 }
 
-static void install_signals(weft_runtime *rt) {
+static void set_handler(int sig, void (*fn)(int)) {
   struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = fn;
+  sigemptyset(&sa.sa_mask);
+  sigaction(sig, &sa, NULL);
+}
+
+/* weft._restore_signal(name): weft.on_signal's last handler of SIGINT or
+   SIGTERM was closed and libuv put the default action back: the CLI's
+   cancel-everything handling comes back instead. */
+static int restore_signal(lua_State *L) {
+  const char *name = luaL_checkstring(L, 1);
+  if (strcmp(name, "SIGINT") == 0)
+    set_handler(SIGINT, on_signal);
+  else if (strcmp(name, "SIGTERM") == 0)
+    set_handler(SIGTERM, on_signal);
+  else if (strcmp(name, "SIGQUIT") == 0)
+    set_handler(SIGQUIT, on_quit);
+  return 0;
+}
+
+static void install_signals(lua_State *L, weft_runtime *rt) {
   signal_rt = rt;
   uv_async_init(rt->loop, &signal_async, signal_work);
   signal_async.data = rt;
   uv_unref((uv_handle_t *)&signal_async);
-  memset(&sa, 0, sizeof sa);
-  sa.sa_handler = on_signal;
-  sigemptyset(&sa.sa_mask);
-  sigaction(SIGINT, &sa, NULL);
-  sigaction(SIGTERM, &sa, NULL);
-  sa.sa_handler = on_quit;
-  sigaction(SIGQUIT, &sa, NULL);
+  set_handler(SIGINT, on_signal);
+  set_handler(SIGTERM, on_signal);
+  set_handler(SIGQUIT, on_quit);
   signal(SIGPIPE, SIG_IGN);
+  lua_getglobal(L, "weft");
+  lua_pushcfunction(L, restore_signal);
+  lua_setfield(L, -2, "_restore_signal");
+  lua_pop(L, 1);
 }
 
 /* }======== */
@@ -372,7 +393,7 @@ int main(int argc, char **argv) {
   luaL_requiref(L, "weft", luaopen_weft, 1);
   lua_pop(L, 1);
   rt = weft__runtime(L);
-  install_signals(rt);
+  install_signals(L, rt);
   if (argc > 1 && strcmp(argv[1], "run") == 0) {
     status = run_pipeline(L, argc, argv);
   } else {

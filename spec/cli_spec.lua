@@ -149,6 +149,21 @@ describe("weft CLI", function()
     assert.equal(130, code)
   end)
 
+  it("a closed weft.on_signal handler for SIGINT gives Ctrl-C back to the CLI", function()
+    local h = cli.start({ F .. "user_sigint.lua" })
+    assert.is_true(h.wait_output("ready"))
+    cli.sleep(0.1)
+    h.signal("INT")                       -- the script's own handler
+    assert.is_true(h.wait_output("closed"))
+    h.signal("INT")                       -- the CLI's: cancel everything, 130
+    local code = h.wait(10)
+    local out = h.stdout()
+    h.cleanup()
+    assert.matches("user handler", out)
+    assert.matches("after\tCancelled", out)
+    assert.equal(130, code)
+  end)
+
   it("exits 0 after a clean run and leaves no output on stderr", function()
     local r = cli.run({ "-e", "local t = weft.spawn(function() return 1 end) assert(t:await() == 1)" })
     assert.equal(0, r.code)

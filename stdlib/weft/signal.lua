@@ -9,6 +9,8 @@ local uv = weft.uv
 
 local M = {}
 
+local open_handlers = {}   -- signal name -> handlers not yet closed
+
 local Handler = {}
 Handler.__index = Handler
 Handler.__name = "weft.signal_handler"
@@ -31,6 +33,7 @@ function M.on_signal(name, fn)
     h:close()
     error(("bad argument #1 to 'on_signal' (unknown signal %s)"):format(name), 2)
   end
+  open_handlers[name] = (open_handlers[name] or 0) + 1
   return setmetatable({ handle = h, name = name }, Handler)
 end
 
@@ -40,6 +43,10 @@ function Handler:close()
   if self.handle then
     self.handle:close()
     self.handle = nil
+    open_handlers[self.name] = open_handlers[self.name] - 1
+    -- the CLI handles SIGINT and SIGTERM itself: give them back to it
+    local restore = rawget(weft, "_restore_signal")
+    if open_handlers[self.name] == 0 and restore then restore(self.name) end
   end
 end
 
