@@ -99,6 +99,41 @@ describe("weft.run_virtual", function()
     assert.is_true(os.clock() - started < 1)
   end)
 
+  it("stands still while a real process runs", function()
+    local during, woke = weft.run_virtual(function()
+      local sleeper = weft.spawn(function() weft.sleep(100) return weft.now() end)
+      local t0 = weft.now()
+      weft.exec({ "sleep", "0.2" })
+      local during = weft.now() - t0
+      return during, sleeper:await()
+    end)
+    assert.equal(0, during)
+    assert.equal(100, woke)
+  end)
+
+  it("stands still for a referenced luv timer, not for an unreferenced one", function()
+    local uv = weft.uv
+    local function trial(unref)
+      return weft.run_virtual(function()
+        local fired = weft.event()
+        local t = uv.new_timer()
+        t:start(100, 0, function() fired:set() end)   -- 0.1 s of real time
+        if unref then t:unref() end
+        local sleeper = weft.spawn(function() weft.sleep(3600) return weft.now() end)
+        local at_fire
+        if not unref then fired:wait() at_fire = weft.now() end
+        local woke = sleeper:await()
+        t:close()
+        return at_fire, woke
+      end)
+    end
+    local at_fire, woke = trial(false)
+    assert.equal(0, at_fire)       -- the hour did not pass while the timer was pending
+    assert.equal(3600, woke)
+    local _, woke2 = trial(true)
+    assert.equal(3600, woke2)      -- an unref'd handle does not hold virtual time
+  end)
+
   it("sleepers left waiting go on in real time for what they had left", function()
     local t
     weft.run_virtual(function()
