@@ -143,7 +143,7 @@ static int collect_tasks(lua_State *L, int list) {
   n = (int)luaL_len(L, list);
   for (i = 1; i <= n; i++) {   /* check them all before spawning any */
     lua_geti(L, list, i);
-    if (weft__totask(L, -1) == NULL && lua_type(L, -1) != LUA_TFUNCTION) {
+    if (weft__task_at(WEFT_UPRT(L), L, -1) == NULL && lua_type(L, -1) != LUA_TFUNCTION) {
       if (luaL_getmetafield(L, -1, "__call") == LUA_TNIL)
         return luaL_argerror(L, list, lua_pushfstring(L, "entry %d is a %s, not a task or function",
                                                        i, luaL_typename(L, -1)));
@@ -154,7 +154,7 @@ static int collect_tasks(lua_State *L, int list) {
   lua_createtable(L, n, 0);
   for (i = 1; i <= n; i++) {
     lua_geti(L, list, i);
-    if (weft__totask(L, -1) == NULL)
+    if (weft__task_at(WEFT_UPRT(L), L, -1) == NULL)
       weft__spawn(L, rt, 0);
     lua_rawseti(L, -2, i);
   }
@@ -183,7 +183,7 @@ static weft_multi *multi_new(lua_State *L, int tasks, int n, int mode, weft_task
   for (i = 0; i < n; i++) {   /* every entry is set before any can fire */
     multi_entry *e = &m->e[i];
     lua_rawgeti(L, tasks, i + 1);
-    e->task = weft__totask(L, -1);
+    e->task = weft__task_at(WEFT_UPRT(L), L, -1);
     lua_pop(L, 1);
     e->m = m;
     e->w.wake = multi_wake;
@@ -210,7 +210,7 @@ static int gather_results(lua_State *L, weft_multi *m) {
   int i;
   for (i = 1; i <= m->n; i++) {
     lua_rawgeti(L, G_TASKS, i);
-    weft__mark_observed(L, weft__totask(L, -1));
+    weft__mark_observed(L, weft__task_at(WEFT_UPRT(L), L, -1));
     lua_pop(L, 1);
   }
   if (m->mode == M_GATHER && m->first_failed > 0) {
@@ -222,7 +222,7 @@ static int gather_results(lua_State *L, weft_multi *m) {
   for (i = 1; i <= m->n; i++) {
     lua_rawgeti(L, G_TASKS, i);
     if (m->mode == M_SETTLE) {
-      int ok = weft__totask(L, -1)->done.state == WEFT_DONE;
+      int ok = weft__task_at(WEFT_UPRT(L), L, -1)->done.state == WEFT_DONE;
       lua_createtable(L, 0, 2);
       lua_pushboolean(L, ok);
       lua_setfield(L, -2, "ok");
@@ -291,7 +291,7 @@ static int wait_results(lua_State *L, weft_multi *m) {
   for (i = 1; i <= m->n; i++) {
     int done;
     lua_rawgeti(L, G_TASKS, i);
-    done = weft__totask(L, -1)->state == WEFT_T_FINISHED;
+    done = weft__task_at(WEFT_UPRT(L), L, -1)->state == WEFT_T_FINISHED;
     lua_rawseti(L, done ? -3 : -2, done ? ++ndone : ++npending);
   }
   return 2;
@@ -387,7 +387,7 @@ static int drain(lua_State *L, weft_task *self, weft_task *target) {
 
 static int finish_wait_for(lua_State *L, int status, lua_KContext ctx) {
   weft_task *self = WEFT_UPRT(L)->current;
-  weft_task *target = weft__totask(L, 1);
+  weft_task *target = weft__task_at(WEFT_UPRT(L), L, 1);
   (void)status;
   if (ctx == WF_DRAIN) {
     weft__check_pending(L, self);   /* interrupted again: stop waiting */
@@ -409,16 +409,16 @@ static int combine_wait_for(lua_State *L) {
   weft_runtime *rt = WEFT_UPRT(L);
   weft_task *self = weft__current(L, rt, "weft.wait_for"), *target;
   double s;
-  if (weft__totask(L, 1) == NULL)
+  if (weft__task_at(WEFT_UPRT(L), L, 1) == NULL)
     check_callable(L, 1, "task or function");
   s = check_seconds(L, 2);
   lua_settop(L, 2);
-  if (weft__totask(L, 1) == NULL) {
+  if (weft__task_at(WEFT_UPRT(L), L, 1) == NULL) {
     lua_pushvalue(L, 1);
     target = weft__spawn(L, rt, 0);
     lua_replace(L, 1);
   } else {
-    target = weft__totask(L, 1);
+    target = weft__task_at(WEFT_UPRT(L), L, 1);
   }
   lua_pushnil(L);
   if (target->state == WEFT_T_FINISHED)
@@ -644,7 +644,7 @@ static void push_error_group(lua_State *L) {
     weft_task *child;
     lua_rawgeti(L, -1, i);
     lua_getiuservalue(L, -1, 1);
-    child = weft__totask(L, -1);
+    child = weft__task_at(WEFT_UPRT(L), L, -1);
     if (child->done.state == WEFT_FAILED) {
       weft__mark_observed(L, child);
       weft__push_outcome(L, -1);
@@ -670,7 +670,7 @@ static void observe_children(lua_State *L) {
   for (i = 1; i <= nrec; i++) {
     lua_rawgeti(L, -1, i);
     lua_getiuservalue(L, -1, 1);
-    weft__mark_observed(L, weft__totask(L, -1));
+    weft__mark_observed(L, weft__task_at(WEFT_UPRT(L), L, -1));
     lua_pop(L, 2);
   }
   lua_pop(L, 1);

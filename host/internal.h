@@ -76,9 +76,9 @@ enum {
   WEFT_TASK_UV_CO = 1,        /* the thread while alive; then the results or error */
   WEFT_TASK_UV_NAME,          /* name string, nil for the default "task-<id>" */
   WEFT_TASK_UV_PENDING,       /* error to raise at the next await point */
-  WEFT_TASK_UV_ON,            /* while waiting: the awaited object; after a failure: traceback */
   WEFT_TASK_UV_CREATED,       /* "file:line" of its spawn (debug mode) */
-  WEFT_TASK_NUV = WEFT_TASK_UV_CREATED
+  WEFT_TASK_NUV = WEFT_TASK_UV_CREATED,
+  WEFT_TASK_UV_TRACEBACK = WEFT_TASK_UV_PENDING   /* after a failure */
 };
 
 struct weft_task {
@@ -97,6 +97,8 @@ struct weft_task {
   unsigned char wake_reason;  /* WEFT_WOKEN ... of the last wake-up */
   unsigned char deliver;      /* user value PENDING must be raised at the next await */
   const char *on;             /* what it waits on, for Deadlock and weft.tasks() */
+  lua_State *on_L;            /* while suspended: the thread whose stack holds */
+  int on_idx;                 /* ... the awaited object at this index (0: none) */
   weft_task *run_child;       /* the task a nested weft.run in it waits for */
 };
 
@@ -117,6 +119,8 @@ struct weft_runtime {
   weft_queue live;
   int nlive;
   weft_task *current;         /* the running task, or NULL */
+  const void *task_mt;        /* the task metatable, for fast type checks */
+  int task_mt_ref;
   weft_task *main_task;       /* the CLI's main task: its top level counts as outside tasks */
   int chain_yieldable;        /* can the current resume chain reach the scheduler? */
   int driving;                /* weft.run depth on this runtime */
@@ -158,6 +162,8 @@ int weft__open_runtime(lua_State *L, weft_runtime *rt);
 /* task.c */
 weft_task *weft__checktask(lua_State *L, int idx);
 weft_task *weft__totask(lua_State *L, int idx);
+weft_task *weft__task_at(weft_runtime *rt, lua_State *L, int idx);   /* fast totask */
+void weft__push_awaited(lua_State *L, weft_task *t);   /* what a suspended task waits on, or nil */
 weft_task *weft__spawn(lua_State *L, weft_runtime *rt, int nargs);  /* fn, args on top -> task */
 weft_task *weft__current(lua_State *L, weft_runtime *rt, const char *what);
 void weft__push_task(lua_State *L, weft_task *t);  /* unfinished tasks only */

@@ -268,7 +268,7 @@ static void report_failure(lua_State *L) {
     msg = lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, -1));
   }
   fprintf(stderr, "%s: %s\n", progname, msg);
-  if (lua_getiuservalue(L, task, WEFT_TASK_UV_ON) == LUA_TSTRING)
+  if (lua_getiuservalue(L, task, WEFT_TASK_UV_TRACEBACK) == LUA_TSTRING)
     fprintf(stderr, "%s\n", lua_tostring(L, -1));
   fflush(stderr);
   lua_settop(L, task);

@@ -632,7 +632,7 @@ static void report_above(weft_runtime *rt, const char *msg, void *ud) {
 static int lua_traceback(lua_State *L) {
   weft_task *t = weft__checktask(L, 1);
   if (t->state != WEFT_T_FINISHED || t->done.state != WEFT_FAILED ||
-      lua_getiuservalue(L, 1, WEFT_TASK_UV_ON) != LUA_TSTRING)
+      lua_getiuservalue(L, 1, WEFT_TASK_UV_TRACEBACK) != LUA_TSTRING)
     lua_pushnil(L);
   return 1;
 }
@@ -652,9 +652,7 @@ static int lua_started(lua_State *L) {
 
 /* awaited(task): the object a suspended task waits on, or nil. */
 static int lua_awaited(lua_State *L) {
-  weft_task *t = weft__checktask(L, 1);
-  if (t->state != WEFT_T_SUSPENDED || lua_getiuservalue(L, 1, WEFT_TASK_UV_ON) == LUA_TSTRING)
-    lua_pushnil(L);
+  weft__push_awaited(L, weft__checktask(L, 1));
   return 1;
 }
 

@@ -188,7 +188,7 @@ int weft__report_unobserved(lua_State *L, weft_runtime *rt) {
     luaL_tolstring(L, -1, NULL);
     lua_remove(L, -2);
     lua_pushliteral(L, "\n");
-    if (lua_getiuservalue(L, task, WEFT_TASK_UV_ON) != LUA_TSTRING) {
+    if (lua_getiuservalue(L, task, WEFT_TASK_UV_TRACEBACK) != LUA_TSTRING) {
       lua_pop(L, 1);
       lua_pushliteral(L, "");
     } else {

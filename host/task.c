@@ -26,6 +26,25 @@ weft_task *weft__checktask(lua_State *L, int idx) {
   return (weft_task *)luaL_checkudata(L, idx, WEFT_TASK_MT);
 }
 
+/* A task check that compares metatable pointers instead of looking the
+   metatable up by name: the hot paths (await, gather) use it. */
+weft_task *weft__task_at(weft_runtime *rt, lua_State *L, int idx) {
+  weft_task *t = (weft_task *)lua_touserdata(L, idx);
+  if (t == NULL || lua_type(L, idx) != LUA_TUSERDATA || !lua_getmetatable(L, idx))
+    return NULL;
+  if (lua_topointer(L, -1) != rt->task_mt)
+    t = NULL;
+  lua_pop(L, 1);
+  return t;
+}
+
+static weft_task *check_task_at(weft_runtime *rt, lua_State *L, int idx) {
+  weft_task *t = weft__task_at(rt, L, idx);
+  if (t == NULL)
+    luaL_typeerror(L, idx, WEFT_TASK_MT);
+  return t;
+}
+
 /* Pushes an unfinished task (the registry holds those). */
 void weft__push_task(lua_State *L, weft_task *t) {
   lua_rawgeti(L, LUA_REGISTRYINDEX, t->ref);
@@ -111,7 +130,8 @@ weft_task *weft__spawn(lua_State *L, weft_runtime *rt, int nargs) {
   weft_queue_init(&t->ready_node);
   t->deadline.slot = WEFT_HEAP_NONE;
   weft__completion_init(&t->done);
-  luaL_setmetatable(L, WEFT_TASK_MT);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, rt->task_mt_ref);
+  lua_setmetatable(L, -2);
   co = take_thread(L, rt);
   lua_setiuservalue(L, -2, WEFT_TASK_UV_CO);
   if (rt->debug) {
@@ -192,7 +212,7 @@ static void store_error(weft_runtime *rt, lua_State *co, weft_task *t) {
   lua_settop(co, 0);
   cancelled = weft__error_is(L, -1, "Cancelled");
   lua_setiuservalue(L, -3, WEFT_TASK_UV_CO);
-  lua_setiuservalue(L, -2, WEFT_TASK_UV_ON);
+  lua_setiuservalue(L, -2, WEFT_TASK_UV_TRACEBACK);
   t->done.state = cancelled ? WEFT_CANCELLED : WEFT_FAILED;
   if (!cancelled) {
     lua_rawgeti(L, LUA_REGISTRYINDEX, rt->unobserved_ref);
@@ -220,14 +240,13 @@ static void task_finish(weft_runtime *rt, weft_task *t, int status, int nres) {
   if (status == LUA_OK) {
     lua_rawgeti(co, LUA_REGISTRYINDEX, t->ref);
     store_results(co, t, nres);
-    lua_pushnil(co);
-    lua_setiuservalue(co, -2, WEFT_TASK_UV_ON);
+    if (t->deliver) {   /* a cancellation that came too late: forget it */
+      lua_pushnil(co);
+      lua_setiuservalue(co, -2, WEFT_TASK_UV_PENDING);
+    }
   } else {
-    store_error(rt, co, t);
+    store_error(rt, co, t);   /* the traceback replaces any pending error */
   }
-  lua_rawgeti(co, LUA_REGISTRYINDEX, t->ref);
-  lua_pushnil(co);
-  lua_setiuservalue(co, -2, WEFT_TASK_UV_PENDING);
   lua_settop(co, 0);
   t->deliver = 0;
   t->on = NULL;
@@ -366,13 +385,8 @@ int weft__suspend(lua_State *L, weft_task *t, const char *on, int on_idx,
                   lua_KContext ctx, lua_KFunction k) {
   t->state = WEFT_T_SUSPENDED;
   t->on = on;
-  if (on_idx != 0) {
-    on_idx = lua_absindex(L, on_idx);
-    lua_rawgeti(L, LUA_REGISTRYINDEX, t->ref);
-    lua_pushvalue(L, on_idx);
-    lua_setiuservalue(L, -2, WEFT_TASK_UV_ON);
-    lua_pop(L, 1);
-  }
+  t->on_L = L;   /* the object stays on this frame's stack while it waits */
+  t->on_idx = on_idx != 0 ? lua_absindex(L, on_idx) : 0;
   lua_pushlightuserdata(L, &weft__suspend_token);
   return lua_yieldk(L, 1, ctx, k);
 }
@@ -452,7 +466,7 @@ void weft__uncancel(weft_task *t) {
 /* Pushes the results of the finished task at idx, or raises its error
    unchanged. */
 int weft__push_results(lua_State *L, int idx) {
-  weft_task *t = weft__checktask(L, idx);
+  weft_task *t = (weft_task *)lua_touserdata(L, idx);   /* callers checked it */
   int n = t->done.nresults, i;
   weft__mark_observed(L, t);
   lua_getiuservalue(L, idx, WEFT_TASK_UV_CO);
@@ -468,7 +482,7 @@ int weft__push_results(lua_State *L, int idx) {
 
 /* Pushes the first result of the finished task at idx, or its error value. */
 void weft__push_outcome(lua_State *L, int idx) {
-  weft_task *t = weft__checktask(L, idx);
+  weft_task *t = (weft_task *)lua_touserdata(L, idx);   /* callers checked it */
   lua_getiuservalue(L, idx, WEFT_TASK_UV_CO);
   if (t->done.state == WEFT_DONE && t->done.nresults > 1) {
     lua_rawgeti(L, -1, 1);
@@ -480,11 +494,18 @@ void weft__push_outcome(lua_State *L, int idx) {
 
 /* {======== wait descriptions */
 
+void weft__push_awaited(lua_State *L, weft_task *t) {
+  if (t->state != WEFT_T_SUSPENDED || t->on_idx == 0) {
+    lua_pushnil(L);
+    return;
+  }
+  lua_pushvalue(t->on_L, t->on_idx);
+  lua_xmove(t->on_L, L, 1);
+}
+
 void weft__describe_wait(lua_State *L, weft_task *t) {
   const char *on = t->on ? t->on : "nothing";
-  lua_rawgeti(L, LUA_REGISTRYINDEX, t->ref);
-  lua_getiuservalue(L, -1, WEFT_TASK_UV_ON);
-  lua_remove(L, -2);
+  weft__push_awaited(L, t);
   if (strcmp(on, "task") == 0 && weft__totask(L, -1)) {
     lua_pushliteral(L, "task ");
     weft__push_task_name(L, -2);
@@ -520,7 +541,7 @@ static int finish_await(lua_State *L, int status, lua_KContext ctx) {
 
 static int task_await(lua_State *L) {
   weft_runtime *rt = WEFT_UPRT(L);
-  weft_task *t = weft__checktask(L, 1), *self;
+  weft_task *t = check_task_at(rt, L, 1), *self;
   if (t->state == WEFT_T_FINISHED && rt->current == NULL)
     return weft__push_results(L, 1);
   self = weft__current(L, rt, "await");
@@ -570,8 +591,13 @@ static int task_result(lua_State *L) {
 }
 
 static int task_index(lua_State *L) {
-  weft_task *t = weft__checktask(L, 1);
-  const char *k = lua_tostring(L, 2);
+  weft_task *t;
+  const char *k;
+  lua_pushvalue(L, 2);
+  if (lua_rawget(L, lua_upvalueindex(2)) != LUA_TNIL)
+    return 1;   /* a method: the common case first */
+  t = weft__checktask(L, 1);
+  k = lua_tostring(L, 2);
   if (k != NULL) {
     if (strcmp(k, "name") == 0) {
       push_name(L, t, 1);
@@ -582,8 +608,7 @@ static int task_index(lua_State *L) {
       return 1;
     }
   }
-  lua_pushvalue(L, 2);
-  lua_rawget(L, lua_upvalueindex(2));
+  lua_pushnil(L);
   return 1;
 }
 
@@ -676,6 +701,9 @@ static const luaL_Reg task_funcs[] = {
 
 int weft__open_task(lua_State *L, weft_runtime *rt) {
   luaL_newmetatable(L, WEFT_TASK_MT);
+  rt->task_mt = lua_topointer(L, -1);
+  lua_pushvalue(L, -1);
+  rt->task_mt_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   lua_pushlightuserdata(L, rt);
   lua_newtable(L);
   lua_pushlightuserdata(L, rt);
