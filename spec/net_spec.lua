@@ -18,6 +18,10 @@ local function with_server(handler, fn)
   end)
 end
 
+-- A minimal chroot (the fresh-Debian check) may have no /etc/hosts: name
+-- resolution of "localhost" is then tested wherever the system has it.
+local has_localhost = os.execute("getent hosts localhost >/dev/null 2>&1") == true
+
 local function echo_lines(s)
   for line in function() return s:read_line() end do s:write(line, "\n") end
 end
@@ -26,7 +30,7 @@ describe("weft.net.listen and connect", function()
   it("serves each connection in its own task", function()
     local got = with_server(echo_lines, function(port)
       local a = net.connect("127.0.0.1", port)
-      local b = net.connect("localhost", port)
+      local b = net.connect(has_localhost and "localhost" or "127.0.0.1", port)
       a:write("one\n"); b:write("two\n")
       local r = { a:read_line(), b:read_line() }
       a:close(); b:close()
@@ -150,6 +154,10 @@ end)
 
 describe("weft.net.resolve", function()
   it("resolves localhost", function()
+    if not has_localhost then
+      pending("this system does not resolve localhost (no /etc/hosts entry)")
+      return
+    end
     local addrs = weft.run(net.resolve, "localhost")
     assert.is_true(#addrs >= 1)
     local found = false
