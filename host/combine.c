@@ -138,25 +138,36 @@ static int multi_gc(lua_State *L) {
    into a new array, pushed. */
 static int collect_tasks(lua_State *L, int list) {
   weft_runtime *rt = WEFT_UPRT(L);
-  int n, i;
+  int n, i, nfunctions = 0, array;
   luaL_checktype(L, list, LUA_TTABLE);
   n = (int)luaL_len(L, list);
+  lua_createtable(L, n, 0);
+  array = lua_gettop(L);
   for (i = 1; i <= n; i++) {   /* check them all before spawning any */
     lua_geti(L, list, i);
-    if (weft__task_at(WEFT_UPRT(L), L, -1) == NULL && lua_type(L, -1) != LUA_TFUNCTION) {
+    if (weft__task_at(rt, L, -1) != NULL) {
+      lua_rawseti(L, array, i);
+      continue;
+    }
+    if (lua_type(L, -1) != LUA_TFUNCTION) {
       if (luaL_getmetafield(L, -1, "__call") == LUA_TNIL)
         return luaL_argerror(L, list, lua_pushfstring(L, "entry %d is a %s, not a task or function",
                                                        i, luaL_typename(L, -1)));
       lua_pop(L, 1);
     }
     lua_pop(L, 1);
+    nfunctions++;
   }
-  lua_createtable(L, n, 0);
-  for (i = 1; i <= n; i++) {
-    lua_geti(L, list, i);
-    if (weft__task_at(WEFT_UPRT(L), L, -1) == NULL)
+  for (i = 1; nfunctions > 0 && i <= n; i++) {   /* then spawn the functions */
+    if (lua_rawgeti(L, array, i) == LUA_TNIL) {
+      lua_pop(L, 1);
+      lua_geti(L, list, i);
       weft__spawn(L, rt, 0);
-    lua_rawseti(L, -2, i);
+      lua_rawseti(L, array, i);
+      nfunctions--;
+    } else {
+      lua_pop(L, 1);
+    }
   }
   return n;
 }
@@ -183,7 +194,7 @@ static weft_multi *multi_new(lua_State *L, int tasks, int n, int mode, weft_task
   for (i = 0; i < n; i++) {   /* every entry is set before any can fire */
     multi_entry *e = &m->e[i];
     lua_rawgeti(L, tasks, i + 1);
-    e->task = weft__task_at(WEFT_UPRT(L), L, -1);
+    e->task = (weft_task *)lua_touserdata(L, -1);   /* collect_tasks made them tasks */
     lua_pop(L, 1);
     e->m = m;
     e->w.wake = multi_wake;
@@ -208,10 +219,12 @@ enum { G_TASKS = 3, G_BLOCK = 4, G_SAVED = 5 };
 
 static int gather_results(lua_State *L, weft_multi *m) {
   int i;
-  for (i = 1; i <= m->n; i++) {
-    lua_rawgeti(L, G_TASKS, i);
-    weft__mark_observed(L, weft__task_at(WEFT_UPRT(L), L, -1));
-    lua_pop(L, 1);
+  for (i = 0; i < m->n; i++) {
+    weft_task *t = m->e[i].task;
+    if (t->done.state == WEFT_FAILED)
+      weft__mark_observed(L, t);
+    else
+      t->done.observed = 1;
   }
   if (m->mode == M_GATHER && m->first_failed > 0) {
     lua_rawgeti(L, G_TASKS, m->first_failed);
@@ -222,7 +235,7 @@ static int gather_results(lua_State *L, weft_multi *m) {
   for (i = 1; i <= m->n; i++) {
     lua_rawgeti(L, G_TASKS, i);
     if (m->mode == M_SETTLE) {
-      int ok = weft__task_at(WEFT_UPRT(L), L, -1)->done.state == WEFT_DONE;
+      int ok = m->e[i - 1].task->done.state == WEFT_DONE;
       lua_createtable(L, 0, 2);
       lua_pushboolean(L, ok);
       lua_setfield(L, -2, "ok");

@@ -186,7 +186,10 @@ static void store_results(lua_State *co, weft_task *t, int nres) {
       lua_rawseti(co, -2, i);
     }
   } else {
-    lua_pushnil(co);
+    /* no results: user value 1 keeps the (pooled) thread, never read again */
+    t->done.nresults = 0;
+    t->done.state = WEFT_DONE;
+    return;
   }
   lua_setiuservalue(co, -2, WEFT_TASK_UV_CO);
   t->done.nresults = nres;
@@ -483,6 +486,10 @@ int weft__push_results(lua_State *L, int idx) {
 /* Pushes the first result of the finished task at idx, or its error value. */
 void weft__push_outcome(lua_State *L, int idx) {
   weft_task *t = (weft_task *)lua_touserdata(L, idx);   /* callers checked it */
+  if (t->done.state == WEFT_DONE && t->done.nresults == 0) {
+    lua_pushnil(L);
+    return;
+  }
   lua_getiuservalue(L, idx, WEFT_TASK_UV_CO);
   if (t->done.state == WEFT_DONE && t->done.nresults > 1) {
     lua_rawgeti(L, -1, 1);
