@@ -352,23 +352,13 @@ static int finish_run(lua_State *L, int status, lua_KContext ctx) {
 
 /* Moves every deadline from virtual to real time, keeping what was left. */
 static void deadlines_to_real(weft_runtime *rt) {
-  double real = (double)uv_hrtime() * 1e-9;
-  size_t i;
-  for (i = 0; i < rt->deadlines.n; i++) {
-    weft_deadline *d = rt->deadlines.items[i];
-    d->when = real + (d->when - rt->vclock);
-  }
+  weft_heap_shift(&rt->deadlines, (double)uv_hrtime() * 1e-9 - rt->vclock);
   rt->virtual_time = 0;
   timer_rearm(rt);
 }
 
 static void deadlines_to_virtual(weft_runtime *rt) {
-  double real = (double)uv_hrtime() * 1e-9;
-  size_t i;
-  for (i = 0; i < rt->deadlines.n; i++) {
-    weft_deadline *d = rt->deadlines.items[i];
-    d->when = d->when - real;   /* virtual clock starts at 0 */
-  }
+  weft_heap_shift(&rt->deadlines, -(double)uv_hrtime() * 1e-9);   /* starts at 0 */
   rt->vclock = 0;
   rt->virtual_time = 1;
   timer_rearm(rt);
