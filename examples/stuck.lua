@@ -2,7 +2,6 @@
 --   build/weft --debug examples/stuck.lua     the Deadlock report names each task,
 --                                            what it waits on and where it was spawned
 --   press Ctrl-\ while it runs (SIGQUIT)     a dump of every live task; the run goes on
--- three tasks waiting on each other in a cycle, and a healthy one
 local e1, e2, e3 = weft.event(), weft.event(), weft.event()
 local a = weft.spawn(function() e3:wait() e1:set() end)
 local b = weft.spawn(function() e1:wait() e2:set() end)
