@@ -63,6 +63,7 @@ int weft__open_stream(lua_State *L, weft_runtime *rt);
 int weft__open_net(lua_State *L, weft_runtime *rt);
 int weft__open_thread(lua_State *L, weft_runtime *rt);
 int weft__open_http(lua_State *L, weft_runtime *rt);
+int weft__open_process_live(lua_State *L, weft_runtime *rt);   /* weft.process */
 void weft__uv_close_all(lua_State *L);   /* before the runtime closes */
 
 #endif
