@@ -75,22 +75,41 @@ local function close_quietly(fd)
   request(uv.fs_close, nil, fd)
 end
 
---- Reads a whole file.
+--- Reads a whole file. Open, reads and close are chained in luv
+-- callbacks, so the task waits once, not once per request.
 -- @string path
 -- @treturn string
 function M.read(path)
   check_path("read", 1, path)
-  local fd = open_fd("read", path, "r")
-  local parts, offset = {}, 0
-  while true do
-    local ok, data = read_fd(fd, 65536, offset)
-    if not ok then close_quietly(fd); fail("read", data, path) end
-    if data == "" then break end
+  local done, left, parts, offset, fd = weft.future(), false, {}, 0, nil
+  local function finish(err)
+    if fd then uv.fs_close(fd, function() end) fd = nil end
+    if not left then
+      if err then done:set(false, err) else done:set(true, concat(parts)) end
+    end
+  end
+  local function on_read(err, data)
+    if err or left then return finish(err) end
+    if data == "" then return finish() end
     parts[#parts + 1] = data
     offset = offset + #data
+    uv.fs_read(fd, 65536, offset, on_read)
   end
-  close_quietly(fd)
-  return concat(parts)
+  local req, err = uv.fs_open(path, "r", 438, function(err, opened)
+    if err then return finish(err) end
+    fd = opened
+    if left then return finish() end
+    uv.fs_read(fd, 65536, 0, on_read)
+  end)
+  if not req then fail("read", err, path) end
+  local ok, r1, r2 = pcall(done.await, done)
+  if not ok then   -- cancelled: the chain stops at its next step and closes
+    left = true
+    pcall(uv.cancel, req)
+    error(r1, 0)
+  end
+  if not r1 then fail("read", r2, path) end
+  return r2
 end
 
 local function write_all(op, path, data, flags)
