@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <lualib.h>
@@ -379,8 +380,20 @@ static int run_pipeline(lua_State *L, int argc, char **argv) {
   return (int)luaL_optinteger(L, -1, 0);
 }
 
+/* A closed stdin, stdout or stderr would be taken by the first fd weft
+   opens (the loop's epoll fd, a pipe) and later written to or closed as
+   if it were stdio: give each closed one /dev/null first. */
+static void ensure_stdio(void) {
+  int fd;
+  for (fd = 0; fd <= 2; fd++)
+    if (fcntl(fd, F_GETFD) == -1 && open("/dev/null", fd == 0 ? O_RDONLY : O_WRONLY) == -1)
+      return;
+}
+
 int main(int argc, char **argv) {
-  lua_State *L = luaL_newstate();
+  lua_State *L;
+  ensure_stdio();
+  L = luaL_newstate();
   weft_runtime *rt;
   cli c;
   int status = 0;

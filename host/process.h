@@ -2,18 +2,24 @@
 ** process.h: the spawn path every weft process goes through (process.c),
 ** shared with whatever builds on it (weft.process and its pipes).
 **
-** A weft_proc wraps one uv_process_t whose child runs in its own session and
-** process group (UV_PROCESS_DETACHED: setsid in the child, so the group id
-** is the pid). While its handle is open the proc is on the runtime's list of
-** live groups and in a static, signal-safe table that
-** weft__process_kill_all_now() walks.
+** A weft_proc is one child started with posix_spawn (vfork semantics: no
+** page tables are copied) in its own session and process group (setsid, so
+** the group id is the pid). process.c reaps it itself: one SIGCHLD watcher
+** per runtime, referenced only while some child is unreaped, waitpid()s each
+** of the runtime's own pids (libuv's watcher for uv_spawn's pids never sees
+** them). While its handle is open the proc is on the runtime's list of live
+** groups and in a static, signal-safe table that weft__process_kill_all_now()
+** walks.
 **
 ** Life cycle, for an owner that embeds a weft_proc in its own malloc'd
 ** struct (never in Lua-managed memory: libuv holds the handle until its
 ** close callback):
 **   1. zero it, fill a uv_process_options_t (file, args, env, cwd, stdio:
-**      pipes are the owner's), set p->on_exit / p->on_close / p->data;
-**   2. weft__proc_spawn(): 0, or a negative UV_E* (nothing to close then);
+**      pipes are the owner's, uv_pipe_init'ed; UV_IGNORE, UV_CREATE_PIPE,
+**      UV_INHERIT_FD and UV_INHERIT_STREAM are understood as uv_spawn does),
+**      set p->on_exit / p->on_close / p->data;
+**   2. weft__proc_spawn(): 0, or a negative UV_E* (p->closing is set then
+**      and p->on_close runs later, as after weft__proc_close);
 **   3. p->on_exit(p) runs (from libuv, never with Lua running) once the
 **      leader was reaped: p->exited, p->exit_status, p->term_signal are set;
 **      p->on_kill(p), if set, runs when the grace period ended in KILL;
@@ -34,10 +40,12 @@
 #define WEFT_PROC_GRACE 5.0     /* default seconds between TERM and KILL */
 
 typedef struct weft_proc weft_proc;
+struct weft_proc_set;           /* process.c's per-runtime state */
 typedef void (*weft_proc_cb)(weft_proc *p);
 
 struct weft_proc {
-  uv_process_t handle;
+  uv_idle_t handle;             /* never started: only closed, for on_close */
+  struct weft_proc_set *set;    /* the runtime's live list and reaper */
   weft_runtime *rt;
   weft_queue live_node;         /* in the runtime's list while open */
   weft_deadline grace;          /* KILL the group when it fires */
@@ -54,8 +62,10 @@ struct weft_proc {
   void *data;
 };
 
-/* Spawns (adding UV_PROCESS_DETACHED and its own exit callback to o).
-   Returns 0 or a negative UV_E* code. L finds the runtime's live list. */
+/* Spawns as uv_spawn would with UV_PROCESS_DETACHED (o->exit_cb and
+   o->flags other than that are ignored; UV_PROCESS_SETUID/SETGID give
+   UV_ENOTSUP). Returns 0 or a negative UV_E* code. L finds the runtime's
+   live list. */
 int weft__proc_spawn(lua_State *L, weft_runtime *rt, weft_proc *p,
                      uv_process_options_t *o);
 

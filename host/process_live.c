@@ -375,7 +375,7 @@ static int setup_stdio(weft_runtime *rt, const spawn_opts *so, weft_stream **s,
       stdio[i].flags = UV_INHERIT_FD;
       stdio[i].data.fd = i;
     } else if (so->mode[i] == PIPE_NULL) {
-      stdio[i].flags = UV_IGNORE;   /* libuv opens /dev/null for 0-2 */
+      stdio[i].flags = UV_IGNORE;   /* process.c gives them /dev/null */
     } else {
       if ((s[i] = weft__stream_alloc(rt)) == NULL)
         return UV_ENOMEM;

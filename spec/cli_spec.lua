@@ -164,6 +164,14 @@ describe("weft CLI", function()
     assert.equal(130, code)
   end)
 
+  it("runs with stdin or stdout closed", function()
+    local code = os.execute(("%s %sargs.lua <&- >/dev/null 2>&1"):format(cli.quote(cli.bin), F))
+    assert.is_true(code)
+    code = os.execute(("%s -e %s >&- 2>/dev/null"):format(cli.quote(cli.bin),
+      cli.quote("weft.exec({'true'})")))
+    assert.is_true(code)
+  end)
+
   it("exits 0 after a clean run and leaves no output on stderr", function()
     local r = cli.run({ "-e", "local t = weft.spawn(function() return 1 end) assert(t:await() == 1)" })
     assert.equal(0, r.code)
