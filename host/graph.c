@@ -28,7 +28,7 @@
 #define GRAPH_MT "weft.graph_run"
 
 enum {
-  GV_WHERE = 1, GV_SORTER, GV_WORK, GV_RESULTS, GV_RUNNING, GV_FAILURES,
+  GV_WHERE = 1, GV_SORTER, GV_WORK, GV_RESULTS, GV_FAILURES,
   GV_CANCELLED, GRAPH_NUV = GV_CANCELLED
 };
 
@@ -98,13 +98,12 @@ static void stop(lua_State *L, weft_graph *g) {
       weft__task_cancel(L, g->slots[i].task, 0);
 }
 
-/* What node_wake and start_ready use, pushed once at 'env' .. env + 3:
-   the running table, work, the sorter's node values, results. */
-enum { E_RUNNING = 0, E_WORK, E_VALS, E_RESULTS };
+/* What node_wake and start_ready use, pushed once at 'env' .. env + 2:
+   work, the sorter's node values, results. */
+enum { E_WORK = 0, E_VALS, E_RESULTS };
 
 static int push_env(lua_State *L, int gi) {
   int env = lua_gettop(L) + 1;
-  lua_getiuservalue(L, gi, GV_RUNNING);
   lua_getiuservalue(L, gi, GV_WORK);
   lua_getiuservalue(L, gi, GV_SORTER);
   weft__sorter_push_values(L, lua_gettop(L));
@@ -119,8 +118,8 @@ static void start_node(lua_State *L, weft_graph *g, int env, int id) {
   lua_pushvalue(L, env + E_WORK);
   lua_rawgeti(L, env + E_VALS, (lua_Integer)id + 1);
   lua_pushvalue(L, env + E_RESULTS);
-  sl->task = weft__spawn(L, g->rt, 2);              /* task on top */
-  lua_rawseti(L, env + E_RUNNING, (lua_Integer)id + 1);
+  sl->task = weft__spawn(L, g->rt, 2);   /* the runtime keeps it while it runs */
+  lua_pop(L, 1);
   weft_queue_insert_tail(&sl->task->done.waiters, &sl->w.node);
   g->running++;
 }
@@ -151,8 +150,8 @@ static void push_node(lua_State *L, int gi, int id) {
 }
 
 /* Records the outcome of node id, whose finished task is at ti. */
-static void record(lua_State *L, weft_graph *g, int gi, int env, int id, int ti) {
-  weft_task *t = weft__totask(L, ti);
+static void record(lua_State *L, weft_graph *g, int gi, int env, int id, weft_task *t,
+                   int ti) {
   if (t->done.state == WEFT_DONE) {
     lua_rawgeti(L, env + E_VALS, (lua_Integer)id + 1);
     weft__push_outcome(L, ti);
@@ -186,12 +185,10 @@ static void node_wake(weft_waiter *w, int reason) {
   lua_rawgeti(L, LUA_REGISTRYINDEX, g->ref);
   gi = lua_gettop(L);
   env = push_env(L, gi);
-  lua_rawgeti(L, env + E_RUNNING, (lua_Integer)id + 1);   /* the task */
-  lua_pushnil(L);
-  lua_rawseti(L, env + E_RUNNING, (lua_Integer)id + 1);
-  sl->task = NULL;
+  weft__push_task(L, sl->task);   /* finishing: the runtime still holds it */
   g->running--;
-  record(L, g, gi, env, id, lua_gettop(L));
+  record(L, g, gi, env, id, sl->task, lua_gettop(L));
+  sl->task = NULL;
   start_ready(L, g, env);
   lua_settop(L, top);
   if (g->running == 0)
