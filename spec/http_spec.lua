@@ -68,6 +68,9 @@ http {
 }
 ]]):format(dir, dir, dir, nginx_port, dir))
   f:close()
+  -- nginx's workers run as an unprivileged user when started as root: they
+  -- must be able to read the files whatever the umask was
+  os.execute("chmod -R a+rX " .. dir)
   assert(os.execute(("nginx -q -c %s/nginx.conf -p %s"):format(dir, dir)))
   wait_for(dir .. "/nginx.pid")
   static = "http://127.0.0.1:" .. nginx_port .. "/"
