@@ -54,7 +54,10 @@ local function start_nginx()
   f:close()
   nginx_port = free_port()
   f = assert(io.open(dir .. "/nginx.conf", "w"))
-  f:write(([[
+  -- as root, nginx's workers would run as an unprivileged user (and one
+  -- that a minimal system may lack): keep them as the user running the spec
+  local as_root = sh("id -u"):match("^0") ~= nil
+  f:write((as_root and "user root;\n" or "") .. ([[
 daemon on;
 pid %s/nginx.pid;
 error_log %s/error.log;
