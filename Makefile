@@ -17,7 +17,7 @@ LIBS_UV  = $(shell pkg-config --libs $(PKG_UV)) -lm
 LIBS_LUA = $(shell pkg-config --libs $(PKG_LUA))
 
 # Libraries weft.so and the CLI link (I/O issue: luv, curl, cjson go here).
-LIBS_EXTRA = -llua5.4-luv -llua5.4-cjson $(shell pkg-config --libs libcurl)
+LIBS_EXTRA = -llua5.4-luv -llua5.4-cjson -ldl
 # Libraries only the CLI links (the REPL's libedit goes here).
 LIBS_CLI_EXTRA = -ledit
 

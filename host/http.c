@@ -20,15 +20,81 @@
 ** the requesting C frame: the continuation releases it, and so does that
 ** userdata's __gc if the frame dies some other way. A cancelled request
 ** removes its easy handle from the multi at once.
+** libcurl (and the thirty libraries it pulls in: TLS, Kerberos, LDAP...)
+** is loaded with dlopen on the first request, not linked: linking it made
+** every weft start pay for their relocations (weft -e '' took 6x lua5.4).
 ** Implements API.md "The event loop and I/O" (HTTP client).
 */
 #include <ctype.h>
+#include <dlfcn.h>
 #include <strings.h>
 #include <stdlib.h>
 #include <string.h>
+#define CURL_DISABLE_TYPECHECK   /* calls go through pointers, as plain functions */
 #include <curl/curl.h>
 
 #include "io.h"
+
+/* {======== libcurl, loaded on first use */
+
+#define WEFT_CURL_LIBRARY "libcurl.so.4"
+
+#define WEFT_CURL_FUNCTIONS(XX) \
+  XX(curl_global_init) XX(curl_easy_init) XX(curl_easy_cleanup) XX(curl_easy_setopt) \
+  XX(curl_easy_getinfo) XX(curl_easy_pause) XX(curl_easy_strerror) XX(curl_slist_append) \
+  XX(curl_slist_free_all) XX(curl_multi_init) XX(curl_multi_cleanup) XX(curl_multi_setopt) \
+  XX(curl_multi_add_handle) XX(curl_multi_remove_handle) XX(curl_multi_assign) \
+  XX(curl_multi_socket_action) XX(curl_multi_info_read) XX(curl_multi_strerror)
+
+/* The library is process-wide, and so is this table (filled once). */
+static struct {
+  void *lib;
+#define XX(name) __typeof__(name) *name;
+  WEFT_CURL_FUNCTIONS(XX)
+#undef XX
+} curl_api;
+
+/* Loads libcurl once; raises a clear error if it cannot. */
+static void curl_load(lua_State *L) {
+  void *lib;
+  if (curl_api.lib != NULL)
+    return;
+  lib = dlopen(WEFT_CURL_LIBRARY, RTLD_NOW | RTLD_LOCAL);
+  if (lib == NULL)
+    luaL_error(L, "weft.http: cannot load libcurl (%s): %s", WEFT_CURL_LIBRARY, dlerror());
+#define XX(name)                                                             \
+  if ((*(void **)&curl_api.name = dlsym(lib, #name)) == NULL) {              \
+    dlclose(lib);                                                            \
+    luaL_error(L, "weft.http: libcurl has no %s", #name);                    \
+  }
+  WEFT_CURL_FUNCTIONS(XX)
+#undef XX
+  curl_api.lib = lib;
+}
+
+#undef curl_easy_setopt    /* curl.h's argument-count checks */
+#undef curl_easy_getinfo
+#undef curl_multi_setopt
+#define curl_global_init (*curl_api.curl_global_init)
+#define curl_easy_init (*curl_api.curl_easy_init)
+#define curl_easy_cleanup (*curl_api.curl_easy_cleanup)
+#define curl_easy_setopt (*curl_api.curl_easy_setopt)
+#define curl_easy_getinfo (*curl_api.curl_easy_getinfo)
+#define curl_easy_pause (*curl_api.curl_easy_pause)
+#define curl_easy_strerror (*curl_api.curl_easy_strerror)
+#define curl_slist_append (*curl_api.curl_slist_append)
+#define curl_slist_free_all (*curl_api.curl_slist_free_all)
+#define curl_multi_init (*curl_api.curl_multi_init)
+#define curl_multi_cleanup (*curl_api.curl_multi_cleanup)
+#define curl_multi_setopt (*curl_api.curl_multi_setopt)
+#define curl_multi_add_handle (*curl_api.curl_multi_add_handle)
+#define curl_multi_remove_handle (*curl_api.curl_multi_remove_handle)
+#define curl_multi_assign (*curl_api.curl_multi_assign)
+#define curl_multi_socket_action (*curl_api.curl_multi_socket_action)
+#define curl_multi_info_read (*curl_api.curl_multi_info_read)
+#define curl_multi_strerror (*curl_api.curl_multi_strerror)
+
+/* }======== */
 
 #define HTTP_PAUSE_AT (1024 * 1024)   /* on_data: undelivered bytes before pausing */
 #define HTTP_MAX_REDIRS 20
@@ -261,6 +327,7 @@ static http_state *get_state(lua_State *L, weft_runtime *rt) {
     luaL_error(L, "weft.http: the runtime is closing");
   }
   lua_pop(L, 1);
+  curl_load(L);
   curl_global_init(CURL_GLOBAL_DEFAULT);
   hs = (http_state *)calloc(1, sizeof *hs);
   if (hs == NULL || (hs->multi = curl_multi_init()) == NULL) {

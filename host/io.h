@@ -66,4 +66,7 @@ int weft__open_http(lua_State *L, weft_runtime *rt);
 int weft__open_process_live(lua_State *L, weft_runtime *rt);   /* weft.process */
 void weft__uv_close_all(lua_State *L);   /* before the runtime closes */
 
+/* thread.c: sizes libuv's thread pool once, before its first use. */
+void weft__size_pool(void);
+
 #endif

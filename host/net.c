@@ -131,6 +131,7 @@ static int resolve_start(lua_State *L, weft_task *t, const char *host, lua_KFunc
   hints.ai_socktype = SOCK_STREAM;
   r->req.data = r;
   r->task = t;
+  weft__size_pool();
   rc = uv_getaddrinfo(rt->loop, &r->req, resolve_cb, host, NULL, &hints);
   if (rc < 0) {
     free(r);
@@ -538,6 +539,7 @@ static int listen_addr(weft_runtime *rt, const char *host, int port,
   hints.ai_family = AF_UNSPEC;
   hints.ai_socktype = SOCK_STREAM;
   hints.ai_flags = AI_PASSIVE;
+  weft__size_pool();
   rc = uv_getaddrinfo(rt->loop, &req, NULL, host, NULL, &hints);
   if (rc < 0)
     return rc;

@@ -311,6 +311,7 @@ static int thread_run(lua_State *L) {
   job *j;
   int rc;
   luaL_checktype(L, 1, LUA_TFUNCTION);
+  weft__size_pool();
   if (lua_iscfunction(L, 1))
     return luaL_argerror(L, 1, "a Lua function expected (a C function cannot be copied)");
   t = weft__current(L, rt, "weft.thread");
@@ -347,11 +348,18 @@ static void noop_after(uv_work_t *req, int status) {
 /* Sizes the pool unless the user did: libuv reads UV_THREADPOOL_SIZE when
    the pool starts, so it is set, the pool started with a no-op job on a
    throwaway loop, and the variable removed again (children do not inherit
-   it; luv leaks a little when it sees one). No effect if already started. */
-static void size_pool(void) {
+   it; luv leaks a little when it sees one). No effect if already started.
+   Done on first use of the pool (weft.thread, weft.fs, name resolution),
+   not at require time, since starting threads would triple startup. The
+   pool is process-wide in libuv, so is the flag saying it was sized. */
+void weft__size_pool(void) {
+  static int sized;
   char buf[32];
   uv_loop_t tmp;
   uv_work_t w;
+  if (sized)
+    return;
+  sized = 1;
   if (getenv("UV_THREADPOOL_SIZE") != NULL || uv_loop_init(&tmp) != 0)
     return;
   snprintf(buf, sizeof buf, "%u", uv_available_parallelism() + 4);
@@ -362,8 +370,16 @@ static void size_pool(void) {
   uv_loop_close(&tmp);
 }
 
+/* weft._size_pool(): for stdlib modules about to use the pool. */
+static int thread_size_pool(lua_State *L) {
+  (void)L;
+  weft__size_pool();
+  return 0;
+}
+
 int weft__open_thread(lua_State *L, weft_runtime *rt) {
-  size_pool();
+  lua_pushcfunction(L, thread_size_pool);
+  lua_setfield(L, -2, "_size_pool");
   lua_pushlightuserdata(L, rt);
   lua_pushcclosure(L, thread_run, 1);
   lua_setfield(L, -2, "thread");

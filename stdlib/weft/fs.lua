@@ -9,6 +9,8 @@
 local weft = require "weft"
 local uv = weft.uv
 
+weft._size_pool()   -- every call below runs on libuv's thread pool
+
 local M = {}
 
 local concat, sort, unpack, pack = table.concat, table.sort, table.unpack, table.pack
