@@ -174,6 +174,9 @@ void weft__task_interrupt(lua_State *L, weft_task *t);   /* error on top -> deli
 int weft__suspend(lua_State *L, weft_task *t, const char *on, int on_idx,
                   lua_KContext ctx, lua_KFunction k);
 int weft__raise_pending(lua_State *L, weft_task *t);
+/* From a count hook set by a signal handler: cancels the task running on
+   L at once (a task busy in a loop that never awaits). */
+void weft__cancel_from_hook(lua_State *L, weft_runtime *rt);
 void weft__check_pending(lua_State *L, weft_task *t);
 int weft__push_results(lua_State *L, int idx);   /* pushes results or raises the error */
 void weft__push_outcome(lua_State *L, int idx);  /* first result or the error value */
@@ -197,6 +200,8 @@ int weft__future_complete(lua_State *L, int fidx, int state, int nres);
 /* future.c */
 void weft__completion_init(weft_completion *c);
 void weft__completion_wake_all(weft_completion *c);
+/* Unlinks and wakes the first n waiters of q (all of them if n < 0). */
+void weft__wake_waiters(weft_queue *q, int reason, lua_Integer n);
 void weft__new_class(lua_State *L, weft_runtime *rt, const char *name,
                      const luaL_Reg *methods, lua_CFunction tostring);
 int weft__open_future(lua_State *L, weft_runtime *rt);

@@ -43,13 +43,8 @@ static int signal_exit_code(int sig) {
 
 /* Runs inside a task that did not await since the signal: cancel it there. */
 static void interrupt_hook(lua_State *L, lua_Debug *ar) {
-  weft_task *t = signal_rt->current;
   (void)ar;
-  lua_sethook(L, NULL, 0, 0);
-  if (t != NULL && L == t->co) {
-    weft__task_cancel(L, t, 0);
-    weft__raise_pending(L, t);
-  }
+  weft__cancel_from_hook(L, signal_rt);
 }
 
 static void on_signal(int sig) {

@@ -55,12 +55,7 @@ static void maybe_free(live_proc *lp) {
 }
 
 static void wake_all(live_proc *lp) {
-  while (!weft_queue_empty(&lp->waiters)) {
-    weft_queue *node = weft_queue_head(&lp->waiters);
-    weft_waiter *w = weft_queue_data(node, weft_waiter, node);
-    weft_queue_remove(node);
-    w->wake(w, WEFT_WOKEN);
-  }
+  weft__wake_waiters(&lp->waiters, WEFT_WOKEN, -1);
 }
 
 static void proc_closed(weft_proc *p) {

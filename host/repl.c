@@ -697,13 +697,8 @@ static void on_check(uv_check_t *h) {
 
 /* Runs inside a task that has not awaited since Ctrl-C: cancel it there. */
 static void interrupt_hook(lua_State *L, lua_Debug *ar) {
-  weft_task *t = R.rt->current;
   (void)ar;
-  lua_sethook(L, NULL, 0, 0);
-  if (t != NULL && L == t->co) {
-    weft__task_cancel(L, t, 0);
-    weft__raise_pending(L, t);
-  }
+  weft__cancel_from_hook(L, R.rt);
 }
 
 static void on_signal(int sig) {

@@ -26,18 +26,6 @@ static weft_event *checkevent(lua_State *L, int idx) {
   return (weft_event *)luaL_checkudata(L, idx, WEFT_EVENT_MT);
 }
 
-/* Wakes every waiter of q with 'reason' (at most n of them if n >= 0). */
-static void wake_waiters(weft_queue *q, int reason, lua_Integer n) {
-  while (n != 0 && !weft_queue_empty(q)) {
-    weft_queue *node = weft_queue_head(q);
-    weft_waiter *w = weft_queue_data(node, weft_waiter, node);
-    weft_queue_remove(node);
-    w->wake(w, reason);
-    if (n > 0)
-      n--;
-  }
-}
-
 static void *new_object(lua_State *L, size_t size, const char *mt, int nuv) {
   void *p = lua_newuserdatauv(L, size, nuv);
   luaL_setmetatable(L, mt);
@@ -57,7 +45,7 @@ static int event_set(lua_State *L) {
   weft_event *e = checkevent(L, 1);
   if (!e->set) {
     e->set = 1;
-    wake_waiters(&e->waiters, WEFT_WOKEN, -1);
+    weft__wake_waiters(&e->waiters, WEFT_WOKEN, -1);
   }
   return 0;
 }
@@ -142,7 +130,7 @@ static int slots_try(weft_slots *s) {
 /* Gives a slot back: to the longest waiter if there is one. */
 static void slots_release(weft_slots *s) {
   if (!weft_queue_empty(&s->waiters))
-    wake_waiters(&s->waiters, WEFT_WOKEN, 1);
+    weft__wake_waiters(&s->waiters, WEFT_WOKEN, 1);
   else
     s->value++;
 }
@@ -381,7 +369,7 @@ static int finish_cond_wait(lua_State *L, int status, lua_KContext ctx) {
   int woken = t->wake_reason == WEFT_WOKEN;
   (void)status;
   if (ctx == COND_NOTIFY && woken && t->deliver)   /* pass the notification on */
-    wake_waiters(&checkcond(L, 1)->waiters, WEFT_WOKEN, 1);
+    weft__wake_waiters(&checkcond(L, 1)->waiters, WEFT_WOKEN, 1);
   save_interruption(L, t);
   if (ctx == COND_RELOCK && woken) {
     if (!lua_isnil(L, 3)) {
@@ -421,14 +409,14 @@ static int condition_notify(lua_State *L) {
   luaL_argcheck(L, n >= 0, 2, "must not be negative");
   check_notify(L, "notify");
   if (n > 0)
-    wake_waiters(&c->waiters, WEFT_WOKEN, n);
+    weft__wake_waiters(&c->waiters, WEFT_WOKEN, n);
   return 0;
 }
 
 static int condition_notify_all(lua_State *L) {
   weft_condition *c = checkcond(L, 1);
   check_notify(L, "notify_all");
-  wake_waiters(&c->waiters, WEFT_WOKEN, -1);
+  weft__wake_waiters(&c->waiters, WEFT_WOKEN, -1);
   return 0;
 }
 

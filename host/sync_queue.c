@@ -30,18 +30,6 @@ static weft_fifo *checkfifo(lua_State *L, int idx) {
   return (weft_fifo *)luaL_checkudata(L, idx, WEFT_QUEUE_MT);
 }
 
-static void wake_first(weft_queue *q, int reason) {
-  weft_queue *node = weft_queue_head(q);
-  weft_waiter *w = weft_queue_data(node, weft_waiter, node);
-  weft_queue_remove(node);
-  w->wake(w, reason);
-}
-
-static void wake_all(weft_queue *q, int reason) {
-  while (!weft_queue_empty(q))
-    wake_first(q, reason);
-}
-
 static lua_Integer available(weft_fifo *f) {
   return f->count - f->get_reserved;
 }
@@ -54,11 +42,11 @@ static int has_room(weft_fifo *f) {
 static void dispatch(weft_fifo *f) {
   while (!weft_queue_empty(&f->getters) && available(f) > 0) {
     f->get_reserved++;
-    wake_first(&f->getters, WEFT_WOKEN);
+    weft__wake_waiters(&f->getters, WEFT_WOKEN, 1);
   }
   while (!weft_queue_empty(&f->putters) && has_room(f)) {
     f->put_reserved++;
-    wake_first(&f->putters, WEFT_WOKEN);
+    weft__wake_waiters(&f->putters, WEFT_WOKEN, 1);
   }
 }
 
@@ -249,8 +237,8 @@ static int queue_close(lua_State *L) {
   weft_fifo *f = checkfifo(L, 1);
   if (!f->closed) {
     f->closed = 1;
-    wake_all(&f->putters, WEFT_CLOSED);
-    wake_all(&f->getters, WEFT_CLOSED);
+    weft__wake_waiters(&f->putters, WEFT_CLOSED, -1);
+    weft__wake_waiters(&f->getters, WEFT_CLOSED, -1);
   }
   return 0;
 }

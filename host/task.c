@@ -227,13 +227,19 @@ static void store_error(weft_runtime *rt, lua_State *co, weft_task *t) {
   lua_pop(L, 1);
 }
 
-void weft__completion_wake_all(weft_completion *c) {
-  while (!weft_queue_empty(&c->waiters)) {
-    weft_queue *q = weft_queue_head(&c->waiters);
-    weft_waiter *w = weft_queue_data(q, weft_waiter, node);
-    weft_queue_remove(q);
-    w->wake(w, WEFT_WOKEN);
+void weft__wake_waiters(weft_queue *q, int reason, lua_Integer n) {
+  while (n != 0 && !weft_queue_empty(q)) {
+    weft_queue *node = weft_queue_head(q);
+    weft_waiter *w = weft_queue_data(node, weft_waiter, node);
+    weft_queue_remove(node);
+    w->wake(w, reason);
+    if (n > 0)
+      n--;
   }
+}
+
+void weft__completion_wake_all(weft_completion *c) {
+  weft__wake_waiters(&c->waiters, WEFT_WOKEN, -1);
 }
 
 static void task_finish(weft_runtime *rt, weft_task *t, int status, int nres) {
@@ -426,6 +432,15 @@ int weft__raise_pending(lua_State *L, weft_task *t) {
   lua_pushnil(L);
   lua_setiuservalue(L, -3, WEFT_TASK_UV_PENDING);
   return lua_error(L);
+}
+
+void weft__cancel_from_hook(lua_State *L, weft_runtime *rt) {
+  weft_task *t = rt->current;
+  lua_sethook(L, NULL, 0, 0);
+  if (t != NULL && L == t->co) {
+    weft__task_cancel(L, t, 0);
+    weft__raise_pending(L, t);
+  }
 }
 
 void weft__check_pending(lua_State *L, weft_task *t) {
