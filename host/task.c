@@ -5,8 +5,11 @@
 **
 ** Ownership: while unfinished, a task is referenced from the registry
 ** (t->ref), so dropping the handle in Lua loses nothing; its thread lives in
-** user value 1, replaced by its results (or error) when it finishes. Wait
-** descriptions and tracebacks live in user values too.
+** user value 1, replaced by its results (or error) when it finishes (a task
+** with no results keeps the pooled thread there, never read again). What a
+** suspended task waits on stays on the waiting C frame's stack (t->on_L,
+** t->on_idx); a pending error, then the traceback of a failure, is user
+** value 3.
 ** Implements API.md "Running and tasks" (spawn, current, the task methods).
 */
 #include <stdio.h>
