@@ -26,18 +26,8 @@ local function weft_run(args, env)
   return code, o, e
 end
 
-local function alive(pid)
-  local stat = slurp("/proc/" .. pid .. "/stat")
-  return stat ~= nil and stat:match("^%d+ %b() (%a)") ~= "Z"
-end
-
-local function gone(pid)
-  for _ = 1, 200 do
-    if not alive(pid) then return true end
-    os.execute("sleep 0.01")
-  end
-  return false
-end
+local proc = require "support.proc"
+local alive, gone = proc.alive, proc.gone
 
 local function wait_file(path, secs)
   for _ = 1, secs * 100 do

@@ -4,21 +4,8 @@
 -- process group, stdio modes, cwd/env, bad arguments.
 local weft = require "weft"
 
--- Is pid a live process? A zombie waiting for init to reap it is not.
-local function alive(pid)
-  local f = io.open("/proc/" .. pid .. "/stat")
-  if not f then return false end
-  local stat = f:read("a")
-  f:close()
-  return stat:match("^%d+ %b() (%a)") ~= "Z"
-end
-
--- Does /proc still list pid at all (zombies included)?
-local function listed(pid)
-  local f = io.open("/proc/" .. pid .. "/stat")
-  if f then f:close() end
-  return f ~= nil
-end
+local proc = require "support.proc"
+local alive, listed = proc.alive, proc.listed
 
 describe("weft.process", function()
   it("drives sort through its pipes", function()

@@ -3,23 +3,8 @@
 -- kill the whole process group, missing programs, big outputs, limits.
 local weft = require "weft"
 
--- Is pid a live process? A zombie waiting for init to reap it is not.
-local function alive(pid)
-  local f = io.open("/proc/" .. pid .. "/stat")
-  if not f then return false end
-  local stat = f:read("a")
-  f:close()
-  return stat:match("^%d+ %b() (%a)") ~= "Z"
-end
-
--- Waits (up to 2 s) for pid to be gone; returns true when it is.
-local function gone(pid)
-  for _ = 1, 200 do
-    if not alive(pid) then return true end
-    os.execute("sleep 0.01")
-  end
-  return false
-end
+local proc = require "support.proc"
+local alive, gone = proc.alive, proc.gone
 
 local function read_pid(path)
   local f = assert(io.open(path))
