@@ -128,7 +128,7 @@ struct weft_runtime {
   uint64_t next_id;
   double timer_armed_for;     /* deadline the uv timer is armed for, or -1 */
   int pool_ref, npool;        /* finished threads kept for reuse */
-  int unobserved_ref;         /* table task -> true of failures nobody took */
+  int unobserved_ref;         /* table: light task pointer -> failed task nobody observed */
   int nhandles_open;          /* weft's own handles not yet closed */
   void *cfutures;             /* cfuture.c's state, or NULL */
   int debug;                  /* record spawn sites, warn on slow steps */
