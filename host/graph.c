@@ -99,15 +99,13 @@ static void stop(lua_State *L, weft_graph *g) {
 }
 
 /* What node_wake and start_ready use, pushed once at 'env' .. env + 2:
-   work, the sorter's node values, results. */
-enum { E_WORK = 0, E_VALS, E_RESULTS };
+   work, the sorter, results. */
+enum { E_WORK = 0, E_SORTER, E_RESULTS };
 
 static int push_env(lua_State *L, int gi) {
   int env = lua_gettop(L) + 1;
   lua_getiuservalue(L, gi, GV_WORK);
   lua_getiuservalue(L, gi, GV_SORTER);
-  weft__sorter_push_values(L, lua_gettop(L));
-  lua_remove(L, -2);
   lua_getiuservalue(L, gi, GV_RESULTS);
   return env;
 }
@@ -116,7 +114,7 @@ static int push_env(lua_State *L, int gi) {
 static void start_node(lua_State *L, weft_graph *g, int env, int id) {
   graph_slot *sl = &g->slots[id];
   lua_pushvalue(L, env + E_WORK);
-  lua_rawgeti(L, env + E_VALS, (lua_Integer)id + 1);
+  weft__sorter_push_node(L, env + E_SORTER, id);
   lua_pushvalue(L, env + E_RESULTS);
   sl->task = weft__spawn(L, g->rt, 2);   /* the runtime keeps it while it runs */
   lua_pop(L, 1);
@@ -153,7 +151,7 @@ static void push_node(lua_State *L, int gi, int id) {
 static void record(lua_State *L, weft_graph *g, int gi, int env, int id, weft_task *t,
                    int ti) {
   if (t->done.state == WEFT_DONE) {
-    lua_rawgeti(L, env + E_VALS, (lua_Integer)id + 1);
+    weft__sorter_push_node(L, env + E_SORTER, id);
     weft__push_outcome(L, ti);
     lua_rawset(L, env + E_RESULTS);
     weft__sorter_done(g->sorter, id);

@@ -74,10 +74,9 @@ int weft__sorter_static_order(weft_sorter *s, int *out);
 /* Pushes a new weft.sorter userdata built from the graph table at 'graph'
    (node -> array of predecessors); raises naming a bad entry. */
 weft_sorter *weft__sorter_push_graph(lua_State *L, int graph);
-/* Pushes the Lua value of node 'id' of the sorter userdata at 'ud'. */
+/* Pushes the Lua value of node 'id' of the sorter userdata at 'ud' (an
+   absolute index). */
 void weft__sorter_push_node(lua_State *L, int ud, int id);
-/* Pushes the array id + 1 -> node of the sorter userdata at 'ud'. */
-void weft__sorter_push_values(lua_State *L, int ud);
 /* Prepares the sorter userdata at 'ud', raising CycleError (or an
    ordinary error) on failure. */
 void weft__sorter_prepare_or_raise(lua_State *L, int ud);

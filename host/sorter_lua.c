@@ -13,6 +13,7 @@
 ** Implements API.md "Topological sorter".
 */
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "internal.h"
@@ -23,13 +24,27 @@
 
 enum { UV_MAP = 1, UV_VALS = 2 };
 
+/* Integer nodes, the common case, skip the Lua tables: 'direct' maps keys
+   1..dcap to id + 1 (0: not a node) and ival/isint hold each integer
+   node's value. The map table (user value 1) holds the other nodes and the
+   integers too large or too sparse for the index; the vals table (user
+   value 2) holds the values of non-integer nodes. */
 typedef struct sorter_ud {
   weft_sorter *core;
+  int *direct;
+  lua_Integer dcap;
+  int nmapped_ints;       /* integer keys in the map table */
+  lua_Integer *ival;      /* node id -> its value, when isint[id] */
+  unsigned char *isint;
+  int vcap;
 } sorter_ud;
 
+static sorter_ud *checkud(lua_State *L, int idx) {
+  return (sorter_ud *)luaL_checkudata(L, idx, SORTER_MT);
+}
+
 static weft_sorter *checksorter(lua_State *L, int idx) {
-  sorter_ud *u = (sorter_ud *)luaL_checkudata(L, idx, SORTER_MT);
-  return u->core;
+  return checkud(L, idx)->core;
 }
 
 /* Pushes the value at idx as messages show a node: strings quoted. */
@@ -52,36 +67,148 @@ static int bad_node(lua_State *L, int idx) {
                                isnan(lua_tonumber(L, idx)));
 }
 
-/* Returns the id of the node at idx, making one if 'map' lacks it. The
-   map and vals tables are at 'map' and 'map' + 1. */
-static int intern(lua_State *L, weft_sorter *s, int map, int idx) {
-  int id, isint = lua_isinteger(L, idx);
-  lua_Integer k = isint ? lua_tointeger(L, idx) : 0;
-  if (isint ? lua_rawgeti(L, map, k) : (lua_pushvalue(L, idx), lua_rawget(L, map))) {
+/* {======== the node table */
+
+/* Moves the integer keys of the map table (at 'map') that fall in
+   lo..hi into the direct index. */
+static void migrate(lua_State *L, sorter_ud *u, int map, lua_Integer lo, lua_Integer hi) {
+  lua_pushnil(L);
+  while (lua_next(L, map)) {
+    if (lua_isinteger(L, -2) && lua_tointeger(L, -2) >= lo && lua_tointeger(L, -2) <= hi) {
+      u->direct[lua_tointeger(L, -2) - 1] = (int)lua_tointeger(L, -1) + 1;
+      u->nmapped_ints--;
+      lua_pushvalue(L, -2);
+      lua_pushnil(L);
+      lua_rawset(L, map);   /* clearing a field during traversal is allowed */
+    }
+    lua_pop(L, 1);
+  }
+}
+
+/* Makes the direct index cover keys 1..cap. */
+static void direct_reserve(lua_State *L, sorter_ud *u, int map, lua_Integer cap) {
+  int *p;
+  if (cap <= u->dcap)
+    return;
+  p = (int *)realloc(u->direct, (size_t)cap * sizeof(int));
+  if (p == NULL)
+    memory_error(L, WEFT_SORTER_ENOMEM);
+  memset(p + u->dcap, 0, (size_t)(cap - u->dcap) * sizeof(int));
+  u->direct = p;
+  if (u->nmapped_ints > 0)
+    migrate(L, u, map, u->dcap + 1, cap);
+  u->dcap = cap;
+}
+
+/* Does the direct index cover key k, once grown if the keys are dense
+   enough (k at most about twice the number of nodes)? */
+static int direct_covers(lua_State *L, sorter_ud *u, int map, lua_Integer k) {
+  lua_Integer bound, cap;
+  if (k >= 1 && k <= u->dcap)
+    return 1;
+  bound = 2 * (lua_Integer)weft__sorter_count(u->core) + 1024;
+  if (k < 1 || k > bound)
+    return 0;
+  cap = u->dcap * 2 > k ? u->dcap * 2 : k;
+  direct_reserve(L, u, map, cap < bound ? cap : bound);
+  return 1;
+}
+
+/* Makes a node; records its value (the value at idx) in ival or vals. */
+static int new_node(lua_State *L, sorter_ud *u, int vals, int idx, lua_Integer k) {
+  int id = weft__sorter_node(u->core), isint = lua_isinteger(L, idx);
+  if (id < 0)
+    return memory_error(L, id);
+  if (id >= u->vcap) {
+    int cap = u->vcap < 64 ? 64 : u->vcap * 2;
+    lua_Integer *iv = (lua_Integer *)realloc(u->ival, (size_t)cap * sizeof *iv);
+    unsigned char *ii;
+    if (iv == NULL)
+      memory_error(L, WEFT_SORTER_ENOMEM);
+    u->ival = iv;
+    ii = (unsigned char *)realloc(u->isint, (size_t)cap);
+    if (ii == NULL)
+      memory_error(L, WEFT_SORTER_ENOMEM);
+    u->isint = ii;
+    u->vcap = cap;
+  }
+  u->isint[id] = (unsigned char)isint;
+  u->ival[id] = k;
+  if (!isint) {
+    lua_pushvalue(L, idx);
+    lua_rawseti(L, vals, (lua_Integer)id + 1);
+  }
+  return id;
+}
+
+/* The id of integer node k, made if new. map and vals are at 'map' and
+   'map' + 1; idx holds the value (for a key kept in the map table). */
+static int intern_int(lua_State *L, sorter_ud *u, int map, int idx, lua_Integer k) {
+  int id;
+  if (direct_covers(L, u, map, k)) {
+    if (u->direct[k - 1] != 0)
+      return u->direct[k - 1] - 1;
+    id = new_node(L, u, map + 1, idx, k);
+    u->direct[k - 1] = id + 1;
+    return id;
+  }
+  if (lua_rawgeti(L, map, k) == LUA_TNUMBER) {
     id = (int)lua_tointeger(L, -1);
     lua_pop(L, 1);
     return id;
   }
   lua_pop(L, 1);
-  id = weft__sorter_node(s);
-  if (id < 0)
-    return memory_error(L, id);
+  id = new_node(L, u, map + 1, idx, k);
   lua_pushinteger(L, id);
-  if (isint)
-    lua_rawseti(L, map, k);
-  else {
-    lua_pushvalue(L, idx);
-    lua_insert(L, -2);
-    lua_rawset(L, map);
+  lua_rawseti(L, map, k);
+  u->nmapped_ints++;
+  return id;
+}
+
+/* Is the number at idx an integer or a float with an integer value (the
+   same table key as that integer)? Sets *k to it. */
+static int integer_key(lua_State *L, int idx, lua_Integer *k) {
+  lua_Number n;
+  if (lua_isinteger(L, idx)) {
+    *k = lua_tointeger(L, idx);
+    return 1;
   }
+  n = lua_tonumber(L, idx);
+  return n == floor(n) && lua_numbertointeger(n, k);
+}
+
+/* Returns the id of the node at idx (not nil or NaN), making one if it is
+   new. The map and vals tables are at 'map' and 'map' + 1. */
+static int intern(lua_State *L, sorter_ud *u, int map, int idx) {
+  int id;
+  if (lua_isinteger(L, idx))
+    return intern_int(L, u, map, idx, lua_tointeger(L, idx));
   lua_pushvalue(L, idx);
-  lua_rawseti(L, map + 1, (lua_Integer)id + 1);
+  if (lua_rawget(L, map) == LUA_TNUMBER) {
+    id = (int)lua_tointeger(L, -1);
+    lua_pop(L, 1);
+    return id;
+  }
+  lua_pop(L, 1);
+  if (lua_type(L, idx) == LUA_TNUMBER) {
+    lua_Integer k;
+    if (integer_key(L, idx, &k))
+      return intern_int(L, u, map, idx, k);
+  }
+  id = new_node(L, u, map + 1, idx, 0);
+  lua_pushvalue(L, idx);
+  lua_pushinteger(L, id);
+  lua_rawset(L, map);
   return id;
 }
 
 /* Returns the id of the node at idx, or -1 if it was never added. */
 static int lookup(lua_State *L, int ud, int idx) {
+  sorter_ud *u = (sorter_ud *)lua_touserdata(L, ud);
   int id = -1;
+  lua_Integer k;
+  if (lua_type(L, idx) == LUA_TNUMBER && integer_key(L, idx, &k) && k >= 1 && k <= u->dcap)
+    return u->direct[k - 1] - 1;
   lua_getiuservalue(L, ud, UV_MAP);
   lua_pushvalue(L, idx);
   if (lua_rawget(L, -2) == LUA_TNUMBER)
@@ -91,18 +218,20 @@ static int lookup(lua_State *L, int ud, int idx) {
 }
 
 void weft__sorter_push_node(lua_State *L, int ud, int id) {
+  sorter_ud *u = (sorter_ud *)lua_touserdata(L, ud);
+  if (u->isint[id]) {
+    lua_pushinteger(L, u->ival[id]);
+    return;
+  }
   lua_getiuservalue(L, ud, UV_VALS);
   lua_rawgeti(L, -1, (lua_Integer)id + 1);
   lua_remove(L, -2);
 }
 
-void weft__sorter_push_values(lua_State *L, int ud) {
-  lua_getiuservalue(L, ud, UV_VALS);
-}
-
-static weft_sorter *push_sorter(lua_State *L) {
+/* 'hint' is how many nodes are expected: room for them is made at once. */
+static sorter_ud *push_sorter(lua_State *L, int hint) {
   sorter_ud *u = (sorter_ud *)lua_newuserdatauv(L, sizeof *u, 2);
-  u->core = NULL;
+  memset(u, 0, sizeof *u);
   luaL_setmetatable(L, SORTER_MT);
   lua_newtable(L);
   lua_setiuservalue(L, -2, UV_MAP);
@@ -111,33 +240,42 @@ static weft_sorter *push_sorter(lua_State *L) {
   u->core = weft__sorter_new();
   if (u->core == NULL)
     luaL_error(L, "weft.sorter: not enough memory");
-  return u->core;
+  if (hint > 0) {
+    lua_getiuservalue(L, -1, UV_MAP);
+    direct_reserve(L, u, lua_gettop(L), hint);
+    lua_pop(L, 1);
+  }
+  return u;
 }
+
+/* }======== */
 
 /* {======== reading a graph table */
 
 /* Adds node 'key' (at idx, value preds at idx + 1), as add(key, preds...).
    map and vals are at 'map' and 'map' + 1. */
-static void add_entry(lua_State *L, weft_sorter *s, int map, int idx) {
-  int id, pid, rc;
+static void add_entry(lua_State *L, sorter_ud *u, int map, int idx) {
+  int id, pid = 0, rc;
   lua_Integer i, n;
   if (lua_type(L, idx + 1) != LUA_TTABLE) {
     push_repr(L, idx);
     luaL_error(L, "weft.sorter: graph[%s] must be an array of predecessors, not a %s",
                lua_tostring(L, -1), luaL_typename(L, idx + 1));
   }
-  id = intern(L, s, map, idx);
+  id = intern(L, u, map, idx);
   n = (lua_Integer)lua_rawlen(L, idx + 1);
   for (i = 1; i <= n; i++) {
-    lua_rawgeti(L, idx + 1, i);
-    if (bad_node(L, -1)) {
+    if (lua_rawgeti(L, idx + 1, i) == LUA_TNUMBER && lua_isinteger(L, -1))
+      pid = intern_int(L, u, map, lua_gettop(L), lua_tointeger(L, -1));
+    else if (bad_node(L, -1)) {
       push_repr(L, idx);
       luaL_error(L, "weft.sorter: graph[%s][%d] is %s, which cannot be a node",
                  lua_tostring(L, -1), (int)i, lua_isnil(L, -2) ? "nil" : "NaN");
+    } else {
+      pid = intern(L, u, map, lua_gettop(L));
     }
-    pid = intern(L, s, map, lua_gettop(L));
     lua_pop(L, 1);
-    if ((rc = weft__sorter_edge(s, pid, id)) != 0)
+    if ((rc = weft__sorter_edge(u->core, pid, id)) != 0)
       memory_error(L, rc);
   }
 }
@@ -190,13 +328,13 @@ static void collect_keys(lua_State *L, int graph, lua_Integer border) {
 }
 
 /* Adds every entry of the graph at 'graph'; map and vals at 'map'. */
-static void add_graph(lua_State *L, weft_sorter *s, int graph, int map) {
+static void add_graph(lua_State *L, sorter_ud *u, int graph, int map) {
   lua_Integer i, n, border = 0;
   int k, keys;
   while (lua_rawgeti(L, graph, border + 1) != LUA_TNIL) {
     lua_pushinteger(L, ++border);
     lua_insert(L, -2);
-    add_entry(L, s, map, lua_gettop(L) - 1);
+    add_entry(L, u, map, lua_gettop(L) - 1);
     lua_pop(L, 2);
   }
   lua_pop(L, 1);
@@ -208,26 +346,33 @@ static void add_graph(lua_State *L, weft_sorter *s, int graph, int map) {
       lua_rawgeti(L, keys + k, i);
       lua_pushvalue(L, -1);
       lua_rawget(L, graph);
-      add_entry(L, s, map, lua_gettop(L) - 1);
+      add_entry(L, u, map, lua_gettop(L) - 1);
       lua_pop(L, 2);
     }
   }
   lua_pop(L, 3);
 }
 
+/* How many nodes the graph at idx has at least: its border, when its keys
+   are 1..n (capped: a hint must not allocate what the graph lacks). */
+static int size_hint(lua_State *L, int idx) {
+  lua_Unsigned n = lua_rawlen(L, idx);
+  return n > (1u << 26) ? 1 << 26 : (int)n;
+}
+
 weft_sorter *weft__sorter_push_graph(lua_State *L, int graph) {
-  weft_sorter *s;
+  sorter_ud *u;
   int ud, map;
   graph = lua_absindex(L, graph);
   luaL_checkstack(L, 12, NULL);
-  s = push_sorter(L);
+  u = push_sorter(L, size_hint(L, graph));
   ud = lua_gettop(L);
   lua_getiuservalue(L, ud, UV_MAP);
   map = lua_gettop(L);
   lua_getiuservalue(L, ud, UV_VALS);
-  add_graph(L, s, graph, map);
+  add_graph(L, u, graph, map);
   lua_settop(L, ud);
-  return s;
+  return u->core;
 }
 
 /* }======== */
@@ -289,7 +434,8 @@ static void check_prepared(lua_State *L, weft_sorter *s, const char *what) {
 }
 
 static int sorter_add(lua_State *L) {
-  weft_sorter *s = checksorter(L, 1);
+  sorter_ud *u = checkud(L, 1);
+  weft_sorter *s = u->core;
   int top = lua_gettop(L), i, id, rc, map;
   if (weft__sorter_prepared(s))
     return luaL_error(L, "add: nodes cannot be added after prepare()");
@@ -301,9 +447,9 @@ static int sorter_add(lua_State *L) {
   lua_getiuservalue(L, 1, UV_MAP);
   map = lua_gettop(L);
   lua_getiuservalue(L, 1, UV_VALS);
-  id = intern(L, s, map, 2);
+  id = intern(L, u, map, 2);
   for (i = 3; i <= top; i++) {
-    int pid = intern(L, s, map, i);
+    int pid = intern(L, u, map, i);
     if ((rc = weft__sorter_edge(s, pid, id)) != 0)
       return memory_error(L, rc);
   }
@@ -322,12 +468,10 @@ static int sorter_get_ready(lua_State *L) {
   check_prepared(L, s, "get_ready");
   n = weft__sorter_nready(s);
   lua_createtable(L, n, 0);
-  lua_getiuservalue(L, 1, UV_VALS);
   for (i = 1; i <= n; i++) {
-    lua_rawgeti(L, -1, (lua_Integer)weft__sorter_pop_ready(s) + 1);
-    lua_rawseti(L, -3, i);
+    weft__sorter_push_node(L, 1, weft__sorter_pop_ready(s));
+    lua_rawseti(L, -2, i);
   }
-  lua_pop(L, 1);
   return 1;
 }
 
@@ -370,7 +514,6 @@ static int sorter_static_order(lua_State *L) {
   weft__sorter_prepare_or_raise(L, 1);
   lua_createtable(L, n, 0);                                  /* 2 result */
   order = (int *)lua_newuserdatauv(L, (size_t)n * sizeof(int) + 1, 0);
-  lua_getiuservalue(L, 1, UV_VALS);                          /* 4 vals */
   /* prepared above, so this only fills the order */
   n = 0;
   while (weft__sorter_nready(s) > 0) {
@@ -379,7 +522,7 @@ static int sorter_static_order(lua_State *L) {
       order[n++] = weft__sorter_pop_ready(s);
     for (i = first; i < n; i++) {
       weft__sorter_done(s, order[i]);
-      lua_rawgeti(L, 4, (lua_Integer)order[i] + 1);
+      weft__sorter_push_node(L, 1, order[i]);
       lua_rawseti(L, 2, i + 1);
     }
   }
@@ -395,9 +538,12 @@ static int sorter_tostring(lua_State *L) {
 }
 
 static int sorter_gc(lua_State *L) {
-  sorter_ud *u = (sorter_ud *)luaL_checkudata(L, 1, SORTER_MT);
+  sorter_ud *u = checkud(L, 1);
   weft__sorter_free(u->core);
-  u->core = NULL;
+  free(u->direct);
+  free(u->ival);
+  free(u->isint);
+  memset(u, 0, sizeof *u);
   return 0;
 }
 
@@ -408,7 +554,7 @@ static int sorter_new(lua_State *L) {
     weft__sorter_push_graph(L, 1);
     return 1;
   }
-  push_sorter(L);
+  push_sorter(L, 0);
   return 1;
 }
 

@@ -326,4 +326,65 @@ describe("weft.sorter", function()
       assert.same({"c"}, ts:get_ready())
     end)
   end)
+
+  -- Integer nodes go through a C index while they are dense, and through a
+  -- Lua table when large, negative or sparse; a key first seen as sparse
+  -- is moved into the index when it grows over it. Tried: 0, negatives,
+  -- math.maxinteger, a huge key before the small ones, floats with and
+  -- without integer values, integers mixed with strings and tables.
+  describe("integer nodes", function()
+    it("keeps one node per integer whether it is dense or sparse", function()
+      local ts = weft.sorter()
+      ts:add(1, 5000)           -- 5000 is sparse now, dense once 1..4000 exist
+      for i = 2, 4000 do ts:add(i, i - 1) end
+      ts:add(5000, 0, -7, math.maxinteger)
+      local order = ts:static_order()
+      assert.equal(4004, #order)
+      local pos = {}
+      for i, n in ipairs(order) do
+        assert.is_nil(pos[n], "node " .. tostring(n) .. " twice")
+        pos[n] = i
+      end
+      assert.is_true(pos[0] < pos[5000] and pos[-7] < pos[5000])
+      assert.is_true(pos[math.maxinteger] < pos[5000] and pos[5000] < pos[1])
+      assert.is_true(pos[1] < pos[2] and pos[3999] < pos[4000])
+    end)
+
+    it("finds integer nodes in done wherever they are kept", function()
+      local ts = weft.sorter()
+      ts:add(3, 10 ^ 12 // 1, -1)
+      ts:prepare()
+      local ready = ts:get_ready()
+      assert.same({10 ^ 12 // 1, -1}, ready)
+      ts:done(-1, 10 ^ 12 // 1)
+      assert.same({3}, ts:get_ready())
+      ts:done(3)
+      assert.is_false(ts:is_active())
+      assert.has_error(function() ts:done(4) end, "done: node 4 was not added using add()")
+    end)
+
+    it("treats a float with an integer value as that integer, as table keys do", function()
+      local ts = weft.sorter()
+      ts:add(2.0, 1)
+      ts:add(3, 2, 1.5)
+      ts:prepare()
+      local first = ts:get_ready()
+      assert.same({1, 1.5}, first)
+      ts:done(1, 1.5)
+      local second = ts:get_ready()
+      assert.equal(1, #second)
+      assert.equal(2, second[1])
+      assert.equal("float", math.type(second[1]))   -- its first mention
+      ts:done(2)
+      assert.same({3}, ts:get_ready())
+    end)
+
+    it("keeps integers, strings and tables apart", function()
+      local t = {}
+      local order = weft.sorter({[1] = {"1", t}, ["1"] = {}, [2] = {1}}):static_order()
+      assert.equal(4, #order)
+      assert.equal(2, order[4])
+      assert.equal(1, order[3])
+    end)
+  end)
 end)
