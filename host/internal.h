@@ -126,6 +126,7 @@ struct weft_runtime {
   int driving;                /* weft.run depth on this runtime */
   int closing;
   uint64_t next_id;
+  uint64_t turns;             /* scheduler turns run so far */
   double timer_armed_for;     /* deadline the uv timer is armed for, or -1 */
   int pool_ref, npool;        /* finished threads kept for reuse */
   int unobserved_ref;         /* table: light task pointer -> failed task nobody observed */

@@ -109,6 +109,7 @@ void weft__runtime_turn(weft_runtime *rt) {
   weft_queue batch;
   weft_queue_init(&batch);
   weft_queue_move(&rt->ready, &batch);
+  rt->turns++;
   while (!weft_queue_empty(&batch)) {
     weft_queue *q = weft_queue_head(&batch);
     weft_queue_remove(q);
