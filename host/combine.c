@@ -48,12 +48,12 @@ static void take_pending(lua_State *L, weft_task *t, int slot) {
   if (!t->deliver)
     return;
   if (lua_isnil(L, slot)) {
-    lua_rawgeti(L, LUA_REGISTRYINDEX, t->ref);
+    weft__push_task(L, t);
     lua_getiuservalue(L, -1, WEFT_TASK_UV_PENDING);
     lua_replace(L, slot);
     lua_pop(L, 1);
   }
-  lua_rawgeti(L, LUA_REGISTRYINDEX, t->ref);
+  weft__push_task(L, t);
   lua_pushnil(L);
   lua_setiuservalue(L, -2, WEFT_TASK_UV_PENDING);
   lua_pop(L, 1);
@@ -194,7 +194,7 @@ static weft_multi *multi_new(lua_State *L, int tasks, int n, int mode, weft_task
   for (i = 0; i < n; i++) {   /* every entry is set before any can fire */
     multi_entry *e = &m->e[i];
     lua_rawgeti(L, tasks, i + 1);
-    e->task = (weft_task *)lua_touserdata(L, -1);   /* collect_tasks made them tasks */
+    e->task = weft__task_ptr(L, -1);   /* collect_tasks made them tasks */
     lua_pop(L, 1);
     e->m = m;
     e->w.wake = multi_wake;

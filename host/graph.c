@@ -330,7 +330,7 @@ static int graph_end(lua_State *L, weft_graph *g) {
 
 /* Moves the caller's pending error (cancellation, Deadlock) to A_SAVED. */
 static void take_pending(lua_State *L, weft_task *t) {
-  lua_rawgeti(L, LUA_REGISTRYINDEX, t->ref);
+  weft__push_task(L, t);
   lua_getiuservalue(L, -1, WEFT_TASK_UV_PENDING);
   lua_replace(L, A_SAVED);
   lua_pushnil(L);

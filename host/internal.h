@@ -77,6 +77,7 @@ enum {
   WEFT_TASK_UV_NAME,          /* name string, nil for the default "task-<id>" */
   WEFT_TASK_UV_PENDING,       /* error to raise at the next await point */
   WEFT_TASK_UV_CREATED,       /* "file:line" of its spawn (debug mode) */
+  WEFT_TASK_UV_ANCHOR,        /* a light task's object: what holds its memory */
   WEFT_TASK_NUV = WEFT_TASK_UV_CREATED,
   WEFT_TASK_UV_TRACEBACK = WEFT_TASK_UV_PENDING   /* after a failure */
 };
@@ -91,11 +92,14 @@ struct weft_task {
   weft_completion done;       /* who waits for this task */
   uint64_t id;
   double started;             /* clock at spawn */
-  int ref;                    /* registry ref while unfinished */
+  int ref;                    /* registry ref while unfinished (LUA_NOREF while light) */
+  int co_slot;                /* its thread's slot in the runtime's anchor table */
+  int anchor_ref;             /* light: registry ref to what holds this memory */
   int cancel_requests;        /* cancels not yet taken back (as asyncio's cancelling()) */
   unsigned char state;        /* WEFT_T_* */
   unsigned char wake_reason;  /* WEFT_WOKEN ... of the last wake-up */
   unsigned char deliver;      /* user value PENDING must be raised at the next await */
+  unsigned char light;        /* no Lua object yet (weft__spawn_light) */
   const char *on;             /* what it waits on, for Deadlock and weft.tasks() */
   lua_State *on_L;            /* while suspended: the thread whose stack holds */
   int on_idx;                 /* ... the awaited object at this index (0: none) */
@@ -128,7 +132,10 @@ struct weft_runtime {
   uint64_t next_id;
   uint64_t turns;             /* scheduler turns run so far */
   double timer_armed_for;     /* deadline the uv timer is armed for, or -1 */
-  int pool_ref, npool;        /* finished threads kept for reuse */
+  int anchor_ref;             /* table: slot -> a thread of a task or of the pool */
+  int *free_slots, nfree_slots, cap_free_slots, next_slot;
+  int npool;                  /* finished threads kept for reuse: */
+  struct { lua_State *co; int slot; } *pool;
   int unobserved_ref;         /* table: light task pointer -> failed task nobody observed */
   int nhandles_open;          /* weft's own handles not yet closed */
   void *cfutures;             /* cfuture.c's state, or NULL */
@@ -166,8 +173,18 @@ weft_task *weft__totask(lua_State *L, int idx);
 weft_task *weft__task_at(weft_runtime *rt, lua_State *L, int idx);   /* fast totask */
 void weft__push_awaited(lua_State *L, weft_task *t);   /* what a suspended task waits on, or nil */
 weft_task *weft__spawn(lua_State *L, weft_runtime *rt, int nargs);  /* fn, args on top -> task */
+/* Spawns fn(args...) (the top nargs + 1 slots, popped) as a task in the
+   caller's memory t, with no Lua object until one is asked for
+   (weft__push_task makes it then). anchor_ref is a registry ref to what
+   keeps t's memory alive, valid while the task is unfinished. When a light
+   task finishes with results, its waiters are woken with the first result
+   (or nil) on top of rt->L and t must not be reused before that returns. */
+void weft__spawn_light(lua_State *L, weft_runtime *rt, weft_task *t, int nargs,
+                       int anchor_ref);
+weft_task *weft__task_ptr(lua_State *L, int idx);   /* the task of a known task object */
+void weft__runtime_free(weft_runtime *rt);
 weft_task *weft__current(lua_State *L, weft_runtime *rt, const char *what);
-void weft__push_task(lua_State *L, weft_task *t);  /* unfinished tasks only */
+void weft__push_task(lua_State *L, weft_task *t);  /* unfinished tasks only; makes a light one's object */
 void weft__push_task_name(lua_State *L, int idx);
 void weft__task_wake(weft_task *t, int reason);
 int weft__task_cancel(lua_State *L, weft_task *t, int reason_idx);

@@ -455,11 +455,16 @@ static int rt_hrtime(lua_State *L) {
 
 /* {======== life of the runtime */
 
+void weft__runtime_free(weft_runtime *rt) {
+  free(rt->deadlines.items);
+  free(rt->free_slots);
+  free(rt->pool);
+  free(rt);
+}
+
 void weft__handle_closed(weft_runtime *rt) {
-  if (--rt->nhandles_open == 0 && !rt->owns_loop) {
-    free(rt->deadlines.items);
-    free(rt);
-  }
+  if (--rt->nhandles_open == 0 && !rt->owns_loop)
+    weft__runtime_free(rt);
 }
 
 static void handle_closed(uv_handle_t *h) {
@@ -480,8 +485,7 @@ static void runtime_close(weft_runtime *rt) {
   while (rt->nhandles_open > 0)
     uv_run(rt->loop, UV_RUN_NOWAIT);
   uv_loop_close(rt->loop);
-  free(rt->deadlines.items);
-  free(rt);
+  weft__runtime_free(rt);
 }
 
 static int runtime_gc(lua_State *L) {
@@ -545,7 +549,7 @@ weft_runtime *weft__runtime_create(lua_State *L, uv_loop_t *loop) {
   rt->next_id = 1;
   rt->may_drive = 1;
   rt->report = report_stderr;
-  new_ref_table(L, &rt->pool_ref, NULL);
+  new_ref_table(L, &rt->anchor_ref, NULL);
   new_ref_table(L, &rt->unobserved_ref, NULL);
   new_ref_table(L, &rt->instruments_ref, NULL);
   {

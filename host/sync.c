@@ -354,7 +354,7 @@ static void save_interruption(lua_State *L, weft_task *t) {
   if (!t->deliver)
     return;
   if (lua_isnil(L, 3)) {
-    lua_rawgeti(L, LUA_REGISTRYINDEX, t->ref);
+    weft__push_task(L, t);
     lua_getiuservalue(L, -1, WEFT_TASK_UV_PENDING);
     lua_replace(L, 3);
     lua_pushnil(L);

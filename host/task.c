@@ -4,12 +4,18 @@
 ** by C; finished threads go back to a pool for the next spawn.
 **
 ** Ownership: while unfinished, a task is referenced from the registry
-** (t->ref), so dropping the handle in Lua loses nothing; its thread lives in
-** user value 1, replaced by its results (or error) when it finishes (a task
-** with no results keeps the pooled thread there, never read again). What a
+** (t->ref), so dropping the handle in Lua loses nothing; its thread is held
+** by a slot of the runtime's anchor table (t->co_slot) and goes back to the
+** pool when it finishes; its results (or error) are user value 1. What a
 ** suspended task waits on stays on the waiting C frame's stack (t->on_L,
 ** t->on_idx); a pending error, then the traceback of a failure, is user
 ** value 3.
+**
+** A light task (weft__spawn_light, for run_graph's nodes) lives in memory
+** its spawner owns and has no Lua object, registry ref or user values until
+** something asks for its object (weft.current_task, weft.tasks, a
+** cancellation, a failure, an instrument): weft__push_task then makes a
+** small object pointing to it, holding the spawner's memory alive.
 ** Implements API.md "Running and tasks" (spawn, current, the task methods).
 */
 #include <stdio.h>
@@ -21,12 +27,20 @@
 
 /* {======== helpers */
 
+/* A task object is the task itself, or (for a light task given an object
+   late) a pointer to it: the size tells which. */
+weft_task *weft__task_ptr(lua_State *L, int idx) {
+  void *p = lua_touserdata(L, idx);
+  return lua_rawlen(L, idx) == sizeof(weft_task *) ? *(weft_task **)p : (weft_task *)p;
+}
+
 weft_task *weft__totask(lua_State *L, int idx) {
-  return (weft_task *)luaL_testudata(L, idx, WEFT_TASK_MT);
+  return luaL_testudata(L, idx, WEFT_TASK_MT) ? weft__task_ptr(L, idx) : NULL;
 }
 
 weft_task *weft__checktask(lua_State *L, int idx) {
-  return (weft_task *)luaL_checkudata(L, idx, WEFT_TASK_MT);
+  luaL_checkudata(L, idx, WEFT_TASK_MT);
+  return weft__task_ptr(L, idx);
 }
 
 /* A task check that compares metatable pointers instead of looking the
@@ -38,7 +52,7 @@ weft_task *weft__task_at(weft_runtime *rt, lua_State *L, int idx) {
   if (lua_topointer(L, -1) != rt->task_mt)
     t = NULL;
   lua_pop(L, 1);
-  return t;
+  return t != NULL ? weft__task_ptr(L, idx) : NULL;
 }
 
 static weft_task *check_task_at(weft_runtime *rt, lua_State *L, int idx) {
@@ -48,8 +62,26 @@ static weft_task *check_task_at(weft_runtime *rt, lua_State *L, int idx) {
   return t;
 }
 
+/* Gives a light task its object: a pointer to it, holding what holds it. */
+static void make_object(lua_State *L, weft_task *t) {
+  weft_task **box = (weft_task **)lua_newuserdatauv(L, sizeof *box, WEFT_TASK_UV_ANCHOR);
+  *box = t;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, t->rt->task_mt_ref);
+  lua_setmetatable(L, -2);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, t->anchor_ref);
+  lua_setiuservalue(L, -2, WEFT_TASK_UV_ANCHOR);
+  lua_pushvalue(L, -1);
+  t->ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  t->light = 0;
+}
+
 /* Pushes an unfinished task (the registry holds those). */
 void weft__push_task(lua_State *L, weft_task *t) {
+  if (weft_unlikely(t->light)) {
+    lua_checkstack(L, 4);
+    make_object(L, t);
+    return;
+  }
   lua_rawgeti(L, LUA_REGISTRYINDEX, t->ref);
 }
 
@@ -89,41 +121,64 @@ static void task_waiter_wake(weft_waiter *w, int reason) {
   weft__task_wake(weft_queue_data(w, weft_task, wait), reason);
 }
 
-static lua_State *take_thread(lua_State *L, weft_runtime *rt) {
-  if (rt->npool > 0) {
-    lua_State *co;
-    lua_rawgeti(L, LUA_REGISTRYINDEX, rt->pool_ref);
-    lua_rawgeti(L, -1, rt->npool);
-    lua_pushnil(L);
-    lua_rawseti(L, -3, rt->npool--);
-    lua_remove(L, -2);
-    co = lua_tothread(L, -1);
-    return co;
+/* Threads are held by slots of one anchor table from creation until they
+   are dropped, pooled or not, so taking and giving back a pooled thread is
+   C bookkeeping only. */
+static int new_slot(lua_State *L, weft_runtime *rt) {
+  if (rt->nfree_slots > 0)
+    return rt->free_slots[--rt->nfree_slots];
+  if (rt->next_slot == 0x7fffffff)
+    luaL_error(L, "weft: too many tasks");
+  return ++rt->next_slot;
+}
+
+static void drop_slot(weft_runtime *rt, lua_State *co, int slot) {
+  if (rt->nfree_slots == rt->cap_free_slots) {
+    int cap = rt->cap_free_slots ? rt->cap_free_slots * 2 : 64;
+    int *p = (int *)realloc(rt->free_slots, (size_t)cap * sizeof *p);
+    if (p == NULL)
+      return;   /* the slot is lost, not the thread's memory: it is released below */
+    rt->free_slots = p;
+    rt->cap_free_slots = cap;
   }
-  return lua_newthread(L);
+  rt->free_slots[rt->nfree_slots++] = slot;
+  lua_rawgeti(co, LUA_REGISTRYINDEX, rt->anchor_ref);
+  lua_pushnil(co);
+  lua_rawseti(co, -2, slot);
+  lua_pop(co, 1);
 }
 
-static void give_thread(weft_runtime *rt, lua_State *co) {
-  lua_settop(co, 0);
-  if (rt->npool >= POOL_MAX || lua_gethookmask(co) != 0)
-    return;
-  lua_rawgeti(co, LUA_REGISTRYINDEX, rt->pool_ref);
-  lua_pushthread(co);
-  lua_rawseti(co, -2, ++rt->npool);
-  lua_settop(co, 0);
-}
-
-/* Spawns fn(args...) from the top nargs + 1 slots of L, replacing them with
-   the new task. It starts on a later turn. */
-weft_task *weft__spawn(lua_State *L, weft_runtime *rt, int nargs) {
-  int fidx = lua_gettop(L) - nargs;
-  weft_task *t;
+/* A thread for a new task, its anchor slot in *slot. Leaves L's stack as
+   it was. */
+static lua_State *take_thread(lua_State *L, weft_runtime *rt, int *slot) {
   lua_State *co;
-  if (!lua_isfunction(L, fidx) && luaL_getmetafield(L, fidx, "__call") == LUA_TNIL)
-    luaL_typeerror(L, fidx, "function");
-  else if (!lua_isfunction(L, fidx))
-    lua_pop(L, 1);
-  t = (weft_task *)lua_newuserdatauv(L, sizeof *t, WEFT_TASK_NUV);
+  if (rt->npool > 0) {
+    rt->npool--;
+    *slot = rt->pool[rt->npool].slot;
+    return rt->pool[rt->npool].co;
+  }
+  *slot = new_slot(L, rt);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, rt->anchor_ref);
+  co = lua_newthread(L);
+  lua_rawseti(L, -2, *slot);
+  lua_pop(L, 1);
+  return co;
+}
+
+static void give_thread(weft_runtime *rt, lua_State *co, int slot) {
+  lua_settop(co, 0);
+  if (rt->pool == NULL)
+    rt->pool = malloc(POOL_MAX * sizeof *rt->pool);
+  if (rt->npool >= POOL_MAX || rt->pool == NULL || lua_gethookmask(co) != 0) {
+    drop_slot(rt, co, slot);
+    return;
+  }
+  rt->pool[rt->npool].co = co;
+  rt->pool[rt->npool].slot = slot;
+  rt->npool++;
+}
+
+static void init_task(weft_runtime *rt, weft_task *t) {
   memset(t, 0, sizeof *t);
   t->rt = rt;
   t->id = rt->next_id++;
@@ -133,22 +188,22 @@ weft_task *weft__spawn(lua_State *L, weft_runtime *rt, int nargs) {
   weft_queue_init(&t->ready_node);
   t->deadline.slot = WEFT_HEAP_NONE;
   weft__completion_init(&t->done);
-  lua_rawgeti(L, LUA_REGISTRYINDEX, rt->task_mt_ref);
-  lua_setmetatable(L, -2);
-  co = take_thread(L, rt);
-  lua_setiuservalue(L, -2, WEFT_TASK_UV_CO);
-  if (rt->debug) {
+}
+
+/* With [object,] fn, args... on top of L: gives the task a thread, moves fn
+   and args to it (popping them; the object, if any, stays) and makes it
+   ready. */
+static void start_task(lua_State *L, weft_runtime *rt, weft_task *t, int nargs) {
+  lua_State *co = take_thread(L, rt, &t->co_slot);
+  if (weft_unlikely(rt->debug) && lua_type(L, -(nargs + 2)) == LUA_TUSERDATA) {
     weft__where(L, 1);
     if (strcmp(lua_tostring(L, -1), "?") != 0)
-      lua_setiuservalue(L, -2, WEFT_TASK_UV_CREATED);
+      lua_setiuservalue(L, -(nargs + 3), WEFT_TASK_UV_CREATED);
     else
       lua_pop(L, 1);
   }
   t->co = co;
-  lua_insert(L, fidx);                        /* task, fn, args... */
   lua_xmove(L, co, nargs + 1);
-  lua_pushvalue(L, -1);
-  t->ref = luaL_ref(L, LUA_REGISTRYINDEX);
   t->state = WEFT_T_NEW;
   weft_queue_insert_tail(&rt->live, &t->live_node);
   rt->nlive++;
@@ -157,7 +212,43 @@ weft_task *weft__spawn(lua_State *L, weft_runtime *rt, int nargs) {
   if (weft_unlikely(rt->instruments))
     weft__hook_spawned(L, rt, t);
 #endif
+}
+
+/* Spawns fn(args...) from the top nargs + 1 slots of L, replacing them with
+   the new task. It starts on a later turn. */
+weft_task *weft__spawn(lua_State *L, weft_runtime *rt, int nargs) {
+  int fidx = lua_gettop(L) - nargs;
+  weft_task *t;
+  if (!lua_isfunction(L, fidx) && luaL_getmetafield(L, fidx, "__call") == LUA_TNIL)
+    luaL_typeerror(L, fidx, "function");
+  else if (!lua_isfunction(L, fidx))
+    lua_pop(L, 1);
+  t = (weft_task *)lua_newuserdatauv(L, sizeof *t, WEFT_TASK_NUV);
+  init_task(rt, t);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, rt->task_mt_ref);
+  lua_setmetatable(L, -2);
+  lua_insert(L, fidx);                        /* task, fn, args... */
+  lua_pushvalue(L, fidx);
+  t->ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  start_task(L, rt, t, nargs);
   return t;
+}
+
+/* Light tasks: see internal.h. */
+void weft__spawn_light(lua_State *L, weft_runtime *rt, weft_task *t, int nargs,
+                       int anchor_ref) {
+  init_task(rt, t);
+  t->light = 1;
+  t->ref = LUA_NOREF;
+  t->anchor_ref = anchor_ref;
+  if (weft_unlikely(rt->debug || rt->instruments)) {   /* both want the object */
+    weft__push_task(L, t);
+    lua_insert(L, -(nargs + 2));
+    start_task(L, rt, t, nargs);
+    lua_pop(L, 1);
+    return;
+  }
+  start_task(L, rt, t, nargs);
 }
 
 /* }======== */
@@ -189,7 +280,7 @@ static void store_results(lua_State *co, weft_task *t, int nres) {
       lua_rawseti(co, -2, i);
     }
   } else {
-    /* no results: user value 1 keeps the (pooled) thread, never read again */
+    /* no results: user value 1 stays nil */
     t->done.nresults = 0;
     t->done.state = WEFT_DONE;
     return;
@@ -205,7 +296,7 @@ static void store_results(lua_State *co, weft_task *t, int nres) {
 static void store_error(weft_runtime *rt, lua_State *co, weft_task *t) {
   lua_State *L = rt->L;
   int cancelled;
-  lua_rawgeti(L, LUA_REGISTRYINDEX, t->ref);              /* task */
+  weft__push_task(L, t);                                  /* task */
   if (!weft__error_is(co, -1, "Cancelled")) {
     luaL_traceback(co, co, NULL, 0);
     lua_xmove(co, L, 1);                                  /* task, traceback */
@@ -245,8 +336,40 @@ void weft__completion_wake_all(weft_completion *c) {
   weft__wake_waiters(&c->waiters, WEFT_WOKEN, -1);
 }
 
+/* A light task that returned: its waiters (run_graph) take the first
+   result from the top of rt->L, and t is not touched after they ran. */
+static void light_finish(weft_runtime *rt, weft_task *t, int nres) {
+  lua_State *co = t->co, *L = rt->L;
+  lua_checkstack(L, 4);
+  if (nres > 0) {
+    lua_pushvalue(co, -nres);
+    lua_xmove(co, L, 1);
+  } else {
+    lua_pushnil(L);
+  }
+  t->done.nresults = nres > 0;
+  t->done.state = WEFT_DONE;
+  t->deliver = 0;
+  t->on = NULL;
+  t->state = WEFT_T_FINISHED;
+  t->co = NULL;
+  weft_queue_remove(&t->live_node);
+  rt->nlive--;
+  give_thread(rt, co, t->co_slot);
+  weft__completion_wake_all(&t->done);
+  lua_pop(L, 1);
+}
+
 static void task_finish(weft_runtime *rt, weft_task *t, int status, int nres) {
   lua_State *co = t->co;
+  if (t->light) {
+    if (status == LUA_OK && !rt->instruments) {
+      light_finish(rt, t, nres);
+      return;
+    }
+    weft__push_task(rt->L, t);   /* a failure keeps its error and traceback there */
+    lua_pop(rt->L, 1);
+  }
   lua_checkstack(co, 8);
   lua_checkstack(rt->L, 8);
   if (status == LUA_OK) {
@@ -266,7 +389,7 @@ static void task_finish(weft_runtime *rt, weft_task *t, int status, int nres) {
   t->co = NULL;
   weft_queue_remove(&t->live_node);
   rt->nlive--;
-  give_thread(rt, co);
+  give_thread(rt, co, t->co_slot);
   weft__completion_wake_all(&t->done);
 #ifndef WEFT_NO_INSTRUMENT
   if (weft_unlikely(rt->instruments))
@@ -304,7 +427,7 @@ static void push_resume_site(weft_runtime *rt, weft_task *t) {
 static void warn_slow_step(weft_runtime *rt, weft_task *t, double seconds, int site) {
   lua_State *L = rt->L;
   lua_pushliteral(L, "weft: slow step: task ");
-  lua_rawgeti(L, LUA_REGISTRYINDEX, t->ref);
+  weft__push_task(L, t);
   weft__push_task_name(L, -1);
   lua_remove(L, -2);
   {
@@ -328,7 +451,7 @@ void weft__step(weft_runtime *rt, weft_task *t) {
     nargs = lua_gettop(co) - 1;
     if (t->deliver) {   /* cancelled before it started: run none of it */
       lua_settop(co, 0);
-      lua_rawgeti(co, LUA_REGISTRYINDEX, t->ref);
+      weft__push_task(co, t);
       lua_getiuservalue(co, -1, WEFT_TASK_UV_PENDING);
       lua_remove(co, -2);
       t->deliver = 0;
@@ -420,7 +543,7 @@ void weft__task_interrupt(lua_State *L, weft_task *t) {
     lua_pop(L, 1);
     return;
   }
-  lua_rawgeti(L, LUA_REGISTRYINDEX, t->ref);
+  weft__push_task(L, t);
   lua_insert(L, -2);
   lua_setiuservalue(L, -2, WEFT_TASK_UV_PENDING);
   lua_pop(L, 1);
@@ -430,7 +553,7 @@ void weft__task_interrupt(lua_State *L, weft_task *t) {
 
 int weft__raise_pending(lua_State *L, weft_task *t) {
   t->deliver = 0;
-  lua_rawgeti(L, LUA_REGISTRYINDEX, t->ref);
+  weft__push_task(L, t);
   lua_getiuservalue(L, -1, WEFT_TASK_UV_PENDING);
   lua_pushnil(L);
   lua_setiuservalue(L, -3, WEFT_TASK_UV_PENDING);
@@ -487,7 +610,7 @@ void weft__uncancel(weft_task *t) {
 /* Pushes the results of the finished task at idx, or raises its error
    unchanged. */
 int weft__push_results(lua_State *L, int idx) {
-  weft_task *t = (weft_task *)lua_touserdata(L, idx);   /* callers checked it */
+  weft_task *t = weft__task_ptr(L, idx);   /* callers checked it */
   int n = t->done.nresults, i;
   weft__mark_observed(L, t);
   lua_getiuservalue(L, idx, WEFT_TASK_UV_CO);
@@ -503,7 +626,7 @@ int weft__push_results(lua_State *L, int idx) {
 
 /* Pushes the first result of the finished task at idx, or its error value. */
 void weft__push_outcome(lua_State *L, int idx) {
-  weft_task *t = (weft_task *)lua_touserdata(L, idx);   /* callers checked it */
+  weft_task *t = weft__task_ptr(L, idx);   /* callers checked it */
   if (t->done.state == WEFT_DONE && t->done.nresults == 0) {
     lua_pushnil(L);
     return;
@@ -665,7 +788,7 @@ static int task_current(lua_State *L) {
   if (rt->current == NULL)
     lua_pushnil(L);
   else
-    lua_rawgeti(L, LUA_REGISTRYINDEX, rt->current->ref);
+    weft__push_task(L, rt->current);
   return 1;
 }
 
