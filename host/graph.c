@@ -20,6 +20,7 @@
 ** (id + 1 -> task), failures, cancelled nodes. Its __gc unlinks any slot
 ** still linked. Implements API.md "Graph runner".
 */
+#include <stdlib.h>
 #include <string.h>
 
 #include "internal.h"
@@ -35,8 +36,10 @@
 
 enum {
   GV_WHERE = 1, GV_SORTER, GV_WORK, GV_RESULTS, GV_FAILURES,
-  GV_CANCELLED, GRAPH_NUV = GV_CANCELLED
+  GV_CANCELLED, GV_CHUNKS, GRAPH_NUV = GV_CHUNKS
 };
+
+#define CHUNK_TASKS 64   /* node tasks made at once */
 
 /* The caller's stack while it waits. */
 enum { A_GRAPH = 1, A_WORK, A_OPTS, A_SORTER, A_BLOCK, A_SAVED };
@@ -62,6 +65,10 @@ struct weft_graph {
   int stopped;            /* a failure or an outside cancellation: start nothing */
   uint64_t turn;          /* the scheduler turn 'started' counts for */
   int started;            /* nodes started in that turn */
+  int abandoned;          /* the caller left (interrupted twice): end quietly */
+  weft_task **spare;      /* node task memory free for the next start */
+  int nspare, cap_spare;
+  weft_task *release;     /* finished in the last node_wake: spare at the next */
   graph_slot slots[1];
 };
 
@@ -118,15 +125,46 @@ static int push_env(lua_State *L, int gi) {
   return env;
 }
 
+static void add_spare(lua_State *L, weft_graph *g, weft_task *t) {
+  if (g->nspare == g->cap_spare) {
+    int cap = g->cap_spare ? g->cap_spare * 2 : CHUNK_TASKS;
+    weft_task **p = (weft_task **)realloc(g->spare, (size_t)cap * sizeof *p);
+    if (p == NULL)
+      luaL_error(L, "weft.run_graph: not enough memory");
+    g->spare = p;
+    g->cap_spare = cap;
+  }
+  g->spare[g->nspare++] = t;
+}
+
+/* Memory for a node task: a spare one, or a new chunk of them kept in the
+   block's chunk list (user value GV_CHUNKS of the block at gi). Node tasks
+   are light: they get a Lua object only if someone asks for it, and that
+   object then holds the block (so the chunk) alive. */
+static weft_task *take_task_memory(lua_State *L, weft_graph *g, int gi) {
+  if (g->nspare == 0) {
+    weft_task *chunk;
+    int i;
+    lua_getiuservalue(L, gi, GV_CHUNKS);
+    chunk = (weft_task *)lua_newuserdatauv(L, CHUNK_TASKS * sizeof *chunk, 0);
+    lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
+    lua_pop(L, 1);
+    for (i = CHUNK_TASKS - 1; i >= 0; i--)
+      add_spare(L, g, &chunk[i]);
+  }
+  return g->spare[--g->nspare];
+}
+
 /* Spawns work(node, results) for node id. */
-static void start_node(lua_State *L, weft_graph *g, int env, int id) {
+static void start_node(lua_State *L, weft_graph *g, int gi, int env, int id) {
   graph_slot *sl = &g->slots[id];
+  weft_task *t = take_task_memory(L, g, gi);
   lua_pushvalue(L, env + E_WORK);
   weft__sorter_push_node(L, env + E_SORTER, id);
   lua_pushvalue(L, env + E_RESULTS);
-  sl->task = weft__spawn(L, g->rt, 2);   /* the runtime keeps it while it runs */
-  lua_pop(L, 1);
-  weft_queue_insert_tail(&sl->task->done.waiters, &sl->w.node);
+  weft__spawn_light(L, g->rt, t, 2, g->ref);
+  sl->task = t;
+  weft_queue_insert_tail(&t->done.waiters, &sl->w.node);
   g->running++;
 }
 
@@ -149,12 +187,12 @@ static int feed_left(weft_graph *g) {
 }
 
 /* Starts ready nodes while the limit and this turn's starts allow. */
-static void start_ready(lua_State *L, weft_graph *g, int env) {
+static void start_ready(lua_State *L, weft_graph *g, int gi, int env) {
   while (may_start(g)) {
     int id = weft__sorter_pop_ready(g->sorter);
     if (id < 0)
       break;
-    start_node(L, g, env, id);
+    start_node(L, g, gi, env, id);
     g->started++;
   }
 }
@@ -199,10 +237,13 @@ static void record(lua_State *L, weft_graph *g, int gi, int env, int id, weft_ta
 }
 
 /* A node task finished (called from its completion list, no Lua running
-   for it): record it, start what became ready, wake the caller at the end. */
+   for it): record it, start what became ready, wake the caller at the end.
+   A light task that returned has its first result on top of L; its memory
+   is reused from the next call on (its finish is still on the C stack). */
 static void node_wake(weft_waiter *w, int reason) {
   graph_slot *sl = (graph_slot *)w;
   weft_graph *g = sl->g;
+  weft_task *t = sl->task;
   lua_State *L = g->rt->L;
   int id = (int)(sl - g->slots), top = lua_gettop(L), gi, env;
   (void)reason;
@@ -210,14 +251,30 @@ static void node_wake(weft_waiter *w, int reason) {
   lua_rawgeti(L, LUA_REGISTRYINDEX, g->ref);
   gi = lua_gettop(L);
   env = push_env(L, gi);
-  weft__push_task(L, sl->task);   /* finishing: the runtime still holds it */
   g->running--;
-  record(L, g, gi, env, id, sl->task, lua_gettop(L));
   sl->task = NULL;
-  start_ready(L, g, env);
+  if (t->light) {
+    weft__sorter_push_node(L, env + E_SORTER, id);
+    lua_pushvalue(L, top);
+    lua_rawset(L, env + E_RESULTS);
+    weft__sorter_done(g->sorter, id);
+    if (g->release != NULL)
+      add_spare(L, g, g->release);
+    g->release = t;
+  } else {
+    weft__push_task(L, t);   /* finishing: the runtime still holds it */
+    record(L, g, gi, env, id, t, lua_gettop(L));
+  }
+  start_ready(L, g, gi, env);
   lua_settop(L, top);
-  if (g->running == 0 || feed_left(g))
+  if (g->abandoned) {
+    if (g->running == 0) {
+      luaL_unref(L, LUA_REGISTRYINDEX, g->ref);
+      g->ref = LUA_NOREF;
+    }
+  } else if (g->running == 0 || feed_left(g)) {
     weft__task_wake(g->owner, WEFT_WOKEN);
+  }
 }
 
 /* }======== */
@@ -232,7 +289,10 @@ static void unlink_all(weft_graph *g) {
 }
 
 static int graph_gc(lua_State *L) {
-  unlink_all((weft_graph *)lua_touserdata(L, 1));
+  weft_graph *g = (weft_graph *)lua_touserdata(L, 1);
+  unlink_all(g);
+  free(g->spare);
+  g->spare = NULL;
   return 0;
 }
 
@@ -248,6 +308,7 @@ static weft_graph *new_block(lua_State *L, weft_runtime *rt, weft_task *owner,
   g->sorter = s;
   g->n = n;
   g->ref = LUA_NOREF;
+  g->spare = NULL;
   for (i = 0; i < n; i++) {
     weft_queue_init(&g->slots[i].w.node);
     g->slots[i].w.wake = node_wake;
@@ -265,7 +326,7 @@ static weft_graph *new_block(lua_State *L, weft_runtime *rt, weft_task *owner,
   lua_setiuservalue(L, -2, GV_SORTER);
   lua_pushvalue(L, A_WORK);
   lua_setiuservalue(L, -2, GV_WORK);
-  for (i = GV_RESULTS; i <= GV_CANCELLED; i++) {
+  for (i = GV_RESULTS; i <= GV_CHUNKS; i++) {
     lua_newtable(L);
     lua_setiuservalue(L, -2, i);
   }
@@ -344,7 +405,7 @@ static int finish_graph(lua_State *L, int status, lua_KContext ctx);
 /* The caller's loop: start what may start, then come back next turn if
    ready nodes are left, wait for a node to finish if some run, or end. */
 static int drive_graph(lua_State *L, weft_graph *g, weft_task *t) {
-  start_ready(L, g, push_env(L, A_BLOCK));
+  start_ready(L, g, A_BLOCK, push_env(L, A_BLOCK));
   lua_settop(L, A_SAVED);
   if (feed_left(g)) {
     t->wake_reason = WEFT_WOKEN;
@@ -364,10 +425,14 @@ static int finish_graph(lua_State *L, int status, lua_KContext ctx) {
   (void)status;
   (void)ctx;
   if (t->deliver) {
-    if (!lua_isnil(L, A_SAVED)) {    /* interrupted again: stop waiting */
-      unlink_all(g);
-      luaL_unref(L, LUA_REGISTRYINDEX, g->ref);
-      g->ref = LUA_NOREF;
+    if (!lua_isnil(L, A_SAVED)) {
+      /* interrupted again: stop waiting; the block stays held (its memory
+         is the running node tasks') until the last of them has finished */
+      g->abandoned = 1;
+      if (g->running == 0) {
+        luaL_unref(L, LUA_REGISTRYINDEX, g->ref);
+        g->ref = LUA_NOREF;
+      }
       return weft__raise_pending(L, t);
     }
     take_pending(L, t);
