@@ -231,4 +231,107 @@ describe("weft.run_graph", function()
     assert.equal(run(), run())
     assert.same({"a", "b"}, sorted({"b", "a"}))
   end)
+
+  -- Node tasks are light: their memory belongs to the run and they get a
+  -- Lua object only when asked for. These ask in every way there is.
+  describe("node tasks", function()
+    it("give weft.current() one object that outlives the run", function()
+      local held, same
+      weft.run(function()
+        weft.run_graph({a = {}, b = {"a"}}, function(n)
+          if n == "b" then
+            held = weft.current()
+            same = rawequal(held, weft.current())
+            assert.equal("running", held:status())
+            weft.yield()
+          end
+          return n:upper()
+        end)
+      end)
+      assert.is_true(same)
+      for _ = 1, 3 do collectgarbage() end
+      assert.equal("done", held:status())
+      assert.equal("B", held:result())
+      assert.matches("^weft.task task%-%d+ %(done%)$", tostring(held))
+    end)
+
+    it("are listed by weft.tasks() while they run", function()
+      local listed
+      weft.run(function()
+        weft.run_graph({a = {}, b = {}, c = {"a", "b"}}, function(n)
+          if n == "a" then
+            weft.yield()
+            listed = {}
+            for _, rec in ipairs(weft.tasks()) do listed[#listed + 1] = rec.status end
+          else
+            weft.sleep(0.01)
+          end
+        end)
+      end)
+      -- the main task (waiting in run_graph), a (running), b (sleeping)
+      assert.same({"pending", "running", "pending"}, listed)
+    end)
+
+    it("are seen by an instrument installed in the middle of a run", function()
+      local finished = {}
+      weft.run(function()
+        local inst
+        weft.run_graph({{}, {}, {}, {}}, function(n)
+          if n == 1 then
+            inst = weft.instrument({finished = function(t)
+              finished[#finished + 1] = t:status() .. " " .. tostring(t:result())
+            end})
+          end
+          weft.yield()
+          return n * 10
+        end)
+        inst:close()
+      end)
+      table.sort(finished)
+      assert.same({"done 10", "done 20", "done 30", "done 40"}, finished)
+    end)
+
+    it("keep running after a caller interrupted twice stops waiting, and end cleanly", function()
+      local cleaned, err = {}, nil
+      weft.run_virtual(function()
+        local runner = weft.spawn(weft.run_graph, {a = {}, b = {}}, function(n)
+          local ok = pcall(weft.sleep, 10)
+          if not ok then
+            weft.sleep(2)   -- a slow cleanup
+            cleaned[#cleaned + 1] = n
+          end
+          return n
+        end)
+        weft.sleep(1)
+        runner:cancel()
+        weft.sleep(1)
+        runner:cancel()     -- while the nodes still clean up
+        local ok, e = pcall(runner.await, runner)
+        assert(not ok)
+        err = e
+        collectgarbage()
+        weft.sleep(5)       -- the nodes finish with nobody waiting
+        collectgarbage()
+      end)
+      assert.equal("Cancelled", err.kind)
+      assert.same({"a", "b"}, sorted(cleaned))
+    end)
+
+    it("run many graphs one after another without growing", function()
+      local function rounds()
+        weft.run(function()
+          for _ = 1, 200 do
+            local r = weft.run_graph({{}, {1}, {1}, {2, 3}}, function(n) weft.yield(); return n end)
+            assert.same({1, 2, 3, 4}, r)
+          end
+        end)
+        collectgarbage()
+        collectgarbage()
+        return collectgarbage("count")
+      end
+      rounds()   -- warms the thread pool and the anchor table up
+      local before = rounds()
+      assert.is_true(rounds() <= before + 1)
+    end)
+  end)
 end)
