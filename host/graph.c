@@ -326,7 +326,9 @@ static weft_graph *new_block(lua_State *L, weft_runtime *rt, weft_task *owner,
   lua_setiuservalue(L, -2, GV_SORTER);
   lua_pushvalue(L, A_WORK);
   lua_setiuservalue(L, -2, GV_WORK);
-  for (i = GV_RESULTS; i <= GV_CHUNKS; i++) {
+  weft__sorter_push_table(L, A_SORTER);
+  lua_setiuservalue(L, -2, GV_RESULTS);
+  for (i = GV_FAILURES; i <= GV_CHUNKS; i++) {
     lua_newtable(L);
     lua_setiuservalue(L, -2, i);
   }

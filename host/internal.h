@@ -131,6 +131,7 @@ struct weft_runtime {
   int closing;
   uint64_t next_id;
   uint64_t turns;             /* scheduler turns run so far */
+  double turn_clock;          /* weft__now() when the current turn began */
   double timer_armed_for;     /* deadline the uv timer is armed for, or -1 */
   int anchor_ref;             /* table: slot -> a thread of a task or of the pool */
   int *free_slots, nfree_slots, cap_free_slots, next_slot;

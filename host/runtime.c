@@ -110,6 +110,7 @@ void weft__runtime_turn(weft_runtime *rt) {
   weft_queue_init(&batch);
   weft_queue_move(&rt->ready, &batch);
   rt->turns++;
+  rt->turn_clock = weft__now(rt);
   while (!weft_queue_empty(&batch)) {
     weft_queue *q = weft_queue_head(&batch);
     weft_queue_remove(q);

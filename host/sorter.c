@@ -99,6 +99,16 @@ static int grow_nodes(weft_sorter *s) {
   return 0;
 }
 
+int weft__sorter_reserve(weft_sorter *s, int nodes) {
+  int n = s->n, rc;
+  if (nodes <= s->ncap)
+    return 0;
+  s->n = nodes - 1;   /* grow_nodes makes room for one more than n */
+  rc = grow_nodes(s);
+  s->n = n;
+  return rc;
+}
+
 int weft__sorter_node(weft_sorter *s) {
   int rc;
   if (s->prepared)

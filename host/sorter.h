@@ -40,6 +40,8 @@ void weft__sorter_free(weft_sorter *s);
 int weft__sorter_count(const weft_sorter *s);       /* number of nodes */
 int weft__sorter_prepared(const weft_sorter *s);
 
+/* Makes room for 'nodes' nodes at once (a hint). Returns 0 or a code. */
+int weft__sorter_reserve(weft_sorter *s, int nodes);
 /* Creates a node: returns its id (>= 0) or a negative code. */
 int weft__sorter_node(weft_sorter *s);
 /* Adds the edge pred -> succ (both existing ids). Repeated edges count
@@ -77,6 +79,9 @@ weft_sorter *weft__sorter_push_graph(lua_State *L, int graph);
 /* Pushes the Lua value of node 'id' of the sorter userdata at 'ud' (an
    absolute index). */
 void weft__sorter_push_node(lua_State *L, int ud, int id);
+/* Pushes an empty table sized to map every node of the sorter userdata at
+   'ud' to a value. */
+void weft__sorter_push_table(lua_State *L, int ud);
 /* Prepares the sorter userdata at 'ud', raising CycleError (or an
    ordinary error) on failure. */
 void weft__sorter_prepare_or_raise(lua_State *L, int ud);

@@ -34,6 +34,7 @@ typedef struct sorter_ud {
   int *direct;
   lua_Integer dcap;
   int nmapped_ints;       /* integer keys in the map table */
+  int nsmall_ints;        /* nodes that are integers 1..count */
   lua_Integer *ival;      /* node id -> its value, when isint[id] */
   unsigned char *isint;
   int vcap;
@@ -150,6 +151,7 @@ static int intern_int(lua_State *L, sorter_ud *u, int map, int idx, lua_Integer 
       return u->direct[k - 1] - 1;
     id = new_node(L, u, map + 1, idx, k);
     u->direct[k - 1] = id + 1;
+    u->nsmall_ints++;
     return id;
   }
   if (lua_rawgeti(L, map, k) == LUA_TNUMBER) {
@@ -217,6 +219,14 @@ static int lookup(lua_State *L, int ud, int idx) {
   return id;
 }
 
+void weft__sorter_push_table(lua_State *L, int ud) {
+  sorter_ud *u = (sorter_ud *)lua_touserdata(L, ud);
+  int n = weft__sorter_count(u->core);
+  /* the nodes are 1..n exactly when n of them are direct keys <= n */
+  int dense = u->nsmall_ints == n && u->dcap >= n && n > 0 && u->direct[n - 1] != 0;
+  lua_createtable(L, dense ? n : 0, dense ? 0 : n);
+}
+
 void weft__sorter_push_node(lua_State *L, int ud, int id) {
   sorter_ud *u = (sorter_ud *)lua_touserdata(L, ud);
   if (u->isint[id]) {
@@ -241,6 +251,8 @@ static sorter_ud *push_sorter(lua_State *L, int hint) {
   if (u->core == NULL)
     luaL_error(L, "weft.sorter: not enough memory");
   if (hint > 0) {
+    if (weft__sorter_reserve(u->core, hint) != 0)
+      memory_error(L, WEFT_SORTER_ENOMEM);
     lua_getiuservalue(L, -1, UV_MAP);
     direct_reserve(L, u, lua_gettop(L), hint);
     lua_pop(L, 1);
@@ -265,8 +277,11 @@ static void add_entry(lua_State *L, sorter_ud *u, int map, int idx) {
   id = intern(L, u, map, idx);
   n = (lua_Integer)lua_rawlen(L, idx + 1);
   for (i = 1; i <= n; i++) {
-    if (lua_rawgeti(L, idx + 1, i) == LUA_TNUMBER && lua_isinteger(L, -1))
-      pid = intern_int(L, u, map, lua_gettop(L), lua_tointeger(L, -1));
+    int isint;
+    lua_Integer k;
+    /* (a float with an integer value is that integer too, as intern says) */
+    if (lua_rawgeti(L, idx + 1, i) == LUA_TNUMBER && (k = lua_tointegerx(L, -1, &isint), isint))
+      pid = intern_int(L, u, map, idx + 2, k);
     else if (bad_node(L, -1)) {
       push_repr(L, idx);
       luaL_error(L, "weft.sorter: graph[%s][%d] is %s, which cannot be a node",

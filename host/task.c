@@ -178,11 +178,11 @@ static void give_thread(weft_runtime *rt, lua_State *co, int slot) {
   rt->npool++;
 }
 
-static void init_task(weft_runtime *rt, weft_task *t) {
+static void init_task(weft_runtime *rt, weft_task *t, double started) {
   memset(t, 0, sizeof *t);
   t->rt = rt;
   t->id = rt->next_id++;
-  t->started = weft__now(rt);
+  t->started = started;
   t->wait.wake = task_waiter_wake;
   weft_queue_init(&t->wait.node);
   weft_queue_init(&t->ready_node);
@@ -224,7 +224,7 @@ weft_task *weft__spawn(lua_State *L, weft_runtime *rt, int nargs) {
   else if (!lua_isfunction(L, fidx))
     lua_pop(L, 1);
   t = (weft_task *)lua_newuserdatauv(L, sizeof *t, WEFT_TASK_NUV);
-  init_task(rt, t);
+  init_task(rt, t, weft__now(rt));
   lua_rawgeti(L, LUA_REGISTRYINDEX, rt->task_mt_ref);
   lua_setmetatable(L, -2);
   lua_insert(L, fidx);                        /* task, fn, args... */
@@ -237,7 +237,8 @@ weft_task *weft__spawn(lua_State *L, weft_runtime *rt, int nargs) {
 /* Light tasks: see internal.h. */
 void weft__spawn_light(lua_State *L, weft_runtime *rt, weft_task *t, int nargs,
                        int anchor_ref) {
-  init_task(rt, t);
+  /* a graph starts many at once: the turn's clock is close enough */
+  init_task(rt, t, rt->turn_clock);
   t->light = 1;
   t->ref = LUA_NOREF;
   t->anchor_ref = anchor_ref;
