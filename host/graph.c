@@ -2,12 +2,15 @@
 ** graph.c: weft.run_graph(graph, work [, opts]), completion-driven.
 **
 ** The graph becomes a sorter (sorter_lua.c) and a block with one slot per
-** node. Each started node runs work(node, results) as a task; its slot is
-** a waiter linked into the task's completion list, so when the task
-** finishes, node_wake (C, no Lua running) stores the first result, marks
-** the node done in the sorter and spawns the nodes that became ready, up
-** to `limit`. Nothing ever scans the pending work: the whole run costs
-** O(nodes + edges) plus a heap operation per node.
+** node. Each started node runs work(node, results) as a light task (task.c):
+** its memory is a task struct in a chunk the block owns, and it has no Lua
+** object unless something asks for one. Its slot is a waiter linked into
+** the task's completion list, so when the task finishes, node_wake (C, no
+** Lua running) stores the first result, marks the node done in the sorter
+** and starts the nodes that became ready, up to `limit` and to
+** STARTS_PER_TURN in one scheduler turn (the caller, requeued each turn,
+** starts the rest). Nothing ever scans the pending work: the whole run
+** costs O(nodes + edges) plus a heap operation per node.
 **
 ** A failure (without keep_going) stops the run: every running task is
 ** cancelled and nothing more starts; the caller is woken once no node
@@ -16,8 +19,10 @@
 **
 ** Ownership: the block is a userdata on the caller's stack for the whole
 ** run, and in the registry (g->ref) so that node_wake can reach its user
-** values: where it was made, the sorter, work, results, the running tasks
-** (id + 1 -> task), failures, cancelled nodes. Its __gc unlinks any slot
+** values: where it was made, the sorter, work, results, failures, cancelled
+** nodes and the chunks of node task memory. g->ref lives until the last
+** node task has finished, even when the caller stopped waiting; a node
+** task's object, once made, holds the block too. Its __gc unlinks any slot
 ** still linked. Implements API.md "Graph runner".
 */
 #include <stdlib.h>
