@@ -124,6 +124,7 @@ struct weft_runtime {
   int nlive;
   weft_task *current;         /* the running task, or NULL */
   const void *task_mt;        /* the task metatable, for fast type checks */
+  const void *sorter_mt;      /* the same for weft.sorter */
   int task_mt_ref;
   weft_task *main_task;       /* the CLI's main task: its top level counts as outside tasks */
   int chain_yieldable;        /* can the current resume chain reach the scheduler? */

@@ -44,6 +44,19 @@ static sorter_ud *checkud(lua_State *L, int idx) {
   return (sorter_ud *)luaL_checkudata(L, idx, SORTER_MT);
 }
 
+/* The sorter a method was called on: a metatable pointer compare first
+   (add runs once per node), the named check for its error message. */
+static sorter_ud *self(lua_State *L) {
+  sorter_ud *u = (sorter_ud *)lua_touserdata(L, 1);
+  if (u != NULL && lua_getmetatable(L, 1)) {
+    int ok = lua_topointer(L, -1) == WEFT_UPRT(L)->sorter_mt;
+    lua_pop(L, 1);
+    if (ok)
+      return u;
+  }
+  return checkud(L, 1);
+}
+
 static weft_sorter *checksorter(lua_State *L, int idx) {
   return checkud(L, idx)->core;
 }
@@ -117,7 +130,7 @@ static int direct_covers(lua_State *L, sorter_ud *u, int map, lua_Integer k) {
 
 /* Makes a node; records its value (the value at idx) in ival or vals. */
 static int new_node(lua_State *L, sorter_ud *u, int vals, int idx, lua_Integer k) {
-  int id = weft__sorter_node(u->core), isint = lua_isinteger(L, idx);
+  int id = weft__sorter_node(u->core), isint = idx == 0 || lua_isinteger(L, idx);
   if (id < 0)
     return memory_error(L, id);
   if (id >= u->vcap) {
@@ -143,7 +156,7 @@ static int new_node(lua_State *L, sorter_ud *u, int vals, int idx, lua_Integer k
 }
 
 /* The id of integer node k, made if new. map and vals are at 'map' and
-   'map' + 1; idx holds the value (for a key kept in the map table). */
+   'map' + 1; idx holds the value as mentioned (0: the integer k itself). */
 static int intern_int(lua_State *L, sorter_ud *u, int map, int idx, lua_Integer k) {
   int id;
   if (direct_covers(L, u, map, k)) {
@@ -264,35 +277,44 @@ static sorter_ud *push_sorter(lua_State *L, int hint) {
 
 /* {======== reading a graph table */
 
-/* Adds node 'key' (at idx, value preds at idx + 1), as add(key, preds...).
-   map and vals are at 'map' and 'map' + 1. */
-static void add_entry(lua_State *L, sorter_ud *u, int map, int idx) {
-  int id, pid = 0, rc;
-  lua_Integer i, n;
-  if (lua_type(L, idx + 1) != LUA_TTABLE) {
-    push_repr(L, idx);
-    luaL_error(L, "weft.sorter: graph[%s] must be an array of predecessors, not a %s",
-               lua_tostring(L, -1), luaL_typename(L, idx + 1));
-  }
-  id = intern(L, u, map, idx);
-  n = (lua_Integer)lua_rawlen(L, idx + 1);
+/* Adds the edges from the predecessors in the array at 'preds' to node id,
+   as add(node, preds...). map and vals are at 'map' and 'map' + 1. */
+static void add_preds(lua_State *L, sorter_ud *u, int map, int preds, int id) {
+  int pid = 0, rc, top = lua_gettop(L) + 1;
+  lua_Integer i, n = (lua_Integer)lua_rawlen(L, preds);
   for (i = 1; i <= n; i++) {
     int isint;
     lua_Integer k;
     /* (a float with an integer value is that integer too, as intern says) */
-    if (lua_rawgeti(L, idx + 1, i) == LUA_TNUMBER && (k = lua_tointegerx(L, -1, &isint), isint))
-      pid = intern_int(L, u, map, idx + 2, k);
-    else if (bad_node(L, -1)) {
-      push_repr(L, idx);
+    if (lua_rawgeti(L, preds, i) == LUA_TNUMBER && (k = lua_tointegerx(L, -1, &isint), isint)) {
+      pid = intern_int(L, u, map, top, k);
+    } else if (bad_node(L, -1)) {
+      weft__sorter_push_node(L, map - 1, id);
+      push_repr(L, -1);
       luaL_error(L, "weft.sorter: graph[%s][%d] is %s, which cannot be a node",
-                 lua_tostring(L, -1), (int)i, lua_isnil(L, -2) ? "nil" : "NaN");
+                 lua_tostring(L, -1), (int)i, lua_isnil(L, top) ? "nil" : "NaN");
     } else {
-      pid = intern(L, u, map, lua_gettop(L));
+      pid = intern(L, u, map, top);
     }
-    lua_pop(L, 1);
+    lua_settop(L, top - 1);
     if ((rc = weft__sorter_edge(u->core, pid, id)) != 0)
       memory_error(L, rc);
   }
+}
+
+static void check_preds(lua_State *L, int key, int preds) {
+  if (lua_type(L, preds) != LUA_TTABLE) {
+    push_repr(L, key);
+    luaL_error(L, "weft.sorter: graph[%s] must be an array of predecessors, not a %s",
+               lua_tostring(L, -1), luaL_typename(L, preds));
+  }
+}
+
+/* Adds node 'key' (at idx, value preds at idx + 1), as add(key, preds...).
+   map and vals are at 'map' and 'map' + 1. */
+static void add_entry(lua_State *L, sorter_ud *u, int map, int idx) {
+  check_preds(L, idx, idx + 1);
+  add_preds(L, u, map, idx + 1, intern(L, u, map, idx));
 }
 
 /* Is the array at idx in ascending order? */
@@ -347,10 +369,14 @@ static void add_graph(lua_State *L, sorter_ud *u, int graph, int map) {
   lua_Integer i, n, border = 0;
   int k, keys;
   while (lua_rawgeti(L, graph, border + 1) != LUA_TNIL) {
-    lua_pushinteger(L, ++border);
-    lua_insert(L, -2);
-    add_entry(L, u, map, lua_gettop(L) - 1);
-    lua_pop(L, 2);
+    int preds = lua_gettop(L);
+    border++;
+    if (lua_type(L, preds) != LUA_TTABLE) {
+      lua_pushinteger(L, border);
+      check_preds(L, preds + 1, preds);
+    }
+    add_preds(L, u, map, preds, intern_int(L, u, map, 0, border));
+    lua_pop(L, 1);
   }
   lua_pop(L, 1);
   collect_keys(L, graph, border);
@@ -449,14 +475,14 @@ static void check_prepared(lua_State *L, weft_sorter *s, const char *what) {
 }
 
 static int sorter_add(lua_State *L) {
-  sorter_ud *u = checkud(L, 1);
+  sorter_ud *u = self(L);
   weft_sorter *s = u->core;
   int top = lua_gettop(L), i, id, rc, map;
   if (weft__sorter_prepared(s))
     return luaL_error(L, "add: nodes cannot be added after prepare()");
   luaL_checkany(L, 2);
   for (i = 2; i <= top; i++)
-    if (bad_node(L, i))
+    if (!lua_isinteger(L, i) && bad_node(L, i))
       luaL_argerror(L, i - 1, lua_isnil(L, i) ? "a node cannot be nil"
                                                : "a node cannot be NaN");
   lua_getiuservalue(L, 1, UV_MAP);
@@ -478,7 +504,7 @@ static int sorter_prepare(lua_State *L) {
 }
 
 static int sorter_get_ready(lua_State *L) {
-  weft_sorter *s = checksorter(L, 1);
+  weft_sorter *s = self(L)->core;
   int n, i;
   check_prepared(L, s, "get_ready");
   n = weft__sorter_nready(s);
@@ -504,7 +530,7 @@ static int done_error(lua_State *L, int idx, int rc) {
 }
 
 static int sorter_done(lua_State *L) {
-  weft_sorter *s = checksorter(L, 1);
+  weft_sorter *s = self(L)->core;
   int top = lua_gettop(L), i;
   check_prepared(L, s, "done");
   for (i = 2; i <= top; i++) {
@@ -516,14 +542,14 @@ static int sorter_done(lua_State *L) {
 }
 
 static int sorter_is_active(lua_State *L) {
-  weft_sorter *s = checksorter(L, 1);
+  weft_sorter *s = self(L)->core;
   check_prepared(L, s, "is_active");
   lua_pushboolean(L, weft__sorter_is_active(s) > 0);
   return 1;
 }
 
 static int sorter_static_order(lua_State *L) {
-  weft_sorter *s = checksorter(L, 1);
+  weft_sorter *s = self(L)->core;
   int n = weft__sorter_count(s), i, *order;
   lua_settop(L, 1);
   weft__sorter_prepare_or_raise(L, 1);
@@ -593,6 +619,7 @@ static const luaL_Reg sorter_funcs[] = {
 int weft__open_sorter(lua_State *L, weft_runtime *rt) {
   weft__new_class(L, rt, SORTER_MT, sorter_methods, sorter_tostring);
   luaL_getmetatable(L, SORTER_MT);
+  rt->sorter_mt = lua_topointer(L, -1);
   lua_pushcfunction(L, sorter_gc);
   lua_setfield(L, -2, "__gc");
   lua_pop(L, 1);

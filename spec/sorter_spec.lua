@@ -387,4 +387,23 @@ describe("weft.sorter", function()
       assert.equal(1, order[3])
     end)
   end)
+
+  -- Bad graph tables tried: a non-table entry under an integer key and
+  -- under a string key, a nil hole (via a holey array) and a NaN among
+  -- the predecessors; each error names the entry, and nothing is built.
+  describe("bad graph tables", function()
+    it("names the entry that is not an array", function()
+      assert.has_error(function() weft.sorter({{}, 5}) end,
+        "weft.sorter: graph[2] must be an array of predecessors, not a number")
+      assert.has_error(function() weft.sorter({x = "y"}) end,
+        'weft.sorter: graph["x"] must be an array of predecessors, not a string')
+    end)
+
+    it("names the entry with a predecessor that cannot be a node", function()
+      assert.has_error(function() weft.sorter({{}, {1, 0 / 0}}) end,
+        "weft.sorter: graph[2][2] is NaN, which cannot be a node")
+      assert.has_error(function() weft.sorter({a = {"b", 0 / 0}}) end,
+        'weft.sorter: graph["a"][2] is NaN, which cannot be a node')
+    end)
+  end)
 end)
