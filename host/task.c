@@ -133,19 +133,19 @@ static int new_slot(lua_State *L, weft_runtime *rt) {
 }
 
 static void drop_slot(weft_runtime *rt, lua_State *co, int slot) {
+  lua_rawgeti(co, LUA_REGISTRYINDEX, rt->anchor_ref);
+  lua_pushnil(co);
+  lua_rawseti(co, -2, slot);   /* the thread may be collected now */
+  lua_pop(co, 1);
   if (rt->nfree_slots == rt->cap_free_slots) {
     int cap = rt->cap_free_slots ? rt->cap_free_slots * 2 : 64;
     int *p = (int *)realloc(rt->free_slots, (size_t)cap * sizeof *p);
     if (p == NULL)
-      return;   /* the slot is lost, not the thread's memory: it is released below */
+      return;   /* out of memory: this slot number is not reused */
     rt->free_slots = p;
     rt->cap_free_slots = cap;
   }
   rt->free_slots[rt->nfree_slots++] = slot;
-  lua_rawgeti(co, LUA_REGISTRYINDEX, rt->anchor_ref);
-  lua_pushnil(co);
-  lua_rawseti(co, -2, slot);
-  lua_pop(co, 1);
 }
 
 /* A thread for a new task, its anchor slot in *slot. Leaves L's stack as
