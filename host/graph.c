@@ -217,14 +217,20 @@ static void push_node(lua_State *L, int gi, int id) {
   lua_remove(L, -2);
 }
 
+/* Node id finished with the result on top (popped): results[node] = it. */
+static void record_result(lua_State *L, weft_graph *g, int env, int id) {
+  weft__sorter_push_node(L, env + E_SORTER, id);
+  lua_insert(L, -2);
+  lua_rawset(L, env + E_RESULTS);
+  weft__sorter_done(g->sorter, id);
+}
+
 /* Records the outcome of node id, whose finished task is at ti. */
 static void record(lua_State *L, weft_graph *g, int gi, int env, int id, weft_task *t,
                    int ti) {
   if (t->done.state == WEFT_DONE) {
-    weft__sorter_push_node(L, env + E_SORTER, id);
     weft__push_outcome(L, ti);
-    lua_rawset(L, env + E_RESULTS);
-    weft__sorter_done(g->sorter, id);
+    record_result(L, g, env, id);
   } else if (t->done.state == WEFT_CANCELLED && g->stopped) {
     push_node(L, gi, id);
     append(L, gi, GV_CANCELLED, &g->ncancelled);
@@ -239,6 +245,12 @@ static void record(lua_State *L, weft_graph *g, int gi, int env, int id, weft_ta
     if (!g->keep_going)
       stop(L, g);
   }
+}
+
+/* The run no longer needs its block held: node tasks and node_wake are done. */
+static void drop_ref(lua_State *L, weft_graph *g) {
+  luaL_unref(L, LUA_REGISTRYINDEX, g->ref);
+  g->ref = LUA_NOREF;
 }
 
 /* A node task finished (called from its completion list, no Lua running
@@ -259,10 +271,8 @@ static void node_wake(weft_waiter *w, int reason) {
   g->running--;
   sl->task = NULL;
   if (t->light) {
-    weft__sorter_push_node(L, env + E_SORTER, id);
     lua_pushvalue(L, top);
-    lua_rawset(L, env + E_RESULTS);
-    weft__sorter_done(g->sorter, id);
+    record_result(L, g, env, id);
     if (g->release != NULL)
       add_spare(L, g, g->release);
     g->release = t;
@@ -273,10 +283,8 @@ static void node_wake(weft_waiter *w, int reason) {
   start_ready(L, g, gi, env);
   lua_settop(L, top);
   if (g->abandoned) {
-    if (g->running == 0) {
-      luaL_unref(L, LUA_REGISTRYINDEX, g->ref);
-      g->ref = LUA_NOREF;
-    }
+    if (g->running == 0)
+      drop_ref(L, g);
   } else if (g->running == 0 || feed_left(g)) {
     weft__task_wake(g->owner, WEFT_WOKEN);
   }
@@ -384,8 +392,7 @@ static int raise_graph_error(lua_State *L, weft_graph *g) {
 
 /* Every node task has finished: return the results or raise. */
 static int graph_end(lua_State *L, weft_graph *g) {
-  luaL_unref(L, LUA_REGISTRYINDEX, g->ref);
-  g->ref = LUA_NOREF;
+  drop_ref(L, g);
   if (!lua_isnil(L, A_SAVED)) {
     lua_pushvalue(L, A_SAVED);
     return lua_error(L);
@@ -414,13 +421,8 @@ static int finish_graph(lua_State *L, int status, lua_KContext ctx);
 static int drive_graph(lua_State *L, weft_graph *g, weft_task *t) {
   start_ready(L, g, A_BLOCK, push_env(L, A_BLOCK));
   lua_settop(L, A_SAVED);
-  if (feed_left(g)) {
-    t->wake_reason = WEFT_WOKEN;
-    t->on = NULL;
-    weft__ready(g->rt, t);
-    lua_pushlightuserdata(L, &weft__suspend_token);
-    return lua_yieldk(L, 1, 0, finish_graph);
-  }
+  if (feed_left(g))
+    return weft__requeue(L, t, 0, finish_graph);
   if (g->running > 0)
     return weft__suspend(L, t, "run_graph", A_BLOCK, 0, finish_graph);
   return graph_end(L, g);
@@ -436,10 +438,8 @@ static int finish_graph(lua_State *L, int status, lua_KContext ctx) {
       /* interrupted again: stop waiting; the block stays held (its memory
          is the running node tasks') until the last of them has finished */
       g->abandoned = 1;
-      if (g->running == 0) {
-        luaL_unref(L, LUA_REGISTRYINDEX, g->ref);
-        g->ref = LUA_NOREF;
-      }
+      if (g->running == 0)
+        drop_ref(L, g);
       return weft__raise_pending(L, t);
     }
     take_pending(L, t);

@@ -191,6 +191,9 @@ void weft__push_task_name(lua_State *L, int idx);
 void weft__task_wake(weft_task *t, int reason);
 int weft__task_cancel(lua_State *L, weft_task *t, int reason_idx);
 void weft__task_interrupt(lua_State *L, weft_task *t);   /* error on top -> delivered at await */
+/* Yields t to the back of the ready queue (it runs again next turn), going
+   on in k: what weft.yield does. */
+int weft__requeue(lua_State *L, weft_task *t, lua_KContext ctx, lua_KFunction k);
 int weft__suspend(lua_State *L, weft_task *t, const char *on, int on_idx,
                   lua_KContext ctx, lua_KFunction k);
 int weft__raise_pending(lua_State *L, weft_task *t);

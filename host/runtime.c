@@ -418,14 +418,17 @@ static int finish_sleep(lua_State *L, int status, lua_KContext ctx) {
   return 0;
 }
 
-static int rt_yield(lua_State *L) {
-  weft_runtime *rt = WEFT_UPRT(L);
-  weft_task *t = weft__current(L, rt, "weft.yield");
+int weft__requeue(lua_State *L, weft_task *t, lua_KContext ctx, lua_KFunction k) {
   t->wake_reason = WEFT_WOKEN;
   t->on = NULL;
-  weft__ready(rt, t);
+  weft__ready(t->rt, t);
   lua_pushlightuserdata(L, &weft__suspend_token);
-  return lua_yieldk(L, 1, 0, finish_sleep);
+  return lua_yieldk(L, 1, ctx, k);
+}
+
+static int rt_yield(lua_State *L) {
+  weft_runtime *rt = WEFT_UPRT(L);
+  return weft__requeue(L, weft__current(L, rt, "weft.yield"), 0, finish_sleep);
 }
 
 static int rt_sleep(lua_State *L) {

@@ -195,7 +195,7 @@ static void init_task(weft_runtime *rt, weft_task *t, double started) {
    ready. */
 static void start_task(lua_State *L, weft_runtime *rt, weft_task *t, int nargs) {
   lua_State *co = take_thread(L, rt, &t->co_slot);
-  if (weft_unlikely(rt->debug) && lua_type(L, -(nargs + 2)) == LUA_TUSERDATA) {
+  if (weft_unlikely(rt->debug)) {   /* the object is below fn (spawn_light made one) */
     weft__where(L, 1);
     if (strcmp(lua_tostring(L, -1), "?") != 0)
       lua_setiuservalue(L, -(nargs + 3), WEFT_TASK_UV_CREATED);
@@ -337,6 +337,18 @@ void weft__completion_wake_all(weft_completion *c) {
   weft__wake_waiters(&c->waiters, WEFT_WOKEN, -1);
 }
 
+/* Marks t finished, takes it off the live list and gives its thread (co)
+   back; its waiters are woken next. */
+static void retire(weft_runtime *rt, weft_task *t, lua_State *co) {
+  t->deliver = 0;
+  t->on = NULL;
+  t->state = WEFT_T_FINISHED;
+  t->co = NULL;
+  weft_queue_remove(&t->live_node);
+  rt->nlive--;
+  give_thread(rt, co, t->co_slot);
+}
+
 /* A light task that returned: its waiters (run_graph) take the first
    result from the top of rt->L, and t is not touched after they ran. */
 static void light_finish(weft_runtime *rt, weft_task *t, int nres) {
@@ -350,13 +362,7 @@ static void light_finish(weft_runtime *rt, weft_task *t, int nres) {
   }
   t->done.nresults = nres > 0;
   t->done.state = WEFT_DONE;
-  t->deliver = 0;
-  t->on = NULL;
-  t->state = WEFT_T_FINISHED;
-  t->co = NULL;
-  weft_queue_remove(&t->live_node);
-  rt->nlive--;
-  give_thread(rt, co, t->co_slot);
+  retire(rt, t, co);
   weft__completion_wake_all(&t->done);
   lua_pop(L, 1);
 }
@@ -383,14 +389,7 @@ static void task_finish(weft_runtime *rt, weft_task *t, int status, int nres) {
   } else {
     store_error(rt, co, t);   /* the traceback replaces any pending error */
   }
-  lua_settop(co, 0);
-  t->deliver = 0;
-  t->on = NULL;
-  t->state = WEFT_T_FINISHED;
-  t->co = NULL;
-  weft_queue_remove(&t->live_node);
-  rt->nlive--;
-  give_thread(rt, co, t->co_slot);
+  retire(rt, t, co);
   weft__completion_wake_all(&t->done);
 #ifndef WEFT_NO_INSTRUMENT
   if (weft_unlikely(rt->instruments))
