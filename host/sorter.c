@@ -10,7 +10,9 @@
 ** lists read in insertion order). Ready nodes wait in a binary min-heap of
 ** ids, so the least id (the first mentioned) comes out first. Everything is
 ** an int array; nothing recurses (prepare's cycle search keeps its own
-** stack), so a chain of a million nodes is fine.
+** stack), so a chain of a million nodes is fine. The search is skipped
+** when every edge goes from a lower id to a higher one (the usual case:
+** predecessors mentioned before their successors), as no cycle can exist.
 */
 #include <limits.h>
 #include <stdlib.h>
@@ -28,6 +30,7 @@ struct weft_sorter {
   int *heap;               /* ready ids, min-heap */
   int nheap, heapcap;
   int nout;                /* handed out and not done */
+  int backward;            /* edges whose pred id is not below its succ id */
   int prepared;
   int *cycle;              /* after ECYCLE: the cycle, first id repeated */
   int ncycle;
@@ -151,6 +154,7 @@ int weft__sorter_edge(weft_sorter *s, int pred, int succ) {
   s->enext[s->e] = s->head[pred];
   s->head[pred] = s->e++;
   s->npred[succ]++;
+  s->backward += pred >= succ;
   return 0;
 }
 
@@ -268,10 +272,13 @@ static int find_cycle(weft_sorter *s, int *pos, int *stack, int *cur) {
 }
 
 static int search_cycle(weft_sorter *s) {
-  int *pos = (int *)malloc((size_t)s->n * sizeof(int) + 1);
-  int *stack = (int *)malloc((size_t)s->n * sizeof(int) + 1);
-  int *cur = (int *)malloc((size_t)s->n * sizeof(int) + 1);
-  int rc = WEFT_SORTER_ENOMEM;
+  int *pos, *stack, *cur, rc;
+  if (s->backward == 0)
+    return 0;   /* every edge goes up in id: the ids are a topological order */
+  pos = (int *)malloc((size_t)s->n * sizeof(int) + 1);
+  stack = (int *)malloc((size_t)s->n * sizeof(int) + 1);
+  cur = (int *)malloc((size_t)s->n * sizeof(int) + 1);
+  rc = WEFT_SORTER_ENOMEM;
   if (pos != NULL && stack != NULL && cur != NULL)
     rc = find_cycle(s, pos, stack, cur);
   free(pos);

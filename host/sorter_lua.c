@@ -114,18 +114,30 @@ static void direct_reserve(lua_State *L, sorter_ud *u, int map, lua_Integer cap)
   u->dcap = cap;
 }
 
+/* The largest key the direct index may grow to: about twice the nodes. */
+static lua_Integer direct_bound(const sorter_ud *u) {
+  return 2 * (lua_Integer)weft__sorter_count(u->core) + 1024;
+}
+
 /* Does the direct index cover key k, once grown if the keys are dense
    enough (k at most about twice the number of nodes)? */
 static int direct_covers(lua_State *L, sorter_ud *u, int map, lua_Integer k) {
-  lua_Integer bound, cap;
+  lua_Integer bound = direct_bound(u), cap;
   if (k >= 1 && k <= u->dcap)
     return 1;
-  bound = 2 * (lua_Integer)weft__sorter_count(u->core) + 1024;
   if (k < 1 || k > bound)
     return 0;
   cap = u->dcap * 2 > k ? u->dcap * 2 : k;
   direct_reserve(L, u, map, cap < bound ? cap : bound);
   return 1;
+}
+
+/* Will key k go to the direct index without the map table (no key there
+   to move when the index grows)? The bound only grows as nodes are added. */
+static int fits_direct(const sorter_ud *u, lua_Integer k) {
+  if (k >= 1 && k <= u->dcap)
+    return 1;
+  return u->nmapped_ints == 0 && k >= 1 && k <= direct_bound(u);
 }
 
 /* Makes a node; records its value (the value at idx) in ival or vals. */
@@ -240,8 +252,8 @@ void weft__sorter_push_table(lua_State *L, int ud) {
   lua_createtable(L, dense ? n : 0, dense ? 0 : n);
 }
 
-void weft__sorter_push_node(lua_State *L, int ud, int id) {
-  sorter_ud *u = (sorter_ud *)lua_touserdata(L, ud);
+/* Pushes node id's value; u is the sorter userdata at 'ud'. */
+static void push_id(lua_State *L, const sorter_ud *u, int ud, int id) {
   if (u->isint[id]) {
     lua_pushinteger(L, u->ival[id]);
     return;
@@ -249,6 +261,10 @@ void weft__sorter_push_node(lua_State *L, int ud, int id) {
   lua_getiuservalue(L, ud, UV_VALS);
   lua_rawgeti(L, -1, (lua_Integer)id + 1);
   lua_remove(L, -2);
+}
+
+void weft__sorter_push_node(lua_State *L, int ud, int id) {
+  push_id(L, (const sorter_ud *)lua_touserdata(L, ud), ud, id);
 }
 
 /* 'hint' is how many nodes are expected: room for them is made at once. */
@@ -474,17 +490,36 @@ static void check_prepared(lua_State *L, weft_sorter *s, const char *what) {
     luaL_error(L, "%s: prepare() must be called first", what);
 }
 
+#define ADD_FAST_MAX 16   /* add() calls with more nodes take the general path */
+
 static int sorter_add(lua_State *L) {
   sorter_ud *u = self(L);
   weft_sorter *s = u->core;
-  int top = lua_gettop(L), i, id, rc, map;
+  lua_Integer keys[ADD_FAST_MAX];   /* the integer arguments, for the fast path */
+  int top = lua_gettop(L), i, id, rc, map, direct = top - 1 <= ADD_FAST_MAX;
   if (weft__sorter_prepared(s))
     return luaL_error(L, "add: nodes cannot be added after prepare()");
   luaL_checkany(L, 2);
-  for (i = 2; i <= top; i++)
-    if (!lua_isinteger(L, i) && bad_node(L, i))
+  for (i = 2; i <= top; i++) {
+    if (lua_isinteger(L, i)) {
+      if (direct) {
+        keys[i - 2] = lua_tointeger(L, i);
+        direct = fits_direct(u, keys[i - 2]);
+      }
+    } else if (bad_node(L, i)) {
       luaL_argerror(L, i - 1, lua_isnil(L, i) ? "a node cannot be nil"
                                                : "a node cannot be NaN");
+    } else {
+      direct = 0;
+    }
+  }
+  if (direct) {   /* the common case: no Lua table is needed (map 0 is never read) */
+    id = intern_int(L, u, 0, 0, keys[0]);
+    for (i = 1; i < top - 1; i++)
+      if ((rc = weft__sorter_edge(s, intern_int(L, u, 0, 0, keys[i]), id)) != 0)
+        return memory_error(L, rc);
+    return 0;
+  }
   lua_getiuservalue(L, 1, UV_MAP);
   map = lua_gettop(L);
   lua_getiuservalue(L, 1, UV_VALS);
@@ -549,7 +584,8 @@ static int sorter_is_active(lua_State *L) {
 }
 
 static int sorter_static_order(lua_State *L) {
-  weft_sorter *s = self(L)->core;
+  sorter_ud *u = self(L);
+  weft_sorter *s = u->core;
   int n = weft__sorter_count(s), i, *order;
   lua_settop(L, 1);
   weft__sorter_prepare_or_raise(L, 1);
@@ -563,7 +599,7 @@ static int sorter_static_order(lua_State *L) {
       order[n++] = weft__sorter_pop_ready(s);
     for (i = first; i < n; i++) {
       weft__sorter_done(s, order[i]);
-      weft__sorter_push_node(L, 1, order[i]);
+      push_id(L, u, 1, order[i]);
       lua_rawseti(L, 2, i + 1);
     }
   }
