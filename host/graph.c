@@ -20,7 +20,9 @@
 ** Ownership: the block is a userdata on the caller's stack for the whole
 ** run, and in the registry (g->ref) so that node_wake can reach its user
 ** values: where it was made, the sorter, work, results, failures, cancelled
-** nodes and the chunks of node task memory. g->ref lives until the last
+** nodes, the chunks of node task memory and the env thread node_wake
+** runs on (its stack holds the block and what push_env pushes, so a
+** completion looks nothing up). g->ref lives until the last
 ** node task has finished, even when the caller stopped waiting; a node
 ** task's object, once made, holds the block too. Its __gc unlinks any slot
 ** still linked. Implements API.md "Graph runner".
@@ -41,7 +43,7 @@
 
 enum {
   GV_WHERE = 1, GV_SORTER, GV_WORK, GV_RESULTS, GV_FAILURES,
-  GV_CANCELLED, GV_CHUNKS, GRAPH_NUV = GV_CHUNKS
+  GV_CANCELLED, GV_CHUNKS, GV_ENV, GRAPH_NUV = GV_ENV
 };
 
 #define CHUNK_TASKS 64   /* node tasks made at once */
@@ -74,6 +76,7 @@ struct weft_graph {
   weft_task **spare;      /* node task memory free for the next start */
   int nspare, cap_spare;
   weft_task *release;     /* finished in the last node_wake: spare at the next */
+  lua_State *env;         /* node_wake's own stack: block, then push_env's three */
   graph_slot slots[1];
 };
 
@@ -121,6 +124,9 @@ static void stop(lua_State *L, weft_graph *g) {
 /* What node_wake and start_ready use, pushed once at 'env' .. env + 2:
    work, the sorter, results. */
 enum { E_WORK = 0, E_SORTER, E_RESULTS };
+
+/* The env thread's stack (node_wake runs on it, with no lookups). */
+enum { ENV_BLOCK = 1, ENV_ENV = 2, ENV_TOP = ENV_ENV + E_RESULTS };
 
 static int push_env(lua_State *L, int gi) {
   int env = lua_gettop(L) + 1;
@@ -255,33 +261,33 @@ static void drop_ref(lua_State *L, weft_graph *g) {
 
 /* A node task finished (called from its completion list, no Lua running
    for it): record it, start what became ready, wake the caller at the end.
-   A light task that returned has its first result on top of L; its memory
-   is reused from the next call on (its finish is still on the C stack). */
+   Runs on the run's env thread, where what it needs is already pushed. A
+   light task that returned has its first result on top of rt->L; its
+   memory is reused from the next call on (its finish is still on the C
+   stack). */
 static void node_wake(weft_waiter *w, int reason) {
   graph_slot *sl = (graph_slot *)w;
   weft_graph *g = sl->g;
   weft_task *t = sl->task;
-  lua_State *L = g->rt->L;
-  int id = (int)(sl - g->slots), top = lua_gettop(L), gi, env;
+  lua_State *L = g->env;
+  int id = (int)(sl - g->slots);
   (void)reason;
   lua_checkstack(L, 16);
-  lua_rawgeti(L, LUA_REGISTRYINDEX, g->ref);
-  gi = lua_gettop(L);
-  env = push_env(L, gi);
   g->running--;
   sl->task = NULL;
   if (t->light) {
-    lua_pushvalue(L, top);
-    record_result(L, g, env, id);
+    lua_pushvalue(g->rt->L, -1);
+    lua_xmove(g->rt->L, L, 1);
+    record_result(L, g, ENV_ENV, id);
     if (g->release != NULL)
       add_spare(L, g, g->release);
     g->release = t;
   } else {
     weft__push_task(L, t);   /* finishing: the runtime still holds it */
-    record(L, g, gi, env, id, t, lua_gettop(L));
+    record(L, g, ENV_BLOCK, ENV_ENV, id, t, lua_gettop(L));
   }
-  start_ready(L, g, gi, env);
-  lua_settop(L, top);
+  start_ready(L, g, ENV_BLOCK, ENV_ENV);
+  lua_settop(L, ENV_TOP);
   if (g->abandoned) {
     if (g->running == 0)
       drop_ref(L, g);
@@ -345,6 +351,11 @@ static weft_graph *new_block(lua_State *L, weft_runtime *rt, weft_task *owner,
     lua_newtable(L);
     lua_setiuservalue(L, -2, i);
   }
+  g->env = lua_newthread(L);
+  lua_pushvalue(L, -2);
+  lua_xmove(L, g->env, 1);                 /* ENV_BLOCK */
+  push_env(g->env, ENV_BLOCK);             /* ENV_ENV .. ENV_TOP */
+  lua_setiuservalue(L, -2, GV_ENV);
   return g;
 }
 
