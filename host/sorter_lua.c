@@ -506,9 +506,9 @@ static int sorter_add(lua_State *L) {
         keys[i - 2] = lua_tointeger(L, i);
         direct = fits_direct(u, keys[i - 2]);
       }
-    } else if (bad_node(L, i)) {
-      luaL_argerror(L, i - 1, lua_isnil(L, i) ? "a node cannot be nil"
-                                               : "a node cannot be NaN");
+    } else if (bad_node(L, i)) {   /* luaL_argerror itself discounts self */
+      luaL_argerror(L, i, lua_isnil(L, i) ? "a node cannot be nil"
+                                           : "a node cannot be NaN");
     } else {
       direct = 0;
     }
