@@ -612,7 +612,7 @@ static int rt_stats(lua_State *L) {
   c.rt = rt;
   c.n = 0;
   uv_walk(rt->loop, count_handle, &c);
-  lua_createtable(L, 0, 4);
+  lua_createtable(L, 0, 5);
   lua_pushinteger(L, rt->nlive);
   lua_setfield(L, -2, "tasks");
   lua_pushinteger(L, (lua_Integer)rt->deadlines.n);
@@ -621,6 +621,8 @@ static int rt_stats(lua_State *L) {
   lua_setfield(L, -2, "handles");
   lua_pushboolean(L, rt->timer_armed_for >= 0);
   lua_setfield(L, -2, "timer");
+  lua_pushinteger(L, rt->nreported);   /* errors reported that nobody observed */
+  lua_setfield(L, -2, "reported");
   return 1;
 }
 
