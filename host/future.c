@@ -218,22 +218,6 @@ static const luaL_Reg future_funcs[] = {
   {NULL, NULL}
 };
 
-/* Makes metatable 'name' with 'methods' (each with the runtime as upvalue 1)
-   as __index and 'tostring' as __tostring. Shared by every primitive. */
-void weft__new_class(lua_State *L, weft_runtime *rt, const char *name,
-                     const luaL_Reg *methods, lua_CFunction tostring) {
-  luaL_newmetatable(L, name);
-  lua_newtable(L);
-  lua_pushlightuserdata(L, rt);
-  luaL_setfuncs(L, methods, 1);
-  lua_setfield(L, -2, "__index");
-  if (tostring != NULL) {
-    lua_pushcfunction(L, tostring);
-    lua_setfield(L, -2, "__tostring");
-  }
-  lua_pop(L, 1);
-}
-
 int weft__open_future(lua_State *L, weft_runtime *rt) {
   weft__new_class(L, rt, WEFT_FUTURE_MT, future_methods, future_tostring);
   lua_pushlightuserdata(L, rt);

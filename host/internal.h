@@ -225,9 +225,13 @@ void weft__completion_init(weft_completion *c);
 void weft__completion_wake_all(weft_completion *c);
 /* Unlinks and wakes the first n waiters of q (all of them if n < 0). */
 void weft__wake_waiters(weft_queue *q, int reason, lua_Integer n);
+int weft__open_future(lua_State *L, weft_runtime *rt);
+
+/* class.c: the metatables of weft's types */
+void weft__class(lua_State *L, weft_runtime *rt, const char *name,
+                 const luaL_Reg *methods, lua_CFunction index, const luaL_Reg *metas);
 void weft__new_class(lua_State *L, weft_runtime *rt, const char *name,
                      const luaL_Reg *methods, lua_CFunction tostring);
-int weft__open_future(lua_State *L, weft_runtime *rt);
 
 /* coro.c */
 extern char weft__suspend_token;               /* its address is the yield marker */
