@@ -9,7 +9,7 @@
 ** whose deadline cancels the task; its __close turns that cancellation, and
 ** only that one, into Timeout (counted as asyncio's uncancel() does).
 **
-** Implements API.md "Waiting on several".
+** User docs: docs/reference.md "Waiting on several".
 */
 #include <math.h>
 #include <string.h>

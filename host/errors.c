@@ -3,7 +3,7 @@
 ** 'message' (plus kind-specific fields) sharing one metatable whose
 ** __tostring prints "Kind: message". Kinds come from one list, so names
 ** cannot drift. Errors raised by user code are never wrapped.
-** Implements API.md "Errors".
+** User docs: docs/reference.md "Errors".
 */
 #include <stdarg.h>
 #include <string.h>

@@ -25,7 +25,7 @@
 ** completion looks nothing up). g->ref lives until the last
 ** node task has finished, even when the caller stopped waiting; a node
 ** task's object, once made, holds the block too. Its __gc unlinks any slot
-** still linked. Implements API.md "Graph runner".
+** still linked. User docs: docs/reference.md "Sorter and graph runner".
 */
 #include <stdlib.h>
 #include <string.h>

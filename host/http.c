@@ -23,7 +23,7 @@
 ** libcurl (and the thirty libraries it pulls in: TLS, Kerberos, LDAP...)
 ** is loaded with dlopen on the first request, not linked: linking it made
 ** every weft start pay for their relocations (weft -e '' took 6x lua5.4).
-** Implements API.md "The event loop and I/O" (HTTP client).
+** User docs: docs/io.md "HTTP client".
 */
 #include <ctype.h>
 #include <dlfcn.h>

@@ -11,7 +11,7 @@
 ** Ownership: each object keeps the "file:line" of its creation in user value
 ** 1 (wait descriptions), a condition its lock in user value 2, and a lock or
 ** semaphore the guard that `with` closes in user value 2.
-** Implements API.md "Primitives" (all but queue and future).
+** User docs: docs/reference.md "Primitives" (all but queue and future).
 */
 #include "internal.h"
 
