@@ -268,6 +268,9 @@ void weft__process_kill_all_now(void);
    Returns the exit status. */
 int weft__repl(lua_State *L, weft_runtime *rt);
 
+/* module.c */
+void weft__stdlib_require(lua_State *L, const char *name);   /* pushes what it returns */
+
 /* util */
 void weft__where(lua_State *L, int level);      /* pushes "file:line" of a Lua caller, or "?" */
 

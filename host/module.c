@@ -35,6 +35,18 @@ static int load_entry(lua_State *L, const weft_stdlib_entry *e) {
   return 1;
 }
 
+/* Pushes what the embedded stdlib module 'name' returns, loading it now
+   (not through package.loaded: host files use it while luaopen_weft runs,
+   before package.preload serves the stdlib). Raises if there is none. */
+void weft__stdlib_require(lua_State *L, const char *name) {
+  const weft_stdlib_entry *e = find_stdlib(name);
+  if (e == NULL)
+    luaL_error(L, "weft: no embedded module '%s'", name);
+  load_entry(L, e);
+  lua_pushstring(L, name);
+  lua_call(L, 1, 1);
+}
+
 /* package.preload loader: upvalue 1 is the entry. */
 static int stdlib_loader(lua_State *L) {
   const weft_stdlib_entry *e = (const weft_stdlib_entry *)lua_touserdata(L, lua_upvalueindex(1));
