@@ -2,7 +2,8 @@
 ** errors.c: the error values weft raises. Each is a table with 'kind' and
 ** 'message' (plus kind-specific fields) sharing one metatable whose
 ** __tostring prints "Kind: message". Kinds come from one list, so names
-** cannot drift. Errors raised by user code are never wrapped.
+** cannot drift. Errors raised by user code are never wrapped. libuv's error
+** codes become messages in one place (weft__uv_error_new).
 ** User docs: docs/reference.md "Errors".
 */
 #include <stdarg.h>
@@ -39,6 +40,19 @@ void weft__error_new(lua_State *L, const char *kind, const char *fmt, ...) {
   va_end(ap);
   lua_setfield(L, -2, "message");
   luaL_setmetatable(L, WEFT_ERROR_MT);
+}
+
+/* The one formatter of libuv errors: pushes a new error of 'kind' whose
+   message is the formatted text, then ": <libuv's message> (<ERRNAME>)",
+   "cannot run 'x': no such file or directory (ENOENT)". */
+void weft__uv_error_new(lua_State *L, const char *kind, int rc, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  lua_pushvfstring(L, fmt, ap);
+  va_end(ap);
+  weft__error_new(L, kind, "%s: %s (%s)", lua_tostring(L, -1), uv_strerror(rc),
+                  uv_err_name(rc));
+  lua_remove(L, -2);
 }
 
 /* Is the value at idx a weft error of 'kind'? */
