@@ -103,6 +103,7 @@ typedef struct http_state http_state;
 typedef struct http_xfer http_xfer;
 
 struct http_state {
+  weft_holder hold;           /* first: handle data may point at either */
   CURLM *multi;
   uv_timer_t timer;           /* curl's timeout */
   uv_async_t keep;            /* referenced while transfers run */
@@ -111,8 +112,6 @@ struct http_state {
   weft_queue socks;           /* sockets being watched */
   int cleaning;               /* curl_multi_cleanup is running */
   int ntransfers;
-  int nopen;                  /* handles whose close callback has not run */
-  int released;
 };
 
 typedef struct http_sock {
@@ -170,23 +169,15 @@ static const char *code_name(CURLcode rc) {
 
 /* {======== the multi handle on the loop */
 
-static void state_maybe_free(http_state *hs) {
-  if (hs->released && hs->nopen == 0)
-    free(hs);
-}
-
-static void state_handle_closed(uv_handle_t *h) {
-  http_state *hs = (http_state *)h->data;
-  hs->nopen--;
-  state_maybe_free(hs);
+static void state_free(weft_holder *h) {
+  free(h);   /* (the holder is the state's first member) */
 }
 
 static void sock_closed(uv_handle_t *h) {
   http_sock *s = (http_sock *)h->data;
   http_state *hs = s->hs;
   free(s);
-  hs->nopen--;
-  state_maybe_free(hs);
+  weft__holder_closed(&hs->hold);
 }
 
 /* Marks every finished transfer done and wakes its task. */
@@ -266,7 +257,7 @@ static int on_curl_socket(CURL *easy, curl_socket_t fd, int what, void *ud, void
     s->poll.data = s;
     s->hs = hs;
     s->fd = fd;
-    hs->nopen++;
+    hs->hold.nopen++;
     weft_queue_insert_tail(&hs->socks, &s->node);
     uv_unref((uv_handle_t *)&s->poll);
     curl_multi_assign(hs->multi, fd, s);
@@ -282,8 +273,8 @@ static int on_curl_socket(CURL *easy, curl_socket_t fd, int what, void *ud, void
 static char state_key;
 
 static void close_state_handle(http_state *hs, uv_handle_t *h) {
-  h->data = hs;
-  uv_close(h, state_handle_closed);
+  h->data = &hs->hold;
+  uv_close(h, weft__holder_close_cb);
 }
 
 /* The registry box's __gc: transfers still added are removed (their own
@@ -307,8 +298,7 @@ static int state_gc(lua_State *L) {
     sock_close(hs, weft_queue_data(weft_queue_head(&hs->socks), http_sock, node));
   close_state_handle(hs, (uv_handle_t *)&hs->timer);
   close_state_handle(hs, (uv_handle_t *)&hs->keep);
-  hs->released = 1;
-  state_maybe_free(hs);
+  weft__holder_release(&hs->hold);
   return 0;
 }
 
@@ -341,7 +331,8 @@ static http_state *get_state(lua_State *L, weft_runtime *rt) {
   uv_async_init(rt->loop, &hs->keep, keep_cb);
   hs->timer.data = hs;
   hs->keep.data = hs;
-  hs->nopen = 2;
+  hs->hold.nopen = 2;
+  hs->hold.free = state_free;
   uv_unref((uv_handle_t *)&hs->timer);
   uv_unref((uv_handle_t *)&hs->keep);
   curl_multi_setopt(hs->multi, CURLMOPT_SOCKETFUNCTION, on_curl_socket);

@@ -272,6 +272,20 @@ int weft__repl(lua_State *L, weft_runtime *rt);
 /* module.c */
 void weft__stdlib_require(lua_State *L, const char *name);   /* pushes what it returns */
 
+/* handle.c: what an owner of libuv handles embeds to be freed once its
+   Lua side let go (weft__holder_release) and each of its handles closed
+   (weft__holder_closed from the close callback, or weft__holder_close_cb
+   as the callback when handle->data is the holder). */
+typedef struct weft_holder weft_holder;
+struct weft_holder {
+  int nopen;                  /* handles whose close callback has not run */
+  int released;               /* the Lua side let go */
+  void (*free)(weft_holder *h);   /* frees the owner */
+};
+void weft__holder_closed(weft_holder *h);
+void weft__holder_release(weft_holder *h);
+void weft__holder_close_cb(uv_handle_t *handle);
+
 /* util */
 void weft__where(lua_State *L, int level);      /* pushes "file:line" of a Lua caller, or "?" */
 
