@@ -9,10 +9,8 @@
 ** upvalue 2, and should look there first.
 **
 ** Still built by hand (to move here): task.c (__index with fields,
-** __newindex), process_live.c (__index with fields, __gc, __close), net.c's
-** server (methods in a user value), errors.c (__tostring only), and the
-** private __gc/__close metatables made on first use in combine.c (multi,
-** scope, record), graph.c and sync.c (guard).
+** __newindex), process_live.c (__index with fields, __gc, __close) and
+** net.c's server (methods in a user value).
 */
 #include "internal.h"
 

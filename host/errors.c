@@ -119,10 +119,7 @@ static const luaL_Reg errors_funcs[] = {
 };
 
 int weft__open_errors(lua_State *L, weft_runtime *rt) {
-  luaL_newmetatable(L, WEFT_ERROR_MT);
-  lua_pushcfunction(L, error_tostring);
-  lua_setfield(L, -2, "__tostring");
-  lua_pop(L, 1);
+  weft__new_class(L, rt, WEFT_ERROR_MT, NULL, error_tostring);
   lua_pushlightuserdata(L, rt);
   luaL_setfuncs(L, errors_funcs, 1);
   return 0;

@@ -334,11 +334,7 @@ static weft_graph *new_block(lua_State *L, weft_runtime *rt, weft_task *owner,
     g->slots[i].g = g;
     g->slots[i].task = NULL;
   }
-  if (luaL_newmetatable(L, GRAPH_MT)) {
-    lua_pushcfunction(L, graph_gc);
-    lua_setfield(L, -2, "__gc");
-  }
-  lua_setmetatable(L, -2);
+  luaL_setmetatable(L, GRAPH_MT);
   weft__where(L, 1);
   lua_setiuservalue(L, -2, GV_WHERE);
   lua_pushvalue(L, A_SORTER);
@@ -494,7 +490,14 @@ static const luaL_Reg graph_funcs[] = {
   {NULL, NULL}
 };
 
+static const luaL_Reg graph_metas[] = {
+  {"__gc", graph_gc},
+  {NULL, NULL}
+};
+
 int weft__open_graph(lua_State *L, weft_runtime *rt) {
+  weft__class(L, rt, GRAPH_MT, NULL, NULL, graph_metas);
+  lua_pop(L, 1);
   lua_pushlightuserdata(L, rt);
   luaL_setfuncs(L, graph_funcs, 1);
   return 0;
