@@ -82,7 +82,7 @@ test: deps
 
 check: deps
 	@$(MAKE) --no-print-directory BUILD=build/asan OPT=-O1 \
-	  SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
+	  SAN="-fsanitize=address,undefined,float-cast-overflow -fno-omit-frame-pointer -fno-sanitize-recover=undefined,float-cast-overflow" \
 	  build/asan/weft build/asan/weft.so build/asan/luahost
 	@WEFT_BUILD=build/asan scripts/test.sh
 

@@ -29,6 +29,11 @@ double weft__now(weft_runtime *rt) {
 
 static void timer_cb(uv_timer_t *h);
 
+/* The longest delay given to libuv: far beyond any real wait (about 285
+   years), and small enough that neither the cast to uint64_t nor libuv's
+   own "now + timeout" can overflow. */
+#define WEFT_TIMER_MAX_MS 9e12
+
 /* Arms the uv timer for the earliest deadline. In virtual time the timer
    stays off: the drive loop jumps the clock instead. */
 static void timer_rearm(weft_runtime *rt) {
@@ -47,6 +52,8 @@ static void timer_rearm(weft_runtime *rt) {
   delay = ceil((d->when - weft__now(rt)) * 1000.0);
   if (delay < 0)
     delay = 0;
+  else if (delay > WEFT_TIMER_MAX_MS)
+    delay = WEFT_TIMER_MAX_MS;   /* fires early, finds nothing due, re-arms */
   uv_timer_start(&rt->timer, timer_cb, (uint64_t)delay, 0);
   rt->timer_armed_for = d->when;
 }
@@ -71,6 +78,11 @@ void weft__deadline_arm(weft_runtime *rt, weft_deadline *d, double when) {
   if (weft_deadline_armed(d))
     weft_heap_remove(&rt->deadlines, d);
   d->when = when;
+  if (isinf(when)) {   /* never fires: no timer, and nothing for the loop to wait for */
+    if (rt->deadlines.n == 0)
+      timer_rearm(rt);
+    return;
+  }
   if (weft_heap_insert(&rt->deadlines, d) != 0)
     return;  /* out of memory: the deadline never fires, as with a lost timer */
   if (weft_heap_min(&rt->deadlines) == d)
