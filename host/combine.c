@@ -725,11 +725,29 @@ static int group_end(lua_State *L) {
   return n;
 }
 
+/* Stops waiting for the children (they stay as they are). */
+static void group_detach(weft_group *g) {
+  while (!weft_queue_empty(&g->children)) {
+    group_record *r = weft_queue_data(weft_queue_head(&g->children), group_record, link);
+    weft_queue_remove(&r->link);
+    if (weft_queue_linked(&r->w.node))
+      weft_queue_remove(&r->w.node);
+  }
+  g->pending = 0;
+  g->open = 0;
+}
+
 static int group_wait(lua_State *L, int status, lua_KContext ctx) {
   weft_group *g = checkgroup(L, GR_GROUP);
   weft_task *t = g->owner;
   (void)status;
   (void)ctx;
+  if (g->shutting && weft__pending_is(L, t, "Deadlock")) {
+    /* the cancelled children caught it and wait for what never comes */
+    group_detach(g);
+    observe_children(L);
+    return weft__raise_pending(L, t);
+  }
   if (t->deliver) {             /* cancelled from outside while waiting */
     take_pending(L, t, GR_PROPAGATE);
     group_cancel_children(g);

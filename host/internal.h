@@ -197,6 +197,9 @@ int weft__requeue(lua_State *L, weft_task *t, lua_KContext ctx, lua_KFunction k)
 int weft__suspend(lua_State *L, weft_task *t, const char *on, int on_idx,
                   lua_KContext ctx, lua_KFunction k);
 int weft__raise_pending(lua_State *L, weft_task *t);
+/* Waits that absorb a first interruption (to clean up) use it to stop at a
+   second Deadlock: nothing can end their wait any more. */
+int weft__pending_is(lua_State *L, weft_task *t, const char *kind);
 /* From a count hook set by a signal handler: cancels the task running on
    L at once (a task busy in a loop that never awaits). */
 void weft__cancel_from_hook(lua_State *L, weft_runtime *rt);

@@ -560,6 +560,18 @@ int weft__raise_pending(lua_State *L, weft_task *t) {
   return lua_error(L);
 }
 
+/* Is t's pending error a weft error of this kind (a Deadlock, say)? */
+int weft__pending_is(lua_State *L, weft_task *t, const char *kind) {
+  int is;
+  if (!t->deliver)
+    return 0;
+  weft__push_task(L, t);
+  lua_getiuservalue(L, -1, WEFT_TASK_UV_PENDING);
+  is = weft__error_is(L, -1, kind);
+  lua_pop(L, 2);
+  return is;
+}
+
 void weft__cancel_from_hook(lua_State *L, weft_runtime *rt) {
   weft_task *t = rt->current;
   lua_sethook(L, NULL, 0, 0);

@@ -141,3 +141,60 @@ describe("a cancel caught earlier in a scope (defect 2)", function()
     assert.equal("GraphError", k2)
   end)
 end)
+
+-- Runs a script with build/weft under a hard time limit (a spinning loop
+-- cannot be interrupted from inside).
+local function run_limited(code, seconds)
+  return cli.run({ "-e", code }, { env = "timeout -s KILL " .. (seconds or 10) })
+end
+
+describe("a deadlock inside a wait that absorbs an interruption (defect 3)", function()
+  it("condition:wait re-acquiring a lock that a finished task holds: Deadlock, no spin", function()
+    local r = run_limited([[
+      local lk = weft.lock(); local cv = weft.condition(lk)
+      local ok, err = pcall(weft.run, function()
+        weft.spawn(function() weft.sleep(0.05) lk:acquire() end)   -- ends holding lk
+        cv:with(function() cv:wait() end)
+      end)
+      print(ok, err.kind) io.stdout:flush() os.exit(0)]])
+    assert.equal(0, r.code, r.stderr)
+    assert.equal("false\tDeadlock\n", r.stdout)
+  end)
+
+  it("a group child that caught the group's cancel and waits forever: Deadlock, no spin", function()
+    local r = run_limited([[
+      local fut = weft.future()
+      local ok, err = pcall(weft.run, function()
+        weft.group(function(g)
+          g:spawn(function() pcall(weft.sleep, 10); fut:await() end)
+          g:spawn(function() weft.sleep(0.05) error("sibling fails") end)
+        end)
+      end)
+      print(ok, err.kind) io.stdout:flush() os.exit(0)]])
+    assert.equal(0, r.code, r.stderr)
+    assert.equal("false\tDeadlock\n", r.stdout)
+  end)
+
+  it("gather, run_graph and wait_for whose child absorbs the cancel: Deadlock", function()
+    local r = run_limited([[
+      local fut = weft.future()
+      local function stubborn() pcall(weft.sleep, 10); fut:await() end
+      local cases = {
+        gather = function() weft.gather({ stubborn, function() weft.sleep(0.05) error("x") end }) end,
+        graph = function()
+          weft.run_graph({ a = {}, b = {} }, function(n)
+            if n == "a" then stubborn() else weft.sleep(0.05) error("x") end
+          end)
+        end,
+        wait_for = function() weft.wait_for(stubborn, 0.05) end,
+      }
+      for _, name in ipairs({ "gather", "graph", "wait_for" }) do
+        local ok, err = pcall(weft.run, cases[name])
+        print(name, ok, type(err) == "table" and err.kind or err)
+      end
+      io.stdout:flush() os.exit(0)]])
+    assert.equal(0, r.code, r.stderr)
+    assert.equal("gather\tfalse\tDeadlock\ngraph\tfalse\tDeadlock\n" ..
+                 "wait_for\tfalse\tDeadlock\n", r.stdout)
+  end)
+end)
