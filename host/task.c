@@ -522,6 +522,8 @@ int weft__suspend(lua_State *L, weft_task *t, const char *on, int on_idx,
   t->on = on;
   t->on_L = L;   /* the object stays on this frame's stack while it waits */
   t->on_idx = on_idx != 0 ? lua_absindex(L, on_idx) : 0;
+  if (weft_unlikely(t->deliver))   /* asked for while it ran: never lost */
+    weft__task_wake(t, WEFT_INTERRUPTED);
   lua_pushlightuserdata(L, &weft__suspend_token);
   return lua_yieldk(L, 1, ctx, k);
 }

@@ -198,3 +198,60 @@ describe("a deadlock inside a wait that absorbs an interruption (defect 3)", fun
                  "wait_for\tfalse\tDeadlock\n", r.stdout)
   end)
 end)
+
+describe("a cancel requested while no await runs (defect 4)", function()
+  it("a group body that cancels its own task and returns: Cancelled, the child cancelled", function()
+    local ok, err, child_status = weft.run(function()
+      local ev, child = weft.event(), nil
+      local t = weft.spawn(function()
+        return pcall(weft.group, function(g)
+          child = g:spawn(function() ev:wait() end)
+          weft.current():cancel()
+          return 1
+        end)
+      end)
+      local ok, err = t:await()
+      return ok, err, child:status()
+    end)
+    assert.is_false(ok)
+    assert.equal("Cancelled", err.kind)
+    assert.equal("cancelled", child_status)
+  end)
+
+  it("a cancel another task sent, caught in the body, is spent: the group returns", function()
+    local ok, err = weft.run(function()
+      local t
+      t = weft.spawn(function()
+        return pcall(weft.group, function(g)
+          g:spawn(weft.sleep, 0.01)
+          weft.spawn(function() t:cancel() end)
+          pcall(weft.yield)       -- delivered here and caught: that request is spent
+          return 1
+        end)
+      end)
+      return t:await()
+    end)
+    assert.is_true(ok)   -- the request was delivered (and caught) in the body
+    assert.equal(1, err)
+  end)
+
+  it("gather, run_graph, timeout and a nested run after a cancel with no await yet", function()
+    local kinds = weft.run(function()
+      local out = {}
+      local function try(name, f)
+        local t = weft.spawn(function()
+          weft.current():cancel()
+          return f()
+        end)
+        local ok, err = pcall(t.await, t)
+        out[#out + 1] = name .. "=" .. (ok and "ok" or err.kind)
+      end
+      try("gather", function() return weft.gather({ function() return 1 end }) end)
+      try("graph", function() return weft.run_graph({ a = {} }, function() return 1 end) end)
+      try("timeout", function() return weft.timeout(1, function() return 1 end) end)
+      try("run", function() return weft.run(function() return 1 end) end)
+      return table.concat(out, " ")
+    end)
+    assert.equal("gather=Cancelled graph=Cancelled timeout=Cancelled run=Cancelled", kinds)
+  end)
+end)
