@@ -329,6 +329,10 @@ static void check_can_drive(lua_State *L, weft_runtime *rt, const char *what) {
     luaL_error(L, "%s: the loop is already running (called from a luv callback?)", what);
 }
 
+/* Stack of a nested run: 1 the inner task, 2 the caller's error to raise
+   once the inner task has finished. */
+enum { RUN_WAIT = 0, RUN_DRAIN = 1 };
+
 /* weft.run(fn, ...): outside a task, spawn and drive; inside, spawn and await. */
 static int finish_run(lua_State *L, int status, lua_KContext ctx);
 
@@ -342,7 +346,7 @@ static int rt_run(lua_State *L) {
     t = weft__spawn(L, rt, lua_gettop(L) - 1);
     weft_queue_insert_tail(&t->done.waiters, &self->wait.node);
     self->run_child = t;
-    return weft__suspend(L, self, "task", lua_gettop(L), 0, finish_run);
+    return weft__suspend(L, self, "task", 1, RUN_WAIT, finish_run);
   }
   t = weft__spawn(L, rt, lua_gettop(L) - 1);
   weft__drive(L, rt, t);
@@ -354,14 +358,34 @@ static int rt_run(lua_State *L) {
 
 static int finish_run(lua_State *L, int status, lua_KContext ctx) {
   weft_task *self = WEFT_UPRT(L)->current;
+  weft_task *inner = weft__checktask(L, 1);
   (void)status;
-  (void)ctx;
-  self->run_child = NULL;
-  if (self->deliver) {
-    weft__task_cancel(L, weft__checktask(L, -1), 0);  /* no orphan child */
-    return weft__raise_pending(L, self);
+  if (ctx == RUN_DRAIN) {
+    self->run_child = NULL;
+    weft__check_pending(L, self);   /* interrupted again: stop waiting */
+    lua_pushvalue(L, 2);
+    return lua_error(L);
   }
-  return weft__push_results(L, lua_gettop(L));
+  if (!self->deliver) {
+    self->run_child = NULL;
+    return weft__push_results(L, 1);
+  }
+  /* the caller is interrupted: no orphan, the inner task is cancelled and
+     its cleanup waited for (a Deadlock meanwhile still goes to it) */
+  lua_settop(L, 1);
+  weft__push_task(L, self);
+  lua_getiuservalue(L, -1, WEFT_TASK_UV_PENDING);
+  lua_pushnil(L);
+  lua_setiuservalue(L, -3, WEFT_TASK_UV_PENDING);
+  lua_remove(L, 2);
+  self->deliver = 0;
+  weft__task_cancel(L, inner, 0);
+  if (inner->state == WEFT_T_FINISHED) {
+    self->run_child = NULL;
+    return lua_error(L);
+  }
+  weft_queue_insert_tail(&inner->done.waiters, &self->wait.node);
+  return weft__suspend(L, self, "task", 1, RUN_DRAIN, finish_run);
 }
 
 /* Moves every deadline from virtual to real time, keeping what was left. */
@@ -400,7 +424,7 @@ static int rt_run_virtual(lua_State *L) {
     t = weft__spawn(L, rt, lua_gettop(L) - 1);
     weft_queue_insert_tail(&t->done.waiters, &self->wait.node);
     self->run_child = t;
-    return weft__suspend(L, self, "task", lua_gettop(L), 0, finish_run_virtual);
+    return weft__suspend(L, self, "task", 1, RUN_WAIT, finish_run_virtual);
   }
   check_can_drive(L, rt, "weft.run_virtual");
   deadlines_to_virtual(rt);

@@ -255,3 +255,65 @@ describe("a cancel requested while no await runs (defect 4)", function()
     assert.equal("gather=Cancelled graph=Cancelled timeout=Cancelled run=Cancelled", kinds)
   end)
 end)
+
+describe("nested weft.run (defect 15)", function()
+  it("cancelling the caller cancels the inner task and waits for its cleanup", function()
+    local log = {}
+    local ok, err = weft.run(function()
+      local caller = weft.spawn(function()
+        return weft.run(function()
+          local ok, e = pcall(weft.sleep, 10)
+          weft.sleep(0.01)                 -- cleanup that awaits
+          log[#log + 1] = "inner cleaned up"
+          error(e, 0)
+        end)
+      end)
+      weft.sleep(0.01)
+      caller:cancel()
+      local ok, err = pcall(caller.await, caller)
+      log[#log + 1] = "caller ended"
+      return ok, err
+    end)
+    assert.is_false(ok)
+    assert.equal("Cancelled", err.kind)
+    assert.same({ "inner cleaned up", "caller ended" }, log)
+  end)
+
+  it("Deadlock goes to the innermost weft.run's task, which can catch it", function()
+    local r = weft.run(function()
+      return weft.run(function()
+        local ok, err = pcall(function() weft.event():wait() end)
+        return (ok and "no" or err.kind) .. " caught inside"
+      end)
+    end)
+    assert.equal("Deadlock caught inside", r)
+  end)
+
+  it("three levels: the innermost gets it and the outer ones go on", function()
+    local r = weft.run(function()
+      local a = weft.run(function()
+        local b = weft.run(function()
+          local ok, err = pcall(weft.future().await, weft.future())
+          return err.kind
+        end)
+        return b .. "/2"
+      end)
+      return a .. "/1"
+    end)
+    assert.equal("Deadlock/2/1", r)
+  end)
+
+  it("a caller whose inner task absorbs the cancel: the inner one gets the Deadlock, no spin", function()
+    local r = run_limited([[
+      local fut, inner = weft.future(), nil
+      local ok, err = pcall(weft.run, function()
+        local me = weft.current()
+        weft.spawn(function() weft.sleep(0.05) me:cancel() end)
+        weft.run(function() inner = weft.current(); pcall(weft.sleep, 10); fut:await() end)
+      end)
+      local _, inner_err = pcall(inner.await, inner)
+      print(ok, err.kind, inner:status(), inner_err.kind) io.stdout:flush() os.exit(0)]])
+    assert.equal(0, r.code, r.stderr)
+    assert.equal("false\tCancelled\tfailed\tDeadlock\n", r.stdout)
+  end)
+end)
