@@ -140,6 +140,7 @@ struct weft_runtime {
   struct { lua_State *co; int slot; } *pool;
   int unobserved_ref;         /* table: light task pointer -> failed task nobody observed */
   int nhandles_open;          /* weft's own handles not yet closed */
+  int nlisteners;             /* listening servers (net.c): no work under virtual time */
   void *cfutures;             /* cfuture.c's state, or NULL */
   int debug;                  /* record spawn sites, warn on slow steps */
   int virtual_time;           /* the clock is virtual (weft.run_virtual) */

@@ -263,13 +263,25 @@ static void push_deadlock(lua_State *L, weft_runtime *rt) {
 
 /* {======== driving the loop */
 
+/* Is there work that keeps the loop alive? Under virtual time an idle
+   listening server is not: it waits for a peer that no virtual deadline
+   brings, so the clock jumps past it, and a run left with nothing else is
+   a Deadlock (docs/reference.md, run_virtual). */
+static int loop_alive(weft_runtime *rt) {
+  uv_loop_t *loop = rt->loop;
+  if (!rt->virtual_time || rt->nlisteners == 0)
+    return uv_loop_alive(loop);
+  return loop->active_reqs.count > 0 || loop->closing_handles != NULL ||
+         loop->active_handles > (unsigned)rt->nlisteners;
+}
+
 /* In virtual time, when nothing is ready and no real work is pending, the
    clock jumps to the next deadline. Returns 1 if it jumped. */
 static int virtual_jump(weft_runtime *rt) {
   weft_deadline *d = weft_heap_min(&rt->deadlines);
   if (!rt->virtual_time || d == NULL || !weft_queue_empty(&rt->ready))
     return 0;
-  if (uv_loop_alive(rt->loop))
+  if (loop_alive(rt))
     return 0;
   if (d->when > rt->vclock)
     rt->vclock = d->when;
@@ -284,7 +296,7 @@ int weft__drive(lua_State *L, weft_runtime *rt, weft_task *t) {
   while (t->state != WEFT_T_FINISHED) {
     if (virtual_jump(rt))
       continue;
-    if (!uv_loop_alive(rt->loop)) {
+    if (!loop_alive(rt)) {
       weft_task *target = t;
       /* a script runs the same nested (the CLI) or not: the innermost
          weft.run gets the Deadlock */
@@ -309,7 +321,7 @@ int weft__drive_all(lua_State *L, weft_runtime *rt) {
   for (;;) {
     if (virtual_jump(rt))
       continue;
-    if (!uv_loop_alive(rt->loop)) {
+    if (!loop_alive(rt)) {
       if (rt->nlive == 0)
         break;
       rt->driving--;
@@ -395,8 +407,18 @@ static void deadlines_to_real(weft_runtime *rt) {
   timer_rearm(rt);
 }
 
+/* Deadlines left from real time keep what they had left, to the
+   millisecond (libuv's timer resolution), so virtual time moves in steps
+   the timers define and not by the microseconds that passed meanwhile. */
 static void deadlines_to_virtual(weft_runtime *rt) {
-  weft_heap_shift(&rt->deadlines, -(double)uv_hrtime() * 1e-9);   /* starts at 0 */
+  weft_heap *h = &rt->deadlines;
+  double now = (double)uv_hrtime() * 1e-9;   /* virtual time starts at 0 */
+  size_t i;
+  for (i = 0; i < h->n; i++) {
+    double left = ceil((h->items[i].when - now) * 1000.0) / 1000.0;
+    h->items[i].when = h->items[i].d->when = left > 0 ? left : 0;
+  }
+  weft_heap_heapify(h);
   rt->vclock = 0;
   rt->virtual_time = 1;
   timer_rearm(rt);
