@@ -373,3 +373,48 @@ describe("run_virtual with real work around (defect 13)", function()
     assert.equal(0.4, t)
   end)
 end)
+
+describe("misuse of the core API names the argument (defect 9, core part)", function()
+  -- Tried: every method of future, event, lock, semaphore, condition, queue,
+  -- task and sorter, and every weft.* function of the core, with nil, false,
+  -- numbers (NaN, inf, negative, fractional), strings, tables, threads,
+  -- files and functions, as self and as arguments. What follows are the
+  -- ones that did not name their argument.
+  local function err_of(f)
+    local ok, err = pcall(f)
+    assert.is_false(ok)
+    return tostring(err)
+  end
+
+  it("cond:wait_for with something not callable", function()
+    local msg = weft.run(function()
+      local c = weft.condition()
+      return c:with(function() return err_of(function() c:wait_for(coroutine.create(print)) end) end)
+    end)
+    assert.matches("bad argument #1 to 'wait_for' %(function expected, got thread%)", msg)
+  end)
+
+  it("sorter:add with a nil or NaN node names that node's position", function()
+    local ts = weft.sorter()
+    assert.matches("bad argument #1 to 'add' %(a node cannot be nil%)", err_of(function() ts:add(nil) end))
+    assert.matches("bad argument #1 to 'add' %(a node cannot be NaN%)", err_of(function() ts:add(0/0) end))
+    assert.matches("bad argument #3 to 'add' %(a node cannot be nil%)",
+                   err_of(function() ts:add(1, 2, nil, 3) end))
+  end)
+
+  it("a bad graph is argument #1 of the function called, run_graph included", function()
+    assert.matches("bad argument #1 to '[%w.]*sorter' %(graph%[\"a\"%] must be an array",
+                   err_of(function() weft.sorter({ a = "x" }) end))
+    local msg = weft.run(function()
+      return err_of(function() weft.run_graph({ a = 1 }, print) end)
+    end)
+    assert.matches("bad argument #1 to '[%w.]*run_graph' %(graph%[\"a\"%] must be an array", msg)
+    assert.matches("bad argument #1 to '[%w.]*sorter' %(graph%[\"a\"%]%[2%] is nil",
+                   err_of(function() weft.sorter({ a = { 1, nil, 3 } }) end))
+  end)
+
+  it("weft.instrument with an unknown hook name", function()
+    assert.matches("bad argument #1 to '[%w.]*instrument' %(unknown hook 'stpe'",
+                   err_of(function() weft.instrument({ stpe = print }) end))
+  end)
+end)
