@@ -24,11 +24,10 @@ describe("randomised core programs", function()
     assert.equal("ran 300 programs, 0 failed\n", out)
   end)
 
-  -- Seeds that found bugs before their fixes (against the code before
-  -- issue 14): 139 left two tasks that never ended even when cancelled
-  -- (defects 3 and 4); 591, 823, 970 weft.timeout raising Cancelled
+  -- Seeds that found bugs before their fixes (run against the code before
+  -- issue 14): 980, 1198, 1369 and 1674 raised Cancelled from weft.timeout
   -- after the task had caught an earlier cancel (defect 2).
-  for _, seed in ipairs({ 139, 591, 823, 970 }) do
+  for _, seed in ipairs({ 980, 1198, 1369, 1674 }) do
     it("regression seed " .. seed, function()
       assert.equal("ran 1 programs, 0 failed\n", run_seeds(seed, 1, 30))
     end)

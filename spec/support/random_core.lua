@@ -214,6 +214,41 @@ function M.run(weft, seed)
       guarded("run_graph", weft.run_graph, { a = {}, b = { "a" }, c = { "a" }, d = { "b", "c" } },
         function(node) return work[node]() end, { keep_going = r(2) == 1, limit = r(3) })
     end,
+    function(depth)   -- acquire and release by hand around some work
+      local ok, err = pcall(lk.acquire, lk)
+      if not ok then
+        local kind = check_error("lock:acquire", err)
+        if kind == "Deadlock" or kind == "Cancelled" then error(err, 0) end
+        return
+      end
+      holders = holders + 1
+      if holders > 1 then fail("lock held by " .. holders .. " tasks") end
+      local ok2, err2 = pcall(run_ops, depth + 1, r(2) - 1)
+      holders = holders - 1
+      lk:release()
+      if not ok2 then error(err2, 0) end
+    end,
+    function()
+      local ok, err = pcall(sem.acquire, sem)
+      if not ok then
+        local kind = check_error("semaphore:acquire", err)
+        if kind == "Deadlock" or kind == "Cancelled" then error(err, 0) end
+        return
+      end
+      sem_holders = sem_holders + 1
+      if sem_holders > sem_value then fail("semaphore held " .. sem_holders .. " times") end
+      local ok2, err2 = pcall(weft.sleep, durations[r(#durations)])
+      sem_holders = sem_holders - 1
+      sem:release()
+      if not ok2 then error(err2, 0) end
+    end,
+    function()   -- a bare condition wait: whatever ends it, the lock is held again
+      guarded("condition:wait", cv.with, cv, function()
+        local ok, err = pcall(cv.wait, cv)
+        if not cv:locked() then fail("condition:wait returned without the lock") end
+        if not ok then error(err, 0) end
+      end)
+    end,
     function()   -- a cancel of itself, delivered at once and caught: spent
       weft.current():cancel()
       local ok, err = pcall(weft.yield)
@@ -243,6 +278,17 @@ function M.run(weft, seed)
     end,
   }
 
+  -- the watchdog: a loop that turns without progress shows as task steps
+  -- far beyond what the operations can take
+  local nsteps, spun = 0, false
+  local watchdog = weft.instrument({ step = function()
+    nsteps = nsteps + 1
+    if nsteps > 50000 and not spun then
+      spun = true
+      fail("watchdog: more than 50000 task steps (the loop turns with no progress)")
+      for _, rec in ipairs(weft.tasks()) do rec.task:cancel() end
+    end
+  end })
   local ok, err = pcall(weft.run_virtual, function()
     for i = 1, ntasks do
       local n = r(10)
@@ -256,7 +302,7 @@ function M.run(weft, seed)
   end)
   if not ok then check_error("run_virtual", err) end
   -- clean up what a Deadlock left waiting: cancel until every task has ended
-  for _ = 1, 5 do
+  for _ = 1, 30 do
     local live = weft.tasks()
     if #live == 0 then break end
     run_epoch = run_epoch + 1
@@ -268,6 +314,7 @@ function M.run(weft, seed)
       for _, rec in ipairs(live) do pcall(rec.task.await, rec.task) end
     end)
   end
+  watchdog:close()
   if #weft.tasks() > 0 then fail(#weft.tasks() .. " tasks never ended") end
   if holders ~= 0 then fail("lock holders left: " .. holders) end
   if lk:locked() then fail("lock left locked") end
