@@ -674,7 +674,8 @@ void weft__describe_wait(lua_State *L, weft_task *t) {
     lua_concat(L, 2);
   } else if (strcmp(on, "sleep") == 0 && weft_deadline_armed(&t->deadline)) {
     char left[64];
-    snprintf(left, sizeof left, "sleep (%.3f s left)", t->deadline.when - weft__now(t->rt));
+    double s = t->deadline.when - weft__now(t->rt);
+    snprintf(left, sizeof left, s < 1e9 ? "sleep (%.3f s left)" : "sleep (%.3g s left)", s);
     lua_pushstring(L, left);
   } else if (lua_type(L, -1) == LUA_TUSERDATA &&
              lua_getiuservalue(L, -1, 1) == LUA_TSTRING) {

@@ -418,3 +418,18 @@ describe("misuse of the core API names the argument (defect 9, core part)", func
                    err_of(function() weft.instrument({ stpe = print }) end))
   end)
 end)
+
+describe("a huge deadline in a wait description (defect 1, also)", function()
+  it("weft.tasks() shows a sleep of 1e300 s in a readable form", function()
+    local on = weft.run(function()
+      local t = weft.spawn(weft.sleep, 1e300)
+      weft.yield()
+      local on
+      for _, rec in ipairs(weft.tasks()) do if rec.task == t then on = rec.on end end
+      t:cancel()
+      pcall(t.await, t)
+      return on
+    end)
+    assert.equal("sleep (1e+300 s left)", on)
+  end)
+end)
