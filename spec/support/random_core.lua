@@ -94,6 +94,16 @@ function M.run(weft, seed)
     return ok, err
   end
 
+  -- acquire(); true if taken. A Deadlock or Cancelled unwinds the task.
+  local function take(name, obj)
+    local ok, err = pcall(obj.acquire, obj)
+    if not ok then
+      local kind = check_error(name, err)
+      if kind == "Deadlock" or kind == "Cancelled" then error(err, 0) end
+    end
+    return ok
+  end
+
   local durations = { 0, 0.5, 1, 2, 3 }
   ops = {
     function() guarded("sleep", weft.sleep, durations[r(#durations)]) end,
@@ -215,12 +225,7 @@ function M.run(weft, seed)
         function(node) return work[node]() end, { keep_going = r(2) == 1, limit = r(3) })
     end,
     function(depth)   -- acquire and release by hand around some work
-      local ok, err = pcall(lk.acquire, lk)
-      if not ok then
-        local kind = check_error("lock:acquire", err)
-        if kind == "Deadlock" or kind == "Cancelled" then error(err, 0) end
-        return
-      end
+      if not take("lock:acquire", lk) then return end
       holders = holders + 1
       if holders > 1 then fail("lock held by " .. holders .. " tasks") end
       local ok2, err2 = pcall(run_ops, depth + 1, r(2) - 1)
@@ -229,12 +234,7 @@ function M.run(weft, seed)
       if not ok2 then error(err2, 0) end
     end,
     function()
-      local ok, err = pcall(sem.acquire, sem)
-      if not ok then
-        local kind = check_error("semaphore:acquire", err)
-        if kind == "Deadlock" or kind == "Cancelled" then error(err, 0) end
-        return
-      end
+      if not take("semaphore:acquire", sem) then return end
       sem_holders = sem_holders + 1
       if sem_holders > sem_value then fail("semaphore held " .. sem_holders .. " times") end
       local ok2, err2 = pcall(weft.sleep, durations[r(#durations)])
