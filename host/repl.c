@@ -29,6 +29,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -39,6 +40,11 @@
 enum { IN_TTY = 1, IN_PIPE, IN_FILE };
 enum { ST_IDLE = 0, ST_PROMPTING, ST_RUNNING, ST_EXITING };
 enum { GOT_LINE = 0, GOT_EOF, GOT_INTERRUPT, GOT_QUIT };
+
+/* A key bound to probe_line, fed to libedit to learn where its cursor is
+   (its rl_point is only updated when a bound function runs). Ctrl-^. */
+#define PROBE_KEY 0x1e
+#define SEARCH_KEY 0x12   /* Ctrl-R */
 
 static struct repl {
   lua_State *L;
@@ -60,7 +66,6 @@ static struct repl {
   int eof;
   char *line;                 /* the line libedit handed over */
   int got_line;
-  int hidden;                 /* prompt erased for output */
   int interrupted;            /* Ctrl-C at the prompt */
   uv_async_t async;           /* signals -> loop */
   uv_check_t check;
@@ -70,6 +75,19 @@ static struct repl {
   void (*old_report)(weft_runtime *rt, const char *msg, void *ud);
   void *old_report_ud;
   char history[1024];         /* history file, "" for none */
+  const char *prompt;         /* the prompt showing */
+  char *held;                 /* a partial line written while the prompt shows */
+  size_t heldlen, heldcap;
+  int heldfd;                 /* its stream, 1 or 2 */
+  size_t cursor_cols;         /* prompt + line before the cursor, in columns */
+  int in_libedit;             /* inside rl_callback_read_char */
+  int inject;                 /* a key for libedit's next read, or -1 */
+  unsigned char keys[256];    /* keys read from the terminal, not yet handled */
+  size_t nkeys, keypos;
+  int searching;              /* Ctrl-R: the search line shows */
+  char query[256];
+  size_t qlen;
+  int match;                  /* history offset of the match shown, or -1 */
 } R;
 
 
@@ -106,33 +124,138 @@ static int call_helper(const char *name, int nargs, int nres) {
 
 /* {======== output while the prompt shows */
 
-static void out_begin(void) {
-  if (R.input == IN_TTY && R.state == ST_PROMPTING && !R.hidden) {
-    fputs("\r\033[K", stdout);
-    fflush(stdout);
-    R.hidden = 1;
+/* The one path for text written while the REPL runs (print, io.write,
+   io.stdout:write, error reports, the Ctrl-\ dump, relayed child output).
+   While an entry runs it goes straight out. While the prompt shows, whole
+   lines go above it: the prompt and typed line are erased over every row
+   they wrap on, the lines written, and libedit redraws prompt and line; a
+   partial line is held until its newline or the end of the prompt. */
+
+static void held_append(const char *s, size_t n) {
+  if (R.heldlen + n > R.heldcap) {
+    size_t cap = R.heldcap ? R.heldcap : 256;
+    char *p;
+    while (cap < R.heldlen + n)
+      cap *= 2;
+    if ((p = (char *)realloc(R.held, cap)) == NULL)
+      return;   /* out of memory: the text is lost, the REPL goes on */
+    R.held = p;
+    R.heldcap = cap;
   }
+  memcpy(R.held + R.heldlen, s, n);
+  R.heldlen += n;
 }
 
-static void out_end(int newline) {
-  fflush(stdout);
-  if (R.hidden) {
-    if (newline)
-      fputs("\n", stdout);
+static void put(int fd, const char *s, size_t n) {
+  FILE *f = fd == 2 ? stderr : stdout;
+  if (fd == 2)
     fflush(stdout);
-    rl_forced_update_display();
-    R.hidden = 0;
-  }
+  fwrite(s, 1, n, f);
+  if (fd == 2 || R.input == IN_TTY)
+    fflush(f);
 }
 
-static int lua_out_begin(lua_State *L) {
-  (void)L;
-  out_begin();
+/* Writes the held partial line, ending it: the next text starts a line. */
+static void flush_held(void) {
+  if (R.heldlen == 0)
+    return;
+  if (R.held[R.heldlen - 1] != '\n')
+    held_append("\n", 1);
+  put(R.heldfd, R.held, R.heldlen);
+  R.heldlen = 0;
+}
+
+static int term_width(void) {
+  struct winsize ws;
+  if (ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0)
+    return ws.ws_col;
+  return 80;
+}
+
+/* Columns taken by the n bytes at s (UTF-8: one per character). */
+static size_t columns(const char *s, size_t n) {
+  size_t i, cols = 0;
+  for (i = 0; i < n && s[i] != '\0'; i++)
+    cols += ((unsigned char)s[i] & 0xC0) != 0x80;
+  return cols;
+}
+
+/* Runs one libedit command on the keys read. */
+static void libedit_key(void) {
+  R.in_libedit = 1;
+  rl_callback_read_char();
+  R.in_libedit = 0;
+}
+
+static void search_draw(void);
+
+/* Bound to PROBE_KEY: libedit's wrapper has just updated rl_point. */
+static int probe_line(int count, int key) {
+  (void)count;
+  (void)key;
+  R.cursor_cols = columns(R.prompt, strlen(R.prompt)) +
+                  (rl_line_buffer ? columns(rl_line_buffer, (size_t)rl_point) : 0);
   return 0;
 }
 
-static int lua_out_end(lua_State *L) {
-  out_end(lua_toboolean(L, 1));
+/* Erases the prompt and the typed line (or the search line), from the
+   first row they use. */
+static void erase_prompt(void) {
+  size_t rows, width = (size_t)term_width();
+  if (R.searching) {   /* drawn by search_draw: the cursor stays on a full row */
+    rows = R.cursor_cols > 0 ? (R.cursor_cols - 1) / width : 0;
+  } else {
+    if (!R.in_libedit) {   /* ask libedit where its cursor is */
+      R.inject = PROBE_KEY;
+      libedit_key();
+    }
+    rows = R.cursor_cols / width;   /* libedit moves to the next row at the margin */
+  }
+  if (rows > 0)
+    printf("\r\033[%zuA\033[J", rows);
+  else
+    fputs("\r\033[J", stdout);
+}
+
+static void write_above(int fd, const char *s, size_t n) {
+  const char *last;
+  if (R.input != IN_TTY || R.state != ST_PROMPTING) {
+    flush_held();
+    put(fd, s, n);
+    return;
+  }
+  if (R.heldlen > 0 && R.heldfd != fd)
+    held_append("\n", 1);   /* another stream: the held line ends first */
+  else {
+    R.heldfd = fd;
+    held_append(s, n);
+    s = NULL;
+  }
+  last = R.heldlen ? (const char *)memrchr(R.held, '\n', R.heldlen) : NULL;
+  if (last != NULL) {
+    size_t whole = (size_t)(last - R.held) + 1;
+    fflush(stdout);
+    erase_prompt();
+    fflush(stdout);
+    put(fd, R.held, whole);
+    memmove(R.held, R.held + whole, R.heldlen - whole);
+    R.heldlen -= whole;
+    if (R.searching)
+      search_draw();
+    else
+      rl_forced_update_display();
+    fflush(stdout);
+  }
+  if (s != NULL)
+    write_above(fd, s, n);
+}
+
+static int lua_write(lua_State *L) {
+  int fd = (int)luaL_checkinteger(L, 1);
+  size_t n;
+  const char *s = luaL_checklstring(L, 2, &n);
+  luaL_argcheck(L, fd == 1 || fd == 2, 1, "1 or 2 expected");
+  write_above(fd, s, n);
   return 0;
 }
 
@@ -140,11 +263,7 @@ static int lua_out_end(lua_State *L) {
 static void report_above(weft_runtime *rt, const char *msg, void *ud) {
   (void)rt;
   (void)ud;
-  out_begin();
-  fflush(stdout);
-  fputs(msg, stderr);
-  fflush(stderr);
-  out_end(0);
+  write_above(2, msg, strlen(msg));
 }
 
 /* }======== */
@@ -401,15 +520,153 @@ static void on_rl_line(char *line) {
   R.got_line = 1;
 }
 
+/* libedit's getc: a key injected by the REPL, the keys read by on_poll,
+   else (the rest of a key sequence) a blocking read. */
+static int tty_getc(FILE *f) {
+  unsigned char c;
+  ssize_t n;
+  (void)f;
+  if (R.inject >= 0) {
+    c = (unsigned char)R.inject;
+    R.inject = -1;
+    return c;
+  }
+  if (R.keypos < R.nkeys)
+    return R.keys[R.keypos++];
+  while ((n = read(STDIN_FILENO, &c, 1)) < 0 && errno == EINTR)
+    ;
+  return n == 1 ? c : -1;
+}
+
+/* {======== Ctrl-R: incremental search of the history, drawn by the REPL
+   (libedit's own em-inc-search-prev blocks in its own read loop and does
+   not work through the callback interface). */
+
+/* The newest entry older than 'before' that contains the query, or -1. */
+static int search_older(int before) {
+  int i;
+  for (i = before - 1; i >= 0; i--) {
+    HIST_ENTRY *h = history_get(history_base + i);
+    if (h != NULL && strstr(h->line, R.query) != NULL)
+      return i;
+  }
+  return -1;
+}
+
+static const char *search_match(void) {
+  HIST_ENTRY *h = R.match >= 0 ? history_get(history_base + R.match) : NULL;
+  return h != NULL ? h->line : "";
+}
+
+static void search_draw(void) {
+  const char *m = search_match();
+  int n;
+  erase_prompt();
+  n = printf("(%sreverse-i-search)`%s': %s", R.match < 0 && R.qlen > 0 ? "failed " : "",
+             R.query, m);
+  R.cursor_cols = n > 0 ? columns(R.query, R.qlen) + columns(m, strlen(m)) +
+                          (size_t)n - R.qlen - strlen(m) : 0;
+  fflush(stdout);
+}
+
+static void search_start(void) {
+  erase_prompt();
+  R.searching = 1;
+  R.query[0] = '\0';
+  R.qlen = 0;
+  R.match = -1;
+  R.cursor_cols = 0;   /* erased: search_draw's erase is a no-op */
+  search_draw();
+}
+
+/* Leaves the search with the match in libedit's line (keep = 1) or the
+   line as it was before Ctrl-R. */
+static void search_end(int keep) {
+  erase_prompt();
+  R.searching = 0;
+  if (keep && R.match >= 0)
+    rl_replace_line(search_match(), 0);
+  rl_forced_update_display();
+  fflush(stdout);
+}
+
+/* One key while searching. Returns 0 when the key is left for libedit. */
+static int search_key(unsigned char c) {
+  if (c == SEARCH_KEY) {                                   /* older match */
+    int m = search_older(R.match >= 0 ? R.match : history_length);
+    if (m >= 0 || R.match < 0)
+      R.match = m;
+  } else if (c == 0x7f || c == '\b') {                     /* shorter query */
+    while (R.qlen > 0 && ((unsigned char)R.query[--R.qlen] & 0xC0) == 0x80)
+      ;
+    R.query[R.qlen] = '\0';
+    R.match = R.qlen > 0 ? search_older(history_length) : -1;
+  } else if (c >= 0x20) {                                  /* longer query */
+    if (R.qlen + 1 < sizeof R.query) {
+      R.query[R.qlen++] = (char)c;
+      R.query[R.qlen] = '\0';
+    }
+    R.match = search_older(R.match >= 0 ? R.match + 1 : history_length);
+  } else if (c == 0x07) {                                  /* Ctrl-G: give up */
+    search_end(0);
+    return 1;
+  } else if (c == '\r' || c == '\n') {                     /* run the match */
+    search_end(1);
+    R.inject = '\r';
+    libedit_key();
+    return 1;
+  } else {          /* any other key: edit the match, the key acting on it */
+    search_end(1);
+    return c == 0x1b && R.keypos >= R.nkeys;   /* a lone Esc only ends the search */
+  }
+  search_draw();
+  return 1;
+}
+
+/* }======== */
+
+/* Reads what the terminal has (a paste may bring many keys at once). */
+static int read_keys(void) {
+  int avail = 0;
+  ssize_t n;
+  if (ioctl(STDIN_FILENO, FIONREAD, &avail) != 0 || avail <= 0)
+    avail = 1;
+  if ((size_t)avail > sizeof R.keys)
+    avail = (int)sizeof R.keys;
+  while ((n = read(STDIN_FILENO, R.keys, (size_t)avail)) < 0 && errno == EINTR)
+    ;
+  R.keypos = 0;
+  R.nkeys = n > 0 ? (size_t)n : 0;
+  return n > 0 ? 0 : -1;
+}
+
+/* Hands the keys read to the search or to libedit until a line is
+   complete; the rest waits for the next prompt. */
+static void handle_keys(void) {
+  while (R.keypos < R.nkeys && !R.got_line && !R.interrupted && R.quit < 0) {
+    unsigned char c = R.keys[R.keypos];
+    if (R.searching) {
+      R.keypos++;
+      if (!search_key(c))
+        R.keypos--;
+    } else if (c == SEARCH_KEY) {
+      R.keypos++;
+      search_start();
+    } else {
+      libedit_key();
+    }
+  }
+}
+
 static void on_poll(uv_poll_t *h, int status, int events) {
   (void)h;
   (void)events;
-  if (status < 0) {
+  if (status < 0 || (R.keypos >= R.nkeys && read_keys() != 0)) {
     R.line = NULL;
     R.got_line = 1;
     return;
   }
-  rl_callback_read_char();
+  handle_keys();
 }
 
 static int tty_next_line(const char *prompt, char **line) {
@@ -417,10 +674,15 @@ static int tty_next_line(const char *prompt, char **line) {
   R.line = NULL;
   R.got_line = 0;
   R.interrupted = 0;
+  R.searching = 0;
+  R.prompt = prompt;
+  flush_held();
   fflush(stdout);
   rl_callback_handler_install(prompt, on_rl_line);
   R.state = ST_PROMPTING;
-  uv_poll_start(&R.poll, UV_READABLE, on_poll);
+  handle_keys();   /* typed ahead */
+  if (!R.got_line)
+    uv_poll_start(&R.poll, UV_READABLE, on_poll);
   while (!R.got_line && R.quit < 0 && got == GOT_LINE) {
     run_once();
     if (R.interrupted)
@@ -428,16 +690,19 @@ static int tty_next_line(const char *prompt, char **line) {
   }
   uv_poll_stop(&R.poll);
   R.state = ST_IDLE;
+  R.searching = 0;
   rl_callback_handler_remove();
   if (got == GOT_INTERRUPT || R.quit >= 0) {
     fputs(got == GOT_INTERRUPT ? "^C\n" : "\n", stdout);
     free(R.line);
     *line = NULL;
+    flush_held();
     return got == GOT_INTERRUPT ? got : GOT_QUIT;
   }
   *line = R.line;
   if (R.line == NULL)
     fputs("\n", stdout);
+  flush_held();
   return R.line ? GOT_LINE : GOT_EOF;
 }
 
@@ -496,26 +761,108 @@ static void history_path(void) {
   snprintf(R.history, sizeof R.history, "%s/history", dir);
 }
 
+/* {======== the history file: one entry a line, never a control byte */
+
+static int blank(const char *s) {
+  return s[strspn(s, " \t\r\n")] == '\0';
+}
+
+
+static int is_control(unsigned char c) {
+  return c < 0x20 || c == 0x7f;
+}
+
+/* Adds s[0..n) with tabs as spaces and other control bytes dropped. */
+static void add_clean(const char *s, size_t n) {
+  char *line = (char *)malloc(n + 1);
+  size_t i, k = 0;
+  if (line == NULL)
+    return;
+  for (i = 0; i < n; i++) {
+    unsigned char c = (unsigned char)s[i];
+    if (c == '\t' || c == '\n')
+      line[k++] = ' ';
+    else if (!is_control(c))
+      line[k++] = (char)c;
+  }
+  line[k] = '\0';
+  if (!blank(line))
+    add_history(line);
+  free(line);
+}
+
+/* The lines of a multi-line entry are joined with spaces unless a comment
+   or a long bracket could make that mean something else: then each line
+   is an entry of its own. */
+static void add_entry(const char *entry) {
+  const char *p, *nl;
+  if (strchr(entry, '\n') == NULL || (strstr(entry, "--") == NULL &&
+      strstr(entry, "[[") == NULL && strstr(entry, "[=") == NULL)) {
+    add_clean(entry, strlen(entry));
+    return;
+  }
+  for (p = entry; *p != '\0'; p = *nl ? nl + 1 : nl) {
+    nl = strchr(p, '\n');
+    if (nl == NULL)
+      nl = p + strlen(p);
+    add_clean(p, (size_t)(nl - p));
+  }
+}
+
+/* Bytes typed by mistake once reached the file (`\012bck:\^Dfi`): an entry
+   with a control byte other than a newline or a tab is dropped, and the
+   file rewritten. */
+static void clean_history(void) {
+  int i, n = history_length, dirty = 0;
+  char **keep = (char **)calloc((size_t)n + 1, sizeof *keep);
+  if (keep == NULL)
+    return;
+  for (i = 0; i < n; i++) {
+    HIST_ENTRY *h = history_get(history_base + i);
+    const unsigned char *c;
+    int bad = h == NULL;
+    for (c = h ? (const unsigned char *)h->line : NULL; c && *c && !bad; c++) {
+      dirty |= is_control(*c);
+      bad = is_control(*c) && *c != '\n' && *c != '\t';
+    }
+    keep[i] = bad ? NULL : strdup(h->line);
+  }
+  if (dirty) {
+    clear_history();
+    for (i = 0; i < n; i++)
+      if (keep[i] != NULL)
+        add_entry(keep[i]);
+    write_history(R.history);
+  }
+  for (i = 0; i < n; i++)
+    free(keep[i]);
+  free(keep);
+}
+
+static void history_add(const char *entry) {
+  if (R.input != IN_TTY || blank(entry))
+    return;
+  add_entry(entry);
+  if (R.history[0] != '\0')
+    write_history(R.history);
+}
+
+/* }======== */
+
 static void tty_init(void) {
   rl_readline_name = "weft";
   rl_catch_signals = 0;
   rl_completer_word_break_characters = word_breaks;
   rl_attempted_completion_function = complete;
   rl_completion_append_character = '\0';
+  rl_getc_function = tty_getc;   /* before rl_initialize, which installs it */
   rl_initialize();
+  rl_add_defun("weft-probe", probe_line, PROBE_KEY);
   using_history();
   stifle_history(1000);
   history_path();
-  if (R.history[0] != '\0')
-    read_history(R.history);
-}
-
-static void history_add(const char *entry) {
-  if (R.input != IN_TTY || entry[0] == '\0')
-    return;
-  add_history(entry);
-  if (R.history[0] != '\0')
-    write_history(R.history);
+  if (R.history[0] != '\0' && read_history(R.history) == 0)
+    clean_history();
 }
 
 /* }======== */
@@ -565,10 +912,6 @@ static int handle_entry(const char *buf, int at_eof) {
   }
   lua_pop(L, 3);
   return 0;
-}
-
-static int blank(const char *s) {
-  return s[strspn(s, " \t\r\n")] == '\0';
 }
 
 /* Runs a ':' command line (taking it). Returns 1 to leave. */
@@ -658,8 +1001,7 @@ static const luaL_Reg helper_funcs[] = {
   {"traceback", lua_traceback},
   {"started", lua_started},
   {"awaited", lua_awaited},
-  {"out_begin", lua_out_begin},
-  {"out_end", lua_out_end},
+  {"write", lua_write},
   {NULL, NULL}
 };
 
@@ -764,6 +1106,8 @@ int weft__repl(lua_State *L, weft_runtime *rt) {
   R.L = L;
   R.rt = rt;
   R.quit = -1;
+  R.inject = -1;
+  R.match = -1;
   if (load_helper(L) != 0)
     return 1;
   setup();

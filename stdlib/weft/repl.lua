@@ -177,10 +177,13 @@ local function has_tostring(v)
   return type(mt) == "table" and rawget(mt, "__tostring") ~= nil
 end
 
+local replaced = {}   -- the REPL's replacement function -> what it replaces
+
 local function plain(v)
   local t = type(v)
   if t == "string" then return quote(v, MAX_STRING) end
   if t == "function" then
+    v = replaced[v] or v
     local info = debug.getinfo(v, "S")
     if info.what ~= "C" then
       return ("%s (%s:%d)"):format(tostring(v), info.short_src, info.linedefined)
@@ -456,29 +459,61 @@ end
 
 -- {======== output of tasks while the prompt shows
 
-local orig_print, orig_write = print, io.write
+-- print, io.write and the write method of io.stdout and io.stderr hand
+-- their text to the C side (C.write), which writes it above the prompt.
+local orig = { print = print, write = io.write }
+local file_index = getmetatable(io.stdout).__index
+orig.file_write = file_index.write
+
+-- Text of one value as io.write writes it, or nil.
+local function write_text(v)
+  if math.type(v) == "integer" then return ("%d"):format(v) end
+  if math.type(v) == "float" then return ("%.14g"):format(v) end
+  if type(v) == "string" then return v end
+end
+
+local function collect(fname, first, ...)
+  local parts = {}
+  for i = 1, select("#", ...) do
+    local v = select(i, ...)
+    parts[i] = write_text(v)
+    if not parts[i] then
+      error(("bad argument #%d to '%s' (string expected, got %s)"):format(i + first - 1,
+        fname, type(v)), 3)
+    end
+  end
+  return table.concat(parts)
+end
 
 local function repl_print(...)
-  C.out_begin()
-  orig_print(...)
-  C.out_end(false)
+  local parts = {}
+  for i = 1, select("#", ...) do parts[i] = tostring((select(i, ...))) end
+  C.write(1, table.concat(parts, "\t") .. "\n")
 end
 
 local function repl_write(...)
-  C.out_begin()
-  local ok, r = pcall(orig_write, ...)
-  local last = select(select("#", ...), ...)
-  C.out_end(type(last) ~= "string" or last:sub(-1) ~= "\n")
-  if not ok then error(r, 2) end
-  return r
+  C.write(1, collect("write", 1, ...))
+  return io.stdout
 end
+
+local function repl_file_write(f, ...)
+  local fd = rawequal(f, io.stdout) and 1 or rawequal(f, io.stderr) and 2
+  if not fd then return orig.file_write(f, ...) end
+  C.write(fd, collect("write", 1, ...))
+  return f
+end
+
+-- The REPL's replacements, shown as the functions they replace.
+replaced[repl_print], replaced[repl_write] = orig.print, orig.write
+replaced[repl_file_write] = orig.file_write
 
 function M.wrap_output(on)
   if on then
-    print, io.write = repl_print, repl_write
+    print, io.write, file_index.write = repl_print, repl_write, repl_file_write
   else
-    if print == repl_print then print = orig_print end
-    if io.write == repl_write then io.write = orig_write end
+    if print == repl_print then print = orig.print end
+    if io.write == repl_write then io.write = orig.write end
+    if file_index.write == repl_file_write then file_index.write = orig.file_write end
   end
 end
 
