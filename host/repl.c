@@ -70,7 +70,9 @@ static struct repl {
   uv_async_t async;           /* signals -> loop */
   uv_check_t check;
   int nopen;                  /* handles not yet closed */
-  volatile sig_atomic_t sigint, sigterm, unserved;
+  volatile sig_atomic_t sigint, sigterm;
+  volatile uint64_t hog_id;   /* the task Ctrl-C interrupted as a hog, or 0 */
+  char hog_name[96];
   struct sigaction old_int, old_term;
   void (*old_report)(weft_runtime *rt, const char *msg, void *ud);
   void *old_report_ud;
@@ -337,12 +339,23 @@ static void on_check(uv_check_t *h) {
 
 /* {======== signals */
 
-/* Runs inside a task that has not awaited since Ctrl-C: cancel it there. */
+/* Runs inside a task that has not awaited since Ctrl-C: cancel it there.
+   A task other than the entry hogs the loop: its name goes in the notice. */
 static void interrupt_hook(lua_State *L, lua_Debug *ar) {
+  weft_task *t = R.rt->current;
   (void)ar;
+  if (t != NULL && t != R.entry && L == t->co && lua_checkstack(L, 2)) {
+    weft__push_task(L, t);
+    weft__push_task_name(L, -1);
+    snprintf(R.hog_name, sizeof R.hog_name, "%s", lua_tostring(L, -1));
+    lua_pop(L, 2);
+  }
   weft__cancel_from_hook(L, R.rt);
 }
 
+/* Ctrl-C while a task runs means it has not given the loop back: the entry
+   that never awaits, or a task hogging the loop (the prompt cannot even
+   read keys then). Either is interrupted by a hook at once. */
 static void on_signal(int sig) {
   weft_task *t = R.rt->current;
   if (R.state == ST_EXITING || (sig == SIGTERM && R.sigterm)) {
@@ -353,12 +366,34 @@ static void on_signal(int sig) {
     R.sigterm = 1;
   } else {
     R.sigint = 1;
-    R.unserved++;
-    /* the entry never awaits, or another task hogs the loop (second ^C) */
-    if (t != NULL && t->co != NULL && (t == R.entry || R.unserved >= 2))
+    if (t != NULL && t->co != NULL) {
+      if (t != R.entry)
+        R.hog_id = t->id;
       lua_sethook(t->co, interrupt_hook, LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT, 1);
+    }
   }
   uv_async_send(&R.async);
+}
+
+/* After Ctrl-C stopped a hog: says so above the prompt; the typed line
+   stays. Returns 1 when that was what the Ctrl-C did. */
+static int hog_stopped(void) {
+  weft_queue *q;
+  char notice[160];
+  if (R.hog_id == 0)
+    return 0;
+  for (q = R.rt->live.next; q != &R.rt->live; q = q->next) {
+    weft_task *t = weft_queue_data(q, weft_task, live_node);
+    if (t->id == R.hog_id && t->co != NULL)
+      lua_sethook(t->co, NULL, 0, 0);   /* it finished its step before any hook */
+  }
+  R.hog_id = 0;
+  if (R.hog_name[0] == '\0')
+    return 0;
+  snprintf(notice, sizeof notice, "weft: interrupted the task hogging the loop: %s\n", R.hog_name);
+  R.hog_name[0] = '\0';
+  write_above(2, notice, strlen(notice));
+  return 1;
 }
 
 static void cancel_all(void) {
@@ -370,7 +405,6 @@ static void cancel_all(void) {
 /* On the loop, after a signal. */
 static void on_async(uv_async_t *h) {
   (void)h;
-  R.unserved = 0;
   if (R.sigterm) {
     R.quit = 143;
     cancel_all();
@@ -378,6 +412,8 @@ static void on_async(uv_async_t *h) {
   if (!R.sigint)
     return;
   R.sigint = 0;
+  if (hog_stopped())
+    return;
   if (R.entry != NULL) {
     if (R.entry->co != NULL)
       lua_sethook(R.entry->co, NULL, 0, 0);
@@ -858,6 +894,9 @@ static void tty_init(void) {
   rl_getc_function = tty_getc;   /* before rl_initialize, which installs it */
   rl_initialize();
   rl_add_defun("weft-probe", probe_line, PROBE_KEY);
+  /* Ctrl-C must not flush what was typed ahead while a task hogged the
+     loop: that line is still wanted once the hog is interrupted. */
+  rl_parse_and_bind("setty -d +noflsh");
   using_history();
   stifle_history(1000);
   history_path();
