@@ -56,6 +56,7 @@ static struct repl {
   int seen_ref;               /* weak table task -> clock when first seen */
   uint64_t seen_id;           /* highest task id recorded there */
   weft_task *entry;           /* the task running the current entry */
+  int entry_interrupted;      /* Ctrl-C cancelled it */
   uv_poll_t poll;             /* IN_TTY */
   uv_pipe_t pipe;             /* IN_PIPE */
   uv_fs_t fsreq;              /* IN_FILE */
@@ -418,6 +419,7 @@ static void on_async(uv_async_t *h) {
     if (R.entry->co != NULL)
       lua_sethook(R.entry->co, NULL, 0, 0);
     weft__task_cancel(R.L, R.entry, 0);
+    R.entry_interrupted = 1;
     if (R.input == IN_TTY)
       fputs("\n", stdout);   /* after the terminal's echo of ^C */
   } else if (R.input == IN_TTY) {
@@ -918,15 +920,20 @@ static int next_line(const char *prompt, char **line) {
    "main" and prints its outcome once it has finished. */
 static void run_entry(void) {
   lua_State *L = R.L;
-  weft_task *t = weft__spawn(L, R.rt, 1);
+  weft_task *t;
+  lua_pushnil(L);   /* an older re-raise is not this entry's */
+  lua_setfield(L, LUA_REGISTRYINDEX, "weft.reraised");
+  t = weft__spawn(L, R.rt, 1);
   lua_pushliteral(L, "main");
   lua_setiuservalue(L, -2, WEFT_TASK_UV_NAME);
   R.entry = t;
+  R.entry_interrupted = 0;
   R.state = ST_RUNNING;
   weft__drive(L, R.rt, t);
   R.state = ST_IDLE;
   R.entry = NULL;
-  call_helper("report", 1, 0);
+  lua_pushboolean(L, R.entry_interrupted);
+  call_helper("report", 2, 0);
 }
 
 /* Compiles the entry in 'buf'. Returns 1 when it needs more lines. */

@@ -268,28 +268,102 @@ function M.format(v)
   return format_value(v, { path = {}, depth = 0, budget = MAX_TOTAL }, 0)
 end
 
--- Prints the outcome of an entry's finished task. Returns nothing.
-function M.report(task)
+-- {======== errors: the message and the user's frames
+
+-- A frame of weft's own Lua: the stdlib, or the CLI's main chunk ("=weft").
+local function weft_frame(line)
+  return line:match("^%s*stdlib/weft/") or line:match("^%s*weft:%d")
+end
+
+-- The frames of a traceback that are the user's, callee first: weft's own
+-- Lua frames go, and with them a C frame or "(...tail calls...)" called
+-- from one of them or from nowhere (the bottom of a task).
+local function user_frames(tb)
+  local frames, keep, out = {}, {}, {}
+  for line in (tb or ""):gmatch("[^\n]+") do
+    if line ~= "stack traceback:" then frames[#frames + 1] = line end
+  end
+  for i = #frames, 1, -1 do
+    local f = frames[i]
+    if weft_frame(f) then
+      keep[i] = false
+    elseif f:match("^%s*%[C%]") or f:match("%(%.%.%.tail calls%.%.%.%)") then
+      keep[i] = keep[i + 1] == true
+    else
+      keep[i] = true
+    end
+  end
+  for i, f in ipairs(frames) do
+    if keep[i] then out[#out + 1] = f end
+  end
+  return out
+end
+
+local function traceback_text(frames)
+  if #frames == 0 then return "" end
+  return "stack traceback:\n" .. table.concat(frames, "\n") .. "\n"
+end
+
+-- What :await() re-raised last (host/task.c): {error, traceback}, or nil.
+local function take_reraised()
+  local reg = debug.getregistry()
+  local r = reg["weft.reraised"]
+  reg["weft.reraised"] = nil
+  return r
+end
+
+local function error_text(err)
+  if type(err) == "string" or has_tostring(err) then return tostring(err) end
+  return ("(error object is a %s value: %s)"):format(type(err), M.format(err))
+end
+
+-- The message of a failed entry and the user's frames; an error that
+-- :await() re-raised shows where it was raised first, then the await.
+local function failure_text(task, err, reraised)
+  local text = error_text(err) .. "\n"
+  local tb = traceback_text(user_frames(C.traceback(task)))
+  if reraised and rawequal(reraised[1], err) and reraised[2] then
+    local first = user_frames(reraised[2])
+    if #first > 0 then
+      return text .. traceback_text(first) .. "re-raised by:\n" .. tb:gsub("^stack traceback:\n", "")
+    end
+  end
+  return text .. tb
+end
+
+-- }========
+
+-- The last result and the last error, `_` and `_err` at the prompt: REPL
+-- locals, so that they stay out of _G.
+local function remember(name, v)
+  declared[name] = true
+  locals[name] = v
+end
+
+-- Prints the outcome of an entry's finished task; `interrupted` when Ctrl-C
+-- cancelled it. Returns nothing.
+function M.report(task, interrupted)
+  local reraised = take_reraised()   -- before task:result() re-raises the entry's own
   local r = table.pack(pcall(task.result, task))
+  take_reraised()
   if r[1] then
     if r.n > 1 then
       local parts = {}
       for i = 2, r.n do parts[#parts + 1] = M.format(r[i]) end
       io.stdout:write(table.concat(parts, "\t"), "\n")
+      remember("_", r[2])
     end
     io.stdout:flush()
     return
   end
   local err = r[2]
+  remember("_err", err)
   io.stdout:flush()
-  if type(err) == "table" and err.kind == "Cancelled" then
-    io.stderr:write("cancelled\n")
+  if interrupted and type(err) == "table" and err.kind == "Cancelled" then
+    io.stderr:write("cancelled\n")   -- Ctrl-C: what the user asked for
     return
   end
-  local msg = (type(err) == "string" or has_tostring(err)) and tostring(err)
-    or ("(error object is a %s value: %s)"):format(type(err), M.format(err))
-  local tb = C.traceback(task)
-  io.stderr:write(msg, "\n", tb and tb .. "\n" or "")
+  io.stderr:write(failure_text(task, err, reraised))
 end
 
 -- }========
