@@ -746,7 +746,7 @@ static int tty_next_line(const char *prompt, char **line) {
 
 /* Completion: the Lua half lists candidates for the word before the
    cursor ('.' and ':' do not break words, so "weft.sp" is one). */
-static int comp_ref = LUA_NOREF, comp_next;
+static int comp_ref = LUA_NOREF, comp_next, comp_start;
 
 static char *complete_entry(const char *text, int state) {
   lua_State *L = R.L;
@@ -754,7 +754,8 @@ static char *complete_entry(const char *text, int state) {
   if (state == 0) {
     luaL_unref(L, LUA_REGISTRYINDEX, comp_ref);
     lua_pushstring(L, text);
-    call_helper("complete", 1, 1);
+    lua_pushinteger(L, comp_start);
+    call_helper("complete", 2, 1);
     comp_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     comp_next = 0;
   }
@@ -766,8 +767,8 @@ static char *complete_entry(const char *text, int state) {
 }
 
 static char **complete(const char *text, int start, int end) {
-  (void)start;
   (void)end;
+  comp_start = start;
   rl_attempted_completion_over = 1;
   return rl_completion_matches(text, complete_entry);
 }

@@ -378,6 +378,22 @@ local function each_key(t, fn)
   end
 end
 
+-- Keys of the tables among f's upvalues: what an __index function serves
+-- (weft.pipeline in core.lua; weft.fs and weft.on_signal in host/io.c,
+-- whose function core.lua's calls in turn). 'depth' 1 looks one function
+-- further.
+local function upvalue_keys(f, fn, depth)
+  for i = 1, 8 do
+    local name, up = debug.getupvalue(f, i)
+    if not name then break end
+    if type(up) == "table" and up ~= _G then
+      each_key(up, fn)
+    elseif type(up) == "function" and depth > 0 then
+      upvalue_keys(up, fn, depth - 1)
+    end
+  end
+end
+
 -- Keys reachable by indexing v: its own, its metatable's __index chain,
 -- and (for C __index functions, as task methods) tables in their upvalues.
 local function fields(v, fn)
@@ -386,11 +402,7 @@ local function fields(v, fn)
     local mt = getmetatable(v)
     local index = type(mt) == "table" and rawget(mt, "__index")
     if type(index) == "function" then
-      for i = 1, 8 do
-        local name, up = debug.getupvalue(index, i)
-        if not name then break end
-        if type(up) == "table" and up ~= _G then each_key(up, fn) end
-      end
+      upvalue_keys(index, fn, 1)
       return
     end
     if type(index) ~= "table" then return end
@@ -398,12 +410,25 @@ local function fields(v, fn)
   end
 end
 
--- Candidates completing 'text' (a name or a dotted path, "weft.sp").
-function M.complete(text)
+-- The ':' commands, as completion offers them.
+local command_names = { "cancel", "help", "quit", "tasks", "time", "waits" }
+
+-- Candidates completing 'text' (a name, a dotted path as "weft.sp", or a
+-- ':' command at the start of the line). Names starting with '_' (weft's
+-- internals as weft._stats) are offered only once '_' is typed.
+function M.complete(text, start)
   local found, list = {}, {}
+  if start == 0 and text:match("^:%a*$") then
+    for _, name in ipairs(command_names) do
+      if (":" .. name):sub(1, #text) == text then list[#list + 1] = ":" .. name end
+    end
+    return list
+  end
   local prefix, sep, part = text:match("^(.-)([.:])([%w_]*)$")
+  local typed = part or text
   local function add(k)
-    if k:sub(1, #(part or text)) == (part or text) and k:match("^[%a_][%w_]*$") then
+    if k:sub(1, #typed) == typed and k:match("^[%a_][%w_]*$")
+        and (k:sub(1, 1) ~= "_" or typed:sub(1, 1) == "_") then
       found[k] = true
     end
   end
@@ -416,9 +441,10 @@ function M.complete(text)
       obj = v
     end
     fields(obj, add)
-    for k in pairs(found) do
-      local ok, v = pcall(function() return obj[k] end)
-      if sep == "." or (ok and type(v) == "function") then list[#list + 1] = prefix .. sep .. k end
+    for k in pairs(found) do   -- after ':' only methods (indexing loads a lazy field)
+      if sep == "." or type(select(2, pcall(function() return obj[k] end))) == "function" then
+        list[#list + 1] = prefix .. sep .. k
+      end
     end
   else
     each_key(locals, add)
