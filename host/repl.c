@@ -937,34 +937,64 @@ static void run_entry(void) {
   call_helper("report", 2, 0);
 }
 
-/* Compiles the entry in 'buf'. Returns 1 when it needs more lines. */
-static int handle_entry(const char *buf, int at_eof) {
+/* Compiles src: leaves function and argument on top and returns 0;
+   returns 1 when it needs more lines, -1 after printing the error. */
+static int compile_entry(const char *src, int at_eof) {
   lua_State *L = R.L;
-  lua_pushstring(L, buf);
+  lua_pushstring(L, src);
   call_helper("compile", 1, 3);
   if (lua_isfunction(L, -3)) {
     lua_pop(L, 1);
-    history_add(buf);
-    run_entry();
     return 0;
   }
   if (lua_toboolean(L, -1) && !at_eof) {
     lua_pop(L, 3);
     return 1;
   }
-  history_add(buf);
   if (lua_isstring(L, -2)) {
     fflush(stdout);
     fprintf(stderr, "%s\n", lua_tostring(L, -2));
   }
   lua_pop(L, 3);
+  return -1;
+}
+
+/* Compiles and runs the entry in 'buf'. Returns 1 when it needs more lines. */
+static int handle_entry(const char *buf, int at_eof) {
+  int got = compile_entry(buf, at_eof);
+  if (got == 1)
+    return 1;
+  history_add(buf);
+  if (got == 0)
+    run_entry();
   return 0;
+}
+
+/* :time EXPR: runs the entry, then says how long it took (wall clock). */
+static void time_entry(const char *src) {
+  uint64_t t0;
+  char took[64];
+  if (blank(src)) {
+    write_above(1, "usage: :time EXPR\n", 18);
+    return;
+  }
+  if (compile_entry(src, 1) != 0)
+    return;
+  t0 = uv_hrtime();
+  run_entry();
+  snprintf(took, sizeof took, "time: %.6f s\n", (double)(uv_hrtime() - t0) * 1e-9);
+  write_above(1, took, strlen(took));
 }
 
 /* Runs a ':' command line (taking it). Returns 1 to leave. */
 static int run_command(char *line) {
-  int leave;
+  int leave = 0;
   history_add(line);
+  if (strncmp(line, ":time", 5) == 0 && (line[5] == '\0' || line[5] == ' ')) {
+    time_entry(line + 5);
+    free(line);
+    return 0;
+  }
   lua_pushstring(R.L, line);
   free(line);
   call_helper("command", 1, 1);

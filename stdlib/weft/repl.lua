@@ -533,15 +533,19 @@ end
 
 local help = [[
 Each entry runs as a task: it may await (weft.sleep(1), t:await()).
-An expression prints its values; `local x = 1` stays visible later.
+An expression prints its values; `local x = 1` stays visible later;
+`_` is the last value printed, `_err` the last error.
 Tasks spawned with weft.spawn keep running between prompts.
   :tasks        live tasks: id, name, status, age, what each waits on
   :waits        who waits on whom
   :cancel ID    cancel the task with that id
+  :time EXPR    run EXPR (it may await) and say how long it took
   :help         this text
   :quit         leave (as Ctrl-D): cancels the tasks still running
-Ctrl-C cancels the running entry (or clears the line); Ctrl-D leaves.
-Tab completes globals, REPL locals and fields after '.' and ':'.]]
+Ctrl-C cancels the running entry, a task hogging the loop, or clears the line.
+Ctrl-R searches the history (again: older; Enter runs it; Esc, arrows: edit it;
+Ctrl-G: back). Ctrl-\ lists every task. Ctrl-D leaves.
+Tab completes globals, REPL locals, fields after '.' and ':', and commands.]]
 
 -- Runs a ':' command line. Returns true to quit.
 function M.command(line)
