@@ -127,6 +127,7 @@ struct weft_runtime {
   const void *sorter_mt;      /* the same for weft.sorter */
   int task_mt_ref;
   weft_task *main_task;       /* the CLI's main task: its top level counts as outside tasks */
+  int at_prompt;              /* main_task is a REPL entry: other tasks may be alive beside it */
   int chain_yieldable;        /* can the current resume chain reach the scheduler? */
   int driving;                /* weft.run depth on this runtime */
   int closing;

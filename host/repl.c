@@ -930,7 +930,11 @@ static void run_entry(void) {
   R.entry = t;
   R.entry_interrupted = 0;
   R.state = ST_RUNNING;
+  R.rt->main_task = t;   /* its top level may call weft.run_virtual */
+  R.rt->at_prompt = 1;
   weft__drive(L, R.rt, t);
+  R.rt->main_task = NULL;
+  R.rt->at_prompt = 0;
   R.state = ST_IDLE;
   R.entry = NULL;
   lua_pushboolean(L, R.entry_interrupted);
