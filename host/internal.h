@@ -260,6 +260,9 @@ int weft__open_io(lua_State *L, weft_runtime *rt);       /* io.c: luv, fs, net, 
 /* process.c: from a signal handler (async-signal-safe): KILL every live
    child process group at once. */
 void weft__process_kill_all_now(void);
+/* process.c: what a child's inherited stdout (1) or stderr (2) really gets,
+   or -1 for the fd itself; the REPL relays a terminal through a pipe. */
+extern int weft__inherit_fd[3];
 
 /* repl.c (linked into the CLI only): the REPL on the runtime's loop.
    Returns the exit status. */

@@ -25,6 +25,7 @@
 ** registry (helper_ref).
 */
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -91,6 +92,8 @@ static struct repl {
   char query[256];
   size_t qlen;
   int match;                  /* history offset of the match shown, or -1 */
+  uv_pipe_t relay[2];         /* children's inherited stdout, stderr (a terminal) */
+  int relay_fd[2];            /* their read ends, or -1 */
 } R;
 
 
@@ -267,6 +270,78 @@ static void report_above(weft_runtime *rt, const char *msg, void *ud) {
   (void)rt;
   (void)ud;
   write_above(2, msg, strlen(msg));
+}
+
+/* }======== */
+
+/* {======== relaying children's output
+
+   A child started with stdout or stderr "inherit" would write on the
+   terminal over the prompt. On a terminal the REPL gives it a pipe instead
+   (weft__inherit_fd, process.c) and relays what arrives through
+   write_above. The read ends are unreferenced: they never keep the loop
+   alive nor hide a deadlock. */
+
+static void relay_alloc(uv_handle_t *h, size_t size, uv_buf_t *buf) {
+  static char chunk[4096];
+  (void)h;
+  (void)size;
+  buf->base = chunk;
+  buf->len = sizeof chunk;
+}
+
+static void on_relay(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
+  if (n > 0)
+    write_above(s == (uv_stream_t *)&R.relay[0] ? 1 : 2, buf->base, (size_t)n);
+  else if (n < 0)
+    uv_read_stop(s);
+}
+
+/* Writes what children wrote and the loop has not relayed yet: before a
+   result or a prompt, so that their output comes first. */
+static void relay_drain(void) {
+  char chunk[4096];
+  ssize_t n;
+  int i;
+  for (i = 0; i < 2; i++)
+    while (R.relay_fd[i] >= 0 && (n = read(R.relay_fd[i], chunk, sizeof chunk)) > 0)
+      write_above(i + 1, chunk, (size_t)n);
+}
+
+static void on_closed(uv_handle_t *h);
+
+static void relay_open(int fd) {
+  int p[2], i = fd - 1;
+  if (!isatty(fd) || pipe2(p, O_CLOEXEC) != 0)
+    return;
+  if (uv_pipe_init(R.rt->loop, &R.relay[i], 0) != 0) {
+    close(p[0]);
+    close(p[1]);
+    return;
+  }
+  R.nopen++;
+  if (uv_pipe_open(&R.relay[i], p[0]) != 0 ||
+      uv_read_start((uv_stream_t *)&R.relay[i], relay_alloc, on_relay) != 0) {
+    uv_close((uv_handle_t *)&R.relay[i], on_closed);   /* closes p[0] if it took it */
+    close(p[1]);
+    return;
+  }
+  uv_unref((uv_handle_t *)&R.relay[i]);
+  R.relay_fd[i] = p[0];
+  weft__inherit_fd[fd] = p[1];
+}
+
+static void relay_close(void) {
+  int i;
+  relay_drain();
+  for (i = 0; i < 2; i++) {
+    if (R.relay_fd[i] < 0)
+      continue;
+    close(weft__inherit_fd[i + 1]);
+    weft__inherit_fd[i + 1] = -1;
+    uv_close((uv_handle_t *)&R.relay[i], on_closed);
+    R.relay_fd[i] = -1;
+  }
 }
 
 /* }======== */
@@ -714,6 +789,7 @@ static int tty_next_line(const char *prompt, char **line) {
   R.interrupted = 0;
   R.searching = 0;
   R.prompt = prompt;
+  relay_drain();
   flush_held();
   fflush(stdout);
   rl_callback_handler_install(prompt, on_rl_line);
@@ -937,6 +1013,7 @@ static void run_entry(void) {
   R.rt->at_prompt = 0;
   R.state = ST_IDLE;
   R.entry = NULL;
+  relay_drain();
   lua_pushboolean(L, R.entry_interrupted);
   call_helper("report", 2, 0);
 }
@@ -1124,6 +1201,10 @@ static void setup(void) {
   uv_check_start(&R.check, on_check);
   uv_unref((uv_handle_t *)&R.check);
   R.nopen += 2;
+  if (R.input == IN_TTY) {
+    relay_open(1);
+    relay_open(2);
+  }
   install_signals();
   R.old_report = R.rt->report;
   R.old_report_ud = R.rt->report_ud;
@@ -1161,6 +1242,7 @@ static void teardown(void) {
     uv_cancel((uv_req_t *)&R.fsreq);
   while (R.fs_pending)
     uv_run(R.rt->loop, UV_RUN_ONCE);
+  relay_close();
   lua_pushboolean(L, 0);
   call_helper("wrap_output", 1, 0);
   R.rt->report = R.old_report;
@@ -1189,6 +1271,7 @@ int weft__repl(lua_State *L, weft_runtime *rt) {
   R.quit = -1;
   R.inject = -1;
   R.match = -1;
+  R.relay_fd[0] = R.relay_fd[1] = -1;
   if (load_helper(L) != 0)
     return 1;
   setup();
