@@ -176,6 +176,59 @@ describe("weft REPL through a pipe", function()
     assert.equal(0, r.code)
   end)
 
+  it("keeps the last result in _ and the last error in _err, outside _G", function()
+    local r = repl({ "6 * 7", "_ + 1", "x = 5", "_", "error('bad')", "_err", "rawget(_G, '_')" })
+    assert.equal(0, r.code, r.stderr)
+    assert.equal("42\n43\n43\nstdin:1: bad\nnil\n", r.stdout)
+  end)
+
+  it(":time EXPR runs the entry and says how long it took", function()
+    local r = repl({ ":time weft.sleep(0.2)", ":time 40 + 2", ":time" })
+    assert.equal(0, r.code, r.stderr)
+    local took = tonumber(r.stdout:match("^time: ([%d.]+) s\n"))
+    assert.is_true(took and took >= 0.19 and took < 5, r.stdout)
+    assert.matches("\n42\ntime: [%d.]+ s\nusage: :time EXPR\n$", r.stdout)
+  end)
+
+  it("says 'Cancelled: <reason>' for an awaited cancelled task", function()
+    local r = repl({ "c = weft.spawn(function() weft.sleep(5) end) c:cancel('no longer needed') c:await()",
+      "d = weft.spawn(function() weft.sleep(5) end) d:cancel() d:await()" })
+    assert.equal("Cancelled: no longer needed\nCancelled: task was cancelled\n", r.stderr)
+  end)
+
+  it("shows the user's frames: weft's own trimmed, the raise site kept through :await()", function()
+    local r = repl({ "weft.fs.read('/nonexistent/file')",
+      "t = weft.spawn(function() weft.sleep(0.01) error('deep') end)",
+      "local function waiter() local v = t:await() return v end",
+      "waiter()" })
+    assert.equal(0, r.code)
+    assert.matches("^IOError: [^\n]*ENOENT", r.stderr)
+    assert.is_nil(r.stderr:find("stdlib/weft", 1, true), r.stderr)
+    -- the error, where it was raised (the spawned function), then the await
+    assert.matches("stdin:1: deep\nstack traceback:\n\t%[C%]: in function 'error'\n"
+      .. "\tstdin:1: in function <stdin:1>\nre%-raised by:\n\t%[C%]: in method 'await'\n"
+      .. "\tstdin:1: in function <stdin:1>\n$", r.stderr)   -- waiter (the entry tail-calls it)
+  end)
+
+  it("runs weft.run_virtual at the prompt on a clock of its own", function()
+    local t0 = now()
+    local r = repl({
+      "T0 = weft.now() bg = weft.spawn(function() weft.sleep(0.4) return weft.now() - T0 end)",
+      "weft.run_virtual(function() weft.sleep(3600) return weft.now() end)",
+      "bg:await() >= 0.39",   -- the background sleep kept real time
+    })
+    assert.equal(0, r.code, r.stderr)
+    assert.equal("3600.0\ntrue\n", r.stdout)
+    assert.is_true(now() - t0 < 5)
+  end)
+
+  it("shows print and io.write as what they are, not as the REPL's wrappers", function()
+    local r = repl({ "print", "io.write", "print == _G.print" })
+    assert.equal(0, r.code, r.stderr)
+    assert.is_nil(r.stdout:find("repl", 1, true), r.stdout)
+    assert.matches("^function: [%w:]+\nfunction: [%w:]+\ntrue\n$", r.stdout)   -- no source: C
+  end)
+
   it("opens after a script with -i, seeing its globals", function()
     local r = repl({ "greeting", "double(21)" }, { F .. "setup.lua" })
     assert.equal(0, r.code, r.stderr)
