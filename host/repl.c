@@ -1,22 +1,26 @@
 /*
 ** repl.c: the weft REPL (API.md "CLI"; docs/repl.md). Linked into the CLI
 ** only. It runs on the runtime's loop: the terminal is read through libedit's
-** readline-compatible callback interface fed by a uv_poll on stdin, so tasks
-** keep running while the user types; a pipe or file on stdin is read through
-** the loop too (uv_pipe_t or uv_fs_read), without line editing or prompts.
+** readline-compatible callback interface fed by a uv_poll on stdin (the
+** keys read go to libedit through its getc hook, or to the REPL's own
+** Ctrl-R search), so tasks keep running while the user types; a pipe or
+** file on stdin is read through the loop too (uv_pipe_t or uv_fs_read),
+** without line editing or prompts.
 **
 ** Each complete entry is compiled into the REPL environment (top-level
 ** `local`s become REPL locals, see stdlib/weft/repl.lua) and runs as a task
 ** named "main"; the prompt comes back when that task has finished. While
-** the prompt shows, output of `print` and `io.write` (wrapped) and error
-** reports are written above it: the line is erased, the text written, and
-** libedit redraws prompt and line.
+** the prompt shows, everything weft writes (print, io.write, io.stdout:write,
+** error reports, the Ctrl-\ dump, children's inherited output relayed
+** through pipes) goes through write_above: the prompt and line are erased
+** over all their rows, the text written, and libedit redraws them.
 **
 ** Signals: while the REPL runs, SIGINT and SIGTERM have handlers of their own
-** (main.c's are saved and put back at the end). Ctrl-C cancels the running
-** entry's task (a hook interrupts one that never awaits), clears the line at
-** the prompt, and twice in a row cancels a task that hogs the loop. During
-** the exit it leaves at once (130). SIGTERM cancels everything and ends the
+** (main.c's are saved and put back at the end). Ctrl-C interrupts whatever
+** task is running at that moment by a hook (the entry that never awaits, or
+** a task hogging the loop, which is named above the prompt), else cancels
+** the running entry's task, or clears the line at the prompt. During the
+** exit it leaves at once (130). SIGTERM cancels everything and ends the
 ** REPL with 143.
 **
 ** Ownership: one REPL per process, so its state is static (a signal handler
