@@ -51,6 +51,35 @@ enum { GOT_LINE = 0, GOT_EOF, GOT_INTERRUPT, GOT_QUIT };
 #define PROBE_KEY 0x1e
 #define SEARCH_KEY 0x12   /* Ctrl-R */
 
+/* Bytes that grow at the end and are taken from the front. */
+typedef struct text_buf {
+  char *p;
+  size_t len, cap;
+} text_buf;
+
+/* Appends n bytes. Returns 0, or -1 when memory ran out (b is unchanged). */
+static int buf_add(text_buf *b, const char *s, size_t n) {
+  if (b->len + n > b->cap) {
+    size_t cap = b->cap ? b->cap : 256;
+    char *p;
+    while (cap < b->len + n)
+      cap *= 2;
+    if ((p = (char *)realloc(b->p, cap)) == NULL)
+      return -1;
+    b->p = p;
+    b->cap = cap;
+  }
+  memcpy(b->p + b->len, s, n);
+  b->len += n;
+  return 0;
+}
+
+/* Drops the first n bytes. */
+static void buf_take(text_buf *b, size_t n) {
+  memmove(b->p, b->p + n, b->len - n);
+  b->len -= n;
+}
+
 static struct repl {
   lua_State *L;
   weft_runtime *rt;
@@ -67,8 +96,7 @@ static struct repl {
   uv_fs_t fsreq;              /* IN_FILE */
   int fs_pending;
   char fsbuf[4096];
-  char *in;                   /* bytes read and not yet taken as lines */
-  size_t inlen, incap;
+  text_buf in;                /* bytes read and not yet taken as lines */
   int eof;
   char *line;                 /* the line libedit handed over */
   int got_line;
@@ -84,8 +112,7 @@ static struct repl {
   void *old_report_ud;
   char history[1024];         /* history file, "" for none */
   const char *prompt;         /* the prompt showing */
-  char *held;                 /* a partial line written while the prompt shows */
-  size_t heldlen, heldcap;
+  text_buf held;              /* a partial line written while the prompt shows */
   int heldfd;                 /* its stream, 1 or 2 */
   size_t cursor_cols;         /* prompt + line before the cursor, in columns */
   int in_libedit;             /* inside rl_callback_read_char */
@@ -141,19 +168,9 @@ static int call_helper(const char *name, int nargs, int nres) {
    they wrap on, the lines written, and libedit redraws prompt and line; a
    partial line is held until its newline or the end of the prompt. */
 
+/* Out of memory: the text is lost, the REPL goes on. */
 static void held_append(const char *s, size_t n) {
-  if (R.heldlen + n > R.heldcap) {
-    size_t cap = R.heldcap ? R.heldcap : 256;
-    char *p;
-    while (cap < R.heldlen + n)
-      cap *= 2;
-    if ((p = (char *)realloc(R.held, cap)) == NULL)
-      return;   /* out of memory: the text is lost, the REPL goes on */
-    R.held = p;
-    R.heldcap = cap;
-  }
-  memcpy(R.held + R.heldlen, s, n);
-  R.heldlen += n;
+  (void)buf_add(&R.held, s, n);
 }
 
 static void put(int fd, const char *s, size_t n) {
@@ -167,12 +184,12 @@ static void put(int fd, const char *s, size_t n) {
 
 /* Writes the held partial line, ending it: the next text starts a line. */
 static void flush_held(void) {
-  if (R.heldlen == 0)
+  if (R.held.len == 0)
     return;
-  if (R.held[R.heldlen - 1] != '\n')
+  if (R.held.p[R.held.len - 1] != '\n')
     held_append("\n", 1);
-  put(R.heldfd, R.held, R.heldlen);
-  R.heldlen = 0;
+  put(R.heldfd, R.held.p, R.held.len);
+  R.held.len = 0;
 }
 
 static int term_width(void) {
@@ -234,22 +251,21 @@ static void write_above(int fd, const char *s, size_t n) {
     put(fd, s, n);
     return;
   }
-  if (R.heldlen > 0 && R.heldfd != fd)
+  if (R.held.len > 0 && R.heldfd != fd)
     held_append("\n", 1);   /* another stream: the held line ends first */
   else {
     R.heldfd = fd;
     held_append(s, n);
     s = NULL;
   }
-  last = R.heldlen ? (const char *)memrchr(R.held, '\n', R.heldlen) : NULL;
+  last = R.held.len ? (const char *)memrchr(R.held.p, '\n', R.held.len) : NULL;
   if (last != NULL) {
-    size_t whole = (size_t)(last - R.held) + 1;
+    size_t whole = (size_t)(last - R.held.p) + 1;
     fflush(stdout);
     erase_prompt();
     fflush(stdout);
-    put(fd, R.held, whole);
-    memmove(R.held, R.held + whole, R.heldlen - whole);
-    R.heldlen -= whole;
+    put(fd, R.held.p, whole);
+    buf_take(&R.held, whole);
     if (R.searching)
       search_draw();
     else
@@ -527,39 +543,26 @@ static void restore_signals(void) {
 /* {======== reading lines from a pipe or a file */
 
 static void in_append(const char *buf, size_t n) {
-  if (R.inlen + n > R.incap) {
-    size_t cap = R.incap ? R.incap : 4096;
-    char *p;
-    while (cap < R.inlen + n)
-      cap *= 2;
-    if ((p = (char *)realloc(R.in, cap)) == NULL) {
-      R.eof = 1;
-      return;
-    }
-    R.in = p;
-    R.incap = cap;
-  }
-  memcpy(R.in + R.inlen, buf, n);
-  R.inlen += n;
+  if (buf_add(&R.in, buf, n) != 0)
+    R.eof = 1;
 }
 
 /* Takes the next whole line (the rest at end of input), or NULL. */
 static char *take_line(void) {
-  char *nl = R.inlen ? (char *)memchr(R.in, '\n', R.inlen) : NULL;
+  char *nl = R.in.len ? (char *)memchr(R.in.p, '\n', R.in.len) : NULL;
   size_t n, len;
   char *line;
-  if (nl == NULL && (!R.eof || R.inlen == 0))
+  if (nl == NULL && (!R.eof || R.in.len == 0))
     return NULL;
-  n = nl ? (size_t)(nl - R.in) + 1 : R.inlen;
+  n = nl ? (size_t)(nl - R.in.p) + 1 : R.in.len;
   len = nl ? n - 1 : n;
-  if (len > 0 && R.in[len - 1] == '\r')
+  if (len > 0 && R.in.p[len - 1] == '\r')
     len--;
   if ((line = (char *)malloc(len + 1)) == NULL)
     return NULL;
-  memcpy(line, R.in, len);
+  memcpy(line, R.in.p, len);
   line[len] = '\0';
-  memmove(R.in, R.in + n, R.inlen - n);
-  R.inlen -= n;
+  buf_take(&R.in, n);
   return line;
 }
 
@@ -1263,7 +1266,8 @@ static void teardown(void) {
   luaL_unref(L, LUA_REGISTRYINDEX, comp_ref);
   luaL_unref(L, LUA_REGISTRYINDEX, R.helper_ref);
   luaL_unref(L, LUA_REGISTRYINDEX, R.seen_ref);
-  free(R.in);
+  free(R.in.p);
+  free(R.held.p);
   fflush(stdout);
 }
 
