@@ -50,6 +50,7 @@ enum { GOT_LINE = 0, GOT_EOF, GOT_INTERRUPT, GOT_QUIT };
    (its rl_point is only updated when a bound function runs). Ctrl-^. */
 #define PROBE_KEY 0x1e
 #define SEARCH_KEY 0x12   /* Ctrl-R */
+#define WEFT_HOG_MS 100   /* a turn of the loop this long means a task hogs it */
 
 /* Bytes that grow at the end and are taken from the front. */
 typedef struct text_buf {
@@ -124,6 +125,7 @@ static struct repl {
   size_t qlen;
   int match;                  /* history offset of the match shown, or -1 */
   uv_pipe_t relay[2];         /* children's inherited stdout, stderr (a terminal) */
+  uv_signal_t winch;          /* the terminal was resized (IN_TTY) */
   int relay_fd[2];            /* their read ends, or -1 */
 } R;
 
@@ -449,6 +451,14 @@ static void interrupt_hook(lua_State *L, lua_Debug *ar) {
   weft__cancel_from_hook(L, R.rt);
 }
 
+/* Whether the loop has not come back from running tasks for a while (libuv
+   updates loop->time, in ms, as each turn starts and when poll returns):
+   a task running then hogs it, one running briefly is left alone. Called
+   from the signal handler: clock_gettime is async-signal-safe. */
+static int hogging(void) {
+  return uv_hrtime() / 1000000 > R.rt->loop->time + WEFT_HOG_MS;
+}
+
 /* Ctrl-C while a task runs means it has not given the loop back: the entry
    that never awaits, or a task hogging the loop (the prompt cannot even
    read keys then). Either is interrupted by a hook at once. */
@@ -462,7 +472,7 @@ static void on_signal(int sig) {
     R.sigterm = 1;
   } else {
     R.sigint = 1;
-    if (t != NULL && t->co != NULL) {
+    if (t != NULL && t->co != NULL && (t == R.entry || hogging())) {
       if (t != R.entry)
         R.hog_id = t->id;
       lua_sethook(t->co, interrupt_hook, LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT, 1);
@@ -1145,6 +1155,14 @@ static void on_closed(uv_handle_t *h) {
   R.nopen--;
 }
 
+/* libedit learns the new width, so that it wraps the line where the
+   terminal does (write_above asks the terminal itself). */
+static void on_winch(uv_signal_t *h, int sig) {
+  (void)h;
+  (void)sig;
+  rl_resize_terminal();
+}
+
 static void open_input(void) {
   uv_loop_t *loop = R.rt->loop;
   uv_handle_type kind = uv_guess_handle(0);
@@ -1152,6 +1170,11 @@ static void open_input(void) {
     R.input = IN_TTY;
     R.nopen++;
     tty_init();
+    if (uv_signal_init(loop, &R.winch) == 0) {
+      R.nopen++;
+      uv_signal_start(&R.winch, on_winch, SIGWINCH);
+      uv_unref((uv_handle_t *)&R.winch);
+    }
   } else if ((kind == UV_NAMED_PIPE || kind == UV_TCP) && uv_pipe_init(loop, &R.pipe, 0) == 0) {
     R.nopen++;
     R.input = IN_PIPE;
@@ -1254,8 +1277,11 @@ static void teardown(void) {
   call_helper("wrap_output", 1, 0);
   R.rt->report = R.old_report;
   R.rt->report_ud = R.old_report_ud;
-  if (R.input == IN_TTY)
+  if (R.input == IN_TTY) {
     uv_close((uv_handle_t *)&R.poll, on_closed);
+    if (R.winch.loop != NULL)
+      uv_close((uv_handle_t *)&R.winch, on_closed);
+  }
   else if (R.input == IN_PIPE)
     uv_close((uv_handle_t *)&R.pipe, on_closed);
   uv_close((uv_handle_t *)&R.async, on_closed);
