@@ -688,14 +688,13 @@ static const char *search_match(void) {
   return h != NULL ? h->line : "";
 }
 
+/* Draws "(reverse-i-search)`query': match" in place of the prompt line. */
 static void search_draw(void) {
-  const char *m = search_match();
-  int n;
+  const char *m = search_match(), *failed = R.match < 0 && R.qlen > 0 ? "failed " : "";
   erase_prompt();
-  n = printf("(%sreverse-i-search)`%s': %s", R.match < 0 && R.qlen > 0 ? "failed " : "",
-             R.query, m);
-  R.cursor_cols = n > 0 ? columns(R.query, R.qlen) + columns(m, strlen(m)) +
-                          (size_t)n - R.qlen - strlen(m) : 0;
+  printf("(%sreverse-i-search)`%s': %s", failed, R.query, m);
+  R.cursor_cols = strlen(failed) + strlen("(reverse-i-search)`': ") +
+                  columns(R.query, R.qlen) + columns(m, strlen(m));
   fflush(stdout);
 }
 
