@@ -266,11 +266,12 @@ static void write_above(int fd, const char *s, size_t n) {
     fflush(stdout);
     erase_prompt();
     fflush(stdout);
-    put(fd, R.held.p, whole);
+    put(R.heldfd, R.held.p, whole);
     buf_take(&R.held, whole);
-    if (R.searching)
+    if (R.searching) {
+      R.cursor_cols = 0;   /* erased already: draw on the fresh row */
       search_draw();
-    else
+    } else
       rl_forced_update_display();
     fflush(stdout);
   }
