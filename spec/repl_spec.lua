@@ -558,9 +558,9 @@ describe("weft REPL on a terminal (tmux)", function()
   end)
 
   it("the first Ctrl-C interrupts a task hogging the loop, says so, keeps the typed line", function()
-    t:type("h = weft.spawn(function() weft.sleep(0.2) while true do end end) h.name = 'spinner'")
+    t:type("h = weft.spawn(function() weft.sleep(0.1) while true do end end) h.name = 'spinner'")
     t:keys("Enter")
-    cli.sleep(0.6)                               -- the hog runs: keys wait in the terminal
+    cli.sleep(1)                                 -- the hog runs: keys wait in the terminal
     t:type("1 + 41")
     cli.sleep(0.2)
     t:keys("C-c")

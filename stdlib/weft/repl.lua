@@ -144,8 +144,10 @@ local function rewrite(src)
 end
 M.rewrite = rewrite
 
--- Compiles an entry: an expression first (its values are printed), else
--- statements. Returns fn, arg; or nil, message, incomplete.
+--- Compiles an entry: an expression first (its values are printed), else
+-- statements.
+-- @tparam string src
+-- @return fn, arg; or nil, message, incomplete (more lines could finish it)
 function M.compile(src)
   local f, rerr = load("return " .. src, "=stdin", "t", env)
   if f then return f end
@@ -262,7 +264,9 @@ function format_value(v, state, indent)
   return plain(v)
 end
 
--- One printable line (or block) for a result value.
+--- One printable line (or block) for a result value.
+-- @param v any value
+-- @treturn string
 function M.format(v)
   if type(v) == "string" then return v end
   return format_value(v, { path = {}, depth = 0, budget = MAX_TOTAL }, 0)
@@ -340,8 +344,10 @@ local function remember(name, v)
   locals[name] = v
 end
 
--- Prints the outcome of an entry's finished task; `interrupted` when Ctrl-C
--- cancelled it. Returns nothing.
+--- Prints the outcome of an entry's finished task (values, or the error and
+-- the user's frames) and remembers it in `_` or `_err`.
+-- @param task the entry's task, finished
+-- @tparam boolean interrupted Ctrl-C cancelled it: says only "cancelled"
 function M.report(task, interrupted)
   local reraised = take_reraised()   -- before task:result() re-raises the entry's own
   local r = table.pack(pcall(task.result, task))
@@ -413,9 +419,12 @@ end
 -- The ':' commands, as completion offers them.
 local command_names = { "cancel", "help", "quit", "tasks", "time", "waits" }
 
--- Candidates completing 'text' (a name, a dotted path as "weft.sp", or a
+--- Candidates completing 'text' (a name, a dotted path as "weft.sp", or a
 -- ':' command at the start of the line). Names starting with '_' (weft's
 -- internals as weft._stats) are offered only once '_' is typed.
+-- @tparam string text the word before the cursor
+-- @tparam integer start where it starts in the line (0: the line's start)
+-- @treturn {string,...} sorted
 function M.complete(text, start)
   local found, list = {}, {}
   if start == 0 and text:match("^:%a*$") then
@@ -547,7 +556,9 @@ Ctrl-R searches the history (again: older; Enter runs it; Esc, arrows: edit it;
 Ctrl-G: back). Ctrl-\ lists every task. Ctrl-D leaves.
 Tab completes globals, REPL locals, fields after '.' and ':', and commands.]]
 
--- Runs a ':' command line. Returns true to quit.
+--- Runs a ':' command line (:time is run by host/repl.c).
+-- @tparam string line
+-- @treturn boolean true to quit
 function M.command(line)
   local name, arg = line:match("^:(%S*)%s*(.-)%s*$")
   if name == "tasks" then cmd_tasks()
@@ -611,6 +622,8 @@ end
 replaced[repl_print], replaced[repl_write] = orig.print, orig.write
 replaced[repl_file_write] = orig.file_write
 
+--- Puts the REPL's print, io.write and file write in place (on), or back.
+-- @tparam boolean on
 function M.wrap_output(on)
   if on then
     print, io.write, file_index.write = repl_print, repl_write, repl_file_write
