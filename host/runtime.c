@@ -352,15 +352,28 @@ static int finish_run(lua_State *L, int status, lua_KContext ctx) {
   return weft__push_results(L, lua_gettop(L));
 }
 
-/* Moves every deadline from virtual to real time, keeping what was left. */
+/* A virtual run has a clock of its own: the deadlines from before it (the
+   tasks at the REPL's prompt) wait parked this far ahead, in order. */
+#define WEFT_PARKED 1e10
+
+/* Moves the deadlines of the virtual run to real time, keeping what was
+   left, and the parked ones back where they were. */
 static void deadlines_to_real(weft_runtime *rt) {
-  weft_heap_shift(&rt->deadlines, (double)uv_hrtime() * 1e-9 - rt->vclock);
+  double delta = (double)uv_hrtime() * 1e-9 - rt->vclock;
+  weft_heap *h = &rt->deadlines;
+  size_t i;
+  for (i = 0; i < h->n; i++) {
+    h->items[i].when += h->items[i].when >= WEFT_PARKED ? -WEFT_PARKED : delta;
+    h->items[i].d->when = h->items[i].when;
+  }
+  for (i = h->n / 2; i-- > 0;)   /* the two groups moved apart: heap again */
+    weft__heap_down(h, i);
   rt->virtual_time = 0;
   timer_rearm(rt);
 }
 
 static void deadlines_to_virtual(weft_runtime *rt) {
-  weft_heap_shift(&rt->deadlines, -(double)uv_hrtime() * 1e-9);   /* starts at 0 */
+  weft_heap_shift(&rt->deadlines, WEFT_PARKED);   /* the virtual clock starts at 0 */
   rt->vclock = 0;
   rt->virtual_time = 1;
   timer_rearm(rt);
@@ -374,14 +387,14 @@ static int finish_run_virtual(lua_State *L, int status, lua_KContext ctx) {
 
 /* weft.run_virtual(fn, ...). Inside a task it raises, except at the top
    level of the CLI's script (the main task with nothing else alive), so a
-   script runs the same under lua5.4 and under weft. */
+   script runs the same under lua5.4 and under weft, and in a REPL entry. */
 static int rt_run_virtual(lua_State *L) {
   weft_runtime *rt = WEFT_UPRT(L);
   weft_task *t;
   luaL_checkany(L, 1);
   if (rt->current != NULL) {
     weft_task *self = rt->current;
-    if (self != rt->main_task || rt->nlive != 1 || rt->virtual_time)
+    if (self != rt->main_task || (rt->nlive != 1 && !rt->at_prompt) || rt->virtual_time)
       return luaL_error(L, "weft.run_virtual: cannot be nested in a task");
     weft__current(L, rt, "weft.run_virtual");
     deadlines_to_virtual(rt);
