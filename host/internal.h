@@ -127,6 +127,7 @@ struct weft_runtime {
   const void *sorter_mt;      /* the same for weft.sorter */
   int task_mt_ref;
   weft_task *main_task;       /* the CLI's main task: its top level counts as outside tasks */
+  int at_prompt;              /* main_task is a REPL entry: other tasks may be alive beside it */
   int chain_yieldable;        /* can the current resume chain reach the scheduler? */
   int driving;                /* weft.run depth on this runtime */
   int closing;
@@ -263,6 +264,9 @@ int weft__open_io(lua_State *L, weft_runtime *rt);       /* io.c: luv, fs, net, 
 /* process.c: from a signal handler (async-signal-safe): KILL every live
    child process group at once. */
 void weft__process_kill_all_now(void);
+/* process.c: what a child's inherited stdout (1) or stderr (2) really gets,
+   or -1 for the fd itself; the REPL relays a terminal through a pipe. */
+extern int weft__inherit_fd[3];
 
 /* repl.c (linked into the CLI only): the REPL on the runtime's loop.
    Returns the exit status. */

@@ -275,6 +275,15 @@ static int loop_alive(weft_runtime *rt) {
          loop->active_handles > (unsigned)rt->nlisteners;
 }
 
+/* A virtual run has a clock of its own: the deadlines from before it (the
+   tasks at the REPL's prompt) wait parked this far ahead, in order. */
+#define WEFT_PARKED 1e10
+
+/* (a virtual deadline may be as far: parked ones are within uptime of it) */
+static int parked(double when) {
+  return when >= WEFT_PARKED && when < 2 * WEFT_PARKED;
+}
+
 /* In virtual time, when nothing is ready and no real work is pending, the
    clock jumps to the next deadline. Returns 1 if it jumped. */
 static int virtual_jump(weft_runtime *rt) {
@@ -283,6 +292,16 @@ static int virtual_jump(weft_runtime *rt) {
     return 0;
   if (loop_alive(rt))
     return 0;
+  if (parked(d->when)) {
+    /* the run waits for a deadline from before it: the clock moves by what
+       that one had left, to the millisecond (libuv's timer resolution), so
+       it moves in steps timers define, not by the microseconds that passed */
+    double left = ceil((d->when - WEFT_PARKED - (double)uv_hrtime() * 1e-9) * 1000.0) / 1000.0;
+    rt->vclock += left > 0 ? left : 0;
+    weft_heap_remove(&rt->deadlines, d);
+    d->fire(d);
+    return 1;
+  }
   if (d->when > rt->vclock)
     rt->vclock = d->when;
   fire_due(rt, rt->vclock);
@@ -400,25 +419,23 @@ static int finish_run(lua_State *L, int status, lua_KContext ctx) {
   return weft__suspend(L, self, "task", 1, RUN_DRAIN, finish_run);
 }
 
-/* Moves every deadline from virtual to real time, keeping what was left. */
+/* Moves the deadlines of the virtual run to real time, keeping what was
+   left, and the parked ones back where they were. */
 static void deadlines_to_real(weft_runtime *rt) {
-  weft_heap_shift(&rt->deadlines, (double)uv_hrtime() * 1e-9 - rt->vclock);
+  double delta = (double)uv_hrtime() * 1e-9 - rt->vclock;
+  weft_heap *h = &rt->deadlines;
+  size_t i;
+  for (i = 0; i < h->n; i++) {
+    h->items[i].when += parked(h->items[i].when) ? -WEFT_PARKED : delta;
+    h->items[i].d->when = h->items[i].when;
+  }
+  weft_heap_heapify(h);   /* the two groups moved apart: heap again */
   rt->virtual_time = 0;
   timer_rearm(rt);
 }
 
-/* Deadlines left from real time keep what they had left, to the
-   millisecond (libuv's timer resolution), so virtual time moves in steps
-   the timers define and not by the microseconds that passed meanwhile. */
 static void deadlines_to_virtual(weft_runtime *rt) {
-  weft_heap *h = &rt->deadlines;
-  double now = (double)uv_hrtime() * 1e-9;   /* virtual time starts at 0 */
-  size_t i;
-  for (i = 0; i < h->n; i++) {
-    double left = ceil((h->items[i].when - now) * 1000.0) / 1000.0;
-    h->items[i].when = h->items[i].d->when = left > 0 ? left : 0;
-  }
-  weft_heap_heapify(h);
+  weft_heap_shift(&rt->deadlines, WEFT_PARKED);   /* the virtual clock starts at 0 */
   rt->vclock = 0;
   rt->virtual_time = 1;
   timer_rearm(rt);
@@ -432,14 +449,14 @@ static int finish_run_virtual(lua_State *L, int status, lua_KContext ctx) {
 
 /* weft.run_virtual(fn, ...). Inside a task it raises, except at the top
    level of the CLI's script (the main task with nothing else alive), so a
-   script runs the same under lua5.4 and under weft. */
+   script runs the same under lua5.4 and under weft, and in a REPL entry. */
 static int rt_run_virtual(lua_State *L) {
   weft_runtime *rt = WEFT_UPRT(L);
   weft_task *t;
   luaL_checkany(L, 1);
   if (rt->current != NULL) {
     weft_task *self = rt->current;
-    if (self != rt->main_task || rt->nlive != 1 || rt->virtual_time)
+    if (self != rt->main_task || (rt->nlive != 1 && !rt->at_prompt) || rt->virtual_time)
       return luaL_error(L, "weft.run_virtual: cannot be nested in a task");
     weft__current(L, rt, "weft.run_virtual");
     deadlines_to_virtual(rt);

@@ -628,8 +628,17 @@ int weft__push_results(lua_State *L, int idx) {
   int n = t->done.nresults, i;
   weft__mark_observed(L, t);
   lua_getiuservalue(L, idx, WEFT_TASK_UV_CO);
-  if (t->done.state != WEFT_DONE)
+  if (t->done.state != WEFT_DONE) {
+    /* The REPL shows where a re-raised error was first raised: it reads
+       registry["weft.reraised"] = {error, traceback} (stdlib/weft/repl.lua). */
+    lua_createtable(L, 2, 0);
+    lua_pushvalue(L, -2);
+    lua_rawseti(L, -2, 1);
+    lua_getiuservalue(L, idx, WEFT_TASK_UV_TRACEBACK);
+    lua_rawseti(L, -2, 2);
+    lua_setfield(L, LUA_REGISTRYINDEX, "weft.reraised");
     return lua_error(L);
+  }
   if (n <= 1)
     return n;
   luaL_checkstack(L, n, "too many results");
