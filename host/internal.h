@@ -141,6 +141,7 @@ struct weft_runtime {
   struct { lua_State *co; int slot; } *pool;
   int unobserved_ref;         /* table: light task pointer -> failed task nobody observed */
   int nhandles_open;          /* weft's own handles not yet closed */
+  int nlisteners;             /* listening servers (net.c): no work under virtual time */
   void *cfutures;             /* cfuture.c's state, or NULL */
   int debug;                  /* record spawn sites, warn on slow steps */
   int virtual_time;           /* the clock is virtual (weft.run_virtual) */
@@ -198,6 +199,9 @@ int weft__requeue(lua_State *L, weft_task *t, lua_KContext ctx, lua_KFunction k)
 int weft__suspend(lua_State *L, weft_task *t, const char *on, int on_idx,
                   lua_KContext ctx, lua_KFunction k);
 int weft__raise_pending(lua_State *L, weft_task *t);
+/* Waits that absorb a first interruption (to clean up) use it to stop at a
+   second Deadlock: nothing can end their wait any more. */
+int weft__pending_is(lua_State *L, weft_task *t, const char *kind);
 /* From a count hook set by a signal handler: cancels the task running on
    L at once (a task busy in a loop that never awaits). */
 void weft__cancel_from_hook(lua_State *L, weft_runtime *rt);
