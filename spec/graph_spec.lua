@@ -217,7 +217,7 @@ describe("weft.run_graph", function()
       assert.has_error(function() weft.run_graph({}, 42) end,
         "bad argument #2 to 'run_graph' (function expected, got number)")
       assert.has_error(function() weft.run_graph({a = 1}, print) end,
-        'weft.sorter: graph["a"] must be an array of predecessors, not a number')
+        'bad argument #1 to \'run_graph\' (graph["a"] must be an array of predecessors, not a number)')
     end)
   end)
 
