@@ -8,14 +8,22 @@ local weft = require "weft"
 local pipeline = require "weft.pipeline"
 
 local HELP = [[
-usage: weft run [-f FILE] [TARGET...] [options]
+usage: weft run [-f FILE] [-C DIR] [TARGET...] [NAME=VALUE...] [options]
+       weft why [-f FILE] [-C DIR] TASK [NAME=VALUE...]
 
 Runs the named targets of a pipeline file (else its `default` ones) and
 everything they depend on, as a graph. Task output goes to stdout, each line
 prefixed with the task's name; progress and the summary go to stderr.
 
 options:
-  -f, --file FILE      pipeline file (default ./Weftfile.lua)
+  -f, --file FILE      pipeline file (default ./Weftfile.lua); tasks run in
+                       its directory
+  -C, --directory DIR  change to DIR first
+  NAME=VALUE           set the variable NAME for var() in the Weftfile
+  -B, --always         run the selected tasks even if they are up to date
+  --explain            say why each task runs, before it runs
+  --watch              after the run, wait for a change to a source (or the
+                       Weftfile) and run again what is out of date
   -j, --jobs N         run at most N tasks at once (default: number of CPUs)
   -k, --keep-going     keep going past failures; only tasks downstream of a
                        failed one are skipped
@@ -60,7 +68,7 @@ end
 -- @tparam {string,...} args
 -- @treturn table options
 local function parse(args)
-  local o = { file = "Weftfile.lua", targets = {} }
+  local o = { file = "Weftfile.lua", targets = {}, vars = {} }
   local i = 1
   local function value(opt)
     i = i + 1
@@ -70,6 +78,14 @@ local function parse(args)
   while i <= #args do
     local a = args[i]
     if a == "-f" or a == "--file" then o.file = value(a)
+    elseif a == "-C" or a == "--directory" then o.dir = value(a)
+    elseif a == "-B" or a == "--always" then o.always = true
+    elseif a == "--explain" then o.explain = true
+    elseif a == "--watch" then o.watch = true
+    elseif a == "--why" then o.why = true
+    elseif a:match("^[%a_][%w_]*=") then
+      local k, v = a:match("^([^=]+)=(.*)$")
+      o.vars[k] = v
     elseif a == "-j" or a == "--jobs" then o.jobs = math.floor(number_arg(a, value(a)))
     elseif a:match("^%-j%d+$") then o.jobs = math.floor(number_arg("-j", a:sub(3)))
     elseif a == "-k" or a == "--keep-going" then o.keep_going = true
@@ -86,7 +102,10 @@ local function parse(args)
     elseif a == "--plain" then o.plain = true
     elseif a == "-h" or a == "--help" then o.help = true
     elseif a == "--" then
-      for j = i + 1, #args do o.targets[#o.targets + 1] = args[j] end
+      for j = i + 1, #args do
+        local k, v = args[j]:match("^([%a_][%w_]*)=(.*)$")
+        if k then o.vars[k] = v else o.targets[#o.targets + 1] = args[j] end
+      end
       break
     elseif a:sub(1, 1) == "-" then pipeline.usage_error("unknown option %s", a)
     else o.targets[#o.targets + 1] = a
@@ -137,9 +156,10 @@ local function execute(P, o, targets)
   local reporter, color = choose_reporter(o)
   local ok, run = pcall(weft.run, function()
     return P:run({ targets = targets, jobs = o.jobs or cpu_count(), keep_going = o.keep_going,
-      timeout = o.timeout, reporter = reporter })
+      timeout = o.timeout, reporter = reporter, always = o.always, explain = o.explain })
   end)
   if not ok then
+    if pipeline.is_usage_error(run) then error(run, 0) end
     io.stderr:write("weft run: ", tostring(run), "\n")
     return 1
   end
@@ -150,13 +170,52 @@ local function execute(P, o, targets)
   return run.ok and 0 or 1
 end
 
+-- issue 13: -C, then the Weftfile's directory becomes the working directory
+-- (output files named on the command line stay relative to where weft ran).
+local function enter_directory(o)
+  local uv = weft.uv
+  local function absolute(p)
+    if not p or p:sub(1, 1) == "/" then return p end
+    return uv.cwd() .. "/" .. p
+  end
+  o.trace, o.report = absolute(o.trace), absolute(o.report)
+  if o.dir then
+    local ok, err = uv.chdir(o.dir)
+    if not ok then pipeline.usage_error("-C %s: %s", o.dir, tostring(err)) end
+  end
+  local dir, base = o.file:match("^(.*)/([^/]+)$")
+  if dir then
+    local f = io.open(o.file, "rb")
+    if not f then pipeline.usage_error("no pipeline file %s (use -f FILE)", o.file) end
+    f:close()
+    assert(uv.chdir(dir == "" and "/" or dir))
+    return base
+  end
+  return o.file
+end
+
+local function why(P, o)
+  local name = o.targets[1]
+  if not name or #o.targets > 1 then pipeline.usage_error("weft why expects one task name") end
+  P:select({ name })   -- an unknown name is a usage error with "did you mean"
+  local reason = weft.run(function() return require("weft.incremental").why(P, name) end)
+  if reason then
+    io.stdout:write(("%s would run: %s\n"):format(name, reason))
+  else
+    io.stdout:write(("%s is up to date\n"):format(name))
+  end
+  return 0
+end
+
 local function main(args)
   local o = parse(args)
   if o.help then
     io.stdout:write(HELP)
     return 0
   end
-  local P = pipeline.load(o.file)
+  local path = enter_directory(o)
+  local P = pipeline.load(path, { vars = o.vars, name = o.file })
+  if o.why then return why(P, o) end
   if o.list then
     list_tasks(P, io.stdout)
     return 0
@@ -175,6 +234,10 @@ local function main(args)
   if o.dry_run then
     dry_run(P, list)
     return 0
+  end
+  if o.watch then
+    return require("weft.watch").run(P, o, targets, function(p) return execute(p, o, targets) end,
+      function() return pipeline.load(path, { vars = o.vars, name = o.file }) end)
   end
   return execute(P, o, targets)
 end
