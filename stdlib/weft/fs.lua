@@ -344,6 +344,16 @@ end
 
 -- }========
 
+--- The XXH3-128 digest of a file's content, as 32 hex digits (what
+-- incremental pipelines compare; issue 13). Reads the file on the calling
+-- thread.
+function M.hash(path)
+  check_path("hash", 1, path)
+  local h, err, code = weft._hash.file(path)
+  if not h then fail("hash", code .. ": " .. err:gsub("^hash [^:]*: ", ""), path) end
+  return h
+end
+
 -- {======== files
 
 local File = {}

@@ -330,6 +330,14 @@ function M.open(P, list, opts)
     if is_incremental(rec) then any = true; break end
   end
   if not any then return nil end
+  for _, rec in ipairs(list) do   -- a source that is a directory is a usage error
+    for _, p in ipairs(as_list(rec.sources)) do
+      if not has_glob(p) and H.stat(p) == "directory" then
+        require("weft.pipeline").usage_error("%s: task %q: source %s is a directory, not a file",
+          rec.where or "?", rec.name, p)
+      end
+    end
+  end
   local self = setmetatable({
     P = P, opts = opts, warn = opts.warn or default_warn, cache = {}, records = {},
     dirty = {}, outsig = {}, prefix = basename(P.file or "(lua)") .. ":",
