@@ -152,22 +152,44 @@ local function dry_run(P, list)
   end
 end
 
+local function run_once(P, o, targets)
+  local reporter = choose_reporter(o)
+  return P:run({ targets = targets, jobs = o.jobs or cpu_count(), keep_going = o.keep_going,
+    timeout = o.timeout, reporter = reporter, always = o.always, explain = o.explain })
+end
+
+local function report(run, o)
+  local _, color = choose_reporter(o)
+  io.stderr:write(require("weft.summary").render(run, { color = color }))
+  io.stderr:flush()
+  if o.trace then require("weft.trace").write(run, o.trace) end
+  if o.report then require("weft.report").write(run, o.report) end
+end
+
 local function execute(P, o, targets)
-  local reporter, color = choose_reporter(o)
-  local ok, run = pcall(weft.run, function()
-    return P:run({ targets = targets, jobs = o.jobs or cpu_count(), keep_going = o.keep_going,
-      timeout = o.timeout, reporter = reporter, always = o.always, explain = o.explain })
-  end)
+  local ok, run = pcall(weft.run, run_once, P, o, targets)
   if not ok then
     if pipeline.is_usage_error(run) then error(run, 0) end
     io.stderr:write("weft run: ", tostring(run), "\n")
     return 1
   end
-  io.stderr:write(require("weft.summary").render(run, { color = color }))
-  io.stderr:flush()
-  if o.trace then require("weft.trace").write(run, o.trace) end
-  if o.report then require("weft.report").write(run, o.report) end
+  report(run, o)
   return run.ok and 0 or 1
+end
+
+-- issue 13: --watch runs inside one task until Ctrl-C (main.c exits 130)
+local function watch(P, o, targets, path)
+  local ok, err = pcall(weft.run, require("weft.watch").run, P, {
+    targets = targets,
+    run = function(p)
+      local run = run_once(p, o, targets)
+      report(run, o)
+      return run
+    end,
+    reload = function() return pipeline.load(path, { vars = o.vars, name = o.file }) end,
+  })
+  if ok or (type(err) == "table" and err.kind == "Cancelled") then return 130 end
+  error(err, 0)
 end
 
 -- issue 13: -C, then the Weftfile's directory becomes the working directory
@@ -235,10 +257,7 @@ local function main(args)
     dry_run(P, list)
     return 0
   end
-  if o.watch then
-    return require("weft.watch").run(P, o, targets, function(p) return execute(p, o, targets) end,
-      function() return pipeline.load(path, { vars = o.vars, name = o.file }) end)
-  end
+  if o.watch then return watch(P, o, targets, path) end
   return execute(P, o, targets)
 end
 

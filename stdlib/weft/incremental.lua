@@ -563,6 +563,21 @@ function State:record(rec)
   self.records[self.prefix .. rec.name] = row
 end
 
+--- The paths `rec` read in its last check or record (sources and depfile
+-- entries), for `weft run --watch`.
+function State:inputs_of(rec)
+  local out, seen = {}, {}
+  local function add(list)
+    for _, e in ipairs(list) do
+      if not seen[e[1]] then seen[e[1]] = true; out[#out + 1] = e[1] end
+    end
+  end
+  add(rec.incr and rec.incr.inputs or {})
+  local prev = self.records[self.prefix .. rec.name]
+  if prev then add(decode_map(prev.inputs)) end
+  return out
+end
+
 --- Writes the hashes taken during the run and releases the lock.
 function State:close()
   if self.db and not self.disabled and next(self.dirty) then
