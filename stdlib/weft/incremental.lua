@@ -486,7 +486,12 @@ end
 --- Is `rec` up to date? Returns fresh, reason. Prints the reason with
 -- --explain. Raises a usage error for a source that is a directory.
 function State:check(rec)
-  if not is_incremental(rec) then return false, "it has no sources or generates" end
+  if not is_incremental(rec) then
+    if self.opts.explain then
+      io.stderr:write(("explain: %s runs: it has no sources or generates\n"):format(rec.name))
+    end
+    return false, "it has no sources or generates"
+  end
   self.warn_globs = true
   local inputs = current_inputs(self, rec)
   self.warn_globs = false
