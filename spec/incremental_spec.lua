@@ -496,6 +496,30 @@ default "after"
   end)
 end)
 
+describe("globs with [...] classes", function()
+  it("match the same paths in weft.fs.glob and in sources", function()
+    local dir = tempdir()
+    for _, n in ipairs({ "a1.c", "b2.c", "c3.h", "z9.c", ".hidden.c", "x[.c" }) do
+      write(dir .. "/" .. n, n)
+    end
+    local sync = require("weft.incremental").glob
+    local function names(list)
+      local out = {}
+      for i, p in ipairs(list) do out[i] = p:match("[^/]+$") end
+      return table.concat(out, " ")
+    end
+    for pattern, want in pairs({
+      ["[ab]*.c"] = "a1.c b2.c", ["[a-c]?.[ch]"] = "a1.c b2.c c3.h", ["[!a-c]*"] = "x[.c z9.c",
+      ["x[.c"] = "x[.c", ["*.c"] = "a1.c b2.c x[.c z9.c",
+    }) do
+      local p = dir .. "/" .. pattern
+      assert.equal(want, names(weft.run(function() return weft.fs.glob(p) end)), pattern)
+      assert.equal(want, names(sync(p)), pattern)
+    end
+    sh("rm -rf " .. Q(dir))
+  end)
+end)
+
 describe("weft.fs.hash and the host hashing", function()
   it("returns the XXH3-128 hex digest of a file's content", function()
     local p = os.tmpname()

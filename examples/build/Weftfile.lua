@@ -21,8 +21,9 @@ local function pkg(what)
   p:close()
   return s
 end
-local INCLUDES = pkg("--cflags")
-local LIBS = pkg("--libs") .. " -llua5.4-luv -llua5.4-cjson -ldl -lm -lxxhash -lsqlite3 -ledit"
+-- INCLUDES=... LIBS=... on the command line skip pkg-config (bench/incremental does).
+local INCLUDES = var("INCLUDES") or pkg("--cflags")
+local LIBS = var("LIBS") or (pkg("--libs") .. " -llua5.4-luv -llua5.4-cjson -ldl -lm -lxxhash -lsqlite3 -ledit")
 local WARN = "-Wall -Wextra -Werror -Wshadow -Wundef -Wwrite-strings"
   .. " -Wmissing-prototypes -Wstrict-prototypes -Wredundant-decls"
 

@@ -263,12 +263,8 @@ end
 
 -- {======== glob
 
--- Lua pattern for one segment with * and ?; nil if it has no wildcard.
-local function segment_pattern(seg)
-  if not seg:find("[%*%?]") then return nil end
-  local p = seg:gsub("[%^%$%(%)%%%.%[%]%+%-]", "%%%0"):gsub("%*", "[^/]*"):gsub("%?", "[^/]")
-  return "^" .. p .. "$"
-end
+-- Lua pattern for one segment with *, ? and [...]; nil if it has no wildcard.
+local segment_pattern = require("weft.globpat").segment
 
 local function join(dir, name)
   if dir == "" then return name end
@@ -326,7 +322,7 @@ local function glob_in(dir, segs, i, out)
   end
 end
 
---- Paths matching `*`, `?` (within a segment) and `**` (across segments),
+--- Paths matching `*`, `?`, `[...]` (within a segment) and `**` (across segments),
 -- sorted byte-wise; wildcards do not match a leading dot.
 function M.glob(pattern)
   check_path("glob", 1, pattern)

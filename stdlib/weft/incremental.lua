@@ -25,6 +25,7 @@
 local weft = require "weft"
 local H = weft._hash
 local DB = weft._statedb
+local globpat = require "weft.globpat"
 
 local M = {}
 
@@ -59,6 +60,60 @@ M.normalize = normalize
 
 local function has_glob(p) return p:find("[%*%?%[]") ~= nil end
 
+-- {======== a synchronous glob for sources and generates: a check runs
+-- between tasks and must not wait for the thread pool. `*`, `?` and `[...]`
+-- match within a segment, `**` any number of segments; names starting with a
+-- dot match only a pattern that starts with one.
+
+local function scan(dir)
+  local req = weft.uv.fs_scandir(dir == "" and "." or dir)
+  local list = {}
+  if not req then return list end
+  while true do
+    local name, kind = weft.uv.fs_scandir_next(req)
+    if not name then return list end
+    list[#list + 1] = { name, kind }
+  end
+end
+
+local function under(dir, name) return dir == "" and name or (dir == "/" and "/" .. name or dir .. "/" .. name) end
+
+local function walk_glob(dir, segs, i, out)
+  local seg = segs[i]
+  if not seg then out[#out + 1] = dir; return end
+  if seg == "**" then
+    walk_glob(dir, segs, i + 1, out)
+    for _, e in ipairs(scan(dir)) do
+      if e[2] == "directory" and e[1]:sub(1, 1) ~= "." then walk_glob(under(dir, e[1]), segs, i, out) end
+    end
+  elseif not seg:find("[%*%?%[]") then
+    local p = under(dir, seg)
+    if (i == #segs and H.stat(p)) or (i < #segs and H.stat(p) == "directory") then
+      walk_glob(p, segs, i + 1, out)
+    end
+  else
+    local pat, dot = globpat.segment(seg), seg:sub(1, 1) == "."
+    for _, e in ipairs(scan(dir)) do
+      if e[1]:match(pat) and (dot or e[1]:sub(1, 1) ~= ".") then
+        if i == #segs then out[#out + 1] = under(dir, e[1])
+        elseif e[2] == "directory" then walk_glob(under(dir, e[1]), segs, i + 1, out) end
+      end
+    end
+  end
+end
+
+--- The files matching `pattern`, sorted (see the section comment).
+function M.glob(pattern)
+  local segs = {}
+  for seg in pattern:gmatch("[^/]+") do segs[#segs + 1] = seg end
+  local out = {}
+  walk_glob(pattern:sub(1, 1) == "/" and "/" or "", segs, 1, out)
+  table.sort(out)
+  return out
+end
+
+-- }========
+
 local function as_list(v)
   if v == nil then return {} end
   if type(v) == "string" then return { v } end
@@ -69,7 +124,7 @@ end
 local function expand(list, warn, what, name)
   local out, seen = {}, {}
   for _, p in ipairs(as_list(list)) do
-    local matches = has_glob(p) and weft.fs.glob(p) or { p }
+    local matches = has_glob(p) and M.glob(p) or { p }
     if #matches == 0 and warn then
       warn(("task %q: %s glob %q matches nothing"):format(name, what, p))
     end

@@ -37,14 +37,6 @@ local function glob_prefix(p)
   return dir == "" and "." or dir
 end
 
--- Lua pattern of a glob (* and ? within a segment, ** across segments).
-local function glob_pattern(g)
-  local p = g:gsub("[%^%$%(%)%%%.%[%]%+%-]", "%%%0")
-  p = p:gsub("%*%*/", "\1"):gsub("%*%*", "\2"):gsub("%*", "[^/]*"):gsub("%?", "[^/]")
-  p = p:gsub("\1", ".-"):gsub("\2", ".*")
-  return "^" .. p .. "$"
-end
-
 local function walk(dir, out)
   out[dir] = true
   local req = uv.fs_scandir(dir)
@@ -75,7 +67,7 @@ function M.interest(P, list, incr)
     for _, s in ipairs(as_list(rec.sources)) do
       s = incremental.normalize(s)
       if s:find("[%*%?%[]") then
-        patterns[#patterns + 1] = { glob_pattern(s), rec }
+        patterns[#patterns + 1] = s
         walk(glob_prefix(s), dirs)
       else
         paths[s] = paths[s] or {}
@@ -97,8 +89,10 @@ local function classify(interest, path)
   if v == "weftfile" then return "weftfile" end
   if interest.generated[path] then return nil end
   if v then return "source" end
-  for _, pat in ipairs(interest.patterns) do
-    if path:match(pat[1]) then return "source" end
+  for _, pattern in ipairs(interest.patterns) do   -- a new file a glob now matches
+    for _, p in ipairs(incremental.glob(pattern)) do
+      if p == path then return "source" end
+    end
   end
   return nil
 end
