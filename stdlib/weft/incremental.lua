@@ -29,7 +29,7 @@ local globpat = require "weft.globpat"
 
 local M = {}
 
-local VERSION = 1
+local VERSION = 2
 local RACY_NS = 1000000000   -- above every filesystem's mtime granularity we meet
 
 local SCHEMA = [[
@@ -52,6 +52,9 @@ M.is_incremental = is_incremental
 -- {======== paths and globs
 
 local function normalize(p)
+  if not p:find("//", 1, true) and not p:find("/./", 1, true) and p:sub(1, 2) ~= "./" then
+    return p   -- the common case, without building new strings
+  end
   p = p:gsub("/+", "/"):gsub("^%./", "")
   while p:find("/%./") do p = p:gsub("/%./", "/") end
   return p
@@ -156,6 +159,14 @@ local function serialize_table(t, seen, depth)
   if seen[t] then return "<cycle>" end
   if depth > 12 then return "<deep>" end
   seen[t] = true
+  local n, count = #t, 0
+  for _ in pairs(t) do count = count + 1 end
+  if count == n then   -- a sequence: no keys to sort
+    local parts = {}
+    for i = 1, n do parts[i] = serialize(t[i], seen, depth + 1) end
+    seen[t] = nil
+    return "{" .. table.concat(parts, ",") .. "}"
+  end
   local keys = {}
   for k in pairs(t) do keys[#keys + 1] = k end
   table.sort(keys, function(a, b)
@@ -204,13 +215,23 @@ end
 
 --- The parts of a task's definition, in a fixed order: {name, value} pairs
 -- (fields as `field NAME`, the body as `body`, each captured value by name).
-function M.definition(rec, fields)
-  local parts = {}
-  local names = {}
+local key_fields = setmetatable({}, { __mode = "k" })   -- fields table -> sorted names
+
+local function key_field_names(fields)
+  local names = key_fields[fields]
+  if names then return names end
+  names = {}
   for k, f in pairs(fields) do
     if f.key ~= false and k ~= "fn" then names[#names + 1] = k end
   end
   table.sort(names)
+  key_fields[fields] = names
+  return names
+end
+
+function M.definition(rec, fields)
+  local parts = {}
+  local names = key_field_names(fields)
   for _, k in ipairs(names) do
     local v = rec.spec and rec.spec[k]
     if v ~= nil then parts[#parts + 1] = { "field " .. k, serialize(v, {}, 0) } end
@@ -230,18 +251,17 @@ function M.definition(rec, fields)
   return parts
 end
 
+-- "name\0value\0..." : serialize() escapes every \0 inside a value (%q).
 local function encode_parts(parts)
-  local lines = {}
-  for i, p in ipairs(parts) do lines[i] = ("%q\t%q"):format(p[1], p[2]) end
-  return table.concat(lines, "\n")
+  local flat = {}
+  for i, p in ipairs(parts) do flat[2 * i - 1], flat[2 * i] = p[1], p[2] end
+  return table.concat(flat, "\0")
 end
 
 local function decode_parts(text)
-  local out = {}
-  for line in (text or ""):gmatch("[^\n]+") do
-    local f = load("return " .. line:gsub("\t", ", ", 1), "=def", "t", {})
-    local ok, k, v = pcall(f or error)
-    if ok and k then out[#out + 1] = { k, v } end
+  local out, key = {}, nil
+  for field in ((text or "") .. "\0"):gmatch("(.-)%z") do
+    if key then out[#out + 1] = { key, field }; key = nil else key = field end
   end
   return out
 end
@@ -516,10 +536,12 @@ local function reason(self, rec, prev, def_parts, defhash, inputs)
     if not h then return e[1] .. " is missing" end
     if h ~= e[2] then return e[1] .. " was changed since it was generated" end
   end
-  local recorded = {}
+  local recorded, now = {}, {}
+  for _, e in ipairs(inputs) do now[e[1]] = e[2] end
   for _, e in ipairs(decode_map(prev.inputs)) do
     recorded[e[1]] = true
-    local h = self:hash(e[1])
+    local h = now[e[1]]
+    if h == nil then h = self:hash(e[1]) elseif h == "-" then h = nil end
     if h ~= (e[2] ~= "-" and e[2] or nil) then
       return h and (e[1] .. " changed") or (e[1] .. " is missing")
     end
@@ -527,8 +549,10 @@ local function reason(self, rec, prev, def_parts, defhash, inputs)
   for _, e in ipairs(inputs) do
     if not recorded[e[1]] then return e[1] .. " is a new source" end
   end
+  local generated = {}
+  for _, e in ipairs(decode_map(prev.outputs)) do generated[e[1]] = true end
   for _, p in ipairs(M.literal_generates(rec)) do
-    if not self:hash(p) then return p .. " is missing" end
+    if not generated[p] and not self:hash(p) then return p .. " is missing" end
   end
   local deps = {}
   for _, e in ipairs(decode_map(prev.deps)) do deps[e[1]] = e[2] end
