@@ -27,9 +27,15 @@ cp scripts/embed.lua "$SRC/scripts/"
 cp examples/build/Weftfile.lua "$SRC/examples/build/"
 lua5.4 bench/incremental/gen.lua build "$SRC" "$W/out-make" "$W/out-ninja"
 
-weft_build() { "$WEFT" run -f "$SRC/examples/build/Weftfile.lua" -j"$JOBS" "OUT=$W/out-weft" "$@"; }
+# the flags are passed in, as gen.lua bakes them into the peers' files
+INCLUDES=$(pkg-config --cflags lua5.4 libuv)
+LIBS="$(pkg-config --libs lua5.4 libuv) -llua5.4-luv -llua5.4-cjson -ldl -lm -lxxhash -lsqlite3 -ledit"
+weft_build() {
+  "$WEFT" run -f "$SRC/examples/build/Weftfile.lua" -j"$JOBS" "OUT=$W/out-weft" \
+    "INCLUDES=$INCLUDES" "LIBS=$LIBS" "$@"
+}
 ninja_build() { ninja -C "$SRC" -j"$JOBS" "$@"; }
-make_build() { make -s -C "$SRC" -f bench.mk -j"$JOBS" "$@"; }
+make_build() { make --no-print-directory -C "$SRC" -f bench.mk -j"$JOBS" "$@"; }
 
 # usec CMD...: runs CMD (output to $W/last.out) and prints its wall time in µs
 usec() {
