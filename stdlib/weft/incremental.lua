@@ -51,17 +51,25 @@ M.is_incremental = is_incremental
 
 -- {======== paths and globs
 
+local normalized = {}   -- path as written -> normal form (paths repeat across tasks and runs)
+
 local function normalize(p)
-  if not p:find("//", 1, true) and not p:find("/./", 1, true) and p:sub(1, 2) ~= "./" then
-    return p   -- the common case, without building new strings
-  end
-  p = p:gsub("/+", "/"):gsub("^%./", "")
-  while p:find("/%./") do p = p:gsub("/%./", "/") end
-  return p
+  local n = normalized[p]
+  if n then return n end
+  n = p:gsub("/+", "/"):gsub("^%./", "")
+  while n:find("/%./") do n = n:gsub("/%./", "/") end
+  normalized[p] = n
+  return n
 end
 M.normalize = normalize
 
-local function has_glob(p) return p:find("[%*%?%[]") ~= nil end
+local globby = {}   -- path -> does it hold a wildcard?
+
+local function has_glob(p)
+  local g = globby[p]
+  if g == nil then g = p:find("[%*%?%[]") ~= nil; globby[p] = g end
+  return g
+end
 
 -- {======== a synchronous glob for sources and generates: a check runs
 -- between tasks and must not wait for the thread pool. `*`, `?` and `[...]`
@@ -154,8 +162,11 @@ end
 
 local serialize
 
+local memo   -- table -> its serialization, during one definition()
+
 local function serialize_table(t, seen, depth)
   if getmetatable(t) ~= nil then return "<object>" end
+  if memo and memo[t] then return memo[t] end
   if seen[t] then return "<cycle>" end
   if depth > 12 then return "<deep>" end
   seen[t] = true
@@ -165,7 +176,9 @@ local function serialize_table(t, seen, depth)
     local parts = {}
     for i = 1, n do parts[i] = serialize(t[i], seen, depth + 1) end
     seen[t] = nil
-    return "{" .. table.concat(parts, ",") .. "}"
+    local text = "{" .. table.concat(parts, ",") .. "}"
+    if memo then memo[t] = text end
+    return text
   end
   local keys = {}
   for k in pairs(t) do keys[#keys + 1] = k end
@@ -230,6 +243,7 @@ local function key_field_names(fields)
 end
 
 function M.definition(rec, fields)
+  memo = {}
   local parts = {}
   local names = key_field_names(fields)
   for _, k in ipairs(names) do
@@ -248,6 +262,7 @@ function M.definition(rec, fields)
       i = i + 1
     end
   end
+  memo = nil
   return parts
 end
 
@@ -379,10 +394,23 @@ local function take_lock(dir, warn)
   return lk
 end
 
+-- A source that is a directory is a usage error, raised before anything
+-- runs; a path hashed as a file before is not stat'ed again here.
+local function check_sources(self, list)
+  for _, rec in ipairs(list) do
+    for _, p in ipairs(as_list(rec.sources)) do
+      if not self.cache[normalize(p)] and not has_glob(p) and H.stat(p) == "directory" then
+        require("weft.pipeline").usage_error("%s: task %q: source %s is a directory, not a file",
+          rec.where or "?", rec.name, p)
+      end
+    end
+  end
+end
+
 local function load_state(self)
   local db = self.db
   for _, r in ipairs(db:prepare("SELECT path, size, mtime, ino, checked, hash FROM files"):rows() or {}) do
-    self.cache[r[1]] = { size = r[2], mtime = r[3], ino = r[4], checked = r[5], hash = r[6] }
+    self.cache[r[1]] = r   -- path, size, mtime, ino, checked (ns), hash
   end
   for _, r in ipairs(db:prepare(
       "SELECT key, defhash, def, inputs, outputs, deps, outsig FROM tasks"):rows() or {}) do
@@ -395,6 +423,30 @@ local function load_state(self)
     .. " deps, outsig) VALUES (?,?,?,?,?,?,?)")
 end
 
+-- Takes the lock and reads the database; on any failure, warns and leaves
+-- the state disabled (everything runs, nothing is recorded).
+local function open_state(self, dir)
+  local ok = weft.uv.fs_mkdir(dir, 493) or weft.uv.fs_stat(dir)
+  if not ok then
+    self.warn(("cannot create %s; running everything, recording nothing"):format(dir))
+    self.disabled = true
+    return
+  end
+  self.lock = take_lock(dir, self.warn)
+  local db = open_db(dir, self.warn)
+  if not db then
+    self.disabled = true
+    return
+  end
+  self.db = db
+  local lok, err = pcall(load_state, self)
+  if not lok or not self.put_file or not self.put_task then
+    self.warn(("cannot read %s/state.db (%s); running everything, recording nothing"):format(dir,
+      tostring(err)))
+    self.disabled = true
+  end
+end
+
 --- Opens the state of pipeline `P` for a run of `list`; nil when no task of
 -- `list` is incremental. Must be called inside a task (it may wait for the
 -- lock). `opts.readonly` (for `weft why`) takes no lock and writes nothing.
@@ -405,14 +457,6 @@ function M.open(P, list, opts)
     if is_incremental(rec) then any = true; break end
   end
   if not any then return nil end
-  for _, rec in ipairs(list) do   -- a source that is a directory is a usage error
-    for _, p in ipairs(as_list(rec.sources)) do
-      if not has_glob(p) and H.stat(p) == "directory" then
-        require("weft.pipeline").usage_error("%s: task %q: source %s is a directory, not a file",
-          rec.where or "?", rec.name, p)
-      end
-    end
-  end
   local self = setmetatable({
     P = P, opts = opts, warn = opts.warn or default_warn, cache = {}, records = {},
     dirty = {}, outsig = {}, prefix = basename(P.file or "(lua)") .. ":",
@@ -432,24 +476,11 @@ function M.open(P, list, opts)
     if db then db:close() end
     return self
   end
-  local ok = weft.uv.fs_mkdir(dir, 493) or weft.uv.fs_stat(dir)
+  open_state(self, dir)
+  local ok, err = pcall(check_sources, self, list)
   if not ok then
-    self.warn(("cannot create %s; running everything, recording nothing"):format(dir))
-    self.disabled = true
-    return self
-  end
-  self.lock = take_lock(dir, self.warn)
-  local db = open_db(dir, self.warn)
-  if not db then
-    self.disabled = true
-    return self
-  end
-  self.db = db
-  local lok, err = pcall(load_state, self)
-  if not lok or not self.put_file or not self.put_task then
-    self.warn(("cannot read %s/state.db (%s); running everything, recording nothing"):format(dir,
-      tostring(err)))
-    self.disabled = true
+    self:close()
+    error(err, 0)
   end
   return self
 end
@@ -461,13 +492,13 @@ function State:hash(path)
   if not kind then return nil, "missing" end
   if kind == "directory" then return nil, "directory" end
   local c = self.cache[path]
-  if c and c.size == size and c.mtime == mtime and c.ino == ino and c.checked - mtime > RACY_NS then
-    return c.hash
+  if c and c[2] == size and c[3] == mtime and c[4] == ino and c[5] - mtime > RACY_NS then
+    return c[6]
   end
   local now = H.now_ns()
   local h, err = H.file(path)
   if not h then return nil, err end
-  self.cache[path] = { size = size, mtime = mtime, ino = ino, checked = now, hash = h }
+  self.cache[path] = { path, size, mtime, ino, now, h }   -- a row of the files table
   self.dirty[path] = true
   return h
 end
@@ -596,7 +627,7 @@ end
 local function flush_files(self)
   for path in pairs(self.dirty) do
     local c = self.cache[path]
-    assert(self.put_file:run(path, c.size, c.mtime, c.ino, c.checked, c.hash))
+    assert(self.put_file:run(path, c[2], c[3], c[4], c[5], c[6]))
   end
   self.dirty = {}
 end
