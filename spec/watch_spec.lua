@@ -102,6 +102,42 @@ describe("weft run --watch", function()
     assert.equal(130, h.wait(10))
   end)
 
+  it("watches a tree of 2000 files and keeps a change made while another task runs", function()
+    assert(os.execute(("cd %s && for d in $(seq 1 40); do mkdir -p tree/d$d/e; "
+      .. "for f in $(seq 1 25); do echo $d.$f > tree/d$d/f$f.txt; echo $f > tree/d$d/e/g$f.txt; "
+      .. "done; done"):format(Q(dir))))
+    write(dir .. "/Weftfile.lua", [[
+local function mark(n) local f = assert(io.open("log", "a")); f:write(n, "\n"); f:close() end
+task "slow" { sources = { "delay" }, generates = { "slow.out" }, function()
+  mark("slow")
+  weft.sh("echo $$ > sleeper.pid; exec sleep $(cat delay)")
+  local f = assert(io.open("slow.out", "w")); f:write("s"); f:close()
+end }
+task "many" { sources = { "tree/**/*.txt" }, generates = { "many.out" }, function()
+  mark("many")
+  local n = 0
+  for _, p in ipairs(weft.fs.glob("tree/**/*.txt")) do
+    local f = assert(io.open(p)); n = n + #f:read("a"); f:close()
+  end
+  local f = assert(io.open("many.out", "w")); f:write(n); f:close()
+end }
+default { "slow", "many" }
+]])
+    write(dir .. "/delay", "1.5")
+    h = cli.start({ "run", "-C", dir, "--watch", "--plain", "-j2" })
+    local before = eventually(function() return read(dir .. "/many.out") end)
+    assert.truthy(before)
+    assert.truthy(eventually(function() return (read(dir .. "/log") or ""):find("slow") end))
+    write(dir .. "/tree/d37/e/g25.txt", "a longer line than before\n")   -- while slow runs
+    local after = eventually(function()
+      local s = read(dir .. "/many.out"); return s ~= before and s end, 15)
+    assert.truthy(after, "the change made during the run was missed")
+    assert.equal(tonumber(before) + 23, tonumber(after))
+    assert.equal(1, count(read(dir .. "/log"), "slow\n"))   -- slow was not redone
+    h.signal("INT")
+    assert.equal(130, h.wait(10))
+  end)
+
   it("keeps the last good Weftfile when it is edited into a syntax error", function()
     h = cli.start({ "run", "-C", dir, "--watch", "--plain" })
     eventually(function() return runs() == 1 end)
