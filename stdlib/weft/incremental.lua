@@ -9,6 +9,8 @@
 --     incr:record(rec)                    -- after rec's body succeeded; raises
 --                                         -- "did not generate x" (the task fails)
 --     incr:close()                        -- at run end (also on errors)
+--     incremental.restarting(incr, rec)   -- before rerunning a task --watch cancelled
+--                                         -- because its source changed (incr may be nil)
 --     incremental.why(P, name, opts) -> reason | nil  (`weft why`, runs nothing)
 --
 -- opts: `always` (-B), `explain`, `warn` (function(msg), default stderr).
@@ -676,6 +678,12 @@ function State:record(rec)
     return
   end
   self.records[self.prefix .. rec.name] = row
+end
+
+--- Before a task restarted by `weft run --watch` runs again: hash its
+-- sources anew, so that what is recorded is what this attempt read.
+function M.restarting(state, rec)
+  if state and is_incremental(rec) then pcall(state.check, state, rec) end
 end
 
 --- The paths `rec` read in its last check or record (sources and depfile

@@ -394,7 +394,11 @@ local function start(run, rec, done_q)
   end
   if run.reporter then run.reporter:started(rec, run) end
   local t = weft.spawn(function()
-    local ok, err = pcall(retry.run, rec, rec.fn or function() end, run.reporter)
+    local ok, err
+    repeat   -- issue 13: `weft run --watch` sets rec.restart when a source changed
+      if rec.restart then rec.restart = nil; incremental.restarting(run.incr, rec) end
+      ok, err = pcall(retry.run, rec, rec.fn or function() end, run.reporter)
+    until not rec.restart
     if ok and run.incr then ok, err = pcall(run.incr.record, run.incr, rec) end   -- issue 13
     if rec.status ~= "running" then return end   -- drained meanwhile
     rec.finish = weft.now()

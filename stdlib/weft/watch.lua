@@ -5,11 +5,12 @@
 -- fixed prefix and every directory below it, found by walking), armed for
 -- the whole watch, so a change made while a run is in progress is queued and
 -- never missed. Changes are gathered for DEBOUNCE seconds after the first
--- one. A change to a source of a task that is running cancels the run (its
--- processes are killed as on Ctrl-C) and starts the next one at once; what
--- finished before is up to date and is not redone. Any other change waits
--- for the run to end. A Weftfile that no longer loads is reported and the
--- last good one is kept. Files the pipeline generates are not reacted to.
+-- one. A running task that read a changed file is cancelled (its processes
+-- are killed as on Ctrl-C) and its body runs again at once; any other
+-- change starts a new run when this one ends (what is up to date is not
+-- redone). A change to the Weftfile reloads it and starts over; one that no
+-- longer loads is reported and the last good one is kept. Files the
+-- pipeline generates are not reacted to.
 --
 -- Interface (weft.cli): `watch.run(P, opts)` inside a task, where
 -- opts = { targets, run = function(P) -> run (runs and reports once),
@@ -143,14 +144,26 @@ function Watch:start_run()
   self.running.name = "weft-watch-run"
 end
 
--- Running tasks whose sources are among `changed`.
-local function touches_running(P, changed)
+-- Restarts the running tasks that read a changed file (their processes
+-- are killed as on Ctrl-C, then the body runs again, see weft.pipeline);
+-- true when some changed file is not read by a running task.
+local function restart_readers(P, changed, err)
+  local read_by_running = {}
   for _, rec in ipairs(P.tasks) do
-    if rec.status == "running" then
+    if rec.status == "running" and rec.task then
+      local hit
       for _, e in ipairs(rec.incr and rec.incr.inputs or {}) do
-        if changed[e[1]] then return true end
+        if changed[e[1]] then hit = e[1]; read_by_running[e[1]] = true end
+      end
+      if hit then
+        err:write(("weft run --watch: %s changed: restarting %s\n"):format(hit, rec.name))
+        rec.restart = true
+        rec.task:cancel("a source changed")
       end
     end
+  end
+  for path in pairs(changed) do
+    if not read_by_running[path] then return true end
   end
   return false
 end
@@ -205,10 +218,10 @@ function Watch:loop()
         if not self.running then
           if self.done then self:finished(self.done); self.done = nil end
           self:start_run()
-        elseif touches_running(self.P, sources) or sources["(weftfile)"] then
-          self.running:cancel("a source changed")
+        elseif sources["(weftfile)"] then   -- new definitions: start over
+          self.running:cancel("the Weftfile changed")
           rerun = true
-        else
+        elseif restart_readers(self.P, sources, self.err) then
           rerun = true
         end
       end
