@@ -27,6 +27,12 @@ end
 
 local read = cli.read_file
 
+-- Waits (at most 20 s) until a file written by a running task exists.
+local function wait_for(path)
+  local deadline = os.time() + 20
+  while not read(path) and os.time() < deadline do os.execute("sleep 0.05") end
+end
+
 local function tempdir()
   local p = os.tmpname()
   os.remove(p)
@@ -368,13 +374,12 @@ default "last"
       write(dir .. "/slow.secs", "30")
       local h = cli.start({ "run", "-C", dir, "-j1", "a", "b", "slow", "last" })
       -- the run is killed while slow sleeps: a and b are recorded, slow is not
-      local deadline = os.time() + 20
-      os.execute("sleep 0.2")
-      while not read(dir .. "/slow.pid") and os.time() < deadline do os.execute("sleep 0.05") end
+      wait_for(dir .. "/slow.pid")
       local child = tonumber((read(dir .. "/slow.pid") or ""):match("%d+"))
       h.signal("KILL")
       h.wait(10)
-      if child then os.execute("kill -KILL " .. child .. " 2>/dev/null") end
+      -- weft is gone: stop slow's process group (sh and its sleep) ourselves
+      if child then os.execute("kill -KILL -" .. child .. " 2>/dev/null") end
       h.cleanup()
       assert.is_number(child, "slow never started")
       assert.is_nil(read(dir .. "/slow.out"))
@@ -391,8 +396,7 @@ default "last"
       write(dir .. "/slow.secs", "1.5")
       local first = cli.start({ "run", "-C", dir, "-j1", "slow" })
       -- let the first take the lock
-      local deadline = os.time() + 20
-      while not read(dir .. "/slow.pid") and os.time() < deadline do os.execute("sleep 0.05") end
+      wait_for(dir .. "/slow.pid")
       os.execute("sleep 0.1")
       local second = cli.run({ "run", "-C", dir, "-j1" }, { env = "CI=true" })
       local code1 = first.wait(20)
@@ -499,8 +503,7 @@ task "after" { deps = { "long" }, function() end }
 default "after"
 ]])
     local h = cli.start({ "run", "-C", dir, "--plain" })
-    local deadline = os.time() + 20
-    while not read(dir .. "/long.pid") and os.time() < deadline do os.execute("sleep 0.05") end
+    wait_for(dir .. "/long.pid")
     h.signal("INT")
     local code = h.wait(15)
     local err = h.stderr()

@@ -127,11 +127,13 @@ end
 
 -- }========
 
+--- `nil` -> {}, "x" -> {"x"}, a list as it is (task fields take either).
 local function as_list(v)
   if v == nil then return {} end
   if type(v) == "string" then return { v } end
   return v
 end
+M.as_list = as_list
 
 -- Expands a list of paths and globs; warns once per glob matching nothing.
 local function expand(list, warn, what, name)

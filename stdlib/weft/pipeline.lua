@@ -51,11 +51,7 @@ local function where(level)
   return ("%s:%d"):format(info.short_src, info.currentline)
 end
 
-local function as_list(v)
-  if v == nil then return {} end
-  if type(v) == "string" then return { v } end
-  return v
-end
+local as_list = incremental.as_list   -- nil -> {}, "x" -> {"x"}
 
 --- Adds a task. `spec` holds the function (at [1] or as `fn`) and the
 -- options `deps`, `desc`, `timeout`, `retries`, `backoff`.

@@ -49,11 +49,7 @@ local function walk(dir, out)
   end
 end
 
-local function as_list(v)
-  if v == nil then return {} end
-  if type(v) == "string" then return { v } end
-  return v
-end
+local as_list = incremental.as_list
 
 --- What a change must touch to matter: exact paths, glob patterns, the
 -- directories to watch, and the generated files to ignore.
