@@ -93,7 +93,17 @@ switch_20() {
   done
 }
 
+# CPU time (user+sys) of a command: what the machine's load inflates less
+# than wall time
+# (average of 10 runs under /usr/bin/time, whose 10 ms resolution this divides)
+cpu() {
+  /usr/bin/time -f "%U %S" sh -c 'for i in 1 2 3 4 5 6 7 8 9 10; do "$@" >/dev/null 2>&1; done' \
+    sh "$@" 2>&1 | tail -n 1 | awk '{printf "%.1f ms", ($1 + $2) * 100}'
+}
 pair "no-op" nothing
+echo "cpu (user+sys, mean of 10 more no-ops): weft $(cpu "$WEFT" run \
+  -f "$SRC/examples/build/Weftfile.lua" "OUT=$W/out-weft" "INCLUDES=$INCLUDES" "LIBS=$LIBS")," \
+  "ninja $(cpu ninja -C "$SRC"), make $(cpu make -C "$SRC" -f bench.mk)"
 pair "one .c touched" touch_one
 pair "one .c changed" change_one
 cp "$W/json.c.orig" "$SRC/host/json.c"
@@ -115,3 +125,4 @@ done
 tw=$(median <"$W/s.weft"); tn=$(median <"$W/s.ninja")
 echo "synthetic no-op: weft $(ms "$tw"), ninja $(ms "$tn"); weft/ninja" \
   "$(awk -v a="$tw" -v b="$tn" 'BEGIN{printf "%.2f", a/b}')"
+echo "cpu (user+sys, mean of 10 more synthetic no-ops): weft $(cd "$S" && cpu "$WEFT" run -j"$JOBS"), ninja $(cpu ninja -C "$S")"
