@@ -38,8 +38,9 @@ for _, c in ipairs(weft.fs.glob(ROOT .. "/host/*.c")) do
   task("cc:" .. base) {
     sources = { c }, generates = { o }, depfile = OUT .. "/obj/" .. base .. ".d",
     function()
-      sh(("mkdir -p %s/obj && %s -std=c11 %s -fPIC -D_GNU_SOURCE %s %s -MMD -c %s -o %s")
-        :format(OUT, CC, CFLAGS, WARN, INCLUDES, c, o))
+      weft.fs.mkdir(OUT .. "/obj", { parents = true })
+      sh(("%s -std=c11 %s -fPIC -D_GNU_SOURCE %s %s -MMD -c %s -o %s")
+        :format(CC, CFLAGS, WARN, INCLUDES, c, o))
     end,
   }
 end
@@ -55,7 +56,8 @@ task "embed" {
       files[#files + 1] = p:sub(#ROOT + 2)
     end
     local out = STDLIB_C:sub(1, 1) == "/" and STDLIB_C or (weft.uv.cwd() .. "/" .. STDLIB_C)
-    sh(("mkdir -p %s/obj && cd %s && lua5.4 scripts/embed.lua %s %s"):format(OUT, ROOT, out, table.concat(files, " ")))
+    weft.fs.mkdir(OUT .. "/obj", { parents = true })
+    sh(("cd %s && lua5.4 scripts/embed.lua %s %s"):format(ROOT, out, table.concat(files, " ")))
   end,
 }
 
