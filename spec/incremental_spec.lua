@@ -492,7 +492,10 @@ default "hi"
         load_error('task "build" { function() end }\ntask "t" { deps = "buld" }'), 1, true)
       r = cli.run({ "why", "-C", dir, "biuld" })
       assert.equal(2, r.code)
-      assert.matches('(did you mean "build"?)', r.stderr, 1, true)
+      assert.matches('^weft why: unknown target "biuld" %(did you mean "build"%?%)', r.stderr)
+      r = cli.run({ "why", "-C", dir })
+      assert.equal(2, r.code)
+      assert.equal("weft why: expects one task name\n", r.stderr)
     end)
   end)
 

@@ -218,7 +218,7 @@ end
 
 local function why(P, o)
   local name = o.targets[1]
-  if not name or #o.targets > 1 then pipeline.usage_error("weft why expects one task name") end
+  if not name or #o.targets > 1 then pipeline.usage_error("expects one task name") end
   P:select({ name })   -- an unknown name is a usage error with "did you mean"
   local reason = weft.run(function() return require("weft.incremental").why(P, name) end)
   if reason then
@@ -265,13 +265,14 @@ end
 return function(args)
   local ok, status = pcall(main, args)
   if ok then return status end
+  local me = args[1] == "--why" and "weft why: " or "weft run: "   -- main.c's `weft why`
   if pipeline.is_usage_error(status) then
-    io.stderr:write("weft run: ", status.message, "\n")
+    io.stderr:write(me, status.message, "\n")
     if status.message:match("^unknown option") then
       io.stderr:write("try 'weft run --help'\n")
     end
     return 2
   end
-  io.stderr:write("weft run: ", tostring(status), "\n")
+  io.stderr:write(me, tostring(status), "\n")
   return 1
 end
