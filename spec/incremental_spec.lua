@@ -490,6 +490,7 @@ default "hi"
       assert.matches('unknown target "biuld" (did you mean "build"?)', r.stderr, 1, true)
       assert.matches('depends on unknown task "buld" (did you mean "build"?)',
         load_error('task "build" { function() end }\ntask "t" { deps = "buld" }'), 1, true)
+      write(dir .. "/Weftfile.lua", 'task "build" { function() end }\n')
       r = cli.run({ "why", "-C", dir, "biuld" })
       assert.equal(2, r.code)
       assert.matches('^weft why: unknown target "biuld" %(did you mean "build"%?%)', r.stderr)
