@@ -424,6 +424,13 @@ default "where"
       r = cli.run({ "run", "-C", dir, "-f", "sub/Weftfile.lua" }, { env = "CI=true" })
       assert.equal(0, r.code, r.stderr)
       assert.equal(real, (read(dir .. "/sub/where.txt") or ""):gsub("\n$", ""))
+      -- --trace and --report name files relative to where weft was started
+      r = cli.run({ "run", "-f", "sub/Weftfile.lua", "--trace", "t.json", "--report", "r.html" },
+        { env = "cd " .. Q(dir) .. " && CI=true" })
+      assert.equal(0, r.code, r.stderr)
+      assert.truthy(read(dir .. "/t.json"))
+      assert.truthy(read(dir .. "/r.html"))
+      assert.is_nil(read(dir .. "/sub/t.json"))
     end)
 
     it("gives processes /dev/null as stdin unless the task says stdin = \"inherit\"", function()
