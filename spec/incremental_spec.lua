@@ -224,6 +224,24 @@ default "cc"
     assert.equal("cc", run(dir).ran)
   end)
 
+  it("does not trust a depfile entry that changed while the task ran", function()
+    write(dir .. "/Weftfile.lua", PRELUDE .. [[
+task "cc" { sources = { "a.c" }, generates = { "a.o" }, depfile = "a.d", function()
+  mark("cc")
+  put("a.o", get("a.c") .. get("h.h"))
+  put("h.h", "edited by someone while cc ran")
+  put("a.d", "a.o: a.c h.h\n")
+end }
+default "cc"
+]])
+    write(dir .. "/a.c", "c")
+    write(dir .. "/h.h", "h")
+    assert.equal("cc", run(dir).ran)
+    local r = run(dir, { "--explain" })
+    assert.equal("cc", r.ran)   -- a.o was built from the old h.h
+    assert.matches("cc runs: h.h changed", r.stderr, 1, true)
+  end)
+
   it("warns about a missing or malformed depfile and treats it as no extra sources", function()
     write(dir .. "/Weftfile.lua", PRELUDE .. [[
 task "cc" { sources = { "a.c" }, generates = { "a.o" }, depfile = "a.d", function()

@@ -612,7 +612,7 @@ function State:check(rec)
   local parts = M.definition(rec, self.fields)
   local deftext = encode_parts(parts)
   local defhash = H.string(deftext)
-  rec.incr = { inputs = inputs, def = deftext, defhash = defhash }
+  rec.incr = { inputs = inputs, def = deftext, defhash = defhash, started_ns = H.now_ns() }
   local why
   if self.opts.always then why = "-B/--always"
   elseif self.disabled then why = "the state in .weft/ is not usable"
@@ -660,7 +660,17 @@ function State:record(rec)
     end
     local ok, hashed = pcall(self.hash_list, self, extra, rec.name, "depfile entry")
     if ok then
-      for _, e in ipairs(hashed) do inputs[#inputs + 1] = e end
+      local produced = {}
+      for _, e in ipairs(outputs) do produced[e[1]] = true end
+      for _, e in ipairs(hashed) do
+        -- hashed after the run: one written while the task ran may not be what
+        -- it read, so it must not look recorded
+        local c = self.cache[e[1]]
+        if c and c[3] >= rec.incr.started_ns and not produced[e[1]] then
+          e[2] = "written while the task ran"
+        end
+        inputs[#inputs + 1] = e
+      end
     end
   end
   local row = { defhash = rec.incr.defhash, def = rec.incr.def, inputs = encode_map(inputs),
