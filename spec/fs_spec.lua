@@ -204,3 +204,73 @@ describe("weft.fs cancellation", function()
     end)
   end)
 end)
+
+-- Defect 5 of issue 14: a write bigger than the free space must not look
+-- like success. Needs root for a 1 MB tmpfs; bad inputs tried: 2 MB through
+-- fs.write, fs.append, a file opened with fs.open and fs.copy.
+describe("weft.fs on a full disk", function()
+  local mnt
+  local root = io.popen("id -u"):read("l") == "0"
+
+  before_each(function()
+    if not root then return end
+    mnt = os.tmpname()
+    os.remove(mnt)
+    assert(os.execute("mkdir " .. mnt .. " && mount -t tmpfs -o size=1m weft-spec " .. mnt))
+  end)
+
+  after_each(function()
+    if mnt then
+      os.execute("umount " .. mnt .. " && rmdir " .. mnt)
+      mnt = nil
+    end
+  end)
+
+  local big = ("x"):rep(2 * 1024 * 1024)
+
+  local function enospc(fn)
+    if not root then
+      pending("needs root to mount a 1 MB tmpfs")
+      return
+    end
+    local ok, err = pcall(weft.run, fn)
+    assert.is_false(ok)
+    assert.equal("IOError", err.kind, tostring(err))
+    assert.equal("ENOSPC", err.code)
+  end
+
+  it("fs.write raises ENOSPC instead of truncating", function()
+    enospc(function() fs.write(mnt .. "/f", big) end)
+  end)
+
+  it("fs.append raises ENOSPC", function()
+    enospc(function() fs.append(mnt .. "/f", "a"); fs.append(mnt .. "/f", big) end)
+  end)
+
+  it("a file of fs.open raises ENOSPC on write", function()
+    enospc(function()
+      local f <close> = fs.open(mnt .. "/f", "w")
+      f:write(big)
+    end)
+  end)
+
+  it("fs.copy raises ENOSPC", function()
+    if not root then return pending("needs root to mount a 1 MB tmpfs") end
+    local src = os.tmpname()
+    local h = assert(io.open(src, "wb")); h:write(big); h:close()
+    local ok, err = pcall(weft.run, function() fs.copy(src, mnt .. "/f") end)
+    os.remove(src)
+    assert.is_false(ok)
+    assert.equal("ENOSPC", err.code)
+  end)
+
+  it("writes everything when it fits, in several writes if need be", function()
+    if not root then return pending("needs root to mount a 1 MB tmpfs") end
+    local data = ("0123456789abcdef"):rep(50000)
+    local got = weft.run(function()
+      fs.write(mnt .. "/f", data)
+      return fs.read(mnt .. "/f")
+    end)
+    assert.equal(#data, #got)
+  end)
+end)

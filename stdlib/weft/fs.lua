@@ -68,9 +68,19 @@ local function read_fd(fd, size, offset)
   return ok, data
 end
 
+--- Writes all of `data`: the kernel may take less than asked (a full disk
+-- takes what fits), so the rest is written again until it all went or the
+-- kernel says why not (ENOSPC). Offset -1 appends.
 local function write_fd(fd, data, offset)
-  local ok, err = request(uv.fs_write, nil, fd, data, offset)
-  return ok, err
+  local done = 0
+  while done < #data do
+    local rest = done == 0 and data or data:sub(done + 1)
+    local ok, n = request(uv.fs_write, nil, fd, rest, offset < 0 and -1 or offset + done)
+    if not ok then return false, n end
+    if n == 0 then return false, "ENOSPC: no space left on device" end
+    done = done + n
+  end
+  return true
 end
 
 local function close_quietly(fd)
