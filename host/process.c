@@ -845,6 +845,10 @@ static int exec_complete(exec_state *ex) {
     return 0;
   if (ex->proc.killed)
     return 1;
+  /* Past a timeout or cancel, what still holds a pipe open escaped the
+     group (setsid): waiting for its EOF would wait for it to end. */
+  if (ex->proc.terminating && !weft__proc_group_alive(&ex->proc))
+    return 1;
   for (i = 0; i < 2; i++)
     if (ex->out[i].piped && !ex->out[i].eof)
       return 0;

@@ -193,3 +193,60 @@ describe("process groups", function()
     assert.is_true(took >= 0.6 and took < 3, "took " .. took)
   end)
 end)
+
+-- Defect 6 of issue 14: a grandchild in its own session keeps the output
+-- pipes open; a timeout or cancel must not wait for it once the child it
+-- started is reaped. Tried: timeout, cancel, SIGTERM to the CLI.
+describe("a detached grandchild", function()
+  local pidfile = os.tmpname()
+  local detach = "setsid sh -c 'echo $$ > " .. pidfile .. "; exec sleep 8'"
+
+  local function kill_grandchild()
+    local f = io.open(pidfile)
+    local pid = f and tonumber(f:read("l"))
+    if f then f:close() end
+    os.remove(pidfile)
+    if pid then os.execute("kill " .. pid .. " 2>/dev/null") end
+    return pid
+  end
+
+  after_each(kill_grandchild)
+
+  it("does not hold up a timeout", function()
+    local took, ok, err = weft.run(function()
+      local t0 = weft.now()
+      local ok, err = pcall(weft.sh, detach, { timeout = 0.3 })
+      return weft.now() - t0, ok, err
+    end)
+    assert.is_false(ok)
+    assert.is_true(err.timeout)
+    assert.is_true(took < 2, "took " .. took)
+  end)
+
+  it("does not hold up a cancel", function()
+    local took, err = weft.run(function()
+      local t0 = weft.now()
+      local t = weft.spawn(weft.sh, detach .. "; sleep 8")
+      while not io.open(pidfile) do weft.sleep(0.01) end
+      t:cancel()
+      local _, e = pcall(t.await, t)
+      return weft.now() - t0, e
+    end)
+    assert.equal("Cancelled", err.kind)
+    assert.is_true(took < 2, "took " .. took)
+  end)
+
+  it("does not hold up the CLI ended by SIGTERM", function()
+    local took, res = weft.run(function()
+      local p = weft.process({ os.getenv("WEFT_BIN") or "build/weft", "-e",
+        ("weft.sh(%q)"):format(detach .. "; sleep 8") }, { stdout = "null", stderr = "null" })
+      while not io.open(pidfile) do weft.sleep(0.01) end
+      local t0 = weft.now()
+      weft.uv.kill(p.pid, "sigterm")
+      local r = p:wait()
+      return weft.now() - t0, r
+    end)
+    assert.equal(143, res.code)
+    assert.is_true(took < 2, "took " .. took)
+  end)
+end)
