@@ -34,6 +34,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -428,9 +429,30 @@ static int spawn_script(spawn_req *r, const char *path) {
   return err;
 }
 
+/* A NUL byte in the first line marks a binary the kernel refused (as bash
+   decides it): /bin/sh would only fail on it with a misleading 127. */
+static int looks_binary(const char *path) {
+  char head[256];
+  ssize_t n;
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return 0;
+  n = read(fd, head, sizeof head);
+  close(fd);
+  if (n <= 0)
+    return 0;
+  {
+    const char *nl = (const char *)memchr(head, '\n', (size_t)n);
+    size_t first = nl != NULL ? (size_t)(nl - head) : (size_t)n;
+    return memchr(head, '\0', first) != NULL;
+  }
+}
+
 static int spawn_path(spawn_req *r, const char *path) {
   int err = posix_spawn(&r->pid, path, r->fa, r->attr, r->args, r->env);
-  return err == ENOEXEC ? spawn_script(r, path) : err;
+  if (err == ENOEXEC && !looks_binary(path))
+    return spawn_script(r, path);
+  return err;
 }
 
 /* execvp's search of 'dirs' for file, one spawn per candidate. */
@@ -730,13 +752,44 @@ char **weft__proc_env(lua_State *L, int idx) {
   return v;
 }
 
-void weft__proc_push_spawn_error(lua_State *L, int rc, int argv_idx) {
+/* The spawn's chdir runs in the child, where its failure looks like the
+   program's: 0 when cwd is a directory we may enter, else the errno. */
+static int cwd_error(const char *cwd) {
+  struct stat st;
+  if (cwd == NULL)
+    return 0;
+  if (stat(cwd, &st) != 0)
+    return errno;
+  if (!S_ISDIR(st.st_mode))
+    return ENOTDIR;
+  return access(cwd, X_OK) == 0 ? 0 : errno;
+}
+
+/* libuv 1.44 has no name for ENOEXEC, which a spawn can give. */
+static const char *spawn_err_name(int rc) {
+  return rc == -ENOEXEC ? "ENOEXEC" : uv_err_name(rc);
+}
+
+static const char *spawn_strerror(int rc) {
+  return rc == -ENOEXEC ? "exec format error" : uv_strerror(rc);
+}
+
+void weft__proc_push_spawn_error(lua_State *L, int rc, int argv_idx, const char *cwd) {
+  int cwd_err = cwd_error(cwd);
   argv_idx = lua_absindex(L, argv_idx);
   lua_geti(L, argv_idx, 1);
-  weft__error_new(L, "ProcessError", "cannot run '%s': %s (%s)", lua_tostring(L, -1),
-                  uv_strerror(rc), uv_err_name(rc));
+  if (cwd_err != 0) {
+    rc = uv_translate_sys_error(cwd_err);
+    weft__error_new(L, "ProcessError", "cannot run '%s' in '%s': %s (%s)", lua_tostring(L, -1),
+                    cwd, spawn_strerror(rc), spawn_err_name(rc));
+    lua_pushstring(L, cwd);
+    lua_setfield(L, -2, "cwd");
+  } else {
+    weft__error_new(L, "ProcessError", "cannot run '%s': %s (%s)", lua_tostring(L, -1),
+                    spawn_strerror(rc), spawn_err_name(rc));
+  }
   lua_remove(L, -2);
-  lua_pushstring(L, uv_err_name(rc));
+  lua_pushstring(L, spawn_err_name(rc));
   lua_setfield(L, -2, "errno");
   lua_pushinteger(L, rc == UV_ENOENT ? 127 : 126);
   lua_setfield(L, -2, "code");
@@ -1253,7 +1306,7 @@ static int exec_run(lua_State *L) {
       close_out(&ex->out[i]);
     if (ex->in_piped)
       close_pipe(&ex->in);
-    weft__proc_push_spawn_error(L, rc, S_ARGV);
+    weft__proc_push_spawn_error(L, rc, S_ARGV, o.cwd);
     return lua_error(L);
   }
   start_io(ex);

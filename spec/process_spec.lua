@@ -250,3 +250,67 @@ describe("a detached grandchild", function()
     assert.is_true(took < 2, "took " .. took)
   end)
 end)
+
+-- Defect 10 of issue 14: what cannot start is a ProcessError before
+-- anything runs, blaming the right thing. Tried: a file without the x bit
+-- (by path and through PATH), a binary the kernel refuses, a directory, a
+-- missing cwd and a cwd that is a file, through weft.exec and weft.process.
+describe("spawn errors", function()
+  local dir
+  before_each(function()
+    dir = weft.run(weft.fs.tempdir, "weft-spawn-spec-")
+    local function put(name, data, mode)
+      local f = assert(io.open(dir .. "/" .. name, "wb")); f:write(data); f:close()
+      os.execute(("chmod %s %s/%s"):format(mode, dir, name))
+    end
+    put("noexec.sh", "#!/bin/sh\necho ran\n", "644")
+    put("badelf", "\127ELF\2\1\1\0garbage\0\0\0", "755")
+    put("plain.sh", "echo plain-ran\n", "755")
+  end)
+  after_each(function() os.execute("rm -rf " .. dir) end)
+
+  local function spawn_error(argv, opts)
+    local ok, err = pcall(weft.run, weft.exec, argv, opts)
+    assert.is_false(ok, "it ran")
+    assert.equal("ProcessError", err.kind, tostring(err))
+    local ok2, err2 = pcall(weft.run, function()
+      local p = weft.process(argv, opts)
+      return p:wait()
+    end)
+    assert.is_false(ok2, "weft.process gave a running handle")
+    assert.equal(err.errno, err2.errno)
+    return err
+  end
+
+  it("a file without execute permission is EACCES", function()
+    local err = spawn_error({ dir .. "/noexec.sh" })
+    assert.equal("EACCES", err.errno)
+    err = spawn_error({ "noexec.sh" }, { env = { PATH = dir } })
+    assert.equal("EACCES", err.errno)
+  end)
+
+  it("a binary the kernel cannot run is ENOEXEC, not a shell's 127", function()
+    local err = spawn_error({ dir .. "/badelf" })
+    assert.equal("ENOEXEC", err.errno)
+    assert.matches("badelf", err.message)
+  end)
+
+  it("a directory is EACCES", function()
+    assert.equal("EACCES", spawn_error({ dir }).errno)
+  end)
+
+  it("a missing cwd is blamed, not the program", function()
+    local err = spawn_error({ "ls" }, { cwd = dir .. "/missing" })
+    assert.equal("ENOENT", err.errno)
+    assert.matches("missing", err.message)
+    assert.equal(dir .. "/missing", err.cwd)
+    err = spawn_error({ "ls" }, { cwd = dir .. "/badelf" })
+    assert.equal("ENOTDIR", err.errno)
+    assert.equal(dir .. "/badelf", err.cwd)
+  end)
+
+  it("an executable script without #! still runs through /bin/sh", function()
+    local r = weft.run(weft.exec, { dir .. "/plain.sh" })
+    assert.equal("plain-ran\n", r.stdout)
+  end)
+end)
