@@ -429,8 +429,8 @@ static int spawn_script(spawn_req *r, const char *path) {
   return err;
 }
 
-/* A NUL byte in the first line marks a binary the kernel refused (as bash
-   decides it): /bin/sh would only fail on it with a misleading 127. */
+/* ELF magic or a NUL byte in the first line marks a binary the kernel
+   refused (as bash decides it): /bin/sh would only fail on it with a misleading 127. */
 static int looks_binary(const char *path) {
   char head[256];
   ssize_t n;
@@ -441,6 +441,8 @@ static int looks_binary(const char *path) {
   close(fd);
   if (n <= 0)
     return 0;
+  if (n >= 4 && memcmp(head, "\177ELF", 4) == 0)
+    return 1;
   {
     const char *nl = (const char *)memchr(head, '\n', (size_t)n);
     size_t first = nl != NULL ? (size_t)(nl - head) : (size_t)n;
