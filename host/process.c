@@ -1189,19 +1189,56 @@ static const char *push_cmdline(lua_State *L) {
   return lua_tostring(L, -1);
 }
 
+#define TAIL_LINES 5      /* lines of captured stderr a failure message quotes */
+#define TAIL_BYTES 400    /* and at most this many bytes of them */
+
+/* Pushes the end of the captured stderr for a failure message: "" when
+   there is none, ": line" for one line, else the lines indented below. */
+static void push_stderr_tail(lua_State *L, const exec_out *o) {
+  const char *p = o->buf, *start;
+  size_t end = o->len, lines = 0;
+  luaL_Buffer b;
+  if (o->mode != OUT_CAPTURE || p == NULL)
+    end = 0;
+  while (end > 0 && (p[end - 1] == '\n' || p[end - 1] == '\r' || p[end - 1] == ' '))
+    end--;
+  if (end == 0) {
+    lua_pushliteral(L, "");
+    return;
+  }
+  start = p + end;
+  while (start > p && (start[-1] != '\n' || ++lines < TAIL_LINES))
+    start--;
+  luaL_buffinit(L, &b);
+  luaL_addstring(&b, memchr(start, '\n', (size_t)(p + end - start)) ? ":\n  " : ": ");
+  if (p + end - start > TAIL_BYTES) {
+    start = p + end - TAIL_BYTES;
+    luaL_addstring(&b, "...");
+  }
+  for (; start < p + end; start++) {
+    luaL_addchar(&b, *start);
+    if (*start == '\n')
+      luaL_addstring(&b, "  ");
+  }
+  luaL_pushresult(&b);
+}
+
 /* Turns the result on top into a ProcessError and raises it. */
 static int raise_failure(lua_State *L, exec_state *ex) {
   int res = lua_gettop(L);
   const char *prog = push_cmdline(L);
+  const char *tail;
+  push_stderr_tail(L, &ex->out[1]);
+  tail = lua_tostring(L, -1);
   if (ex->timed_out)
-    weft__error_new(L, "ProcessError", "'%s' timed out (killed by signal %d)", prog,
-                    ex->proc.term_signal);
+    weft__error_new(L, "ProcessError", "'%s' timed out (killed by signal %d)%s", prog,
+                    ex->proc.term_signal, tail);
   else if (ex->proc.term_signal)
-    weft__error_new(L, "ProcessError", "'%s' was killed by signal %d", prog,
-                    ex->proc.term_signal);
+    weft__error_new(L, "ProcessError", "'%s' was killed by signal %d%s", prog,
+                    ex->proc.term_signal, tail);
   else
-    weft__error_new(L, "ProcessError", "'%s' exited with code %d", prog,
-                    (int)ex->proc.exit_status);
+    weft__error_new(L, "ProcessError", "'%s' exited with code %d%s", prog,
+                    (int)ex->proc.exit_status, tail);
   lua_pushnil(L);
   while (lua_next(L, res)) {   /* copy code, signal, stdout, stderr */
     lua_pushvalue(L, -2);

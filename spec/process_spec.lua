@@ -316,3 +316,44 @@ describe("spawn errors", function()
     assert.equal("plain-ran\n", r.stdout)
   end)
 end)
+
+-- Issues 15 and 18: a failed command says why in its message, not only in
+-- err.stderr. Tried: one line, many lines, a very long line, no stderr, a
+-- timeout, stderr not captured.
+describe("ProcessError messages", function()
+  local function message(cmd, opts)
+    local ok, err = pcall(weft.run, weft.sh, cmd, opts)
+    assert.is_false(ok)
+    return err.message, err
+  end
+
+  it("carry the exit code and the program's own message", function()
+    local msg, err = message("ls /nonexistent-weft-dir")
+    assert.matches("exited with code 2", msg, 1, true)
+    assert.matches("/nonexistent-weft-dir", msg, 1, true)
+    assert.matches("No such file", msg, 1, true)
+    assert.matches("No such file", err.stderr, 1, true)
+  end)
+
+  it("keep only the last few lines, bounded in length", function()
+    local msg, err = message("for i in $(seq 1 50); do echo line$i >&2; done; exit 1")
+    assert.matches("line50", msg, 1, true)
+    assert.not_matches("line40\n", msg, 1, true)
+    assert.matches("line1\n", err.stderr, 1, true)
+    msg = message("head -c 100000 /dev/zero | tr '\\0' x >&2; exit 1")
+    assert.is_true(#msg < 1000, "message of " .. #msg .. " bytes")
+  end)
+
+  it("say nothing more when stderr is empty or not captured", function()
+    local msg = message("exit 3")
+    assert.matches("exited with code 3$", msg)
+    msg = message("echo oops >&2; exit 3", { stderr = "null" })
+    assert.matches("exited with code 3$", msg)
+  end)
+
+  it("on a timeout too", function()
+    local msg = message("echo started-$((1+1)) >&2; sleep 10", { timeout = 0.3 })
+    assert.matches("timed out", msg, 1, true)
+    assert.matches("started-2", msg, 1, true)
+  end)
+end)
