@@ -229,6 +229,20 @@ static void create_arg_table(lua_State *L, char **argv, int argc, int script) {
   lua_setglobal(L, "arg");
 }
 
+/* -E, as lua.c's: the package library already read LUA_PATH and LUA_CPATH
+   (the libraries are open before the arguments are read), so put back the
+   compiled-in paths and mark the state as lua.c does for later loaders. */
+static void ignore_lua_env(lua_State *L) {
+  lua_pushboolean(L, 1);
+  lua_setfield(L, LUA_REGISTRYINDEX, "LUA_NOENV");
+  lua_getglobal(L, "package");
+  lua_pushliteral(L, LUA_PATH_DEFAULT);
+  lua_setfield(L, -2, "path");
+  lua_pushliteral(L, LUA_CPATH_DEFAULT);
+  lua_setfield(L, -2, "cpath");
+  lua_pop(L, 1);
+}
+
 /* }======== */
 
 /* What the main task runs: the -e and -l actions in order, then the script. */
@@ -411,6 +425,8 @@ int main(int argc, char **argv) {
     } else {
       if (c.debug)
         rt->debug = 1;
+      if (c.ignore_env)
+        ignore_lua_env(L);
       create_arg_table(L, argv, argc, c.script);
       if (c.version)
         print_version();
