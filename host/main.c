@@ -6,8 +6,8 @@
 **
 ** The process exits once the main task has returned and nothing keeps the
 ** run alive. Exit codes (API.md "CLI"): 0, 1 for an uncaught error (also one
-** in a task nobody awaited, or a deadlock), 2 for usage errors, 130 after
-** SIGINT, 143 after SIGTERM. The first signal cancels every task at its
+** in a task nobody awaited, or a deadlock), 2 for usage errors, 129 after
+** SIGHUP, 130 after SIGINT, 143 after SIGTERM. The first signal cancels every task at its
 ** await point (a hook interrupts a task that never awaits); a second one
 ** exits at once.
 **
@@ -38,7 +38,7 @@ static volatile sig_atomic_t cancel_pending;
 static volatile sig_atomic_t dump_pending;
 
 static int signal_exit_code(int sig) {
-  return sig == SIGTERM ? 143 : 130;
+  return 128 + sig;   /* 129 SIGHUP, 130 SIGINT, 143 SIGTERM, as a shell reports them */
 }
 
 /* Runs inside a task that did not await since the signal: cancel it there. */
@@ -106,6 +106,8 @@ static int restore_signal(lua_State *L) {
     set_handler(SIGINT, on_signal);
   else if (strcmp(name, "SIGTERM") == 0)
     set_handler(SIGTERM, on_signal);
+  else if (strcmp(name, "SIGHUP") == 0)
+    set_handler(SIGHUP, on_signal);
   else if (strcmp(name, "SIGQUIT") == 0)
     set_handler(SIGQUIT, on_quit);
   return 0;
@@ -118,6 +120,7 @@ static void install_signals(lua_State *L, weft_runtime *rt) {
   uv_unref((uv_handle_t *)&signal_async);
   set_handler(SIGINT, on_signal);
   set_handler(SIGTERM, on_signal);
+  set_handler(SIGHUP, on_signal);   /* a closed terminal: clean up as for TERM */
   set_handler(SIGQUIT, on_quit);
   signal(SIGPIPE, SIG_IGN);
   lua_getglobal(L, "weft");

@@ -55,6 +55,7 @@ static int slot_take(int pid) {
   for (i = 0; i < PGID_SLOTS; i++) {
     if (live_pgids[i] == 0) {
       live_pgids[i] = pid;
+      weft__guard_watch(pid);
       if (i >= pgid_high)
         pgid_high = i + 1;
       return i;
@@ -64,8 +65,10 @@ static int slot_take(int pid) {
 }
 
 static void slot_free(int slot) {
-  if (slot >= 0)
+  if (slot >= 0) {
+    weft__guard_forget(live_pgids[slot]);
     live_pgids[slot] = 0;
+  }
 }
 
 void weft__process_kill_all_now(void) {

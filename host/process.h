@@ -100,4 +100,9 @@ void weft__proc_free_strv(char **v);
    the child can enter, the error names it (err.cwd) instead of the program. */
 void weft__proc_push_spawn_error(lua_State *L, int rc, int argv_idx, const char *cwd);
 
+/* guard.c: a forked guard process kills the groups weft started but did
+   not see end, when weft dies (kill -9 included). */
+void weft__guard_watch(int pgid);
+void weft__guard_forget(int pgid);
+
 #endif
