@@ -129,6 +129,7 @@ struct weft_runtime {
   weft_task *main_task;       /* the CLI's main task: its top level counts as outside tasks */
   int chain_yieldable;        /* can the current resume chain reach the scheduler? */
   int driving;                /* weft.run depth on this runtime */
+  int stop_driving;           /* the CLI got a signal: weft__drive_all returns */
   int closing;
   uint64_t next_id;
   uint64_t turns;             /* scheduler turns run so far */

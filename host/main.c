@@ -36,6 +36,7 @@ static volatile sig_atomic_t signal_count;
 static volatile sig_atomic_t first_signal;
 static volatile sig_atomic_t cancel_pending;
 static volatile sig_atomic_t dump_pending;
+static int serving;   /* finish_run drives what the main task left running */
 
 static int signal_exit_code(int sig) {
   return 128 + sig;   /* 129 SIGHUP, 130 SIGINT, 143 SIGTERM, as a shell reports them */
@@ -86,6 +87,10 @@ static void signal_work(uv_async_t *h) {
   if (cancel_pending) {
     cancel_pending = 0;
     cancel_all(rt);
+    /* past the main task, what keeps the run alive may be an open server:
+       finish_run now only waits for the cancelled tasks' cleanup */
+    if (serving)
+      rt->stop_driving = 1;
   }
 }
 
@@ -328,7 +333,7 @@ static int run_main(lua_State *L, weft_runtime *rt, cli *c, int argc, char **arg
    the main task failed, cancel what is left and only wait for the tasks to
    finish their cleanup (as asyncio.run does). */
 static int finish_run(lua_State *L, weft_runtime *rt, int main_failed) {
-  int status = 0;
+  int status = 0, rc;
   if (main_failed)
     cancel_all(rt);
   for (;;) {
@@ -337,7 +342,13 @@ static int finish_run(lua_State *L, weft_runtime *rt, int main_failed) {
         uv_run(rt->loop, UV_RUN_ONCE);
       break;
     }
-    if (weft__drive_all(L, rt) == 0)
+    serving = 1;
+    rc = weft__drive_all(L, rt);
+    serving = 0;
+    rt->stop_driving = 0;
+    if (rc == 0 && signal_count > 0)
+      continue;   /* a signal ended the serving: wait for the cleanup */
+    if (rc == 0)
       break;
     fprintf(stderr, "%s: %s\n", progname, luaL_tolstring(L, -1, NULL));
     lua_pop(L, 2);

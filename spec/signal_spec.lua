@@ -158,3 +158,20 @@ describe("children die with weft", function()
     assert.same({}, survivors(pids))
   end)
 end)
+
+-- Found with defect 14 of issue 14: spec/http_spec.lua's server outlived
+-- `make test` because the first SIGTERM cancelled every task but left the
+-- run serving an open server once the main task had returned.
+describe("the CLI after its main task returned", function()
+  local cli = require "support.cli"
+  for _, case in ipairs { { "TERM", 143 }, { "HUP", 129 }, { "INT", 130 } } do
+    it("ends on the first SIG" .. case[1] .. " while a server listens", function()
+      local h = cli.start({ "-e", "weft.net.listen('127.0.0.1', 0, function() end); print('ready'); io.stdout:flush()" })
+      assert.is_true(h.wait_output("ready", 5), h.stderr())
+      h.signal(case[1])
+      local code = h.wait(5)
+      h.cleanup()
+      assert.equal(case[2], code)
+    end)
+  end
+end)
