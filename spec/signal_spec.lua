@@ -150,10 +150,11 @@ describe("children die with weft", function()
     local session = "weft-spec-" .. math.random(1e9)
     local parts = {}
     for i, a in ipairs(args()) do parts[i] = cli.quote(a) end
-    assert(os.execute(("tmux new-session -d -s %s %s"):format(session,
+    -- a server of our own (-L): closing its only session closes the terminal
+    assert(os.execute(("tmux -L %s new-session -d -s %s %s"):format(session, session,
       cli.quote(cli.quote(cli.bin) .. " " .. table.concat(parts, " ")))))
     local ok, pids = pcall(read_pids, 6)
-    os.execute("tmux kill-session -t " .. session .. " 2>/dev/null")
+    os.execute(("tmux -L %s kill-session -t %s 2>/dev/null"):format(session, session))
     assert(ok, pids)
     assert.same({}, survivors(pids))
   end)
