@@ -274,3 +274,46 @@ describe("weft.fs on a full disk", function()
     assert.equal(#data, #got)
   end)
 end)
+
+-- The read buffer of weft.fs files (defect 12 of issue 14 made lines()
+-- stop copying it): positions and lines stay right across its refills.
+describe("weft.fs file positions around the read buffer", function()
+  it("lines() across refills, a last line without newline, position after", function()
+    local got = in_tmp(function(d)
+      local lines = {}
+      for i = 1, 30000 do lines[i] = ("%d:%s"):format(i, ("x"):rep(i % 97)) end
+      local text = table.concat(lines, "\n")
+      fs.write(d .. "/f", text)
+      local f <close> = fs.open(d .. "/f")
+      local n, same = 0, true
+      for l in f:lines() do n = n + 1; same = same and l == lines[n] end
+      return { n, same, f:seek("cur") == #text, f:read("l") }
+    end)
+    assert.same({ 30000, true, true }, got)
+  end)
+
+  it("seek and write after reading lines use the position of what was read", function()
+    local got = in_tmp(function(d)
+      fs.write(d .. "/f", "aaa\nbbb\nccc\n")
+      local f <close> = fs.open(d .. "/f", "r+")
+      local first = f:read("l")
+      local pos = f:seek()
+      f:write("BBB")
+      local after = f:seek()
+      local rest = f:read("a")
+      f:seek("set", 0)
+      return { first, pos, after, rest, f:read("a") }
+    end)
+    assert.same({ "aaa", 4, 7, "\nccc\n", "aaa\nBBB\nccc\n" }, got)
+  end)
+
+  it("mixes numbers, counts and lines", function()
+    local got = in_tmp(function(d)
+      fs.write(d .. "/f", "12 3.5\nabcdef\nlast")
+      local f <close> = fs.open(d .. "/f")
+      local a, b = f:read("n", "n")
+      return { a, b, f:read(1), f:read(3), f:read("L"), f:seek(), f:read("a"), f:read("a") }
+    end)
+    assert.same({ 12, 3.5, "\n", "abc", "def\n", 14, "last", "" }, got)
+  end)
+end)

@@ -370,7 +370,7 @@ function M.open(path, mode)
   local flags = modes[(mode:gsub("b", ""))]
   if not flags then error(("bad argument #2 to 'open' (invalid mode '%s')"):format(mode), 2) end
   local fd = open_fd("open", path, flags)
-  return setmetatable({ fd = fd, path = path, pos = 0, buf = "", append = flags:sub(1, 1) == "a" }, File)
+  return setmetatable({ fd = fd, path = path, base = 0, buf = "", off = 1, append = flags:sub(1, 1) == "a" }, File)
 end
 
 local function checkfile(f, name)
@@ -380,38 +380,52 @@ local function checkfile(f, name)
   if not f.fd then error("attempt to use a closed file", 3) end
 end
 
+-- The read buffer: f.buf holds bytes read ahead from file offset f.base,
+-- the unread ones from index f.off on, so the file position is
+-- f.base + f.off - 1. Taking a line only moves f.off (copying the rest of
+-- the buffer made each line cost a 64 KiB copy).
+local CHUNK = 262144
+local find, sub = string.find, string.sub
+
+local function avail(f) return #f.buf - f.off + 1 end
+local function position(f) return f.base + f.off - 1 end
+
 -- Reads more into the buffer; false at end of file.
 local function fill(f)
-  local ok, data = read_fd(f.fd, 65536, f.pos + #f.buf)
+  local ok, data = read_fd(f.fd, CHUNK, f.base + #f.buf)
   if not ok then fail("read", data, f.path) end
   if data == "" then return false end
-  f.buf = f.buf .. data
+  f.base = position(f)
+  if f.off > #f.buf then f.buf = data else f.buf = sub(f.buf, f.off) .. data end
+  f.off = 1
   return true
 end
 
 local function take(f, n)
-  local s = f.buf:sub(1, n)
-  f.buf = f.buf:sub(n + 1)
-  f.pos = f.pos + #s
+  local off = f.off
+  local s = sub(f.buf, off, off + n - 1)
+  f.off = off + #s
   return s
 end
 
 local function read_line(f, keep)
   while true do
-    local i = f.buf:find("\n", 1, true)
+    local buf, off = f.buf, f.off
+    local i = find(buf, "\n", off, true)
     if i then
-      local s = take(f, i)
-      return keep and s or s:sub(1, -2)
+      f.off = i + 1
+      return sub(buf, off, keep and i or i - 1)
     end
     if not fill(f) then
-      if f.buf == "" then return nil end
-      return take(f, #f.buf)
+      if avail(f) == 0 then return nil end
+      return take(f, avail(f))
     end
   end
 end
 
 local function read_number(f)
-  while #f.buf < 256 and fill(f) do end
+  while avail(f) < 256 and fill(f) do end
+  f.base, f.buf, f.off = position(f), sub(f.buf, f.off), 1
   local ws, num = f.buf:match("^(%s*)([%+%-]?[%w%.]*[%+%-]?[%w%.]*)")
   local n = tonumber(num)
   if not n then
@@ -428,9 +442,9 @@ end
 
 local function read_one(f, fmt)
   if type(fmt) == "number" then
-    while #f.buf < fmt and fill(f) do end
-    if fmt > 0 and f.buf == "" then return nil end
-    if fmt == 0 then return (f.buf ~= "" or fill(f)) and "" or nil end
+    while avail(f) < fmt and fill(f) do end
+    if fmt > 0 and avail(f) == 0 then return nil end
+    if fmt == 0 then return (avail(f) > 0 or fill(f)) and "" or nil end
     return take(f, fmt)
   end
   fmt = tostring(fmt):gsub("^%*", ""):sub(1, 1)
@@ -439,7 +453,7 @@ local function read_one(f, fmt)
   if fmt == "n" then return read_number(f) end
   if fmt == "a" then
     while fill(f) do end
-    return take(f, #f.buf)
+    return take(f, avail(f))
   end
   error(("bad argument #1 to 'read' (invalid format '%s')"):format(fmt), 3)
 end
@@ -469,10 +483,11 @@ function File:write(...)
     parts[i] = tostring(v)
   end
   local data = concat(parts, "", 1, parts.n)
-  local ok, err = write_fd(self.fd, data, self.append and -1 or self.pos)
+  local pos = position(self)
+  local ok, err = write_fd(self.fd, data, self.append and -1 or pos)
   if not ok then fail("write", err, self.path) end
-  self.buf = ""
-  self.pos = self.append and self.pos or self.pos + #data
+  self.buf, self.off = "", 1
+  self.base = self.append and pos or pos + #data
   return self
 end
 
@@ -480,7 +495,18 @@ end
 function File:lines(...)
   checkfile(self, "lines")
   local fmts = pack(...)
-  if fmts.n == 0 then fmts = { "l", n = 1 } end
+  if fmts.n == 0 then   -- the common case, without read's format dispatch
+    return function()
+      local buf, off = self.buf, self.off
+      local i = find(buf, "\n", off, true)
+      if i and self.fd then
+        self.off = i + 1
+        return sub(buf, off, i - 1)
+      end
+      checkfile(self, "lines")
+      return read_line(self, false)
+    end
+  end
   return function() return self:read(unpack(fmts, 1, fmts.n)) end
 end
 
@@ -490,7 +516,7 @@ function File:seek(whence, offset)
   whence, offset = whence or "cur", offset or 0
   local base
   if whence == "set" then base = 0
-  elseif whence == "cur" then base = self.pos
+  elseif whence == "cur" then base = position(self)
   elseif whence == "end" then
     local ok, st = request(uv.fs_fstat, nil, self.fd)
     if not ok then fail("seek", st, self.path) end
@@ -498,8 +524,8 @@ function File:seek(whence, offset)
   else
     error(("bad argument #1 to 'seek' (invalid option '%s')"):format(whence), 2)
   end
-  self.pos, self.buf = base + offset, ""
-  return self.pos
+  self.base, self.buf, self.off = base + offset, "", 1
+  return self.base
 end
 
 --- Closes the file (again is fine).
