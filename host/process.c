@@ -726,7 +726,8 @@ char **weft__proc_env(lua_State *L, int idx) {
   if (idx == 0 || lua_isnoneornil(L, idx))
     return NULL;
   idx = lua_absindex(L, idx);
-  luaL_checktype(L, idx, LUA_TTABLE);
+  if (!lua_istable(L, idx))
+    luaL_error(L, "bad option 'env' (table expected, got %s)", luaL_typename(L, idx));
   extra = env_check(L, idx);
   while (environ[n] != NULL)
     n++;

@@ -24,10 +24,24 @@ local function fail(op, err, path, path2)
     { code = code, path = path }), 3)
 end
 
+local function argerror(fname, n, msg)
+  error(("bad argument #%d to '%s' (%s)"):format(n, fname, msg), 4)
+end
+
+-- The type name luaL_typeerror would give: a metatable's __name first.
+local function typename(v)
+  local mt = getmetatable(v)
+  return type(mt) == "table" and type(mt.__name) == "string" and mt.__name or type(v)
+end
+
 local function check_path(fname, n, v)
-  if type(v) ~= "string" then
-    error(("bad argument #%d to '%s' (string expected, got %s)"):format(n, fname, type(v)), 3)
-  end
+  if type(v) ~= "string" then argerror(fname, n, "string expected, got " .. type(v)) end
+end
+
+-- An options table: nil or a table, as Lua's own libraries check.
+local function check_opts(fname, n, v)
+  if v ~= nil and type(v) ~= "table" then argerror(fname, n, "table expected, got " .. typename(v)) end
+  return v
 end
 
 --- Calls luv's fs function `fn(...)` with a callback and awaits it. Returns
@@ -177,6 +191,7 @@ end
 --- Creates a directory; with `{parents=true}` as `mkdir -p`.
 function M.mkdir(path, opts)
   check_path("mkdir", 1, path)
+  check_opts("mkdir", 2, opts)
   local ok, err = mkdir_one(path)
   if ok then return end
   if not (opts and opts.parents) then fail("mkdir", err, path) end
@@ -226,6 +241,7 @@ end
 -- (a missing path is then fine, as `rm -rf`).
 function M.remove(path, opts)
   check_path("remove", 1, path)
+  check_opts("remove", 2, opts)
   if opts and opts.recursive then return remove_tree(path) end
   local ok, st = request(uv.fs_lstat, nil, path)
   if not ok then fail("remove", st, path) end
@@ -367,17 +383,18 @@ local modes = { r = "r", w = "w", a = "a", ["r+"] = "r+", ["w+"] = "w+", ["a+"] 
 function M.open(path, mode)
   check_path("open", 1, path)
   mode = mode or "r"
+  check_path("open", 2, mode)
   local flags = modes[(mode:gsub("b", ""))]
   if not flags then error(("bad argument #2 to 'open' (invalid mode '%s')"):format(mode), 2) end
   local fd = open_fd("open", path, flags)
   return setmetatable({ fd = fd, path = path, base = 0, buf = "", off = 1, append = flags:sub(1, 1) == "a" }, File)
 end
 
-local function checkfile(f, name)
+local function checkfile(f, name, closed_ok)
   if getmetatable(f) ~= File then
-    error(("bad argument #1 to '%s' (weft.file expected)"):format(name), 3)
+    error(("bad argument #1 to '%s' (weft.file expected, got %s)"):format(name, typename(f)), 3)
   end
-  if not f.fd then error("attempt to use a closed file", 3) end
+  if not f.fd and not closed_ok then error("attempt to use a closed file", 3) end
 end
 
 -- The read buffer: f.buf holds bytes read ahead from file offset f.base,
@@ -447,7 +464,8 @@ local function read_one(f, fmt)
     if fmt == 0 then return (avail(f) > 0 or fill(f)) and "" or nil end
     return take(f, fmt)
   end
-  fmt = tostring(fmt):gsub("^%*", ""):sub(1, 1)
+  if type(fmt) ~= "string" then error("bad argument #1 to 'read' (invalid format)", 3) end
+  fmt = fmt:gsub("^%*", ""):sub(1, 1)
   if fmt == "l" then return read_line(f, false) end
   if fmt == "L" then return read_line(f, true) end
   if fmt == "n" then return read_number(f) end
@@ -514,6 +532,17 @@ end
 function File:seek(whence, offset)
   checkfile(self, "seek")
   whence, offset = whence or "cur", offset or 0
+  if type(whence) ~= "string" then
+    error(("bad argument #1 to 'seek' (string expected, got %s)"):format(type(whence)), 2)
+  end
+  if math.type(offset) ~= "integer" then
+    local n = math.tointeger(offset)
+    if not n then
+      error(("bad argument #2 to 'seek' (%s)"):format(type(offset) == "number" and
+        "number has no integer representation" or "number expected, got " .. type(offset)), 2)
+    end
+    offset = n
+  end
   local base
   if whence == "set" then base = 0
   elseif whence == "cur" then base = position(self)
@@ -530,6 +559,7 @@ end
 
 --- Closes the file (again is fine).
 function File:close()
+  checkfile(self, "close", true)
   if self.fd then
     local fd = self.fd
     self.fd = nil
@@ -569,7 +599,14 @@ function M.watch(path)
 end
 
 --- Waits for the next change: `name, event`; nil after close.
+local function checkwatcher(w, name)
+  if getmetatable(w) ~= Watcher then
+    error(("bad argument #1 to '%s' (weft.watcher expected, got %s)"):format(name, typename(w)), 3)
+  end
+end
+
 function Watcher:next()
+  checkwatcher(self, "next")
   if not self.ev then return nil end
   local item = self.q:get()
   if not self.ev then return nil end
@@ -579,6 +616,7 @@ end
 
 --- Stops watching; later `next()` returns nil.
 function Watcher:close()
+  checkwatcher(self, "close")
   if self.ev then
     self.ev:close()
     self.ev = nil
