@@ -97,8 +97,12 @@ local function write_fd(fd, data, offset)
   return true
 end
 
+-- Closes at once, not through a request: a close must also happen in a
+-- task that is being cancelled or is failing, where awaiting raises (and
+-- cancelled the request, leaking the descriptor). A close of a file does
+-- not wait for the disk.
 local function close_quietly(fd)
-  request(uv.fs_close, nil, fd)
+  uv.fs_close(fd)
 end
 
 --- Reads a whole file. Open, reads and close are chained in luv
@@ -144,8 +148,9 @@ local function write_all(op, path, data, flags)
     error(("bad argument #2 to '%s' (string expected, got %s)"):format(op, type(data)), 3)
   end
   local fd = open_fd(op, path, flags)
-  local ok, err = write_fd(fd, data, flags == "a" and -1 or 0)
+  local done, ok, err = pcall(write_fd, fd, data, flags == "a" and -1 or 0)
   close_quietly(fd)
+  if not done then error(ok, 0) end   -- cancelled: the descriptor is closed
   if not ok then fail(op, err, path) end
 end
 
@@ -568,7 +573,11 @@ function File:close()
   return true
 end
 
-File.__close = function(f) if f.fd then pcall(File.close, f) end end
+-- <close> runs while the scope ends, also in a task that failed or was
+-- cancelled: File.close does not await, so the descriptor never outlives it.
+File.__close = function(f)
+  if getmetatable(f) == File and f.fd then File.close(f) end
+end
 File.__gc = function(f) if f.fd then uv.fs_close(f.fd); f.fd = nil end end
 File.__tostring = function(f)
   return f.fd and ("weft.file (%s)"):format(f.path) or "weft.file (closed)"
