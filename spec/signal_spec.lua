@@ -117,7 +117,10 @@ describe("children die with weft", function()
   end
 
   before_each(function() pidfile = os.tmpname() end)
-  after_each(function() os.remove(pidfile) end)
+  after_each(function()
+    os.remove(pidfile)
+    os.remove(pidfile .. ".cancelled")   -- written by a run whose cleanup ran
+  end)
 
   local function args() return { "-e", ("assert(load(%q))(%q)"):format(script, pidfile) } end
 
