@@ -10,10 +10,12 @@
 ** every group it still knows, KILL to those alive a moment later, and exits.
 ** When weft exits normally its groups are already gone and forgotten.
 **
-** The guard is forked from a process that may have threads: it only makes
-** async-signal-safe calls (read, kill, close, nanosleep, _exit). It runs in
-** its own session, so a terminal's SIGHUP or Ctrl-C does not end it before
-** it has done its job.
+** The guard is forked from a process that may have threads (and may run
+** under AddressSanitizer, whose wrappers of libc calls can wait forever on
+** a lock some other thread held at the fork): it makes raw system calls
+** only. It is forked with every signal blocked and runs in its own session,
+** so a terminal's SIGHUP or Ctrl-C does not end it before it has done its
+** job.
 */
 #include <errno.h>
 #include <pthread.h>
@@ -53,42 +55,32 @@ static void guard_note(int32_t msg) {
 static int guard_signal_all(int sig) {
   int i, alive = 0;
   for (i = 0; i < GUARD_SLOTS; i++)
-    if (guarded[i] > 0 && kill(-guarded[i], sig) == 0)
+    if (guarded[i] > 0 && syscall(SYS_kill, -guarded[i], sig) == 0)
       alive++;
   return alive;
 }
 
 static void guard_close_others(int keep) {
+  int fd;
 #ifdef SYS_close_range
   if (syscall(SYS_close_range, 0, keep - 1, 0) == 0 &&
       syscall(SYS_close_range, keep + 1, ~0U, 0) == 0)
     return;
 #endif
-  {
-    int fd;
-    long max = sysconf(_SC_OPEN_MAX);
-    for (fd = 0; fd < (max > 0 && max < 65536 ? max : 65536); fd++)
-      if (fd != keep)
-        close(fd);
-  }
+  for (fd = 0; fd < 65536; fd++)
+    if (fd != keep)
+      syscall(SYS_close, fd);
 }
 
 static _Noreturn void guard_main(int fd) {
-  static const int ignored[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGPIPE, SIGTSTP, SIGTTIN,
-                                SIGTTOU, SIGUSR1, SIGUSR2};
   struct timespec tick = {0, 50 * 1000 * 1000};
   union { int32_t msg[256]; char bytes[1024]; } buf;
   size_t have = 0, i;
-  sigset_t none;
-  for (i = 0; i < sizeof ignored / sizeof *ignored; i++)
-    signal(ignored[i], SIG_IGN);
-  sigemptyset(&none);
-  sigprocmask(SIG_SETMASK, &none, NULL);
-  setsid();
-  if (chdir("/") != 0) { /* only keeps a mount busy */ }
+  syscall(SYS_setsid);
+  syscall(SYS_chdir, "/");   /* keeps no mount busy */
   guard_close_others(fd);
   for (;;) {
-    ssize_t n = read(fd, buf.bytes + have, sizeof buf - have);
+    long n = syscall(SYS_read, fd, buf.bytes + have, sizeof buf - have);
     if (n < 0 && errno == EINTR)
       continue;
     if (n <= 0)
@@ -102,9 +94,10 @@ static _Noreturn void guard_main(int fd) {
   }
   if (guard_signal_all(SIGTERM) > 0)
     for (i = 0; i < GUARD_GRACE_TICKS && guard_signal_all(0) > 0; i++)
-      nanosleep(&tick, NULL);
+      syscall(SYS_nanosleep, &tick, NULL);
   guard_signal_all(SIGKILL);
-  _exit(0);
+  syscall(SYS_exit_group, 0);
+  for (;;) {}   /* not reached */
 }
 
 /* }======== */
@@ -114,11 +107,15 @@ static _Noreturn void guard_main(int fd) {
 static void guard_start(void) {
   int sv[2];
   pid_t pid;
+  sigset_t all, old;
   if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
     return;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);   /* the guard keeps this mask */
   pid = fork();
   if (pid == 0)
     guard_main(sv[1]);
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
   close(sv[1]);
   if (pid < 0) {
     close(sv[0]);

@@ -33,9 +33,11 @@ local function survivors()
   local left = {}
   for _, pid in ipairs(pids) do
     local stat = read("/proc/" .. pid .. "/stat")
-    if stat and stat:match("^%d+ %b() (%a)") ~= "Z" then
+    local state, ppid = (stat or ""):match("^%d+ %b() (%a) (%d+)")
+    if state and state ~= "Z" then
       local cmd = (read("/proc/" .. pid .. "/cmdline") or ""):gsub("%z", " ")
-      left[#left + 1] = pid .. " " .. cmd
+      local wchan = read("/proc/" .. pid .. "/wchan") or "?"
+      left[#left + 1] = ("%s (parent %s, %s in %s) %s"):format(pid, ppid, state, wchan, cmd)
     end
   end
   return left

@@ -330,34 +330,6 @@ describe("weft.fs files in <close> variables", function()
     return n
   end
 
-  -- In a fresh process: there the thread pool is still starting, and the
-  -- close that could not be awaited was cancelled before it ran.
-  it("are closed when the task fails", function()
-    local path = os.tmpname()
-    local code = ([[
-      package.cpath = %q
-      local weft = require "weft"
-      local h = assert(io.open(%q, "w")); h:write("x"); h:close()
-      local ok = pcall(weft.run, function()
-        local f <close> = weft.fs.open(%q)
-        error("boom")
-      end)
-      local p = io.popen(("ls -l /proc/%%d/fd"):format(weft.uv.os_getpid()))
-      local n = 0
-      for l in p:lines() do if l:find(%q, 1, true) then n = n + 1 end end
-      p:close()
-      print(ok, n)
-    ]]):format(package.cpath, path, path, path)
-    local script = os.tmpname()
-    local h = assert(io.open(script, "w")); h:write(code); h:close()
-    local p = io.popen("lua5.4 " .. script)
-    local out = p:read("a")
-    p:close()
-    os.remove(script)
-    os.remove(path)
-    assert.equal("false\t0\n", out)
-  end)
-
   it("fs.write cancelled while writing closes its descriptor", function()
     local path = os.tmpname()
     local big = ("x"):rep(64 * 1024 * 1024)
