@@ -30,7 +30,7 @@ static const char *progname = "weft";
 
 /* {======== signals */
 
-static weft_runtime *signal_rt;
+static weft_runtime *volatile signal_rt;   /* NULL once the run is closing */
 static uv_async_t signal_async;
 static volatile sig_atomic_t signal_count;
 static volatile sig_atomic_t first_signal;
@@ -49,7 +49,12 @@ static void interrupt_hook(lua_State *L, lua_Debug *ar) {
 }
 
 static void on_signal(int sig) {
-  weft_task *t = signal_rt->current;
+  weft_task *t;
+  if (signal_rt == NULL) {   /* the runtime is closing or gone: nothing to cancel */
+    weft__process_kill_all_now();
+    _exit(signal_exit_code(sig));
+  }
+  t = signal_rt->current;
   if (signal_count++ > 0) {
     weft__process_kill_all_now();
     _exit(signal_exit_code(first_signal));
@@ -460,6 +465,7 @@ int main(int argc, char **argv) {
   }
   if (signal_count > 0)
     status = signal_exit_code(first_signal);
+  signal_rt = NULL;   /* a hangup after the run (a closed terminal) must not touch it */
   uv_close((uv_handle_t *)&signal_async, NULL);
   lua_close(L);
   return status;
