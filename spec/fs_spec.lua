@@ -330,33 +330,30 @@ describe("weft.fs files in <close> variables", function()
     return n
   end
 
-  it("fs.write cancelled while writing closes its descriptor", function()
+  -- Runs fn(path) in a task, cancels it after `delay` seconds and returns
+  -- how many descriptors of the process still point at path.
+  local function fds_left_after_cancel(fn, delay)
     local path = os.tmpname()
-    local big = ("x"):rep(64 * 1024 * 1024)
     weft.run(function()
-      local t = weft.spawn(fs.write, path, big)
-      weft.sleep(0.001)
+      local t = weft.spawn(fn, path)
+      weft.sleep(delay)
       t:cancel()
       pcall(t.await, t)
     end)
     local left = open_fds_on(path)
     os.remove(path)
-    assert.equal(0, left)
+    return left
+  end
+
+  it("fs.write cancelled while writing closes its descriptor", function()
+    local big = ("x"):rep(64 * 1024 * 1024)
+    assert.equal(0, fds_left_after_cancel(function(path) fs.write(path, big) end, 0.001))
   end)
 
   it("are closed when the task is cancelled", function()
-    local path = os.tmpname()
-    weft.run(function()
-      local t = weft.spawn(function()
-        local f <close> = fs.open(path)
-        weft.sleep(10)
-      end)
-      weft.sleep(0.05)
-      t:cancel()
-      pcall(t.await, t)
-    end)
-    local left = open_fds_on(path)
-    os.remove(path)
-    assert.equal(0, left)
+    assert.equal(0, fds_left_after_cancel(function(path)
+      local f <close> = fs.open(path)
+      weft.sleep(10)
+    end, 0.05))
   end)
 end)
