@@ -130,6 +130,7 @@ struct weft_runtime {
   int at_prompt;              /* main_task is a REPL entry: other tasks may be alive beside it */
   int chain_yieldable;        /* can the current resume chain reach the scheduler? */
   int driving;                /* weft.run depth on this runtime */
+  int stop_driving;           /* the CLI got a signal: weft__drive_all returns */
   int closing;
   uint64_t next_id;
   uint64_t turns;             /* scheduler turns run so far */

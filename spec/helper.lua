@@ -52,6 +52,7 @@ busted.subscribe({ "test", "end" }, function(element, parent, status)
 end)
 
 busted.subscribe({ "test", "end" }, function(element, parent, status)
+  require("support.cli").stop_all()   -- what a failed test left running
   local problem = leftovers()
   if problem then
     clean_up()

@@ -79,8 +79,16 @@ http {
   static = "http://127.0.0.1:" .. nginx_port .. "/"
 end
 
+-- TERM, and KILL if it is still there a second later: a server that
+-- ignored TERM must not outlive the run.
 local function stop(pid)
-  if pid then os.execute("kill " .. pid .. " 2>/dev/null") end
+  if not pid then return end
+  os.execute("kill " .. pid .. " 2>/dev/null")
+  for _ = 1, 20 do
+    if os.execute("kill -0 " .. pid .. " 2>/dev/null") ~= true then return end
+    os.execute("sleep 0.05")
+  end
+  os.execute("kill -KILL " .. pid .. " 2>/dev/null")
 end
 
 setup(function()
