@@ -45,9 +45,9 @@ describe("weft.json", function()
 
   it("raises on values JSON cannot hold", function()
     assert.has_error(function() json.encode({ f = print }) end,
-      "Cannot serialise function: type not supported")
+      "bad argument #1 to 'encode' (Cannot serialise function: type not supported)")
     assert.has_error(function() json.encode(0 / 0) end,
-      "Cannot serialise number: must not be NaN or Inf")
+      "bad argument #1 to 'encode' (Cannot serialise number: must not be NaN or Inf)")
   end)
 
   it("checks its arguments", function()
