@@ -840,16 +840,14 @@ struct exec_state {
   int in_piped;
   weft_deadline timeout;
   weft_task *task;        /* the task waiting, or NULL */
-  int nopen;              /* handles whose close callback has not run */
-  int released;           /* the Lua side let go */
+  weft_holder hold;       /* freed once the box let go and every handle closed */
   int timed_out;
   int check;
   char **argv, **env;     /* until the spawn */
 };
 
-static void exec_maybe_free(exec_state *ex) {
-  if (ex->nopen > 0 || !ex->released)
-    return;
+static void exec_free(weft_holder *h) {
+  exec_state *ex = weft_queue_data(h, exec_state, hold);
   free(ex->out[0].buf);
   free(ex->out[1].buf);
   free(ex->in_data);
@@ -858,32 +856,21 @@ static void exec_maybe_free(exec_state *ex) {
   free(ex);
 }
 
-static void handle_closed(uv_handle_t *h) {
-  exec_state *ex = (exec_state *)h->data;
-  ex->nopen--;
-  exec_maybe_free(ex);
-}
-
-static void out_closed(uv_handle_t *h) {
-  exec_state *ex = ((exec_out *)h->data)->ex;
-  ex->nopen--;
-  exec_maybe_free(ex);
-}
-
 static void proc_handle_closed(weft_proc *p) {
-  exec_state *ex = (exec_state *)p->data;
-  ex->nopen--;
-  exec_maybe_free(ex);
+  weft__holder_closed(&((exec_state *)p->data)->hold);
 }
 
-static void close_pipe(uv_pipe_t *pipe) {
-  if (!uv_is_closing((uv_handle_t *)pipe))
-    uv_close((uv_handle_t *)pipe, handle_closed);
+/* (The pipes' data is no longer read once they close.) */
+static void close_pipe(exec_state *ex, uv_pipe_t *pipe) {
+  if (!uv_is_closing((uv_handle_t *)pipe)) {
+    pipe->data = &ex->hold;
+    uv_close((uv_handle_t *)pipe, weft__holder_close_cb);
+  }
 }
 
 static void close_out(exec_out *o) {
-  if (o->piped && !uv_is_closing((uv_handle_t *)&o->pipe))
-    uv_close((uv_handle_t *)&o->pipe, out_closed);
+  if (o->piped)
+    close_pipe(o->ex, &o->pipe);
 }
 
 /* Closes every handle still open; the state is freed by the last close. */
@@ -893,7 +880,7 @@ static void exec_close(exec_state *ex) {
   for (i = 0; i < 2; i++)
     close_out(&ex->out[i]);
   if (ex->in_piped)
-    close_pipe(&ex->in);
+    close_pipe(ex, &ex->in);
   weft__proc_close(&ex->proc);
 }
 
@@ -978,13 +965,13 @@ static void out_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b) {
 static void in_written(uv_write_t *req, int status) {
   exec_state *ex = (exec_state *)req->data;
   (void)status;   /* a child that does not read its input is not an error */
-  close_pipe(&ex->in);
+  close_pipe(ex, &ex->in);
 }
 
 static void init_pipe(exec_state *ex, uv_pipe_t *pipe, void *data) {
   uv_pipe_init(ex->proc.rt->loop, pipe, 0);
   pipe->data = data;
-  ex->nopen++;
+  ex->hold.nopen++;
 }
 
 /* Fills the uv stdio entries and creates the pipes they name. */
@@ -1025,7 +1012,7 @@ static void start_io(exec_state *ex) {
     uv_buf_t b = uv_buf_init(ex->in_data, (unsigned int)ex->in_len);
     ex->wreq.data = ex;
     if (uv_write(&ex->wreq, (uv_stream_t *)&ex->in, &b, 1, in_written) != 0)
-      close_pipe(&ex->in);
+      close_pipe(ex, &ex->in);
   }
 }
 
@@ -1114,10 +1101,9 @@ static int box_gc(lua_State *L) {
     return 0;
   *box = NULL;
   ex->task = NULL;
-  ex->released = 1;
   if (!ex->proc.exited && !ex->proc.closing)
     weft__proc_terminate(&ex->proc);   /* reap_all_now finishes the job */
-  exec_maybe_free(ex);
+  weft__holder_release(&ex->hold);
   return 0;
 }
 
@@ -1269,7 +1255,7 @@ static int exec_done(lua_State *L, weft_task *t, exec_state *ex) {
   push_result(L, ex);
   ex->task = NULL;
   *box = NULL;
-  ex->released = 1;
+  ex->hold.released = 1;   /* the last close callback frees it */
   exec_close(ex);
   if (t->deliver)
     return weft__raise_pending(L, t);
@@ -1317,6 +1303,7 @@ static int exec_run(lua_State *L) {
   if (ex == NULL)
     return luaL_error(L, "weft: out of memory");
   ex->timeout.slot = WEFT_HEAP_NONE;
+  ex->hold.free = exec_free;
   ex->proc.rt = rt;
   ex->proc.grace.slot = WEFT_HEAP_NONE;
   *box = ex;             /* from here the box frees ex if we raise */
@@ -1341,7 +1328,7 @@ static int exec_run(lua_State *L) {
   ex->proc.on_kill = on_exit_or_kill;
   ex->proc.on_close = proc_handle_closed;
   ex->proc.on_abandon = on_abandon;
-  ex->nopen++;
+  ex->hold.nopen++;
   rc = weft__proc_spawn(L, rt, &ex->proc, &o);
   lua_pop(L, 1);
   weft__proc_free_strv(ex->argv);
@@ -1352,7 +1339,7 @@ static int exec_run(lua_State *L) {
     for (i = 0; i < 2; i++)
       close_out(&ex->out[i]);
     if (ex->in_piped)
-      close_pipe(&ex->in);
+      close_pipe(ex, &ex->in);
     weft__proc_push_spawn_error(L, rc, S_ARGV, o.cwd);
     return lua_error(L);
   }

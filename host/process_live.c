@@ -35,8 +35,7 @@ typedef struct live_proc {
   double kill_at;         /* when the stragglers get KILL (runtime clock) */
   int watching;           /* straggle is open */
   weft_queue waiters;     /* tasks in wait() or close() */
-  int released;           /* the box let go */
-  int nopen;              /* handles whose close callback has not run */
+  weft_holder hold;       /* freed once the box let go and every handle closed */
 } live_proc;
 
 typedef struct proc_box {
@@ -49,9 +48,8 @@ static const char *const stdio_names[] = {"stdin", "stdout", "stderr"};
 
 /* {======== life of a live_proc */
 
-static void maybe_free(live_proc *lp) {
-  if (lp->released && lp->nopen == 0)
-    free(lp);
+static void live_free(weft_holder *h) {
+  free(weft_queue_data(h, live_proc, hold));
 }
 
 static void wake_all(live_proc *lp) {
@@ -59,15 +57,11 @@ static void wake_all(live_proc *lp) {
 }
 
 static void proc_closed(weft_proc *p) {
-  live_proc *lp = (live_proc *)p->data;
-  lp->nopen--;
-  maybe_free(lp);
+  weft__holder_closed(&((live_proc *)p->data)->hold);
 }
 
 static void straggle_closed(uv_handle_t *h) {
-  live_proc *lp = (live_proc *)h->data;
-  lp->nopen--;
-  maybe_free(lp);
+  weft__holder_closed(&((live_proc *)h->data)->hold);
 }
 
 static void stop_straggle(live_proc *lp) {
@@ -102,7 +96,7 @@ static void watch_stragglers(live_proc *lp) {
   uv_timer_init(p->rt->loop, &lp->straggle);
   lp->straggle.data = lp;
   lp->watching = 1;
-  lp->nopen++;
+  lp->hold.nopen++;
   uv_timer_start(&lp->straggle, straggle_tick, 10, 10);
   uv_unref((uv_handle_t *)&lp->straggle);
 }
@@ -140,12 +134,11 @@ static void release(proc_box *b) {
   b->exited = lp->proc.exited;
   b->code = weft__proc_code(&lp->proc);
   b->signal = lp->proc.term_signal;
-  lp->released = 1;
   if (!lp->proc.exited)
     weft__proc_terminate(&lp->proc);
   else if (!lp->proc.closing && !lp->watching)
     weft__proc_close(&lp->proc);
-  maybe_free(lp);
+  weft__holder_release(&lp->hold);
 }
 
 static int process_gc(lua_State *L) {
@@ -410,6 +403,7 @@ static live_proc *new_live_proc(lua_State *L, double grace) {
   if (lp == NULL)
     luaL_error(L, "weft: out of memory");
   weft_queue_init(&lp->waiters);
+  lp->hold.free = live_free;
   lp->proc.grace_s = grace;
   lp->proc.data = lp;
   lp->proc.on_exit = proc_exited;
@@ -448,14 +442,13 @@ static int process_new(lua_State *L) {
     for (i = 0; i < 3; i++)
       if (s[i] != NULL)
         weft__stream_close(s[i]);
-    lp->released = 1;
     if (lp->proc.closing)   /* the handle was initialised: its callback frees */
-      lp->nopen = 1;
-    maybe_free(lp);
+      lp->hold.nopen = 1;
+    weft__holder_release(&lp->hold);
     weft__proc_push_spawn_error(L, rc, S_ARGV, so.cwd);
     return lua_error(L);
   }
-  lp->nopen = 1;
+  lp->hold.nopen = 1;
   b->lp = lp;
   b->pid = lp->proc.pid;
   for (i = 0; i < 3; i++) {

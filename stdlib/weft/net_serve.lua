@@ -11,12 +11,14 @@ end
 -- this while `require "weft"` is still running, so weft comes as an argument).
 -- @tparam table weft the module
 -- @tparam function report prints a message as an unobserved error is printed
+-- @tparam function stop stops a server listening: its running handler tasks,
+--   or nil when it was closed already; raises close's argument error
 -- @treturn function serve(handler, stream, tasks, peer): runs handler(stream)
 --   under xpcall, then closes the stream; a failure other than a
 --   cancellation is reported with the peer, without failing the task
 -- @treturn function close(server): stops listening, cancels the running
 --   handlers and, inside a task, waits for them
-function M.bind(weft, report)
+function M.bind(weft, report, stop)
   local function serve(handler, stream, tasks, peer)
     local me = weft.current()
     tasks[me] = true
@@ -28,7 +30,7 @@ function M.bind(weft, report)
     end
   end
   local function close(server)
-    local tasks = server:_stop()
+    local tasks = stop(server)
     if not tasks then return end
     local me, list = weft.current(), {}
     for t in pairs(tasks) do if t ~= me then list[#list + 1] = t end end
