@@ -6,6 +6,7 @@
 ** codes become messages in one place (weft__uv_error_new).
 ** User docs: docs/reference.md "Errors".
 */
+#include <errno.h>
 #include <stdarg.h>
 #include <string.h>
 
@@ -42,6 +43,16 @@ void weft__error_new(lua_State *L, const char *kind, const char *fmt, ...) {
   luaL_setmetatable(L, WEFT_ERROR_MT);
 }
 
+/* libuv's name for an error code; libuv 1.44 has none for ENOEXEC (what
+   posix_spawn reports for a file that is no program). */
+const char *weft__uv_err_name(int rc) {
+  return rc == -ENOEXEC ? "ENOEXEC" : uv_err_name(rc);
+}
+
+static const char *uv_message(int rc) {
+  return rc == -ENOEXEC ? "exec format error" : uv_strerror(rc);
+}
+
 /* The one formatter of libuv errors: pushes a new error of 'kind' whose
    message is the formatted text, then ": <libuv's message> (<ERRNAME>)",
    "cannot run 'x': no such file or directory (ENOENT)". */
@@ -50,8 +61,8 @@ void weft__uv_error_new(lua_State *L, const char *kind, int rc, const char *fmt,
   va_start(ap, fmt);
   lua_pushvfstring(L, fmt, ap);
   va_end(ap);
-  weft__error_new(L, kind, "%s: %s (%s)", lua_tostring(L, -1), uv_strerror(rc),
-                  uv_err_name(rc));
+  weft__error_new(L, kind, "%s: %s (%s)", lua_tostring(L, -1), uv_message(rc),
+                  weft__uv_err_name(rc));
   lua_remove(L, -2);
 }
 

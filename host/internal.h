@@ -255,6 +255,7 @@ void weft__dump_tasks(lua_State *L, weft_runtime *rt);   /* pushes the text */
 /* errors.c */
 void weft__error_new(lua_State *L, const char *kind, const char *fmt, ...);
 void weft__uv_error_new(lua_State *L, const char *kind, int rc, const char *fmt, ...);
+const char *weft__uv_err_name(int rc);
 int weft__error_is(lua_State *L, int idx, const char *kind);
 int weft__open_errors(lua_State *L, weft_runtime *rt);
 

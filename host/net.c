@@ -269,10 +269,9 @@ static int connect_next(lua_State *L, weft_task *t) {
   int rc;
   if (i >= l->n) {
     int err = lua_isinteger(L, C_ERR) ? (int)lua_tointeger(L, C_ERR) : UV_EAI_NONAME;
-    weft__push_uv_error(L, err, "connect", NULL);
-    lua_pushfstring(L, "connect to %s port %d: %s (%s)", lua_tostring(L, C_HOST),
-                    (int)lua_tointeger(L, C_PORT), uv_strerror(err), uv_err_name(err));
-    lua_setfield(L, -2, "message");
+    lua_pushfstring(L, "connect to %s port %d", lua_tostring(L, C_HOST),
+                    (int)lua_tointeger(L, C_PORT));
+    weft__push_uv_error(L, err, lua_tostring(L, -1), NULL);
     return lua_error(L);
   }
   lua_pushinteger(L, i + 1);
@@ -578,10 +577,8 @@ static int net_listen(lua_State *L) {
   rc = uv_tcp_bind(&sv->u.tcp, (struct sockaddr *)&ss, 0);
   if (rc < 0) {
     uv_close(&sv->u.handle, server_closed);
-    weft__push_uv_error(L, rc, "listen", NULL);
-    lua_pushfstring(L, "listen on %s port %d: %s (%s)", host, (int)port, uv_strerror(rc),
-                    uv_err_name(rc));
-    lua_setfield(L, -2, "message");
+    lua_pushfstring(L, "listen on %s port %d", host, (int)port);
+    weft__push_uv_error(L, rc, lua_tostring(L, -1), NULL);
     return lua_error(L);
   }
   if (uv_tcp_getsockname(&sv->u.tcp, (struct sockaddr *)&bound, &len) == 0)

@@ -776,30 +776,21 @@ static int cwd_error(const char *cwd) {
 }
 
 /* libuv 1.44 has no name for ENOEXEC, which a spawn can give. */
-static const char *spawn_err_name(int rc) {
-  return rc == -ENOEXEC ? "ENOEXEC" : uv_err_name(rc);
-}
-
-static const char *spawn_strerror(int rc) {
-  return rc == -ENOEXEC ? "exec format error" : uv_strerror(rc);
-}
-
 void weft__proc_push_spawn_error(lua_State *L, int rc, int argv_idx, const char *cwd) {
   int cwd_err = cwd_error(cwd);
   argv_idx = lua_absindex(L, argv_idx);
   lua_geti(L, argv_idx, 1);
   if (cwd_err != 0) {
     rc = uv_translate_sys_error(cwd_err);
-    weft__error_new(L, "ProcessError", "cannot run '%s' in '%s': %s (%s)", lua_tostring(L, -1),
-                    cwd, spawn_strerror(rc), spawn_err_name(rc));
+    weft__uv_error_new(L, "ProcessError", rc, "cannot run '%s' in '%s'", lua_tostring(L, -1),
+                       cwd);
     lua_pushstring(L, cwd);
     lua_setfield(L, -2, "cwd");
   } else {
-    weft__error_new(L, "ProcessError", "cannot run '%s': %s (%s)", lua_tostring(L, -1),
-                    spawn_strerror(rc), spawn_err_name(rc));
+    weft__uv_error_new(L, "ProcessError", rc, "cannot run '%s'", lua_tostring(L, -1));
   }
   lua_remove(L, -2);
-  lua_pushstring(L, spawn_err_name(rc));
+  lua_pushstring(L, weft__uv_err_name(rc));
   lua_setfield(L, -2, "errno");
   lua_pushinteger(L, rc == UV_ENOENT ? 127 : 126);
   lua_setfield(L, -2, "code");

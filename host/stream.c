@@ -33,11 +33,10 @@ enum { READ_ANY = 0, READ_LINE, READ_ALL };
 
 int weft__push_uv_error(lua_State *L, int rc, const char *what, const char *path) {
   if (path != NULL)
-    weft__error_new(L, "IOError", "%s %s: %s (%s)", what, path, uv_strerror(rc),
-                    uv_err_name(rc));
+    weft__uv_error_new(L, "IOError", rc, "%s %s", what, path);
   else
-    weft__error_new(L, "IOError", "%s: %s (%s)", what, uv_strerror(rc), uv_err_name(rc));
-  lua_pushstring(L, uv_err_name(rc));
+    weft__uv_error_new(L, "IOError", rc, "%s", what);
+  lua_pushstring(L, weft__uv_err_name(rc));
   lua_setfield(L, -2, "code");
   if (path != NULL) {
     lua_pushstring(L, path);
