@@ -7,10 +7,7 @@
 ** __index also answers fields (a task's name, a process's pid) passes an
 ** index function: it gets the runtime as upvalue 1 and the methods table as
 ** upvalue 2, and should look there first.
-**
-** Still built by hand (to move here): task.c (__index with fields,
-** __newindex), process_live.c (__index with fields, __gc, __close) and
-** net.c's server (methods in a user value).
+
 */
 #include "internal.h"
 

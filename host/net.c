@@ -692,15 +692,14 @@ static int report_fn(lua_State *L) {
 
 /* Makes the server metatable; pushes the methods table and serve. */
 static void open_server_class(lua_State *L, weft_runtime *rt) {
-  luaL_newmetatable(L, WEFT_SERVER_MT);
-  lua_pushcfunction(L, server_index);
-  lua_setfield(L, -2, "__index");
-  lua_pushcfunction(L, server_gc);
-  lua_setfield(L, -2, "__gc");
-  lua_pushcfunction(L, server_gc);
-  lua_setfield(L, -2, "__close");
-  lua_pushcfunction(L, server_tostring);
-  lua_setfield(L, -2, "__tostring");
+  static const luaL_Reg metas[] = {
+    {"__index", server_index},   /* methods are the server's user value 4 */
+    {"__gc", server_gc},
+    {"__close", server_gc},
+    {"__tostring", server_tostring},
+    {NULL, NULL}
+  };
+  weft__class(L, rt, WEFT_SERVER_MT, NULL, NULL, metas);
   lua_pop(L, 1);
   lua_createtable(L, 0, 2);                         /* methods */
   lua_pushcfunction(L, server_stop);

@@ -471,26 +471,20 @@ static const luaL_Reg process_methods[] = {
   {NULL, NULL}
 };
 
+static const luaL_Reg process_metas[] = {
+  {"__tostring", process_tostring},
+  {"__gc", process_gc},
+  {"__close", process_close},
+  {NULL, NULL}
+};
+
 static const luaL_Reg process_funcs[] = {
   {"process", process_new},
   {NULL, NULL}
 };
 
 int weft__open_process_live(lua_State *L, weft_runtime *rt) {
-  luaL_newmetatable(L, WEFT_PROCESS_MT);
-  lua_pushlightuserdata(L, rt);
-  lua_newtable(L);
-  lua_pushlightuserdata(L, rt);
-  luaL_setfuncs(L, process_methods, 1);
-  lua_pushcclosure(L, process_index, 2);
-  lua_setfield(L, -2, "__index");
-  lua_pushcfunction(L, process_tostring);
-  lua_setfield(L, -2, "__tostring");
-  lua_pushcfunction(L, process_gc);
-  lua_setfield(L, -2, "__gc");
-  lua_pushlightuserdata(L, rt);
-  lua_pushcclosure(L, process_close, 1);
-  lua_setfield(L, -2, "__close");
+  weft__class(L, rt, WEFT_PROCESS_MT, process_methods, process_index, process_metas);
   lua_pop(L, 1);
   lua_pushlightuserdata(L, rt);
   luaL_setfuncs(L, process_funcs, 1);

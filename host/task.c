@@ -871,22 +871,16 @@ static const luaL_Reg task_funcs[] = {
   {NULL, NULL}
 };
 
+static const luaL_Reg task_metas[] = {
+  {"__newindex", task_newindex},
+  {"__tostring", task_tostring},
+  {NULL, NULL}
+};
+
 int weft__open_task(lua_State *L, weft_runtime *rt) {
-  luaL_newmetatable(L, WEFT_TASK_MT);
+  weft__class(L, rt, WEFT_TASK_MT, task_methods, task_index, task_metas);
   rt->task_mt = lua_topointer(L, -1);
-  lua_pushvalue(L, -1);
-  rt->task_mt_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-  lua_pushlightuserdata(L, rt);
-  lua_newtable(L);
-  lua_pushlightuserdata(L, rt);
-  luaL_setfuncs(L, task_methods, 1);
-  lua_pushcclosure(L, task_index, 2);
-  lua_setfield(L, -2, "__index");
-  lua_pushcfunction(L, task_newindex);
-  lua_setfield(L, -2, "__newindex");
-  lua_pushcfunction(L, task_tostring);
-  lua_setfield(L, -2, "__tostring");
-  lua_pop(L, 1);
+  rt->task_mt_ref = luaL_ref(L, LUA_REGISTRYINDEX);   /* (pops it) */
   lua_pushlightuserdata(L, rt);
   luaL_setfuncs(L, task_funcs, 1);
   return 0;
