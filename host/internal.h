@@ -73,7 +73,7 @@ enum {
 
 /* Task user values. */
 enum {
-  WEFT_TASK_UV_CO = 1,        /* the thread while alive; then the results or error */
+  WEFT_TASK_UV_RESULTS = 1,   /* the results (a table if more than one) or the error */
   WEFT_TASK_UV_NAME,          /* name string, nil for the default "task-<id>" */
   WEFT_TASK_UV_PENDING,       /* error to raise at the next await point */
   WEFT_TASK_UV_CREATED,       /* "file:line" of its spawn (debug mode) */
@@ -212,8 +212,13 @@ void weft__push_outcome(lua_State *L, int idx);  /* first result or the error va
 void weft__describe_wait(lua_State *L, weft_task *t);   /* pushes "event created at x:3" */
 void weft__uncancel(weft_task *t);
 void weft__mark_observed(lua_State *L, weft_task *t);
+/* Stores the outcome of a task that returned (status LUA_OK, nres results
+   on top of its thread) or failed, gives its thread back and wakes its
+   waiters. */
+void weft__task_finish(weft_runtime *rt, weft_task *t, int status, int nres);
 void weft__step(weft_runtime *rt, weft_task *t);
 void weft__runtime_turn(weft_runtime *rt);
+int weft__open_sched(lua_State *L, weft_runtime *rt);
 int weft__open_task(lua_State *L, weft_runtime *rt);
 
 /* future.c: the C side of a future C code resolves (cfuture.c) */

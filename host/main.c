@@ -281,7 +281,7 @@ static const char main_chunk[] =
 static void report_failure(lua_State *L) {
   int task = lua_gettop(L);
   const char *msg;
-  lua_getiuservalue(L, task, WEFT_TASK_UV_CO);
+  lua_getiuservalue(L, task, WEFT_TASK_UV_RESULTS);
   if (lua_type(L, -1) == LUA_TSTRING || luaL_getmetafield(L, -1, "__tostring") != LUA_TNIL) {
     if (lua_type(L, -1) != LUA_TSTRING)
       lua_pop(L, 1);
