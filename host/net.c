@@ -12,7 +12,7 @@
 ** A server is a malloc'd listening handle plus a userdata that holds a
 ** registry reference to itself while it listens, so a server nobody refers
 ** to goes on serving until closed. Each connection runs the Lua function
-** SERVE_LUA as a task: handler(stream) under xpcall, then the stream is
+** stdlib/weft/net_serve.lua's serve as a task: handler(stream) under xpcall, then the stream is
 ** closed and a failure printed (with the peer) without failing the task.
 ** User values: 1 handler, 2 set of running handler tasks, 3 Unix path.
 ** Implements API.md "Network — weft.net".
@@ -364,35 +364,10 @@ typedef struct weft_server {
   weft_runtime *rt;
   struct weft_server **slot;
   int ref;                   /* registry ref to the userdata while open */
-  int serve_ref;             /* the SERVE_LUA function */
+  int serve_ref;             /* stdlib/weft/net_serve.lua's serve */
   int port;
   int is_unix;
 } weft_server;
-
-static const char SERVE_LUA[] =
-  "local weft, report, stop = ...\n"
-  "local function handle(e)\n"
-  "  return { e = e, tb = debug.traceback(tostring(e), 2) }\n"
-  "end\n"
-  "local function serve(handler, stream, tasks, peer)\n"
-  "  local me = weft.current()\n"
-  "  tasks[me] = true\n"
-  "  local ok, err = xpcall(handler, handle, stream)\n"
-  "  tasks[me] = nil\n"
-  "  stream:close()\n"
-  "  if not ok and not weft.is_error(err.e, 'Cancelled') then\n"
-  "    report('weft.net: handler error (peer ' .. peer .. '): ' .. err.tb .. '\\n')\n"
-  "  end\n"
-  "end\n"
-  "local function close(server)\n"
-  "  local tasks = stop(server)\n"
-  "  if not tasks then return end\n"
-  "  local me, list = weft.current(), {}\n"
-  "  for t in pairs(tasks) do if t ~= me then list[#list + 1] = t end end\n"
-  "  for _, t in ipairs(list) do t:cancel() end\n"
-  "  if me and #list > 0 then weft.wait(list) end\n"
-  "end\n"
-  "return serve, close\n";
 
 static weft_server **toserver(lua_State *L, int idx) {
   return (weft_server **)luaL_checkudata(L, idx, WEFT_SERVER_MT);
@@ -704,8 +679,9 @@ static void open_server_class(lua_State *L, weft_runtime *rt) {
   lua_createtable(L, 0, 2);                         /* methods */
   lua_pushcfunction(L, server_stop);
   lua_setfield(L, -2, "_stop");
-  if (luaL_loadbuffer(L, SERVE_LUA, sizeof SERVE_LUA - 1, "=weft.net") != LUA_OK)
-    lua_error(L);
+  weft__stdlib_require(L, "weft.net_serve");
+  lua_getfield(L, -1, "bind");
+  lua_remove(L, -2);
   lua_pushvalue(L, -3);                             /* the weft module */
   lua_pushlightuserdata(L, rt);
   lua_pushcclosure(L, report_fn, 1);
