@@ -270,7 +270,9 @@ int weft__open_queue(lua_State *L, weft_runtime *rt);
 int weft__open_combine(lua_State *L, weft_runtime *rt);
 int weft__open_sorter(lua_State *L, weft_runtime *rt);   /* sorter_lua.c */
 int weft__open_graph(lua_State *L, weft_runtime *rt);    /* graph.c */
-int weft__open_process(lua_State *L, weft_runtime *rt);  /* process.c */
+int weft__open_spawn(lua_State *L, weft_runtime *rt);
+int weft__open_exec(lua_State *L, weft_runtime *rt);     /* weft.exec, weft.sh */
+int weft__open_process(lua_State *L, weft_runtime *rt);  /* weft.process */
 int weft__open_io(lua_State *L, weft_runtime *rt);       /* io.c: luv, fs, net, http, json, signals, threads */
 int weft__open_hash(lua_State *L, weft_runtime *rt);     /* hash.c: weft._hash */
 int weft__open_statedb(lua_State *L, weft_runtime *rt);  /* statedb.c: weft._statedb */

@@ -111,8 +111,10 @@ LUAMOD_API int luaopen_weft(lua_State *L) {
   weft__open_instrument(L, rt);
   weft__open_sorter(L, rt);
   weft__open_graph(L, rt);
-  weft__open_process(L, rt);
+  weft__open_spawn(L, rt);
+  weft__open_exec(L, rt);
   weft__open_io(L, rt);
+  weft__open_process(L, rt);   /* after io: its pipes are streams */
   weft__open_coro(L, rt);
   weft__open_hash(L, rt);
   weft__open_statedb(L, rt);

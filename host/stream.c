@@ -1,6 +1,6 @@
 /*
 ** stream.c: the one stream type of weft, over uv_stream_t, shared by TCP
-** and Unix sockets (net.c) and process pipes (process_live.c), as libuv's
+** and Unix sockets (net.c) and process pipes (process.c), as libuv's
 ** stream.c serves tcp, pipe and tty.
 **
 ** Reading runs in the background into a buffer (up to STREAM_HIGH bytes
