@@ -6,7 +6,7 @@
 **
 ** Ownership: weft_new makes the Lua state and weft_close closes it;
 ** weft_open leaves the state to the caller and only closes the runtime.
-** Implements API.md "C embedding".
+** User docs: docs/embedding.md.
 */
 #include <stdio.h>
 #include <string.h>

@@ -5,7 +5,7 @@
 ** inside one main task, so top-level code can await.
 **
 ** The process exits once the main task has returned and nothing keeps the
-** run alive. Exit codes (API.md "CLI"): 0, 1 for an uncaught error (also one
+** run alive. Exit codes (docs/weft.1): 0, 1 for an uncaught error (also one
 ** in a task nobody awaited, or a deadlock), 2 for usage errors, 129 after
 ** SIGHUP, 130 after SIGINT, 143 after SIGTERM. The first signal cancels every task at its
 ** await point (a hook interrupts a task that never awaits); a second one

@@ -15,7 +15,7 @@
 ** stdlib/weft/net_serve.lua's serve as a task: handler(stream) under xpcall, then the stream is
 ** closed and a failure printed (with the peer) without failing the task.
 ** User values: 1 handler, 2 set of running handler tasks, 3 Unix path.
-** Implements API.md "Network — weft.net".
+** User docs: docs/io.md (weft.net).
 */
 #include <stdio.h>
 #include <stdlib.h>

@@ -16,7 +16,7 @@
 ** the end of the grace period. An exited process holds nothing else.
 ** A box collected while its process runs terminates it (TERM, grace, KILL);
 ** when the runtime closes, process.c reaps what is left.
-** Implements API.md "Processes" (weft.process).
+** User docs: docs/io.md "Processes" (weft.process).
 */
 #include <signal.h>
 #include <stdlib.h>

@@ -15,7 +15,7 @@
 ** Ownership: the weft_stream (handle, requests, buffer) is malloc'd and
 ** freed in the close callback; the userdata holds a pointer to it, cleared
 ** by close. __gc and __close close. User value 1 is the peer's description.
-** Implements API.md "The event loop and I/O" (streams).
+** User docs: docs/io.md (streams).
 */
 #include <signal.h>
 #include <stdlib.h>
