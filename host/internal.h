@@ -304,7 +304,7 @@ int weft__open_exec(lua_State *L, weft_runtime *rt);     /* weft.exec, weft.sh *
 int weft__open_io(lua_State *L, weft_runtime *rt);       /* luv, fs, net, http, json, signals, threads */
 
 /* repl.c */
-/* repl.c (linked into the CLI only): the REPL on the runtime's loop.
+/* Linked into the CLI only: the REPL on the runtime's loop.
    Returns the exit status. */
 int weft__repl(lua_State *L, weft_runtime *rt);
 
