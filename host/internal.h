@@ -212,6 +212,16 @@ weft_task *weft__spawn(lua_State *L, weft_runtime *rt, int nargs);  /* fn, args 
 void weft__spawn_light(lua_State *L, weft_runtime *rt, weft_task *t, int nargs,
                        int anchor_ref);
 weft_task *weft__task_ptr(lua_State *L, int idx);   /* the task of a known task object */
+/* Light task memory for a spawner (run_graph): chunks held by the owner's
+   user value, spares reused. */
+typedef struct weft_task_slab {
+  weft_task **spare;
+  int nspare, cap;
+  weft_task *release;         /* given back last: spare from the next give */
+} weft_task_slab;
+weft_task *weft__slab_take(lua_State *L, weft_task_slab *s, int owner, int uv);
+void weft__slab_give(lua_State *L, weft_task_slab *s, weft_task *t);
+void weft__slab_free(weft_task_slab *s);
 void weft__push_task(lua_State *L, weft_task *t);  /* unfinished tasks only; makes a light one's object */
 void weft__push_task_name(lua_State *L, int idx);
 int weft__push_results(lua_State *L, int idx);   /* pushes results or raises the error */

@@ -13,11 +13,15 @@
 ** t->on_idx); a pending error, then the traceback of a failure, is user
 ** value 3.
 **
-** A light task (weft__spawn_light, for run_graph's nodes) lives in memory
-** its spawner owns and has no Lua object, registry ref or user values until
-** something asks for its object (weft.current_task, weft.tasks, a
-** cancellation, a failure, an instrument): weft__push_task then makes a
-** small object pointing to it, holding the spawner's memory alive.
+** One form: every task object starts with a pointer to its task
+** (weft__task_ptr). weft.spawn's object holds the task right behind that
+** pointer. A light task (weft__spawn_light, for run_graph's nodes) lives in
+** a slab of task memory (weft__slab_take) whose chunks its spawner holds,
+** and has no Lua object, registry ref or user values until something asks
+** for its object (weft.current_task, weft.tasks, a cancellation, a failure,
+** an instrument): weft__push_task then makes one, holding the spawner (and
+** so the slab) alive. Code outside this file reaches a task's object only
+** through weft__push_task, never through t->ref.
 ** User docs: docs/reference.md "Running and tasks" (spawn, current, the task
 ** methods).
 */
@@ -30,12 +34,18 @@
 
 /* {======== helpers */
 
-/* A task object is the task itself, or (for a light task given an object
-   late) a pointer to it: the size tells which. */
+/* Every task object starts with a pointer to its task: to the task right
+   behind it (weft.spawn), or into a slab (a light task given an object
+   late). This is the one way from an object to its task. */
 weft_task *weft__task_ptr(lua_State *L, int idx) {
-  void *p = lua_touserdata(L, idx);
-  return lua_rawlen(L, idx) == sizeof(weft_task *) ? *(weft_task **)p : (weft_task *)p;
+  return *(weft_task **)lua_touserdata(L, idx);
 }
+
+/* The object weft.spawn makes: the pointer, then the task itself. */
+typedef struct task_object {
+  weft_task *t;
+  weft_task task;
+} task_object;
 
 weft_task *weft__totask(lua_State *L, int idx) {
   return luaL_testudata(L, idx, WEFT_TASK_MT) ? weft__task_ptr(L, idx) : NULL;
@@ -65,7 +75,7 @@ static weft_task *check_task_at(weft_runtime *rt, lua_State *L, int idx) {
   return t;
 }
 
-/* Gives a light task its object: a pointer to it, holding what holds it. */
+/* Gives a light task its object: the pointer, holding what holds it. */
 static void make_object(lua_State *L, weft_task *t) {
   weft_task **box = (weft_task **)lua_newuserdatauv(L, sizeof *box, WEFT_TASK_UV_ANCHOR);
   *box = t;
@@ -114,6 +124,57 @@ void weft__where(lua_State *L, int level) {
     }
   }
   lua_pushliteral(L, "?");
+}
+
+/* }======== */
+
+/* {======== the slab of light task memory */
+
+#define SLAB_CHUNK 64   /* light tasks made at once */
+
+static void slab_push(lua_State *L, weft_task_slab *s, weft_task *t) {
+  if (s->nspare == s->cap) {
+    int cap = s->cap ? s->cap * 2 : SLAB_CHUNK;
+    weft_task **p = (weft_task **)realloc(s->spare, (size_t)cap * sizeof *p);
+    if (p == NULL)
+      luaL_error(L, "weft: not enough memory for tasks");
+    s->spare = p;
+    s->cap = cap;
+  }
+  s->spare[s->nspare++] = t;
+}
+
+/* Memory for a light task: a spare one, or a new chunk of them appended to
+   the table in user value uv of the owner at idx (the owner then holds the
+   chunks, and a light task's object holds the owner). */
+weft_task *weft__slab_take(lua_State *L, weft_task_slab *s, int owner, int uv) {
+  if (s->nspare == 0) {
+    weft_task *chunk;
+    int i;
+    lua_getiuservalue(L, owner, uv);
+    chunk = (weft_task *)lua_newuserdatauv(L, SLAB_CHUNK * sizeof *chunk, 0);
+    lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
+    lua_pop(L, 1);
+    for (i = SLAB_CHUNK - 1; i >= 0; i--)
+      slab_push(L, s, &chunk[i]);
+  }
+  return s->spare[--s->nspare];
+}
+
+/* Gives back the memory of a light task that finished without an object.
+   It is reused from the next give on: the finish that called its waiters
+   is still on the C stack. */
+void weft__slab_give(lua_State *L, weft_task_slab *s, weft_task *t) {
+  if (s->release != NULL)
+    slab_push(L, s, s->release);
+  s->release = t;
+}
+
+void weft__slab_free(weft_task_slab *s) {
+  free(s->spare);
+  s->spare = NULL;
+  s->nspare = s->cap = 0;
+  s->release = NULL;
 }
 
 /* }======== */
@@ -221,12 +282,14 @@ static void start_task(lua_State *L, weft_runtime *rt, weft_task *t, int nargs) 
    the new task. It starts on a later turn. */
 weft_task *weft__spawn(lua_State *L, weft_runtime *rt, int nargs) {
   int fidx = lua_gettop(L) - nargs;
+  task_object *obj;
   weft_task *t;
   if (!lua_isfunction(L, fidx) && luaL_getmetafield(L, fidx, "__call") == LUA_TNIL)
     luaL_typeerror(L, fidx, "function");
   else if (!lua_isfunction(L, fidx))
     lua_pop(L, 1);
-  t = (weft_task *)lua_newuserdatauv(L, sizeof *t, WEFT_TASK_NUV);
+  obj = (task_object *)lua_newuserdatauv(L, sizeof *obj, WEFT_TASK_NUV);
+  t = obj->t = &obj->task;
   init_task(rt, t, weft__now(rt));
   lua_rawgeti(L, LUA_REGISTRYINDEX, rt->task_mt_ref);
   lua_setmetatable(L, -2);
