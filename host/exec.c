@@ -289,7 +289,7 @@ static void parse_opts(lua_State *L, exec_state *ex, double *timeout) {
 
 /* {======== weft.exec: the wait */
 
-static char box_key;   /* the box metatable in the registry */
+#define EXEC_BOX_MT "weft.exec_box"
 
 static int box_gc(lua_State *L) {
   exec_state **box = (exec_state **)lua_touserdata(L, 1);
@@ -493,8 +493,7 @@ static int exec_run(lua_State *L) {
   lua_settop(L, S_BOX);
   box = (exec_state **)lua_newuserdatauv(L, sizeof *box, 0);
   *box = NULL;
-  lua_rawgetp(L, LUA_REGISTRYINDEX, &box_key);
-  lua_setmetatable(L, -2);
+  luaL_setmetatable(L, EXEC_BOX_MT);
   lua_replace(L, S_BOX);
   ex = (exec_state *)calloc(1, sizeof *ex);
   if (ex == NULL)
@@ -553,27 +552,15 @@ static int exec_run(lua_State *L) {
 
 /* {======== Lua functions */
 
-/* Leaves argv at 1 and the options table at 2 (the same table when only one
-   was given). */
-static void normalize_args(lua_State *L) {
-  if (lua_isnoneornil(L, 2)) {
-    lua_settop(L, 1);
-    lua_pushvalue(L, 1);
-  } else {
-    luaL_checktype(L, 2, LUA_TTABLE);
-    lua_settop(L, 2);
-  }
-}
-
 static int process_exec(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
-  normalize_args(L);
+  weft__proc_args(L);
   return exec_run(L);
 }
 
 static int process_sh(lua_State *L) {
   luaL_checkstring(L, 1);
-  normalize_args(L);
+  weft__proc_args(L);
   if (lua_type(L, 2) == LUA_TSTRING) {   /* no options given */
     lua_pop(L, 1);
     lua_newtable(L);
@@ -598,10 +585,9 @@ static const luaL_Reg exec_funcs[] = {
 };
 
 int weft__open_exec(lua_State *L, weft_runtime *rt) {
-  lua_createtable(L, 0, 1);
-  lua_pushcfunction(L, box_gc);
-  lua_setfield(L, -2, "__gc");
-  lua_rawsetp(L, LUA_REGISTRYINDEX, &box_key);
+  static const luaL_Reg box_metas[] = {{"__gc", box_gc}, {NULL, NULL}};
+  weft__class(L, rt, EXEC_BOX_MT, NULL, NULL, box_metas);
+  lua_pop(L, 1);
   lua_pushlightuserdata(L, rt);
   luaL_setfuncs(L, exec_funcs, 1);
   return 0;

@@ -419,7 +419,7 @@ static void xfer_free(http_xfer *x) {
   free(x);
 }
 
-static char xfer_key;   /* the box metatable */
+#define XFER_BOX_MT "weft.http_transfer"
 
 static int xfer_gc(lua_State *L) {
   http_xfer **box = (http_xfer **)lua_touserdata(L, 1);
@@ -743,8 +743,7 @@ static int do_request(lua_State *L) {
   hs = get_state(L, rt);
   box = (http_xfer **)lua_newuserdatauv(L, sizeof *box, 0);
   *box = NULL;
-  lua_rawgetp(L, LUA_REGISTRYINDEX, &xfer_key);
-  lua_setmetatable(L, -2);
+  luaL_setmetatable(L, XFER_BOX_MT);
   lua_replace(L, S_BOX);
   if ((x = (http_xfer *)calloc(1, sizeof *x)) == NULL)
     return luaL_error(L, "weft: out of memory");
@@ -824,10 +823,9 @@ static const luaL_Reg http_funcs[] = {
 };
 
 int weft__open_http(lua_State *L, weft_runtime *rt) {
-  lua_createtable(L, 0, 1);
-  lua_pushcfunction(L, xfer_gc);
-  lua_setfield(L, -2, "__gc");
-  lua_rawsetp(L, LUA_REGISTRYINDEX, &xfer_key);
+  static const luaL_Reg xfer_metas[] = {{"__gc", xfer_gc}, {NULL, NULL}};
+  weft__class(L, rt, XFER_BOX_MT, NULL, NULL, xfer_metas);
+  lua_pop(L, 1);
   lua_createtable(L, 0, 3);
   lua_pushlightuserdata(L, rt);
   luaL_setfuncs(L, http_funcs, 1);

@@ -408,13 +408,7 @@ static int process_new(lua_State *L) {
   live_proc *lp;
   int rc, i;
   luaL_checktype(L, 1, LUA_TTABLE);
-  if (lua_isnoneornil(L, 2)) {
-    lua_settop(L, 1);
-    lua_pushvalue(L, 1);
-  } else {
-    luaL_checktype(L, 2, LUA_TTABLE);
-    lua_settop(L, 2);
-  }
+  weft__proc_args(L);
   parse_opts(L, &so);
   weft__proc_free_strv(weft__proc_argv(L, S_ARGV));   /* raise before allocating */
   b = (proc_box *)lua_newuserdatauv(L, sizeof *b, 3);

@@ -789,6 +789,16 @@ int weft__proc_opt_stdio(lua_State *L, int opts, const char *name,
   return mode;
 }
 
+void weft__proc_args(lua_State *L) {
+  if (lua_isnoneornil(L, 2)) {
+    lua_settop(L, 1);
+    lua_pushvalue(L, 1);
+  } else {
+    luaL_checktype(L, 2, LUA_TTABLE);
+    lua_settop(L, 2);
+  }
+}
+
 void weft__proc_push_spawn_error(lua_State *L, int rc, int argv_idx, const char *cwd) {
   int cwd_err = cwd_error(cwd);
   argv_idx = lua_absindex(L, argv_idx);

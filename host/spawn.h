@@ -94,6 +94,10 @@ char **weft__proc_env(lua_State *L, int idx);
 
 void weft__proc_free_strv(char **v);
 
+/* Leaves argv at 1 and the options table at 2 (argv itself when no options
+   table was given): weft.exec(argv [, opts]) and weft.process alike. */
+void weft__proc_args(lua_State *L);
+
 /* The stdio option 'name' of the options table at opts: the index of its
    value in modes (three names, then NULL), 0 when it is absent. Raises
    "bad option 'stdout' ("a", "b" or "c" expected, got "x")". */
