@@ -490,13 +490,15 @@ static const luaL_Reg stream_methods[] = {
   {NULL, NULL}
 };
 
+static const luaL_Reg stream_metas[] = {
+  {"__tostring", stream_tostring},
+  {"__gc", stream_gc},
+  {"__close", stream_gc},
+  {NULL, NULL}
+};
+
 int weft__open_stream(lua_State *L, weft_runtime *rt) {
-  weft__new_class(L, rt, WEFT_STREAM_MT, stream_methods, stream_tostring);
-  luaL_getmetatable(L, WEFT_STREAM_MT);
-  lua_pushcfunction(L, stream_gc);
-  lua_setfield(L, -2, "__gc");
-  lua_pushcfunction(L, stream_gc);
-  lua_setfield(L, -2, "__close");
+  weft__class(L, rt, WEFT_STREAM_MT, stream_methods, NULL, stream_metas);
   lua_pop(L, 1);
   return 0;
 }
