@@ -15,7 +15,7 @@
 ** timer first watches the rest of the group until it is gone or KILLed at
 ** the end of the grace period. An exited process holds nothing else.
 ** A box collected while its process runs terminates it (TERM, grace, KILL);
-** when the runtime closes, process.c reaps what is left.
+** when the runtime closes, spawn.c reaps what is left.
 ** User docs: docs/io.md "Processes" (weft.process).
 */
 #include <signal.h>
@@ -110,7 +110,7 @@ static void proc_exited(weft_proc *p) {
   wake_all(lp);
 }
 
-/* The runtime closes with the process still open (process.c reaped it). */
+/* The runtime closes with the process still open (spawn.c reaped it). */
 static void on_abandon(weft_proc *p) {
   stop_straggle((live_proc *)p->data);
   weft__proc_close(p);
@@ -350,7 +350,7 @@ static int setup_stdio(weft_runtime *rt, const spawn_opts *so, weft_stream **s,
       stdio[i].flags = UV_INHERIT_FD;
       stdio[i].data.fd = i;
     } else if (so->mode[i] == PIPE_NULL) {
-      stdio[i].flags = UV_IGNORE;   /* process.c gives them /dev/null */
+      stdio[i].flags = UV_IGNORE;   /* spawn.c gives them /dev/null */
     } else {
       if ((s[i] = weft__stream_alloc(rt)) == NULL)
         return UV_ENOMEM;

@@ -1,6 +1,7 @@
 /*
 ** spawn.h: the spawn path every weft process goes through (spawn.c),
-** shared with whatever builds on it (weft.process and its pipes).
+** shared with what builds on it: exec.c (weft.exec, weft.sh) and process.c
+** (weft.process).
 **
 ** A weft_proc is one child started with posix_spawn (vfork semantics: no
 ** page tables are copied) in its own session and process group (setsid, so
