@@ -152,6 +152,9 @@ struct weft_runtime {
   void (*print)(const char *msg, void *ud);
   void *print_ud;
   int nreported;              /* unobserved errors reported so far */
+  void *envelope;             /* envelope.c's state (memory limit, step budget) */
+  int envelope_on;            /* the scheduler calls envelope.c at each resume */
+  void *watch;                /* watch.c's state (reports, deadlock, shutdown) */
 };
 
 /* runtime.c */
@@ -263,6 +266,18 @@ void weft__process_kill_all_now(void);
 /* repl.c (linked into the CLI only): the REPL on the runtime's loop.
    Returns the exit status. */
 int weft__repl(lua_State *L, weft_runtime *rt);
+
+/* envelope.c: the safety envelope (memory limit, step budget, interrupt) */
+void weft__envelope_open(weft_runtime *rt);
+void weft__envelope_close(weft_runtime *rt);
+void weft__envelope_embedded(weft_runtime *rt);
+void weft__envelope_on_resume(weft_runtime *rt, weft_task *t);
+int weft__envelope_after_resume(weft_runtime *rt, weft_task *t, int status);
+int weft__open_envelope(lua_State *L, weft_runtime *rt);
+int weft__envelope_configure(lua_State *L, weft_runtime *rt, const char *memory,
+                             const char *budget, int preempt);
+double weft__parse_size(const char *s);
+double weft__parse_duration(const char *s);
 
 /* util */
 void weft__where(lua_State *L, int level);      /* pushes "file:line" of a Lua caller, or "?" */

@@ -479,6 +479,7 @@ static void handle_closed(uv_handle_t *h) {
    and libuv both need that turn before memory goes away). */
 static void runtime_close(weft_runtime *rt) {
   rt->closing = 1;
+  weft__envelope_close(rt);
   weft__cfutures_close(rt);
   uv_close((uv_handle_t *)&rt->idle, handle_closed);
   uv_close((uv_handle_t *)&rt->timer, handle_closed);
@@ -556,6 +557,7 @@ weft_runtime *weft__runtime_create(lua_State *L, uv_loop_t *loop) {
   new_ref_table(L, &rt->anchor_ref, NULL);
   new_ref_table(L, &rt->unobserved_ref, NULL);
   new_ref_table(L, &rt->instruments_ref, NULL);
+  weft__envelope_open(rt);
   {
     const char *dbg = getenv("WEFT_DEBUG");
     rt->debug = dbg != NULL && *dbg != '\0' && strcmp(dbg, "0") != 0;
