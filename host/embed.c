@@ -99,6 +99,56 @@ int weft_load(weft_runtime *rt, const char *code, size_t len, const char *name) 
   return luaL_loadbuffer(rt->L, code, len, name);
 }
 
+/* Pushes stdlib's weft.sandbox module (also in states without require). */
+static void push_sandbox_module(lua_State *L) {
+  luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
+  if (lua_getfield(L, -1, "weft.sandbox") == LUA_TNIL) {
+    lua_pop(L, 1);
+    luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
+    lua_getfield(L, -1, "weft.sandbox");
+    lua_remove(L, -2);
+    lua_pushliteral(L, "weft.sandbox");
+    lua_call(L, 1, 1);
+    lua_pushvalue(L, -1);
+    lua_setfield(L, -3, "weft.sandbox");
+  }
+  lua_remove(L, -2);
+}
+
+static int make_sandbox(lua_State *L) {
+  const char *const *allow = (const char *const *)lua_touserdata(L, 1);
+  int n = 0;
+  push_sandbox_module(L);
+  lua_getfield(L, -1, "new");
+  lua_newtable(L);
+  for (; allow != NULL && allow[n] != NULL; n++) {
+    lua_pushstring(L, allow[n]);
+    lua_rawseti(L, -2, n + 1);
+  }
+  lua_call(L, 1, 1);
+  return 1;
+}
+
+int weft_sandbox(weft_runtime *rt, const char *const *allow) {
+  lua_State *L = rt->L;
+  lua_pushcfunction(L, make_sandbox);
+  lua_pushlightuserdata(L, (void *)allow);
+  return lua_pcall(L, 1, 1, 0);
+}
+
+int weft_load_env(weft_runtime *rt, const char *code, size_t len, const char *name,
+                  int env_idx) {
+  lua_State *L = rt->L;
+  int status;
+  env_idx = lua_absindex(L, env_idx);
+  status = luaL_loadbufferx(L, code, len, name, "t");
+  if (status == LUA_OK) {
+    lua_pushvalue(L, env_idx);
+    lua_setupvalue(L, -2, 1);   /* a main chunk's one upvalue is _ENV */
+  }
+  return status;
+}
+
 /* Calls weft.<fn> with the function and arguments on top of the stack. */
 static int call_module(weft_runtime *rt, const char *fn, int nargs) {
   lua_State *L = rt->L;

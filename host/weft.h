@@ -209,8 +209,9 @@ WEFT_API int weft_interrupt(weft_runtime *rt);
    table, math, utf8, coroutine; weft without process, exec, sh, fs, net,
    http and threads; no os, io, debug, package. 'allow' (NULL-terminated,
    or NULL) adds globals ("os") or fields ("os.time", "weft.fs") from the
-   full state. */
-WEFT_API void weft_sandbox(weft_runtime *rt, const char *const *allow);  /* [-0, +1] */
+   full state. Returns LUA_OK, or an error status with the message pushed
+   instead (a name that is not in the state). */
+WEFT_API int weft_sandbox(weft_runtime *rt, const char *const *allow);  /* [-0, +1] */
 
 /* Loads text (never bytecode) as a function whose _ENV is the table at
    env_idx (as made by weft_sandbox). */
