@@ -76,6 +76,11 @@ static cf_state *get_state(weft_runtime *rt) {
   return s;
 }
 
+int weft__cfutures_pending(weft_runtime *rt) {
+  cf_state *s = state_of(rt);
+  return s != NULL ? s->npending : 0;
+}
+
 /* Frees f after its one resolving call. */
 static void release(weft_cfuture *f) {
   if (f->rt != NULL) {

@@ -25,6 +25,7 @@ static int open_in_state(lua_State *L) {
     return luaL_error(L, "weft_open: weft is already open in this state");
   rt = weft__runtime_create(L, loop);
   rt->may_drive = loop == NULL;
+  weft__envelope_embedded(rt);
   luaL_requiref(L, "weft", luaopen_weft, 1);
   lua_pop(L, 1);
   lua_pushlightuserdata(L, rt);
@@ -77,6 +78,7 @@ void weft_close(weft_runtime *rt) {
     else
       break;   /* the rest waits on the application's loop */
   }
+  weft__report_unobserved(L, rt);
   if (rt->owns_state)
     lua_close(L);         /* closes the runtime too */
   else
@@ -162,6 +164,11 @@ static int call_module(weft_runtime *rt, const char *fn, int nargs) {
 }
 
 int weft_spawn(weft_runtime *rt, int nargs) {
+  if (weft__watch_refuses_spawn(rt)) {
+    lua_pop(rt->L, nargs + 1);
+    lua_pushliteral(rt->L, "weft_spawn: the runtime is shutting down");
+    return LUA_ERRRUN;
+  }
   return call_module(rt, "spawn", nargs);
 }
 
@@ -177,8 +184,11 @@ int weft_run(weft_runtime *rt, int nargs) {
 int weft_step(weft_runtime *rt) {
   if (rt->may_drive)
     uv_run(rt->loop, UV_RUN_NOWAIT);
-  else if (!weft_queue_empty(&rt->ready))
-    weft__runtime_turn(rt);
+  else {
+    if (!weft_queue_empty(&rt->ready))
+      weft__runtime_turn(rt);
+    weft__watch_turn(rt);
+  }
   return rt->nlive;
 }
 

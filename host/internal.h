@@ -170,6 +170,7 @@ void weft__ready(weft_runtime *rt, weft_task *t);
 int weft__drive(lua_State *L, weft_runtime *rt, weft_task *t);
 void weft__report(weft_runtime *rt, const char *msg);
 int weft__report_unobserved(lua_State *L, weft_runtime *rt);
+void weft__push_deadlock(lua_State *L, weft_runtime *rt);   /* the Deadlock error */
 int weft__open_runtime(lua_State *L, weft_runtime *rt);
 
 /* task.c */
@@ -220,6 +221,7 @@ struct weft_cfuture_hook {
 };
 void weft__future_push_c(lua_State *L, weft_runtime *rt, weft_cfuture_hook *hook);
 void weft__cfutures_close(weft_runtime *rt);
+int weft__cfutures_pending(weft_runtime *rt);   /* C futures C still owes */
 void weft__handle_closed(weft_runtime *rt);   /* a close callback of weft's own handles ran */
 int weft__future_complete(lua_State *L, int fidx, int state, int nres);
 
@@ -278,6 +280,12 @@ int weft__envelope_configure(lua_State *L, weft_runtime *rt, const char *memory,
                              const char *budget, int preempt);
 double weft__parse_size(const char *s);
 double weft__parse_duration(const char *s);
+
+/* watch.c: once per loop turn outside weft.run: reports, deadlock, shutdown */
+void weft__watch_open(lua_State *L, weft_runtime *rt);
+void weft__watch_close(weft_runtime *rt);
+void weft__watch_turn(weft_runtime *rt);
+int weft__watch_refuses_spawn(weft_runtime *rt);
 
 /* util */
 void weft__where(lua_State *L, int level);      /* pushes "file:line" of a Lua caller, or "?" */

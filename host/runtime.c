@@ -212,7 +212,7 @@ int weft__report_unobserved(lua_State *L, weft_runtime *rt) {
 /* {======== deadlock */
 
 /* Pushes a Deadlock error naming every waiting task and what it waits on. */
-static void push_deadlock(lua_State *L, weft_runtime *rt) {
+void weft__push_deadlock(lua_State *L, weft_runtime *rt) {
   weft_queue *q;
   int n = 0, i;
   lua_newtable(L);                                 /* waiting */
@@ -279,7 +279,7 @@ int weft__drive(lua_State *L, weft_runtime *rt, weft_task *t) {
       while (target->run_child != NULL && target->run_child->state != WEFT_T_FINISHED)
         target = target->run_child;
       if (target->state == WEFT_T_SUSPENDED) {
-        push_deadlock(L, rt);
+        weft__push_deadlock(L, rt);
         weft__task_interrupt(L, target);
       }
       continue;
@@ -301,7 +301,7 @@ int weft__drive_all(lua_State *L, weft_runtime *rt) {
       if (rt->nlive == 0)
         break;
       rt->driving--;
-      push_deadlock(L, rt);
+      weft__push_deadlock(L, rt);
       return 1;
     }
     uv_run(rt->loop, UV_RUN_ONCE);
@@ -480,6 +480,7 @@ static void handle_closed(uv_handle_t *h) {
 static void runtime_close(weft_runtime *rt) {
   rt->closing = 1;
   weft__envelope_close(rt);
+  weft__watch_close(rt);
   weft__cfutures_close(rt);
   uv_close((uv_handle_t *)&rt->idle, handle_closed);
   uv_close((uv_handle_t *)&rt->timer, handle_closed);
@@ -558,6 +559,7 @@ weft_runtime *weft__runtime_create(lua_State *L, uv_loop_t *loop) {
   new_ref_table(L, &rt->unobserved_ref, NULL);
   new_ref_table(L, &rt->instruments_ref, NULL);
   weft__envelope_open(rt);
+  weft__watch_open(L, rt);
   {
     const char *dbg = getenv("WEFT_DEBUG");
     rt->debug = dbg != NULL && *dbg != '\0' && strcmp(dbg, "0") != 0;
