@@ -33,7 +33,7 @@ PREFIX  ?= /usr/local
 DESTDIR ?=
 LUA_CMOD = $(PREFIX)/lib/lua/5.4
 
-.PHONY: all deps test check bench demo clean install uninstall
+.PHONY: all deps test check tsan bench demo clean install uninstall
 all: $(BUILD)/weft $(BUILD)/weft.so $(BUILD)/libweft.a $(BUILD)/libweft.so $(BUILD)/weft.pc
 
 $(BUILD)/obj/%.o: host/%.c $(HEADERS) | $(BUILD)/obj
@@ -85,6 +85,14 @@ check: deps
 	  SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
 	  build/asan/weft build/asan/weft.so build/asan/luahost
 	@WEFT_BUILD=build/asan scripts/test.sh
+
+# ThreadSanitizer over what other threads may call (weft_future_post while
+# the runtime closes, weft_interrupt): C fixtures built against build/tsan.
+tsan: deps
+	@$(MAKE) --no-print-directory BUILD=build/tsan OPT=-O1 SAN="-fsanitize=thread" \
+	  build/tsan/libweft.a
+	@TSAN_OPTIONS="halt_on_error=1 suppressions=$(CURDIR)/scripts/tsan.supp" \
+	  WEFT_BUILD=build/tsan scripts/test.sh spec/embed_threads_spec.lua
 
 bench: deps
 	@scripts/deps.sh bench
