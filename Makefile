@@ -11,7 +11,7 @@ PKG_UV    = libuv
 
 WARN     = -Wall -Wextra -Werror -Wshadow -Wundef -Wwrite-strings \
            -Wmissing-prototypes -Wstrict-prototypes -Wredundant-decls
-CFLAGS_ALL = -std=c11 $(OPT) -g -fPIC -D_GNU_SOURCE $(WARN) $(SAN) \
+CFLAGS_ALL = -std=c11 $(OPT) -g -fPIC -fvisibility=hidden -D_GNU_SOURCE $(WARN) $(SAN) \
            $(shell pkg-config --cflags $(PKG_LUA) $(PKG_UV)) $(CFLAGS)
 LIBS_UV  = $(shell pkg-config --libs $(PKG_UV)) -lm
 LIBS_LUA = $(shell pkg-config --libs $(PKG_LUA))
@@ -120,6 +120,10 @@ install: all
 	install -m 644 host/weft.h $(DESTDIR)$(PREFIX)/include/weft.h
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' scripts/weft.pc.in \
 	  > $(DESTDIR)$(PREFIX)/lib/pkgconfig/weft.pc
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' scripts/weft-static.pc.in \
+	  > $(DESTDIR)$(PREFIX)/lib/pkgconfig/weft-static.pc
+	install -d $(DESTDIR)$(PREFIX)/share/doc/weft
+	install -m 644 docs/embedding.md $(DESTDIR)$(PREFIX)/share/doc/weft/embedding.md
 	install -m 755 $(BUILD)/weft.so $(DESTDIR)$(LUA_CMOD)/weft.so
 	install -m 644 docs/weft.1 $(DESTDIR)$(PREFIX)/share/man/man1/weft.1
 
@@ -128,10 +132,15 @@ uninstall:
 	  $(DESTDIR)$(PREFIX)/lib/libweft.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libweft.so.$(SOMAJOR) \
 	  $(DESTDIR)$(PREFIX)/lib/libweft.so $(DESTDIR)$(PREFIX)/include/weft.h \
 	  $(DESTDIR)$(PREFIX)/lib/pkgconfig/weft.pc $(DESTDIR)$(LUA_CMOD)/weft.so \
-	  $(DESTDIR)$(PREFIX)/share/man/man1/weft.1
+	  $(DESTDIR)$(PREFIX)/share/man/man1/weft.1 $(DESTDIR)$(PREFIX)/lib/pkgconfig/weft-static.pc \
+	  $(DESTDIR)$(PREFIX)/share/doc/weft/embedding.md
 
 # The Lua module alone, for luarocks (weft-*.rockspec): LUA_LIBDIR from it.
+# Debian's luarocks targets Lua 5.1 unless told: say so instead of
+# installing a 5.4 module into a 5.1 tree.
 install-lua: $(BUILD)/weft.so
+	@case "$(LUA_LIBDIR)" in */5.4|*/5.4/) ;; *) echo "weft is a Lua 5.4 module but luarocks" \
+	  "targets $(LUA_LIBDIR): run 'luarocks --lua-version 5.4 make'" >&2; exit 1;; esac
 	install -d $(LUA_LIBDIR)
 	install -m 755 $(BUILD)/weft.so $(LUA_LIBDIR)/weft.so
 
