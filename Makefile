@@ -139,7 +139,7 @@ uninstall:
 # Debian's luarocks targets Lua 5.1 unless told: say so instead of
 # installing a 5.4 module into a 5.1 tree.
 install-lua: $(BUILD)/weft.so
-	@case "$(LUA_LIBDIR)" in */5.4|*/5.4/) ;; *) echo "weft is a Lua 5.4 module but luarocks" \
+	@case "$(LUA_LIBDIR)" in *rocks-5.4/*|*/5.4|*/5.4/) ;; *) echo "weft is a Lua 5.4 module but luarocks" \
 	  "targets $(LUA_LIBDIR): run 'luarocks --lua-version 5.4 make'" >&2; exit 1;; esac
 	install -d $(LUA_LIBDIR)
 	install -m 755 $(BUILD)/weft.so $(LUA_LIBDIR)/weft.so

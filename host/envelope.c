@@ -125,6 +125,15 @@ static void doom_interrupted(lua_State *L, envelope *e, weft_task *t) {
 /* Decides the fate of the running task; returns 1 when it must raise. */
 static int judge(lua_State *L, envelope *e, weft_task *t) {
   uint64_t ran;
+  if (t->deliver && L == t->co) {
+    /* cancelled while preempted: it has no await point to take it at */
+    t->deliver = 0;
+    weft__push_task(L, t);
+    lua_getiuservalue(L, -1, WEFT_TASK_UV_PENDING);
+    lua_remove(L, -2);
+    doom(L, e, t);
+    return 1;
+  }
   if (atomic_exchange(&e->interrupt, 0)) {
     doom_interrupted(L, e, t);
     return 1;
@@ -176,7 +185,7 @@ static void hook(lua_State *L, lua_Debug *ar) {
 void weft__envelope_on_resume(weft_runtime *rt, weft_task *t) {
   envelope *e = env_of(rt);
   atomic_store(&e->running, t->co);
-  if (atomic_load(&e->interrupt))
+  if (atomic_load(&e->interrupt) || t->deliver)
     lua_sethook(t->co, hook, LUA_MASKCOUNT, 1);
   else if (e->budget_ns != 0) {
     e->step_started = uv_hrtime();
