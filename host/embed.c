@@ -26,6 +26,7 @@ static int open_in_state(lua_State *L) {
   rt = weft__runtime_create(L, loop);
   rt->may_drive = loop == NULL;
   weft__envelope_embedded(rt);
+  weft__watch_start(rt);
   luaL_requiref(L, "weft", luaopen_weft, 1);
   lua_pop(L, 1);
   lua_pushlightuserdata(L, rt);

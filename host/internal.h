@@ -284,6 +284,7 @@ double weft__parse_duration(const char *s);
 /* watch.c: once per loop turn outside weft.run: reports, deadlock, shutdown */
 void weft__watch_open(lua_State *L, weft_runtime *rt);
 void weft__watch_close(weft_runtime *rt);
+void weft__watch_start(weft_runtime *rt);
 void weft__watch_turn(weft_runtime *rt);
 int weft__watch_refuses_spawn(weft_runtime *rt);
 

@@ -4,7 +4,8 @@
 ** failed tasks that nobody observed within one turn are reported, a
 ** deadlock among weft's tasks is reported, and a shutdown asked with
 ** weft_shutdown ends with its callback once every task has finished.
-** One uv_check handle per runtime, unreferenced, calls weft__watch_turn.
+** One uv_check handle per runtime, unreferenced and started only for
+** runtimes of the C API, calls weft__watch_turn.
 **
 ** A failed task counts as unobserved at a turn's check when it was already
 ** unobserved at the previous check, or when no task is ready (nothing can
@@ -197,10 +198,18 @@ void weft__watch_open(lua_State *L, weft_runtime *rt) {
   w->generation_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   uv_check_init(rt->loop, &w->check);
   w->check.data = rt;
-  uv_check_start(&w->check, check_cb);
   uv_unref((uv_handle_t *)&w->check);
   rt->watch = w;
   rt->nhandles_open++;
+}
+
+/* Runtimes of the C API watch every turn; the Lua module's are driven by
+   weft.run, which reports at its end (and an inactive handle lets uvbind.c
+   move the runtime onto luv's loop). */
+void weft__watch_start(weft_runtime *rt) {
+  watch *w = watch_of(rt);
+  if (w != NULL)
+    uv_check_start(&w->check, check_cb);
 }
 
 static void watch_closed(uv_handle_t *h) {
