@@ -6,6 +6,12 @@
 ** the running task. The scheduler calls in at each resume of a task
 ** (weft__envelope_on_resume / _after_resume) when rt->envelope_on is set.
 **
+** The step budget costs no hook while tasks behave: a Lua count hook makes
+** the VM trap on every instruction (2-3x slower), so a watchdog thread
+** looks at the running step every quarter budget and only then sets a hook
+** on the thread running Lua (the task's, or a coroutine's inside it, which
+** coro.c announces through weft__envelope_enter).
+**
 ** A task that broke the envelope is "doomed": its thread gets a hook on
 ** every instruction that raises the same error again, so pcall loops and
 ** handlers cannot swallow it; the task finishes with that error.
@@ -22,7 +28,7 @@
 #include "internal.h"
 #include "weft.h"
 
-#define HOOK_COUNT 1000    /* instructions between two looks at the clock */
+#define HOOK_COUNT 1000    /* instructions between looks at the clock, once over budget */
 
 typedef struct envelope {
   weft_runtime *rt;
@@ -31,9 +37,14 @@ typedef struct envelope {
   size_t used, limit;         /* bytes; limit 0: none */
   int refused;                /* an allocation of the running task was refused */
   int unlimited;              /* weft's own allocations in the hook */
-  uint64_t budget_ns;         /* 0: no step budget */
+  _Atomic uint64_t budget_ns;   /* 0: no step budget */
   int preempt;
-  uint64_t step_started;
+  _Atomic uint64_t step_started;
+  _Atomic uint64_t step;        /* counts resumes: the watchdog hooks each step once */
+  uv_thread_t watchdog;
+  uv_mutex_t lock;              /* with wake: the watchdog's sleep */
+  uv_cond_t wake;
+  int watchdog_on, stopping;
   weft_task *doomed;          /* the task raising doomed_ref on every instruction */
   int doomed_ref;
   atomic_int interrupt;       /* weft_interrupt asked; taken by the hook */
@@ -88,6 +99,11 @@ static void push_where(lua_State *L) {
 
 static void hook(lua_State *L, lua_Debug *ar);
 
+static int over_budget(envelope *e) {
+  uint64_t budget = atomic_load(&e->budget_ns);
+  return budget != 0 && uv_hrtime() - atomic_load(&e->step_started) > budget;
+}
+
 /* From now on t raises the error on top of L (popped) at every instruction. */
 static void doom(lua_State *L, envelope *e, weft_task *t) {
   if (e->doomed_ref != LUA_NOREF)
@@ -138,14 +154,12 @@ static int judge(lua_State *L, envelope *e, weft_task *t) {
     doom_interrupted(L, e, t);
     return 1;
   }
-  if (e->budget_ns == 0)
+  if (!over_budget(e))
     return 0;
-  ran = uv_hrtime() - e->step_started;
-  if (ran <= e->budget_ns)
-    return 0;
+  ran = uv_hrtime() - atomic_load(&e->step_started);
   if (e->preempt && L == t->co && lua_isyieldable(L) && e->doomed == NULL)
     return -1;                            /* yield: it runs again next turn */
-  if (e->preempt && ran <= 4 * e->budget_ns)
+  if (e->preempt && ran <= 4 * atomic_load(&e->budget_ns))
     return 0;                             /* not at a point it can yield from yet */
   doom_timeout(L, e, t, ran);
   return 1;
@@ -174,8 +188,76 @@ static void hook(lua_State *L, lua_Debug *ar) {
     lua_rawgeti(L, LUA_REGISTRYINDEX, e->doomed_ref);
     lua_error(L);
   }
-  if (verdict < 0)
+  if (verdict < 0) {
+    lua_sethook(L, NULL, 0, 0);
     lua_yield(L, 0);
+    return;
+  }
+  if (verdict == 0 && over_budget(e))
+    lua_sethook(L, hook, LUA_MASKCOUNT, HOOK_COUNT);   /* preempt later, where it can */
+  else
+    lua_sethook(L, NULL, 0, 0);                        /* early or stale: no trap */
+}
+
+/* }======== */
+
+/* {======== the watchdog thread */
+
+static uint64_t watchdog_period_ns(envelope *e) {
+  uint64_t p = atomic_load(&e->budget_ns) / 4;
+  if (p < 500000)
+    p = 500000;
+  return p > 20000000 ? 20000000 : p;
+}
+
+static void watchdog(void *arg) {
+  envelope *e = (envelope *)arg;
+  uint64_t hooked_step = 0;
+  uv_mutex_lock(&e->lock);
+  while (!e->stopping) {
+    lua_State *co;
+    uint64_t step;
+    uv_cond_timedwait(&e->wake, &e->lock, watchdog_period_ns(e));
+    step = atomic_load(&e->step);
+    co = atomic_load(&e->running);
+    if (co != NULL && step != hooked_step && over_budget(e)) {
+      hooked_step = step;
+      lua_sethook(co, hook, LUA_MASKCOUNT, 1);   /* async-safe, as weft_interrupt */
+    }
+  }
+  uv_mutex_unlock(&e->lock);
+}
+
+static int start_watchdog(envelope *e) {
+  if (e->watchdog_on)
+    return 0;
+  if (uv_mutex_init(&e->lock) != 0)
+    return -1;
+  if (uv_cond_init(&e->wake) != 0) {
+    uv_mutex_destroy(&e->lock);
+    return -1;
+  }
+  e->stopping = 0;
+  if (uv_thread_create(&e->watchdog, watchdog, e) != 0) {
+    uv_cond_destroy(&e->wake);
+    uv_mutex_destroy(&e->lock);
+    return -1;
+  }
+  e->watchdog_on = 1;
+  return 0;
+}
+
+static void stop_watchdog(envelope *e) {
+  if (!e->watchdog_on)
+    return;
+  uv_mutex_lock(&e->lock);
+  e->stopping = 1;
+  uv_cond_signal(&e->wake);
+  uv_mutex_unlock(&e->lock);
+  uv_thread_join(&e->watchdog);
+  uv_cond_destroy(&e->wake);
+  uv_mutex_destroy(&e->lock);
+  e->watchdog_on = 0;
 }
 
 /* }======== */
@@ -184,13 +266,20 @@ static void hook(lua_State *L, lua_Debug *ar) {
 
 void weft__envelope_on_resume(weft_runtime *rt, weft_task *t) {
   envelope *e = env_of(rt);
+  if (e->watchdog_on) {
+    atomic_store(&e->step_started, uv_hrtime());
+    atomic_fetch_add(&e->step, 1);
+  }
   atomic_store(&e->running, t->co);
   if (atomic_load(&e->interrupt) || t->deliver)
     lua_sethook(t->co, hook, LUA_MASKCOUNT, 1);
-  else if (e->budget_ns != 0) {
-    e->step_started = uv_hrtime();
-    lua_sethook(t->co, hook, LUA_MASKCOUNT, HOOK_COUNT);
-  }
+}
+
+/* coro.c: co starts running Lua inside the task (NULL: back to the task's
+   own thread). Returns the thread that ran before, to give back after. */
+lua_State *weft__envelope_enter(weft_runtime *rt, lua_State *co) {
+  envelope *e = env_of(rt);
+  return atomic_exchange(&e->running, co);
 }
 
 /* Replaces the error of a task that ran out of the memory limit. Closing
@@ -237,6 +326,9 @@ void weft__envelope_open(weft_runtime *rt) {
   e->doomed_ref = LUA_NOREF;
   atomic_init(&e->interrupt, 0);
   atomic_init(&e->running, NULL);
+  atomic_init(&e->budget_ns, 0);
+  atomic_init(&e->step_started, 0);
+  atomic_init(&e->step, 0);
   rt->envelope = e;
 }
 
@@ -244,6 +336,7 @@ void weft__envelope_close(weft_runtime *rt) {
   envelope *e = env_of(rt);
   if (e == NULL)
     return;
+  stop_watchdog(e);
   if (e->orig != NULL)
     lua_setallocf(rt->L, e->orig, e->orig_ud);
   rt->envelope = NULL;
@@ -252,7 +345,7 @@ void weft__envelope_close(weft_runtime *rt) {
 }
 
 static void update_on(weft_runtime *rt, envelope *e) {
-  rt->envelope_on = rt->envelope_on || e->budget_ns != 0 || e->limit != 0;
+  rt->envelope_on = rt->envelope_on || atomic_load(&e->budget_ns) != 0 || e->limit != 0;
 }
 
 int weft_set_memory_limit(weft_runtime *rt, size_t bytes) {
@@ -278,7 +371,9 @@ int weft_set_step_budget(weft_runtime *rt, double seconds, int preempt) {
   envelope *e = env_of(rt);
   if (e == NULL || !(seconds >= 0))
     return -1;
-  e->budget_ns = (uint64_t)(seconds * 1e9);
+  if (seconds > 0 && start_watchdog(e) != 0)
+    return -1;
+  atomic_store(&e->budget_ns, (uint64_t)(seconds * 1e9));
   e->preempt = preempt != 0;
   update_on(rt, e);
   return 0;
@@ -398,7 +493,7 @@ static int run_with_options(lua_State *L) {
   if (e == NULL)
     return luaL_error(L, "weft.run: out of memory");
   old.limit = e->limit;
-  old.budget_ns = e->budget_ns;
+  old.budget_ns = atomic_load(&e->budget_ns);
   old.preempt = e->preempt;
   {
     double mem = opt_amount(L, 1, "max_memory", weft__parse_size);
@@ -412,7 +507,7 @@ static int run_with_options(lua_State *L) {
   lua_replace(L, 1);
   status = lua_pcall(L, lua_gettop(L) - 1, LUA_MULTRET, 0);
   e->limit = old.limit;
-  e->budget_ns = old.budget_ns;
+  atomic_store(&e->budget_ns, old.budget_ns);
   e->preempt = old.preempt;
   if (status != LUA_OK)
     return lua_error(L);

@@ -275,6 +275,7 @@ void weft__envelope_close(weft_runtime *rt);
 void weft__envelope_embedded(weft_runtime *rt);
 void weft__envelope_on_resume(weft_runtime *rt, weft_task *t);
 int weft__envelope_after_resume(weft_runtime *rt, weft_task *t, int status);
+lua_State *weft__envelope_enter(weft_runtime *rt, lua_State *co);   /* coro.c */
 int weft__open_envelope(lua_State *L, weft_runtime *rt);
 int weft__envelope_configure(lua_State *L, weft_runtime *rt, const char *memory,
                              const char *budget, int preempt);

@@ -5,7 +5,7 @@
 ** an escape attempt) is stopped and reported to the application's log;
 ** the application's own 10 ms heartbeat timer keeps its pace meanwhile.
 **   ./pluginhost [--preempt] [--budget-ms N] [--seconds N] PLUGIN.lua...
-** With --preempt a spinning plugin is requeued every N ms (default 5): the
+** With --preempt a spinning plugin is requeued every N ms (default 10): the
 ** heartbeat is then late by at most N ms.
 ** Plugins see the sandbox's globals plus app.log(message).
 */
@@ -133,7 +133,7 @@ static void start_plugin(const char *path) {
 
 int main(int argc, char **argv) {
   int i, preempt = 0;
-  double seconds = 2, budget_ms = 5;
+  double seconds = 2, budget_ms = 10;
   setvbuf(stdout, NULL, _IOLBF, 0);
   uv_loop_init(&loop);
   rt = weft_new(&loop);
