@@ -39,8 +39,10 @@ typedef struct envelope {
   int unlimited;              /* weft's own allocations in the hook */
   _Atomic uint64_t budget_ns;   /* 0: no step budget */
   int preempt;
-  _Atomic uint64_t step_started;
-  _Atomic uint64_t step;        /* counts resumes: the watchdog hooks each step once */
+  uint64_t cur_step;            /* counts resumes (loop thread) ... */
+  _Atomic uint64_t step;        /* ... as the watchdog sees it */
+  _Atomic uint64_t over_step;   /* the step the watchdog found over budget */
+  _Atomic uint64_t seen_at;     /* when the watchdog first saw that step */
   uv_thread_t watchdog;
   uv_mutex_t lock;              /* with wake: the watchdog's sleep */
   uv_cond_t wake;
@@ -99,9 +101,11 @@ static void push_where(lua_State *L) {
 
 static void hook(lua_State *L, lua_Debug *ar);
 
+#define RELAXED memory_order_relaxed
+
+/* Did the watchdog find the running step over budget? */
 static int over_budget(envelope *e) {
-  uint64_t budget = atomic_load(&e->budget_ns);
-  return budget != 0 && uv_hrtime() - atomic_load(&e->step_started) > budget;
+  return atomic_load_explicit(&e->over_step, RELAXED) == e->cur_step;
 }
 
 /* From now on t raises the error on top of L (popped) at every instruction. */
@@ -156,7 +160,7 @@ static int judge(lua_State *L, envelope *e, weft_task *t) {
   }
   if (!over_budget(e))
     return 0;
-  ran = uv_hrtime() - atomic_load(&e->step_started);
+  ran = uv_hrtime() - atomic_load_explicit(&e->seen_at, RELAXED);
   if (e->preempt && L == t->co && lua_isyieldable(L) && e->doomed == NULL)
     return -1;                            /* yield: it runs again next turn */
   if (e->preempt && ran <= 4 * atomic_load(&e->budget_ns))
@@ -210,18 +214,29 @@ static uint64_t watchdog_period_ns(envelope *e) {
   return p > 20000000 ? 20000000 : p;
 }
 
+/* Times steps itself, so that a resume costs no clock read: a step still
+   running a budget after the watchdog first saw it gets a hook. */
 static void watchdog(void *arg) {
   envelope *e = (envelope *)arg;
-  uint64_t hooked_step = 0;
+  uint64_t seen_step = 0, seen_at = 0, hooked_step = 0;
   uv_mutex_lock(&e->lock);
   while (!e->stopping) {
     lua_State *co;
-    uint64_t step;
+    uint64_t step, now, budget;
     uv_cond_timedwait(&e->wake, &e->lock, watchdog_period_ns(e));
-    step = atomic_load(&e->step);
-    co = atomic_load(&e->running);
-    if (co != NULL && step != hooked_step && over_budget(e)) {
+    step = atomic_load_explicit(&e->step, RELAXED);
+    co = atomic_load_explicit(&e->running, RELAXED);
+    now = uv_hrtime();
+    budget = atomic_load_explicit(&e->budget_ns, RELAXED);
+    if (co == NULL || budget == 0)
+      continue;
+    if (step != seen_step) {
+      seen_step = step;
+      seen_at = now;
+    } else if (now - seen_at >= budget && step != hooked_step) {
       hooked_step = step;
+      atomic_store_explicit(&e->seen_at, seen_at, RELAXED);
+      atomic_store_explicit(&e->over_step, step, RELAXED);
       lua_sethook(co, hook, LUA_MASKCOUNT, 1);   /* async-safe, as weft_interrupt */
     }
   }
@@ -266,12 +281,9 @@ static void stop_watchdog(envelope *e) {
 
 void weft__envelope_on_resume(weft_runtime *rt, weft_task *t) {
   envelope *e = env_of(rt);
-  if (e->watchdog_on) {
-    atomic_store(&e->step_started, uv_hrtime());
-    atomic_fetch_add(&e->step, 1);
-  }
-  atomic_store(&e->running, t->co);
-  if (atomic_load(&e->interrupt) || t->deliver)
+  atomic_store_explicit(&e->step, ++e->cur_step, RELAXED);
+  atomic_store_explicit(&e->running, t->co, RELAXED);
+  if (atomic_load_explicit(&e->interrupt, RELAXED) || t->deliver)
     lua_sethook(t->co, hook, LUA_MASKCOUNT, 1);
 }
 
@@ -279,7 +291,9 @@ void weft__envelope_on_resume(weft_runtime *rt, weft_task *t) {
    own thread). Returns the thread that ran before, to give back after. */
 lua_State *weft__envelope_enter(weft_runtime *rt, lua_State *co) {
   envelope *e = env_of(rt);
-  return atomic_exchange(&e->running, co);
+  lua_State *outer = atomic_load_explicit(&e->running, RELAXED);   /* one writer: us */
+  atomic_store_explicit(&e->running, co, RELAXED);
+  return outer;
 }
 
 /* Replaces the error of a task that ran out of the memory limit. Closing
@@ -296,7 +310,7 @@ static int explain_memory(weft_runtime *rt, envelope *e, lua_State *co) {
 
 int weft__envelope_after_resume(weft_runtime *rt, weft_task *t, int status) {
   envelope *e = env_of(rt);
-  atomic_store(&e->running, NULL);
+  atomic_store_explicit(&e->running, NULL, RELAXED);
   if (e->doomed == t) {
     /* the hook stays: an error thrown from a hook leaves the thread unable
        to run hooks again, and a hooked thread is not pooled */
@@ -327,8 +341,9 @@ void weft__envelope_open(weft_runtime *rt) {
   atomic_init(&e->interrupt, 0);
   atomic_init(&e->running, NULL);
   atomic_init(&e->budget_ns, 0);
-  atomic_init(&e->step_started, 0);
   atomic_init(&e->step, 0);
+  atomic_init(&e->over_step, 0);
+  atomic_init(&e->seen_at, 0);
   rt->envelope = e;
 }
 

@@ -16,7 +16,7 @@ echo "-- spawn + await $n tasks (body one weft.yield()), batches of 1000"
 $ab "plain" "$weft bench/core/spawn.lua $n 1000 gather" \
     "budget" "$weft --step-budget 10s bench/core/spawn.lua $n 1000 gather"
 echo "-- 100000 tasks sleeping 1 s at once"
-$ab "plain" "$weft bench/core/sleep.lua 100000" \
+$ab -k wall "plain" "$weft bench/core/sleep.lua 100000" \
     "budget" "$weft --step-budget 10s bench/core/sleep.lua 100000"
 echo "-- one task computing 20M loop iterations without awaiting"
 $ab "plain" "$weft bench/core/compute.lua 20000000" \
