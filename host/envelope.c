@@ -209,6 +209,8 @@ static void hook(lua_State *L, lua_Debug *ar) {
 
 static uint64_t watchdog_period_ns(envelope *e) {
   uint64_t p = atomic_load(&e->budget_ns) / 4;
+  if (p == 0)
+    return 1000000000;          /* no budget now: weft_set_step_budget wakes us */
   if (p < 500000)
     p = 500000;
   return p > 20000000 ? 20000000 : p;
@@ -391,6 +393,11 @@ int weft_set_step_budget(weft_runtime *rt, double seconds, int preempt) {
   atomic_store(&e->budget_ns, (uint64_t)(seconds * 1e9));
   e->preempt = preempt != 0;
   update_on(rt, e);
+  if (e->watchdog_on) {
+    uv_mutex_lock(&e->lock);
+    uv_cond_signal(&e->wake);     /* sleep by the new budget */
+    uv_mutex_unlock(&e->lock);
+  }
   return 0;
 }
 
@@ -522,8 +529,7 @@ static int run_with_options(lua_State *L) {
   lua_replace(L, 1);
   status = lua_pcall(L, lua_gettop(L) - 1, LUA_MULTRET, 0);
   e->limit = old.limit;
-  atomic_store(&e->budget_ns, old.budget_ns);
-  e->preempt = old.preempt;
+  weft_set_step_budget(rt, (double)old.budget_ns * 1e-9, old.preempt);
   if (status != LUA_OK)
     return lua_error(L);
   return lua_gettop(L);
