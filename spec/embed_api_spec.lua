@@ -3,32 +3,13 @@
 -- reported in every driving mode, a deadlock on the application's loop is
 -- reported, the weft_task API, two-step shutdown, weft_interrupt from another
 -- thread, and every sandbox escape we know of.
-local build = os.getenv("WEFT_BUILD") or "build"
-local san = build:match("asan") and "-fsanitize=address,undefined -fno-omit-frame-pointer"
-  or build:match("tsan") and "-fsanitize=thread" or ""
-
-local function sh(cmd)
-  local p = io.popen(cmd .. " 2>&1; echo \"exit:$?\"")
-  local out = p:read("a")
-  p:close()
-  local code = tonumber(out:match("exit:(%d+)%s*$"))
-  return code, out:gsub("exit:%d+%s*$", "")
-end
+local cbuild = require "support.cbuild"
+local sh = cbuild.sh
 
 local bin = os.tmpname()
 
--- Builds a fixture with -std=c11 -pedantic (weft.h needs nothing more).
-local function build_fixture(name, out)
-  local cc = ("cc -std=c11 -pedantic -D_DEFAULT_SOURCE -Wall -Wextra -Werror -g %s -Ihost "
-    .. "$(pkg-config --cflags lua5.4 libuv) -o %s spec/fixtures/embed/%s.c %s/libweft.a "
-    .. "-llua5.4-luv -llua5.4-cjson $(pkg-config --libs lua5.4 libuv) -lm -ldl -lpthread")
-    :format(san, out, name, build)
-  local code, o = sh(cc)
-  assert(code == 0, "building " .. name .. " failed: " .. o)
-end
-
 describe("weft.h for applications (issue 17)", function()
-  setup(function() build_fixture("api", bin) end)
+  setup(function() cbuild.compile("spec/fixtures/embed/api.c", bin) end)
   teardown(function() os.remove(bin) end)
 
   local function run(scenario)

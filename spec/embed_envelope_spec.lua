@@ -5,26 +5,12 @@
 local cli = require "support.cli"
 local weft = require "weft"
 
-local build = os.getenv("WEFT_BUILD") or "build"
-local san = build:match("asan") and "-fsanitize=address,undefined -fno-omit-frame-pointer" or ""
-
-local function sh(cmd)
-  local p = io.popen(cmd .. " 2>&1; echo \"exit:$?\"")
-  local out = p:read("a")
-  p:close()
-  local code = tonumber(out:match("exit:(%d+)%s*$"))
-  return code, out:gsub("exit:%d+%s*$", "")
-end
+local cbuild = require "support.cbuild"
+local sh = cbuild.sh
 
 describe("the plugin host", function()
   local bin = os.tmpname()
-  setup(function()
-    local code, out = sh(("cc -std=c11 -pedantic -D_DEFAULT_SOURCE -Wall -Wextra -Werror -g %s -Ihost "
-      .. "$(pkg-config --cflags lua5.4 libuv) -o %s examples/embed/pluginhost.c %s/libweft.a "
-      .. "-llua5.4-luv -llua5.4-cjson $(pkg-config --libs lua5.4 libuv) -lm -ldl -lpthread")
-      :format(san, bin, build))
-    assert(code == 0, out)
-  end)
+  setup(function() cbuild.compile("examples/embed/pluginhost.c", bin) end)
   teardown(function() os.remove(bin) end)
 
   it("stops each hostile plugin, reports it to its log, and runs the good one", function()

@@ -6,17 +6,8 @@
 -- in one process; the rockspec installs the module with luarocks.
 local cli = require "support.cli"
 
-local build = os.getenv("WEFT_BUILD") or "build"
-local asan = build:match("asan") ~= nil
-local san = asan and "-fsanitize=address,undefined -fno-omit-frame-pointer" or ""
-
-local function sh(cmd)
-  local p = io.popen(cmd .. " 2>&1; echo \"exit:$?\"")
-  local out = p:read("a")
-  p:close()
-  local code = tonumber(out:match("exit:(%d+)%s*$"))
-  return code, out:gsub("exit:%d+%s*$", "")
-end
+local cbuild = require "support.cbuild"
+local build, asan, san, sh = cbuild.build, cbuild.asan, cbuild.san, cbuild.sh
 
 describe("embedding weft in C", function()
   local prefix, bin, env

@@ -2,32 +2,15 @@
 -- runtime closes (every post is delivered or refused and freed, nothing
 -- leaks), and weft_interrupt from another thread. `make tsan` runs this spec
 -- against a ThreadSanitizer build (halt_on_error: any race fails it).
-local build = os.getenv("WEFT_BUILD") or "build"
-local san = build:match("asan") and "-fsanitize=address,undefined -fno-omit-frame-pointer"
-  or build:match("tsan") and "-fsanitize=thread" or "-fsanitize=address"
-
-local function sh(cmd)
-  local p = io.popen(cmd .. " 2>&1; echo \"exit:$?\"")
-  local out = p:read("a")
-  p:close()
-  local code = tonumber(out:match("exit:(%d+)%s*$"))
-  return code, out:gsub("exit:%d+%s*$", "")
-end
-
-local function build_fixture(name, out)
-  local cc = ("cc -std=c11 -pedantic -D_DEFAULT_SOURCE -Wall -Wextra -Werror -g %s -Ihost "
-    .. "$(pkg-config --cflags lua5.4 libuv) -o %s spec/fixtures/embed/%s.c %s/libweft.a "
-    .. "-llua5.4-luv -llua5.4-cjson $(pkg-config --libs lua5.4 libuv) -lm -ldl -lpthread")
-    :format(san, out, name, build)
-  local code, o = sh(cc)
-  assert(code == 0, "building " .. name .. " failed: " .. o)
-end
+local cbuild = require "support.cbuild"
+local sh = cbuild.sh
 
 describe("threads and the runtime", function()
   local threads, api = os.tmpname(), os.tmpname()
   setup(function()
-    build_fixture("threads", threads)
-    build_fixture("api", api)
+    -- a plain build gets AddressSanitizer here: a lost post is a leak
+    cbuild.compile("spec/fixtures/embed/threads.c", threads, "-fsanitize=address")
+    cbuild.compile("spec/fixtures/embed/api.c", api, "-fsanitize=address")
   end)
   teardown(function()
     os.remove(threads)
