@@ -1,6 +1,7 @@
 -- Threads and the runtime (issue 17): 8 threads post to C futures while the
 -- runtime closes (every post is delivered or refused and freed, nothing
--- leaks), and weft_interrupt from another thread. `make tsan` runs this spec
+-- leaks), weft_interrupt from another thread, and the step budget's watchdog
+-- thread. `make tsan` runs this spec
 -- against a ThreadSanitizer build (halt_on_error: any race fails it).
 local cbuild = require "support.cbuild"
 local sh = cbuild.sh
@@ -32,6 +33,13 @@ describe("threads and the runtime", function()
     local code, out = sh(api .. " interrupt")
     assert.equal(0, code, out)
     assert.matches("run: Cancelled: interrupted", out)
+    assert.is_nil(out:find("WARNING: ThreadSanitizer"), out)
+  end)
+
+  it("the step budget's watchdog thread stops a spinning task", function()
+    local code, out = sh(api .. " budget")
+    assert.equal(0, code, out)
+    assert.matches('run: Timeout: step budget exceeded: task "task%-2" ran %d+ ms without awaiting %(at spinner:1%)', out)
     assert.is_nil(out:find("WARNING: ThreadSanitizer"), out)
   end)
 end)
