@@ -199,8 +199,9 @@ WEFT_API size_t weft_memory_used(weft_runtime *rt);
    others ran), and stopped only where it cannot yield. Returns 0 or -1. */
 WEFT_API int weft_set_step_budget(weft_runtime *rt, double seconds, int preempt);
 
-/* Any thread: stops the task running now with a Cancelled error it cannot
-   catch. Returns 1, or 0 when no task was running. */
+/* Any thread (until weft_close): stops the task running now with a
+   Cancelled error it cannot catch. Returns 1, or 0 when no task was
+   running. */
 WEFT_API int weft_interrupt(weft_runtime *rt);
 
 /* Pushes a new environment table for untrusted code: the base functions
