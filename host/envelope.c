@@ -197,10 +197,13 @@ static void hook(lua_State *L, lua_Debug *ar) {
     lua_yield(L, 0);
     return;
   }
-  if (verdict == 0 && over_budget(e))
-    lua_sethook(L, hook, LUA_MASKCOUNT, HOOK_COUNT);   /* preempt later, where it can */
-  else
-    lua_sethook(L, NULL, 0, 0);                        /* early or stale: no trap */
+  if (verdict == 0 && over_budget(e)) {   /* preempt later, where it can */
+    lua_sethook(L, hook, LUA_MASKCOUNT, HOOK_COUNT);
+    if (L != t->co)                       /* the coroutine may return to the task */
+      lua_sethook(t->co, hook, LUA_MASKCOUNT, HOOK_COUNT);
+  } else {
+    lua_sethook(L, NULL, 0, 0);           /* early or stale: no trap */
+  }
 }
 
 /* }======== */
