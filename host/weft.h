@@ -165,7 +165,7 @@ WEFT_API int weft_task_result(weft_task *t, lua_State *L, int *n);  /* [-0, +(0|
    has). The task is held until then. Callbacks of tasks that never finish
    are dropped uncalled by weft_close. Returns 0, or -1 out of memory. */
 typedef void (*weft_task_fn)(weft_task *t, void *ud);
-WEFT_API int weft_task_on_done(weft_task *t, weft_task_fn cb, void *ud);
+WEFT_API int weft_task_on_done(weft_task *t, weft_task_fn cb, void *ud);  /* [-0, +0] */
 
 /* }======== */
 
