@@ -75,6 +75,7 @@ describe("embedding weft in C", function()
     assert.matches("script: forever: waiting", out)
     assert.matches("app: closing with 1 tasks still running", out)
     assert.matches("app: delay cancelled, timer stopped", out)
+    assert.matches("app: every task finished its cleanup", out)   -- weft_shutdown's callback
   end)
 
   it("is driven one step at a time from the application's own loop", function()
