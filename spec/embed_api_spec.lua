@@ -75,7 +75,7 @@ describe("weft.h for applications (issue 17)", function()
   it("weft_interrupt from another thread stops a task that catches every error", function()
     local out = run("interrupt")
     assert.matches("thread: interrupt 1", out)
-    assert.matches("run: Cancelled: interrupted %(weft_interrupt%) at spinner:1", out)
+    assert.matches("run: Cancelled: interrupted %(weft_interrupt%) at spinner:2", out)
     assert.matches("idle interrupt: 0", out)
   end)
 
