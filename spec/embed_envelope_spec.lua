@@ -46,7 +46,7 @@ describe("weft.run options", function()
     local t = {}
     for i = 1, 1e7 do
       t[i] = ("x"):rep(1000) .. i
-      if i % 100 == 0 then weft.yield() end   -- a bomb, not a spinner
+      if i % 10 == 0 then weft.yield() end   -- a bomb, not a spinner
     end
   end
 
@@ -100,7 +100,7 @@ describe("weft --max-memory / --step-budget", function()
     f:write([[
       local s = weft.spawn(function() while true do end end)
       print(pcall(s.await, s))
-      local b = weft.spawn(function() local t = {} for i = 1, 1e7 do t[i] = ("x"):rep(1000) .. i if i % 100 == 0 then weft.yield() end end end)
+      local b = weft.spawn(function() local t = {} for i = 1, 1e7 do t[i] = ("x"):rep(1000) .. i if i % 10 == 0 then weft.yield() end end end)
       print(pcall(b.await, b))
       print("after")
     ]])
