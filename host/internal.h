@@ -130,6 +130,7 @@ struct weft_runtime {
   int at_prompt;              /* main_task is a REPL entry: other tasks may be alive beside it */
   int chain_yieldable;        /* can the current resume chain reach the scheduler? */
   int driving;                /* weft.run depth on this runtime */
+  int stop_driving;           /* the CLI got a signal: weft__drive_all returns */
   int closing;
   uint64_t next_id;
   uint64_t turns;             /* scheduler turns run so far */
@@ -265,6 +266,8 @@ int weft__open_sorter(lua_State *L, weft_runtime *rt);   /* sorter_lua.c */
 int weft__open_graph(lua_State *L, weft_runtime *rt);    /* graph.c */
 int weft__open_process(lua_State *L, weft_runtime *rt);  /* process.c */
 int weft__open_io(lua_State *L, weft_runtime *rt);       /* io.c: luv, fs, net, http, json, signals, threads */
+int weft__open_hash(lua_State *L, weft_runtime *rt);     /* hash.c: weft._hash */
+int weft__open_statedb(lua_State *L, weft_runtime *rt);  /* statedb.c: weft._statedb */
 
 /* process.c: from a signal handler (async-signal-safe): KILL every live
    child process group at once. */

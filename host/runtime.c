@@ -338,6 +338,10 @@ int weft__drive(lua_State *L, weft_runtime *rt, weft_task *t) {
 int weft__drive_all(lua_State *L, weft_runtime *rt) {
   rt->driving++;
   for (;;) {
+    if (rt->stop_driving) {   /* open servers and watchers no longer count */
+      rt->stop_driving = 0;
+      break;
+    }
     if (virtual_jump(rt))
       continue;
     if (!loop_alive(rt)) {

@@ -23,7 +23,7 @@ function M.compile(src, out, san)
   local flags = M.san ~= "" and M.san or san or ""
   local code, o = M.sh(("cc -std=c11 -pedantic -D_DEFAULT_SOURCE -Wall -Wextra -Werror -g %s -Ihost "
     .. "$(pkg-config --cflags lua5.4 libuv) -o %s %s %s/libweft.a "
-    .. "-llua5.4-luv -llua5.4-cjson $(pkg-config --libs lua5.4 libuv) -lm -ldl -lpthread")
+    .. "-llua5.4-luv -llua5.4-cjson -lxxhash -lsqlite3 $(pkg-config --libs lua5.4 libuv) -lm -ldl -lpthread")
     :format(flags, out, src, M.build))
   assert(code == 0, "building " .. src .. " failed: " .. o)
 end
