@@ -155,6 +155,9 @@ struct weft_runtime {
   void (*print)(const char *msg, void *ud);
   void *print_ud;
   int nreported;              /* unobserved errors reported so far */
+  void *envelope;             /* envelope.c's state (memory limit, step budget) */
+  int envelope_on;            /* the scheduler calls envelope.c at each resume */
+  void *watch;                /* watch.c's state (reports, deadlock, shutdown) */
 };
 
 /* runtime.c */
@@ -169,6 +172,7 @@ void weft__deadline_disarm(weft_runtime *rt, weft_deadline *d);
 int weft__drive(lua_State *L, weft_runtime *rt, weft_task *t);
 void weft__report(weft_runtime *rt, const char *msg);
 int weft__report_unobserved(lua_State *L, weft_runtime *rt);
+void weft__push_deadlock(lua_State *L, weft_runtime *rt);   /* the Deadlock error */
 int weft__open_runtime(lua_State *L, weft_runtime *rt);
 void weft__runtime_free(weft_runtime *rt);
 void weft__handle_closed(weft_runtime *rt);   /* a close callback of weft's own handles ran */
@@ -250,6 +254,7 @@ void weft__wake_waiters(weft_queue *q, int reason, lua_Integer n);
 int weft__open_future(lua_State *L, weft_runtime *rt);
 
 /* cfuture.c */
+int weft__cfutures_pending(weft_runtime *rt);   /* C futures C still owes */
 void weft__cfutures_close(weft_runtime *rt);
 
 /* class.c */
@@ -318,6 +323,20 @@ int weft__open_io(lua_State *L, weft_runtime *rt);       /* luv, fs, net, http, 
    Returns the exit status. */
 int weft__repl(lua_State *L, weft_runtime *rt);
 
+/* envelope.c */
+/* the safety envelope (memory limit, step budget, interrupt) */
+void weft__envelope_open(weft_runtime *rt);
+void weft__envelope_close(weft_runtime *rt);
+void weft__envelope_embedded(weft_runtime *rt);
+void weft__envelope_on_resume(weft_runtime *rt, weft_task *t);
+int weft__envelope_after_resume(weft_runtime *rt, weft_task *t, int status);
+lua_State *weft__envelope_enter(weft_runtime *rt, lua_State *co);
+int weft__open_envelope(lua_State *L, weft_runtime *rt);
+int weft__envelope_configure(lua_State *L, weft_runtime *rt, const char *memory,
+                             const char *budget, int preempt);
+double weft__parse_size(const char *s);
+double weft__parse_duration(const char *s);
+
 /* handle.c */
 /* what an owner of libuv handles embeds to be freed once its
    Lua side let go (weft__holder_release) and each of its handles closed
@@ -341,6 +360,14 @@ void weft__stdlib_require(lua_State *L, const char *name);   /* pushes what it r
 
 /* statedb.c */
 int weft__open_statedb(lua_State *L, weft_runtime *rt);  /* weft._statedb */
+
+/* watch.c */
+/* once per loop turn outside weft.run: reports, deadlock, shutdown */
+void weft__watch_open(lua_State *L, weft_runtime *rt);
+void weft__watch_close(weft_runtime *rt);
+void weft__watch_start(weft_runtime *rt);
+void weft__watch_turn(weft_runtime *rt);
+int weft__watch_refuses_spawn(weft_runtime *rt);
 
 #define WEFT_UPRT(L) ((weft_runtime *)lua_touserdata((L), lua_upvalueindex(1)))
 

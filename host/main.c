@@ -150,6 +150,9 @@ typedef struct cli {
   int has_chunks;      /* some -e or -l */
   int debug;
   const char *trace;
+  const char *max_memory;   /* --max-memory SIZE */
+  const char *step_budget;  /* --step-budget DURATION */
+  int preempt;              /* --preempt */
 } cli;
 
 static void usage(const char *badopt) {
@@ -168,6 +171,9 @@ static void usage(const char *badopt) {
           "  -W        turn warnings on\n"
           "  --debug   debug mode: spawn sites, slow-step warnings (also WEFT_DEBUG=1)\n"
           "  --trace F write a Chrome trace-event JSON file of the run\n"
+          "  --max-memory SIZE   fail a task that takes the state past SIZE (64M)\n"
+          "  --step-budget TIME  interrupt a task running TIME without awaiting (50ms)\n"
+          "  --preempt           with --step-budget: requeue such a task instead\n"
           "  --        stop handling options\n"
           "  -         stop handling options and execute stdin\n",
           progname, progname);
@@ -199,6 +205,14 @@ static int collect_args(lua_State *L, int argc, char **argv, cli *c) {
         return -1;
       }
       c->trace = argv[i];
+    } else if (strcmp(a, "--max-memory") == 0 || strcmp(a, "--step-budget") == 0) {
+      if (++i >= argc) {
+        usage(NULL);
+        return -1;
+      }
+      *(a[2] == 'm' ? &c->max_memory : &c->step_budget) = argv[i];
+    } else if (strcmp(a, "--preempt") == 0) {
+      c->preempt = 1;
     } else if (strcmp(a, "-i") == 0) {
       c->interactive = 1;
       c->version = 1;
@@ -428,6 +442,9 @@ int main(int argc, char **argv) {
   } else {
     lua_newtable(L);
     if (collect_args(L, argc, argv, &c) != 0) {
+      status = 2;
+    } else if (weft__envelope_configure(L, rt, c.max_memory, c.step_budget, c.preempt) != 0) {
+      fprintf(stderr, "%s: %s\n", progname, lua_tostring(L, -1));
       status = 2;
     } else {
       if (c.debug)

@@ -291,6 +291,15 @@ describe("weft.http failures", function()
     assert.equal(url, err.url)
   end)
 
+  it("takes an infinite or huge timeout as no deadline (no undefined cast)", function()
+    -- tried: math.huge, 1e300 and 2^63 ms; each must reach the refused port, not trap
+    for _, t in ipairs({ math.huge, 1e300, 2 ^ 63 / 1000 }) do
+      local url = "http://127.0.0.1:" .. free_port() .. "/"
+      local err = failure(function() return weft.http.get(url, { timeout = t }) end)
+      assert.equal("COULDNT_CONNECT", err.code)
+    end
+  end)
+
   it("raises COULDNT_RESOLVE_HOST for an unknown host", function()
     local err = failure(function() return weft.http.get("http://no-such-host.invalid/") end)
     assert.equal("COULDNT_RESOLVE_HOST", err.code)
