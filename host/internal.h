@@ -176,6 +176,7 @@ void weft__push_deadlock(lua_State *L, weft_runtime *rt);   /* the Deadlock erro
 int weft__open_runtime(lua_State *L, weft_runtime *rt);
 void weft__runtime_free(weft_runtime *rt);
 void weft__handle_closed(weft_runtime *rt);   /* a close callback of weft's own handles ran */
+void weft__where(lua_State *L, int level);      /* pushes "file:line" of a Lua caller, or "?" */
 
 /* sched.c */
 void weft__ready(weft_runtime *rt, weft_task *t);
@@ -237,7 +238,6 @@ void weft__mark_observed(lua_State *L, weft_task *t);
    waiters. */
 void weft__task_finish(weft_runtime *rt, weft_task *t, int status, int nres);
 int weft__open_task(lua_State *L, weft_runtime *rt);
-void weft__where(lua_State *L, int level);      /* pushes "file:line" of a Lua caller, or "?" */
 
 /* future.c */
 /* the C side of a future C code resolves (cfuture.c) */

@@ -27,6 +27,20 @@ double weft__now(weft_runtime *rt) {
   return (double)uv_hrtime() * 1e-9;
 }
 
+/* Pushes "file:line" of the first Lua caller from level up, or "?" (spawn
+   sites, where primitives were made). */
+void weft__where(lua_State *L, int level) {
+  lua_Debug ar;
+  for (; lua_getstack(L, level, &ar); level++) {
+    lua_getinfo(L, "Sl", &ar);
+    if (ar.currentline > 0) {
+      lua_pushfstring(L, "%s:%d", ar.short_src, ar.currentline);
+      return;
+    }
+  }
+  lua_pushliteral(L, "?");
+}
+
 static void timer_cb(uv_timer_t *h);
 
 /* The longest delay given to libuv: far beyond any real wait (about 285

@@ -114,18 +114,6 @@ void weft__push_task_name(lua_State *L, int idx) {
   lua_remove(L, -2);
 }
 
-void weft__where(lua_State *L, int level) {
-  lua_Debug ar;
-  for (; lua_getstack(L, level, &ar); level++) {
-    lua_getinfo(L, "Sl", &ar);
-    if (ar.currentline > 0) {
-      lua_pushfstring(L, "%s:%d", ar.short_src, ar.currentline);
-      return;
-    }
-  }
-  lua_pushliteral(L, "?");
-}
-
 /* }======== */
 
 /* {======== the slab of light task memory */
