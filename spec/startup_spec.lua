@@ -41,3 +41,105 @@ describe("weft.fs.glob", function()
       threads_after("weft.run(function() weft.fs.read('Makefile') end)"))
   end)
 end)
+
+describe("a no-op weft run", function()
+  local weft = require "weft"
+  local Q = cli.quote
+
+  local function write(path, text)
+    local f = assert(io.open(path, "wb"))
+    f:write(text)
+    f:close()
+  end
+
+  local function stat_of(path)
+    local kind, size, mtime, ino = weft._hash.stat(path)
+    return kind and ("%s %d %d %d"):format(kind, size, mtime, ino) or "missing"
+  end
+
+  it("writes nothing to .weft/ once the recorded files are older than the racy window", function()
+    local dir = os.tmpname()
+    os.remove(dir)
+    assert(os.execute("mkdir -p " .. Q(dir)))
+    write(dir .. "/in.txt", "x\n")
+    write(dir .. "/Weftfile.lua", [[
+task "copy" { sources = { "in.txt" }, generates = { "out.txt" }, function()
+  local f = assert(io.open("log", "a")); f:write("copy\n"); f:close()
+  weft.sh("cp in.txt out.txt")
+end }
+default "copy"
+]])
+    local function run()
+      local r = cli.run({ "run", "-C", dir }, { env = "CI=true" })
+      assert.equal(0, r.code, r.stderr)
+      local f = io.open(dir .. "/log")
+      local ran = f and f:read("a") or ""
+      if f then f:close() end
+      os.remove(dir .. "/log")
+      return ran
+    end
+    assert.equal("copy\n", run())
+    -- files written a moment ago are hashed again (racy); once they are old,
+    -- the stats recorded with the hashes decide
+    assert(os.execute(("touch -d '-5 seconds' %s/in.txt %s/out.txt"):format(Q(dir), Q(dir))))
+    assert.equal("", run())   -- touched, same content: not run, stats recorded
+    local before = stat_of(dir .. "/.weft/state.db")
+    assert.equal("", run())
+    assert.equal(before, stat_of(dir .. "/.weft/state.db"))
+    assert.equal("missing", stat_of(dir .. "/.weft/state.db-wal"))
+    write(dir .. "/in.txt", "y\n")   -- and a real change is still seen
+    assert.equal("copy\n", run())
+    os.execute("rm -rf " .. Q(dir))
+  end)
+end)
+
+describe("weft._hash.verify", function()
+  local weft = require "weft"
+  local H = weft._hash
+
+  it("is true when every recorded file has its recorded stat, hashed after the racy window", function()
+    local p = os.tmpname()
+    local f = assert(io.open(p, "wb"))
+    f:write("abc")
+    f:close()
+    local _, size, mtime, ino = H.stat(p)
+    local function line(path, h, sz, mt, i, checked)
+      return table.concat({ path, h, sz, mt, i, checked }, "\t")
+    end
+    local late = mtime + 2000000000
+    assert.is_true(H.verify(line(p, "h", size, mtime, ino, late), 1000000000))
+    assert.is_true(H.verify("", 1000000000))
+    -- hashed within the racy window of its mtime: the stat proves nothing
+    assert.same({ false, 1 }, { H.verify(line(p, "h", size, mtime, ino, mtime + 10), 1000000000) })
+    assert.same({ false, 2 }, { H.verify(line(p, "h", size, mtime, ino, late) .. "\n"
+      .. line(p, "h", size + 1, mtime, ino, late), 1000000000) })
+    assert.same({ false, 1 }, { H.verify(line(p, "-", 0, 0, 0, 0), 1000000000) })
+    assert.is_true(H.verify(line(p .. ".none", "-", 0, 0, 0, 0), 1000000000))
+    assert.same({ false, 1 }, { H.verify(line("/", "h", size, mtime, ino, late), 1000000000) })
+    -- malformed lines are "not verified", never an error
+    for _, bad in ipairs({ "x", "p\th", p .. "\th\t1\t2\t3", p .. "\th\ta\t2\t3\t4",
+        p .. "\th\t1\t2\t3\t99999999999999999999" }) do
+      assert.same({ false, 1 }, { H.verify(bad, 1000000000) }, bad)
+    end
+    assert.matches("bad argument #1 to 'verify' (string expected, got table)",
+      select(2, pcall(function() return H.verify({}, 1) end)), 1, true)
+    assert.matches("bad argument #2 to 'verify' (number expected, got no value)",
+      select(2, pcall(function() return H.verify("") end)), 1, true)
+    os.remove(p)
+  end)
+
+  it("has a state statement :first() that returns one row's columns without a table", function()
+    local p = os.tmpname()
+    local db = assert(weft._statedb.open(p))
+    assert.is_true(db:exec("CREATE TABLE t(a, b); INSERT INTO t VALUES (1, 'x')"))
+    local get = assert(db:prepare("SELECT a, b FROM t WHERE a = ?"))
+    assert.same({ true, 1, "x" }, { get:first(1) })
+    assert.same({ false }, { get:first(2) })
+    local bad = assert(db:prepare("SELECT abs(?)"))
+    assert.same({ true, 3 }, { bad:first(-3) })
+    get:finalize()
+    assert.matches("statement is finalized", select(2, pcall(get.first, get, 1)), 1, true)
+    db:close()
+    os.remove(p)
+  end)
+end)
