@@ -143,3 +143,54 @@ describe("weft._hash.verify", function()
     os.remove(p)
   end)
 end)
+
+describe("weft._hash.defhash", function()
+  local H = require("weft")._hash
+  local NAMES = { "deps", "sources" }
+
+  local function body_with(v)
+    return function() return v end
+  end
+
+  it("digests fields and the body with what it captures, deeply, whatever the pairs' order", function()
+    local cfg1 = { flags = { "-O2", "-g" }, cc = "cc", n = 1 }
+    local cfg2 = {}
+    for _, k in ipairs({ "n", "cc", "flags" }) do cfg2[k] = cfg1[k] end
+    local h = H.defhash({ sources = { "a.c" } }, NAMES, body_with(cfg1))
+    assert.equal(32, #h)
+    assert.equal(h, H.defhash({ sources = { "a.c" } }, NAMES, body_with(cfg2)))
+    local changed = {
+      H.defhash({ sources = { "b.c" } }, NAMES, body_with(cfg1)),
+      H.defhash({ sources = { "a.c" }, deps = { "x" } }, NAMES, body_with(cfg1)),
+      H.defhash({ sources = { "a.c" } }, NAMES, body_with({ flags = { "-O0", "-g" }, cc = "cc", n = 1 })),
+      H.defhash({ sources = { "a.c" } }, NAMES, body_with({ flags = { "-g", "-O2" }, cc = "cc", n = 1 })),
+      H.defhash({ sources = { "a.c" } }, NAMES, body_with({ flags = { "-O2", "-g" }, cc = "cc", n = 1.0 })),
+      H.defhash({ sources = { "a.c" } }, NAMES, function() return cfg1, 1 end),
+      H.defhash({ sources = { "a.c" } }, NAMES, nil),
+    }
+    local seen = { [h] = true }
+    for i, c in ipairs(changed) do
+      assert.is_nil(seen[c], "variant " .. i)
+      seen[c] = true
+    end
+    -- fields not named (desc is not part of the key) do not count
+    assert.equal(h, H.defhash({ sources = { "a.c" }, desc = "x" }, NAMES, body_with(cfg1)))
+  end)
+
+  it("stops at cycles, objects and C functions, and checks its arguments", function()
+    local t = { 1 }
+    t.self = t
+    local obj = setmetatable({ big = string.rep("x", 10) }, {})
+    local f = function() return t, obj, print end
+    local before = H.defhash({}, {}, f)
+    assert.equal(before, H.defhash({}, {}, f))
+    obj.big = "changed"   -- an object counts as "an object", not by content
+    assert.equal(before, H.defhash({}, {}, f))
+    t[2] = "more"         -- a table met again is a cycle; the rest of it counts
+    assert.not_equal(before, H.defhash({}, {}, f))
+    assert.matches("bad argument #1 to 'defhash' (table expected, got nil)",
+      select(2, pcall(function() return H.defhash(nil, {}) end)), 1, true)
+    assert.matches("bad argument #3 to 'defhash' (function expected, got number)",
+      select(2, pcall(function() return H.defhash({}, {}, 1) end)), 1, true)
+  end)
+end)

@@ -10,7 +10,7 @@
 set -eu
 cd "$(dirname "$0")/../.."
 ROOT=$(pwd)
-WEFT=$ROOT/build/weft
+WEFT=${WEFT:-$ROOT/build/weft}   # WEFT=... measures another build
 PAIRS=${PAIRS:-5}
 NTASKS=${NTASKS:-2000}
 NFILES=${NFILES:-10000}

@@ -35,7 +35,7 @@ local globpat = require "weft.globpat"
 
 local M = {}
 
-local VERSION = 3
+local VERSION = 4
 local RACY_NS = 1000000000   -- above every filesystem's mtime granularity we meet
 
 -- tasks.sources: the task's sources as expanded then, one per line;
@@ -238,6 +238,9 @@ end
 
 --- The parts of a task's definition, in a fixed order: {name, value} pairs
 -- (fields as `field NAME`, the body as `body`, each captured value by name).
+-- The key compared from run to run is weft._hash.defhash over the same
+-- things (no text built on a no-op run); this text is stored beside it, for
+-- the reason a changed definition gives.
 local key_fields = setmetatable({}, { __mode = "k" })   -- fields table -> sorted names
 
 local function key_field_names(fields)
@@ -705,15 +708,16 @@ function State:check(rec, thorough)
     return false, "it has no sources or generates"
   end
   local sources = expand(rec.sources, self.warn, "sources", rec.name)
-  local parts = M.definition(rec, self.fields)
-  local deftext = encode_parts(parts)
-  local defhash = H.string(deftext)
-  rec.incr = { sources = sources, def = deftext, defhash = defhash, started_ns = H.now_ns() }
+  local defhash = H.defhash(rec.spec or {}, key_field_names(self.fields), rec.fn)
+  rec.incr = { sources = sources, defhash = defhash, started_ns = H.now_ns() }
   local prev = not self.disabled and recorded(self, rec.name)
   if prev and not thorough and not self.opts.always and unchanged(self, rec, prev, defhash, sources) then
     self.outsig[rec.name] = prev.outsig
     return true
   end
+  -- the definition as text: what a reason names and the next run compares with
+  local parts = M.definition(rec, self.fields)
+  rec.incr.def = encode_parts(parts)
   if prev then
     learn(self, decode_files(prev.inputs))
     learn(self, decode_files(prev.outputs))
