@@ -38,7 +38,7 @@ options:
 
 Exit status: 0 all tasks succeeded, 1 a task failed or the run timed out,
 2 usage error (unknown option or target, missing file, bad Weftfile),
-130 interrupted (Ctrl-C), 143 terminated (SIGTERM).
+129 hangup (terminal closed), 130 interrupted (Ctrl-C), 143 terminated (SIGTERM).
 Environment: NO_COLOR disables colours; CI=true forces plain output.
 ]]
 
