@@ -12,18 +12,9 @@ BASE=${WEFT_BASE:-}
 ROUNDS=${ROUNDS:-21}
 NTASKS=${NTASKS:-2000}
 NFILES=${NFILES:-10000}
-W=$(mktemp -d "${TMPDIR:-/tmp}/weft-bench-noop.XXXXXX")
-trap 'rm -rf "$W"' EXIT
-SRC=$W/src
-mkdir -p "$SRC/examples/build" "$SRC/scripts"
-cp -r host stdlib "$SRC/"
-cp scripts/embed.lua "$SRC/scripts/"
-cp examples/build/Weftfile.lua "$SRC/examples/build/"
+. bench/incremental/tree.sh
 mkdir -p "$SRC/examples/build-base"   # the older weft's state lives beside its own copy
 cp examples/build/Weftfile.lua "$SRC/examples/build-base/"
-lua5.4 bench/incremental/gen.lua build "$SRC" "$W/out-make" "$W/out-ninja"
-INCLUDES=$(pkg-config --cflags lua5.4 libuv)
-LIBS="$(pkg-config --libs lua5.4 libuv) -llua5.4-luv -llua5.4-cjson -ldl -lm -lxxhash -lsqlite3 -ledit"
 # each weft build keeps its own output and state (state versions differ)
 weft_build() {   # BIN OUTDIR
   dir=build
@@ -36,8 +27,6 @@ usec() {
   t1=$(date +%s%N)
   echo $(((t1 - t0) / 1000))
 }
-median() { sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
-ms() { awk -v u="$1" 'BEGIN {printf "%.1f ms", u/1000}'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a/b}'; }
 
 echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
