@@ -421,17 +421,18 @@ static void ensure_stdio(void) {
 }
 
 /* After `weft run`: true when closing the state would only free memory, so
-   the process may end without lua_close (1.3 M instructions of a no-op run,
-   a fifth of its CPU past the start). The runner has closed its state
-   database and its run lock itself; no task is alive and nothing keeps the
-   loop alive (no process running, no server listening, no write or request
-   pending, no timer): what is left are closed or idle handles, whose fds the
-   kernel closes as close would. stdio, the Lua io library's files included,
-   is flushed by exit(); a weft.process child left running would keep the
-   loop alive. Finalizers a Weftfile set on its own tables are not run, as
-   in any process that ends without closing its Lua state. */
+   the process may end without lua_close (1.1 M instructions of the
+   examples/build no-op). The runner has closed its state database and its
+   run lock itself (a statement left to the collector would keep the
+   database open: then the state is closed as before); no task is alive and
+   nothing keeps the loop alive (no process running, no server listening,
+   no write or request pending, no timer): what is left are closed or idle
+   handles, whose fds the kernel closes as close would. stdio, the Lua io
+   library's files included, is flushed by exit(). Finalizers a Weftfile
+   set on its own tables are not run, as in any process that ends without
+   closing its Lua state. */
 static int only_memory_left(weft_runtime *rt) {
-  return rt->nlive == 0 && !uv_loop_alive(rt->loop);
+  return rt->nlive == 0 && !uv_loop_alive(rt->loop) && weft__statedb_open_handles() == 0;
 }
 
 int main(int argc, char **argv) {
