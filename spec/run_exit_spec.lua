@@ -3,17 +3,10 @@
 -- what a Weftfile left open must still end as a full close would end it.
 -- Bad inputs tried: a file written and never closed; a process started and
 -- never awaited (with its pid written, checked gone after the run).
-local BIN = os.getenv("WEFT_BIN") or "build/weft"
-local FIX = "spec/fixtures/run_exit/unclosed.lua"
+local cli = require "support.cli"
 local proc = require "support.proc"
-
-local function slurp(path)
-  local f = io.open(path)
-  if not f then return nil end
-  local s = f:read("a")
-  f:close()
-  return s
-end
+local BIN, slurp = cli.bin, cli.read_file
+local FIX = "spec/fixtures/run_exit/unclosed.lua"
 
 describe("weft run's exit", function()
   local dir
