@@ -361,6 +361,7 @@ void weft__stdlib_require(lua_State *L, const char *name);   /* pushes what it r
 
 /* statedb.c */
 int weft__open_statedb(lua_State *L, weft_runtime *rt);  /* weft._statedb */
+int weft__statedb_open_handles(void);   /* SQLite connections and statements open */
 
 /* watch.c */
 /* once per loop turn outside weft.run: reports, deadlock, shutdown */
