@@ -6,6 +6,7 @@
 -- @module weft.cli
 local weft = require "weft"
 local pipeline = require "weft.pipeline"
+local executor = require "weft.executor"   -- slurm (#19)
 
 local HELP = [[
 usage: weft run [-f FILE] [TARGET...] [options]
@@ -26,6 +27,11 @@ options:
   --report FILE.html   write a self-contained HTML report with a Gantt chart
   --timeout S          deadline for the whole run, in seconds
   --plain              plain progress lines even on a terminal
+  --executor local|slurm  where task processes run (default local); with
+                       slurm each one is a batch job (see docs/pipelines.md)
+  --slurm-rate N       at most N sbatch submissions a second (default 10)
+  --slurm-poll S       first squeue interval in seconds (default 2)
+  --slurm-poll-max S   longest squeue interval in seconds (default 60)
   -h, --help           show this help
 
 Exit status: 0 all tasks succeeded, 1 a task failed or the run timed out,
@@ -85,6 +91,7 @@ local function parse(args)
     elseif a == "--timeout" then o.timeout = number_arg(a, value(a))
     elseif a == "--plain" then o.plain = true
     elseif a == "-h" or a == "--help" then o.help = true
+    elseif executor.cli_flag(o, a, value, number_arg, pipeline.usage_error) then   -- slurm (#19)
     elseif a == "--" then
       for j = i + 1, #args do o.targets[#o.targets + 1] = args[j] end
       break
@@ -137,7 +144,8 @@ local function execute(P, o, targets)
   local reporter, color = choose_reporter(o)
   local ok, run = pcall(weft.run, function()
     return P:run({ targets = targets, jobs = o.jobs or cpu_count(), keep_going = o.keep_going,
-      timeout = o.timeout, reporter = reporter })
+      timeout = o.timeout, reporter = reporter,
+      executor = o.executor })   -- slurm (#19)
   end)
   if not ok then
     io.stderr:write("weft run: ", tostring(run), "\n")
@@ -174,6 +182,9 @@ local function main(args)
   end
   if o.dry_run then
     dry_run(P, list)
+    if o.executor then   -- slurm (#19): the command each task's processes would start with
+      for _, line in ipairs(executor.dry_run(o.executor, list)) do io.stdout:write(line, "\n") end
+    end
     return 0
   end
   return execute(P, o, targets)

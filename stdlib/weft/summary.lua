@@ -79,6 +79,7 @@ function M.render(run, opts)
   out[#out + 1] = ("total %s wall, %s of task time; critical path %s: %s"):format(
     fmt_time(wall), fmt_time(total), fmt_time(len),
     #names > 0 and table.concat(names, " -> ") or "(none)")
+  for _, note in ipairs(run.notes or {}) do out[#out + 1] = note end   -- slurm (#19)
   for _, rec in ipairs(run.list) do
     if rec.status == "failed" or rec.status == "interrupted" then
       local msg = rec.error and tostring(rec.error):gsub("\n.*", "") or rec.status
