@@ -347,8 +347,8 @@ function Slurm:submit(job)
   if job.stop then self:cancel_job(job) end
   -- a new job is looked at soon, whatever the interval had grown to
   self.poll_interval = self.poll_min
-  self.next_poll = math.min(self.next_poll > 0 and self.next_poll or math.huge,
-    weft.now() + self.poll_min)
+  local soon = weft.now() + self.poll_min
+  if not self.poller or self.next_poll > soon then self.next_poll = soon end
   self:ensure_poller()
 end
 
@@ -588,8 +588,10 @@ end
 -- it to see their jobs end.
 function Slurm:poll_loop()
   while self.active > 0 do
-    pcall(weft.sleep, TICK)
-    if #self.to_cancel > 0 then pcall(self.scancel, self) end
+    -- a tick cut short by a cancellation is not the time to scancel: the
+    -- other cancelled tasks have not asked yet, and one call should take all
+    local slept = pcall(weft.sleep, TICK)
+    if slept and #self.to_cancel > 0 then pcall(self.scancel, self) end
     local now = weft.now()
     if self.active > 0 and now >= self.next_poll then
       local ok, changed = pcall(self.poll, self)
