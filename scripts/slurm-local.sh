@@ -26,6 +26,15 @@ host=$(hostname -s)
 
 die() { echo "slurm-local: $*" >&2; exit 1; }
 
+# A start that failed half-way: show the logs, stop what did start, then fail.
+fail() {
+  for f in "$dir/log/slurmctld.log" "$dir/log/slurmd.log" "$dir/munge/munged.log"; do
+    [ -s "$f" ] && { echo "--- $f" >&2; tail -n 15 "$f" >&2; }
+  done
+  stop >/dev/null 2>&1 || true
+  die "$@"
+}
+
 pid_of() { [ -s "$dir/$1.pid" ] && cat "$dir/$1.pid"; }
 alive() { p=$(pid_of "$1") && [ -n "$p" ] && kill -0 "$p" 2>/dev/null; }
 
@@ -95,14 +104,14 @@ start_munge() {
   runuser -u munge -- /usr/sbin/munged --force --key-file="$dir/munge/munge.key" \
     --socket="$dir/munge/munge.socket" --pid-file="$dir/munge/munged.pid" \
     --log-file="$dir/munge/munged.log" --seed-file="$dir/munge/munged.seed" \
-    || die "munged did not start (see $dir/munge/munged.log)"
+    || fail "munged did not start"
   cp "$dir/munge/munged.pid" "$dir/munged.pid"
 }
 
 start() {
   [ "$(id -u)" -eq 0 ] || die "needs root (slurmd runs jobs as their users)"
   command -v slurmctld >/dev/null && command -v munged >/dev/null \
-    || die "slurm-wlm and munge are not installed (scripts/deps.sh slurm)"
+    || die "slurm-wlm and munge are not installed (scripts/deps.sh installs them)"
   if alive slurmctld && alive slurmd && SLURM_CONF=$conf sinfo -h -o %T 2>/dev/null | grep -q idle; then
     echo "SLURM_CONF=$conf"
     return 0
@@ -113,12 +122,11 @@ start() {
   write_conf
   start_munge
   export SLURM_CONF="$conf"
-  /usr/sbin/slurmctld -f "$conf" || die "slurmctld did not start (see $dir/log/slurmctld.log)"
-  /usr/sbin/slurmd -f "$conf" || die "slurmd did not start (see $dir/log/slurmd.log)"
+  /usr/sbin/slurmctld -f "$conf" || fail "slurmctld did not start"
+  /usr/sbin/slurmd -f "$conf" || fail "slurmd did not start"
   if ! wait_for "sinfo -h -o %T | grep -qx idle" 300; then
     sinfo >&2 || true
-    tail -n 20 "$dir/log/slurmctld.log" "$dir/log/slurmd.log" >&2 || true
-    die "the node did not become idle in 30 s"
+    fail "the node did not become idle in 30 s"
   fi
   echo "SLURM_CONF=$conf"
 }

@@ -14,13 +14,7 @@ local BIN = os.getenv("WEFT_BIN") or "build/weft"
 local ROOT = io.popen("pwd"):read("l")
 BIN = BIN:sub(1, 1) == "/" and BIN or ROOT .. "/" .. BIN
 
-local function slurp(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("a")
-  f:close()
-  return s
-end
+local slurp = require("support.cli").read_file
 
 local function sh(cmd)
   local p = io.popen(cmd .. " 2>&1")
@@ -187,7 +181,7 @@ end)
 if not is_root() or not installed() then
   describe("weft run --executor slurm", function()
     pending(not is_root() and "needs root to start slurmd (scripts/slurm-local.sh)"
-      or "needs slurm-wlm and munge (scripts/deps.sh slurm)")
+      or "needs slurm-wlm and munge (scripts/deps.sh installs them)")
   end)
   return
 end
