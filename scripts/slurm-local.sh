@@ -91,6 +91,9 @@ SchedulerParameters=sched_min_interval=100000
 NodeName=$host NodeAddr=127.0.0.1 CPUs=$cpus RealMemory=$mem State=UNKNOWN
 PartitionName=debug Nodes=$host Default=YES MaxTime=INFINITE State=UP
 EOF
+  # slurmd 22.05 loads a cgroup plugin even with proctrack/linuxproc and task/none, and the
+  # default (autodetect) fails where /sys/fs/cgroup is not mounted (a chroot); v1 only loads.
+  echo "CgroupPlugin=cgroup/v1" >"$dir/cgroup.conf"
 }
 
 start_munge() {
