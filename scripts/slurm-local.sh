@@ -106,7 +106,7 @@ start_munge() {
   chmod 0755 "$dir/munge"   # clients (any user) reach the socket through it
   runuser -u munge -- /usr/sbin/munged --force --key-file="$dir/munge/munge.key" \
     --socket="$dir/munge/munge.socket" --pid-file="$dir/munge/munged.pid" \
-    --log-file="$dir/munge/munged.log" --seed-file="$dir/munge/munged.seed" \
+    --log-file="$dir/munge/munged.log" --seed-file="$dir/munge/munged.seed" --origin=127.0.0.1 \
     || fail "munged did not start"
   cp "$dir/munge/munged.pid" "$dir/munged.pid"
 }

@@ -2,19 +2,21 @@
 # N jobs of `true` (default 200) on the one-node Slurm of scripts/slurm-local.sh, three ways:
 #   weft      `weft run --executor slurm -j J` on a Weftfile of N tasks `weft.sh "true"`
 #             (at the default --slurm-rate 10 and at --slurm-rate 1000)
-#   sbatch    a plain loop of `sbatch --wait --wrap true`, one after the other
-#   srun      a plain loop of `srun true`, one after the other
+#   sbatch    a plain loop of `sbatch --wait --wrap true`, one after the other (SBATCH_N jobs,
+#             default 50: sbatch --wait checks every 2 s, so 200 would take 400 s)
+#   srun      a plain loop of `srun true`, one after the other (N jobs)
+#   floor     N `sbatch --wrap true` at once, then squeue until empty: the cluster's own pace
 # For each: wall time, time per job, the Slurm commands issued per job (weft: from its
 # commands.log; the loops: one command per job) and the controller's RPCs per job by type,
 # from `sdiag` (reset before each run): what the load on slurmctld really is.
-#   bench/slurm/run.sh          (as root; N=200 J=50; SEQ_N=N jobs for the two plain loops)
+#   bench/slurm/run.sh          (as root; N=200 J=50 SBATCH_N=50)
 # Starts the cluster if it is not up, and stops it again in that case.
 set -eu
 cd "$(dirname "$0")/../.."
 root=$(pwd)
 N=${N:-200}
 J=${J:-50}
-SEQ_N=${SEQ_N:-$N}
+SBATCH_N=${SBATCH_N:-50}
 weft=$root/build/weft
 
 if [ "$(id -u)" -ne 0 ]; then
@@ -38,7 +40,8 @@ now() { date +%s.%N; }
 # The controller's RPC counts since the last reset, "TYPE=COUNT" a line, biggest first.
 rpcs() {
   sdiag | awk '/by message type/ {on = 1; next} /by user/ {on = 0}
-    on && /count:/ { match($0, /count:[0-9]+/); print $1 "=" substr($0, RSTART + 6, RLENGTH - 6) }' \
+    on && /count:/ && !/REQUEST_STATS_INFO|RESET_STATISTICS/ {
+      match($0, /count:[0-9]+/); print $1 "=" substr($0, RSTART + 6, RLENGTH - 6) }' \
     | sort -t= -k2 -nr
 }
 
@@ -62,7 +65,7 @@ end
 default(all)
 EOF
 
-echo "N=$N jobs of true, weft -j $J; plain loops: $SEQ_N jobs each; $(nproc) CPUs, node CPUs from slurm.conf"
+echo "N=$N jobs of true, weft -j $J; sbatch --wait loop: $SBATCH_N jobs; srun loop: $N jobs"
 for rate in 10 1000; do
   rm -rf "$work/.weft"
   sdiag --reset >/dev/null
@@ -76,22 +79,34 @@ for rate in 10 1000; do
     "$(echo "($sb + $sq + $sc) / $N" | bc -l | xargs printf '%.3f') (sbatch $sb, squeue $sq, scancel $sc)"
 done
 
+# the floor: how fast this cluster drains N batch jobs submitted all at once, nobody waiting
 sdiag --reset >/dev/null
 t0=$(now)
 i=0
-while [ "$i" -lt "$SEQ_N" ]; do
-  sbatch --wait --quiet --output=/dev/null --wrap true
+while [ "$i" -lt "$N" ]; do
+  sbatch --quiet --output=/dev/null --wrap true
   i=$((i + 1))
 done
+while [ -n "$(squeue --noheader --states=PD,R,CG)" ]; do sleep 0.2; done
 t1=$(now)
-report "sbatch --wait loop" "$(echo "$t1 - $t0" | bc -l)" "$SEQ_N" "1"
+report "floor: all sbatch, then squeue empty" "$(echo "$t1 - $t0" | bc -l)" "$N" "1 (+ polls)"
 
 sdiag --reset >/dev/null
 t0=$(now)
 i=0
-while [ "$i" -lt "$SEQ_N" ]; do
+while [ "$i" -lt "$SBATCH_N" ]; do
+  sbatch --wait --quiet --output=/dev/null --wrap true
+  i=$((i + 1))
+done
+t1=$(now)
+report "sbatch --wait loop" "$(echo "$t1 - $t0" | bc -l)" "$SBATCH_N" "1"
+
+sdiag --reset >/dev/null
+t0=$(now)
+i=0
+while [ "$i" -lt "$N" ]; do
   srun --quiet true
   i=$((i + 1))
 done
 t1=$(now)
-report "srun loop" "$(echo "$t1 - $t0" | bc -l)" "$SEQ_N" "1"
+report "srun loop" "$(echo "$t1 - $t0" | bc -l)" "$N" "1"
