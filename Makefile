@@ -11,13 +11,15 @@ PKG_UV    = libuv
 
 WARN     = -Wall -Wextra -Werror -Wshadow -Wundef -Wwrite-strings \
            -Wmissing-prototypes -Wstrict-prototypes -Wredundant-decls
-CFLAGS_ALL = -std=c11 $(OPT) -g -fPIC -D_GNU_SOURCE $(WARN) $(SAN) \
+CFLAGS_ALL = -std=c11 $(OPT) -g -fPIC -fvisibility=hidden -D_GNU_SOURCE $(WARN) $(SAN) \
            $(shell pkg-config --cflags $(PKG_LUA) $(PKG_UV)) $(CFLAGS)
 LIBS_UV  = $(shell pkg-config --libs $(PKG_UV)) -lm
 LIBS_LUA = $(shell pkg-config --libs $(PKG_LUA))
 
 # Libraries weft.so and the CLI link (I/O issue: luv, curl, cjson go here).
 LIBS_EXTRA = -llua5.4-luv -llua5.4-cjson -ldl
+# Incremental pipelines (issue 13): content hashes and the state database.
+LIBS_EXTRA += -lxxhash -lsqlite3
 # Libraries only the CLI links (the REPL's libedit goes here).
 LIBS_CLI_EXTRA = -ledit
 
@@ -33,7 +35,7 @@ PREFIX  ?= /usr/local
 DESTDIR ?=
 LUA_CMOD = $(PREFIX)/lib/lua/5.4
 
-.PHONY: all deps test check bench demo clean install uninstall
+.PHONY: all deps test check tsan bench demo clean install uninstall
 all: $(BUILD)/weft $(BUILD)/weft.so $(BUILD)/libweft.a $(BUILD)/libweft.so $(BUILD)/weft.pc
 
 $(BUILD)/obj/%.o: host/%.c $(HEADERS) | $(BUILD)/obj
@@ -82,9 +84,17 @@ test: deps
 
 check: deps
 	@$(MAKE) --no-print-directory BUILD=build/asan OPT=-O1 \
-	  SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
+	  SAN="-fsanitize=address,undefined,float-cast-overflow -fno-omit-frame-pointer -fno-sanitize-recover=undefined,float-cast-overflow" \
 	  build/asan/weft build/asan/weft.so build/asan/luahost
 	@WEFT_BUILD=build/asan scripts/test.sh
+
+# ThreadSanitizer over what other threads may call (weft_future_post while
+# the runtime closes, weft_interrupt): C fixtures built against build/tsan.
+tsan: deps
+	@$(MAKE) --no-print-directory BUILD=build/tsan OPT=-O1 SAN="-fsanitize=thread" \
+	  build/tsan/libweft.a
+	@TSAN_OPTIONS="halt_on_error=1 suppressions=$(CURDIR)/scripts/tsan.supp" \
+	  WEFT_BUILD=build/tsan scripts/test.sh spec/embed_threads_spec.lua
 
 bench: deps
 	@scripts/deps.sh bench
@@ -112,6 +122,10 @@ install: all
 	install -m 644 host/weft.h $(DESTDIR)$(PREFIX)/include/weft.h
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' scripts/weft.pc.in \
 	  > $(DESTDIR)$(PREFIX)/lib/pkgconfig/weft.pc
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' scripts/weft-static.pc.in \
+	  > $(DESTDIR)$(PREFIX)/lib/pkgconfig/weft-static.pc
+	install -d $(DESTDIR)$(PREFIX)/share/doc/weft
+	install -m 644 docs/embedding.md $(DESTDIR)$(PREFIX)/share/doc/weft/embedding.md
 	install -m 755 $(BUILD)/weft.so $(DESTDIR)$(LUA_CMOD)/weft.so
 	install -m 644 docs/weft.1 $(DESTDIR)$(PREFIX)/share/man/man1/weft.1
 
@@ -120,15 +134,23 @@ uninstall:
 	  $(DESTDIR)$(PREFIX)/lib/libweft.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libweft.so.$(SOMAJOR) \
 	  $(DESTDIR)$(PREFIX)/lib/libweft.so $(DESTDIR)$(PREFIX)/include/weft.h \
 	  $(DESTDIR)$(PREFIX)/lib/pkgconfig/weft.pc $(DESTDIR)$(LUA_CMOD)/weft.so \
-	  $(DESTDIR)$(PREFIX)/share/man/man1/weft.1
+	  $(DESTDIR)$(PREFIX)/share/man/man1/weft.1 $(DESTDIR)$(PREFIX)/lib/pkgconfig/weft-static.pc \
+	  $(DESTDIR)$(PREFIX)/share/doc/weft/embedding.md
 
 # The Lua module alone, for luarocks (weft-*.rockspec): LUA_LIBDIR from it.
+# Debian's luarocks targets Lua 5.1 unless told: say so instead of
+# installing a 5.4 module into a 5.1 tree.
 install-lua: $(BUILD)/weft.so
+	@case "$(LUA_LIBDIR)" in *rocks-5.4/*|*/5.4|*/5.4/) ;; *) echo "weft is a Lua 5.4 module but luarocks" \
+	  "targets $(LUA_LIBDIR): run 'luarocks --lua-version 5.4 make'" >&2; exit 1;; esac
 	install -d $(LUA_LIBDIR)
 	install -m 755 $(BUILD)/weft.so $(LUA_LIBDIR)/weft.so
 
-# libFuzzer over the sorter core (fuzz/Makefile): make fuzz [FUZZ_SECONDS=600]
+# libFuzzer over the sorter core, then the randomised core programs
+# (fuzz/Makefile): make fuzz [FUZZ_SECONDS=600] [FUZZ_PROGRAMS=100000]
 .PHONY: fuzz
 fuzz:
 	@scripts/deps.sh fuzz
 	@$(MAKE) --no-print-directory -f fuzz/Makefile BUILD=$(BUILD) fuzz-run
+	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory -f fuzz/Makefile BUILD=$(BUILD) fuzz-core

@@ -127,8 +127,10 @@ struct weft_runtime {
   const void *sorter_mt;      /* the same for weft.sorter */
   int task_mt_ref;
   weft_task *main_task;       /* the CLI's main task: its top level counts as outside tasks */
+  int at_prompt;              /* main_task is a REPL entry: other tasks may be alive beside it */
   int chain_yieldable;        /* can the current resume chain reach the scheduler? */
   int driving;                /* weft.run depth on this runtime */
+  int stop_driving;           /* the CLI got a signal: weft__drive_all returns */
   int closing;
   uint64_t next_id;
   uint64_t turns;             /* scheduler turns run so far */
@@ -140,6 +142,7 @@ struct weft_runtime {
   struct { lua_State *co; int slot; } *pool;
   int unobserved_ref;         /* table: light task pointer -> failed task nobody observed */
   int nhandles_open;          /* weft's own handles not yet closed */
+  int nlisteners;             /* listening servers (net.c): no work under virtual time */
   void *cfutures;             /* cfuture.c's state, or NULL */
   int debug;                  /* record spawn sites, warn on slow steps */
   int virtual_time;           /* the clock is virtual (weft.run_virtual) */
@@ -152,6 +155,9 @@ struct weft_runtime {
   void (*print)(const char *msg, void *ud);
   void *print_ud;
   int nreported;              /* unobserved errors reported so far */
+  void *envelope;             /* envelope.c's state (memory limit, step budget) */
+  int envelope_on;            /* the scheduler calls envelope.c at each resume */
+  void *watch;                /* watch.c's state (reports, deadlock, shutdown) */
 };
 
 /* runtime.c */
@@ -167,6 +173,7 @@ void weft__ready(weft_runtime *rt, weft_task *t);
 int weft__drive(lua_State *L, weft_runtime *rt, weft_task *t);
 void weft__report(weft_runtime *rt, const char *msg);
 int weft__report_unobserved(lua_State *L, weft_runtime *rt);
+void weft__push_deadlock(lua_State *L, weft_runtime *rt);   /* the Deadlock error */
 int weft__open_runtime(lua_State *L, weft_runtime *rt);
 
 /* task.c */
@@ -197,6 +204,9 @@ int weft__requeue(lua_State *L, weft_task *t, lua_KContext ctx, lua_KFunction k)
 int weft__suspend(lua_State *L, weft_task *t, const char *on, int on_idx,
                   lua_KContext ctx, lua_KFunction k);
 int weft__raise_pending(lua_State *L, weft_task *t);
+/* Waits that absorb a first interruption (to clean up) use it to stop at a
+   second Deadlock: nothing can end their wait any more. */
+int weft__pending_is(lua_State *L, weft_task *t, const char *kind);
 /* From a count hook set by a signal handler: cancels the task running on
    L at once (a task busy in a loop that never awaits). */
 void weft__cancel_from_hook(lua_State *L, weft_runtime *rt);
@@ -217,6 +227,7 @@ struct weft_cfuture_hook {
 };
 void weft__future_push_c(lua_State *L, weft_runtime *rt, weft_cfuture_hook *hook);
 void weft__cfutures_close(weft_runtime *rt);
+int weft__cfutures_pending(weft_runtime *rt);   /* C futures C still owes */
 void weft__handle_closed(weft_runtime *rt);   /* a close callback of weft's own handles ran */
 int weft__future_complete(lua_State *L, int fidx, int state, int nres);
 
@@ -255,14 +266,39 @@ int weft__open_sorter(lua_State *L, weft_runtime *rt);   /* sorter_lua.c */
 int weft__open_graph(lua_State *L, weft_runtime *rt);    /* graph.c */
 int weft__open_process(lua_State *L, weft_runtime *rt);  /* process.c */
 int weft__open_io(lua_State *L, weft_runtime *rt);       /* io.c: luv, fs, net, http, json, signals, threads */
+int weft__open_hash(lua_State *L, weft_runtime *rt);     /* hash.c: weft._hash */
+int weft__open_statedb(lua_State *L, weft_runtime *rt);  /* statedb.c: weft._statedb */
 
 /* process.c: from a signal handler (async-signal-safe): KILL every live
    child process group at once. */
 void weft__process_kill_all_now(void);
+/* process.c: what a child's inherited stdout (1) or stderr (2) really gets,
+   or -1 for the fd itself; the REPL relays a terminal through a pipe. */
+extern int weft__inherit_fd[3];
 
 /* repl.c (linked into the CLI only): the REPL on the runtime's loop.
    Returns the exit status. */
 int weft__repl(lua_State *L, weft_runtime *rt);
+
+/* envelope.c: the safety envelope (memory limit, step budget, interrupt) */
+void weft__envelope_open(weft_runtime *rt);
+void weft__envelope_close(weft_runtime *rt);
+void weft__envelope_embedded(weft_runtime *rt);
+void weft__envelope_on_resume(weft_runtime *rt, weft_task *t);
+int weft__envelope_after_resume(weft_runtime *rt, weft_task *t, int status);
+lua_State *weft__envelope_enter(weft_runtime *rt, lua_State *co);   /* coro.c */
+int weft__open_envelope(lua_State *L, weft_runtime *rt);
+int weft__envelope_configure(lua_State *L, weft_runtime *rt, const char *memory,
+                             const char *budget, int preempt);
+double weft__parse_size(const char *s);
+double weft__parse_duration(const char *s);
+
+/* watch.c: once per loop turn outside weft.run: reports, deadlock, shutdown */
+void weft__watch_open(lua_State *L, weft_runtime *rt);
+void weft__watch_close(weft_runtime *rt);
+void weft__watch_start(weft_runtime *rt);
+void weft__watch_turn(weft_runtime *rt);
+int weft__watch_refuses_spawn(weft_runtime *rt);
 
 /* util */
 void weft__where(lua_State *L, int level);      /* pushes "file:line" of a Lua caller, or "?" */

@@ -90,6 +90,7 @@ LUAMOD_API int luaopen_weft(lua_State *L) {
   module = lua_gettop(L);
   weft__open_errors(L, rt);
   weft__open_runtime(L, rt);
+  weft__open_envelope(L, rt);
   weft__open_task(L, rt);
   weft__open_future(L, rt);
   weft__open_sync(L, rt);
@@ -101,6 +102,8 @@ LUAMOD_API int luaopen_weft(lua_State *L) {
   weft__open_process(L, rt);
   weft__open_io(L, rt);
   weft__open_coro(L, rt);
+  weft__open_hash(L, rt);
+  weft__open_statedb(L, rt);
   lua_pushliteral(L, WEFT_VERSION);
   lua_setfield(L, module, "version");
   install_preloads(L);

@@ -160,14 +160,16 @@ describe("weft run --executor (no cluster needed)", function()
     ]])
     local code, _, err = run(dir, "a")
     assert.equal(2, code)
-    assert.matches("Weftfile.lua:1: task \"a\": unknown executor cluster (known: local, slurm)", err, 1, true)
+    assert.matches("Weftfile.lua:1: task \"a\": field 'executor' must be one of local, slurm, "
+      .. "got \"cluster\"", err, 1, true)
     remove(dir)
     dir = project([[
       task "a" { cpus = { 4 }, function() end }
     ]])
     code, _, err = run(dir, "a")
     assert.equal(2, code)
-    assert.matches("Weftfile.lua:1: task \"a\": cpus must be a number", err, 1, true)
+    assert.matches("Weftfile.lua:1: task \"a\": field 'cpus' must be a number or a function "
+      .. "of the attempt, got table", err, 1, true)
     code, _, err = run(dir, "--executor nope a")
     assert.equal(2, code)
     assert.matches("--executor expects one of local, slurm, got nope", err, 1, true)

@@ -9,14 +9,22 @@ local pipeline = require "weft.pipeline"
 local executor = require "weft.executor"   -- slurm (#19)
 
 local HELP = [[
-usage: weft run [-f FILE] [TARGET...] [options]
+usage: weft run [-f FILE] [-C DIR] [TARGET...] [NAME=VALUE...] [options]
+       weft why [-f FILE] [-C DIR] TASK [NAME=VALUE...]
 
 Runs the named targets of a pipeline file (else its `default` ones) and
 everything they depend on, as a graph. Task output goes to stdout, each line
 prefixed with the task's name; progress and the summary go to stderr.
 
 options:
-  -f, --file FILE      pipeline file (default ./Weftfile.lua)
+  -f, --file FILE      pipeline file (default ./Weftfile.lua); tasks run in
+                       its directory
+  -C, --directory DIR  change to DIR first
+  NAME=VALUE           set the variable NAME for var() in the Weftfile
+  -B, --always         run the selected tasks even if they are up to date
+  --explain            say why each task runs, before it runs
+  --watch              after the run, wait for a change to a source (or the
+                       Weftfile) and run again what is out of date
   -j, --jobs N         run at most N tasks at once (default: number of CPUs)
   -k, --keep-going     keep going past failures; only tasks downstream of a
                        failed one are skipped
@@ -36,7 +44,7 @@ options:
 
 Exit status: 0 all tasks succeeded, 1 a task failed or the run timed out,
 2 usage error (unknown option or target, missing file, bad Weftfile),
-130 interrupted (Ctrl-C), 143 terminated (SIGTERM).
+129 hangup (terminal closed), 130 interrupted (Ctrl-C), 143 terminated (SIGTERM).
 Environment: NO_COLOR disables colours; CI=true forces plain output.
 ]]
 
@@ -66,7 +74,7 @@ end
 -- @tparam {string,...} args
 -- @treturn table options
 local function parse(args)
-  local o = { file = "Weftfile.lua", targets = {} }
+  local o = { file = "Weftfile.lua", targets = {}, vars = {} }
   local i = 1
   local function value(opt)
     i = i + 1
@@ -76,6 +84,14 @@ local function parse(args)
   while i <= #args do
     local a = args[i]
     if a == "-f" or a == "--file" then o.file = value(a)
+    elseif a == "-C" or a == "--directory" then o.dir = value(a)
+    elseif a == "-B" or a == "--always" then o.always = true
+    elseif a == "--explain" then o.explain = true
+    elseif a == "--watch" then o.watch = true
+    elseif a == "--why" then o.why = true
+    elseif a:match("^[%a_][%w_]*=") then
+      local k, v = a:match("^([^=]+)=(.*)$")
+      o.vars[k] = v
     elseif a == "-j" or a == "--jobs" then o.jobs = math.floor(number_arg(a, value(a)))
     elseif a:match("^%-j%d+$") then o.jobs = math.floor(number_arg("-j", a:sub(3)))
     elseif a == "-k" or a == "--keep-going" then o.keep_going = true
@@ -93,7 +109,10 @@ local function parse(args)
     elseif a == "-h" or a == "--help" then o.help = true
     elseif executor.cli_flag(o, a, value, number_arg, pipeline.usage_error) then   -- slurm (#19)
     elseif a == "--" then
-      for j = i + 1, #args do o.targets[#o.targets + 1] = args[j] end
+      for j = i + 1, #args do
+        local k, v = args[j]:match("^([%a_][%w_]*)=(.*)$")
+        if k then o.vars[k] = v else o.targets[#o.targets + 1] = args[j] end
+      end
       break
     elseif a:sub(1, 1) == "-" then pipeline.usage_error("unknown option %s", a)
     else o.targets[#o.targets + 1] = a
@@ -140,22 +159,82 @@ local function dry_run(P, list)
   end
 end
 
-local function execute(P, o, targets)
-  local reporter, color = choose_reporter(o)
-  local ok, run = pcall(weft.run, function()
-    return P:run({ targets = targets, jobs = o.jobs or cpu_count(), keep_going = o.keep_going,
-      timeout = o.timeout, reporter = reporter,
-      executor = o.executor })   -- slurm (#19)
-  end)
-  if not ok then
-    io.stderr:write("weft run: ", tostring(run), "\n")
-    return 1
-  end
+local function run_once(P, o, targets)
+  local reporter = choose_reporter(o)
+  return P:run({ targets = targets, jobs = o.jobs or cpu_count(), keep_going = o.keep_going,
+    timeout = o.timeout, reporter = reporter, always = o.always, explain = o.explain,
+    executor = o.executor })   -- slurm (#19)
+end
+
+local function report(run, o)
+  local _, color = choose_reporter(o)
   io.stderr:write(require("weft.summary").render(run, { color = color }))
   io.stderr:flush()
   if o.trace then require("weft.trace").write(run, o.trace) end
   if o.report then require("weft.report").write(run, o.report) end
+end
+
+local function execute(P, o, targets)
+  local ok, run = pcall(weft.run, run_once, P, o, targets)
+  if not ok then
+    if pipeline.is_usage_error(run) then error(run, 0) end
+    io.stderr:write("weft run: ", tostring(run), "\n")
+    return 1
+  end
+  report(run, o)
   return run.ok and 0 or 1
+end
+
+-- issue 13: --watch runs inside one task until Ctrl-C (main.c exits 130)
+local function watch(P, o, targets, path)
+  local ok, err = pcall(weft.run, require("weft.watch").run, P, {
+    targets = targets,
+    run = function(p)
+      local run = run_once(p, o, targets)
+      report(run, o)
+      return run
+    end,
+    reload = function() return pipeline.load(path, { vars = o.vars, name = o.file }) end,
+  })
+  if ok or (type(err) == "table" and err.kind == "Cancelled") then return 130 end
+  error(err, 0)
+end
+
+-- issue 13: -C, then the Weftfile's directory becomes the working directory
+-- (output files named on the command line stay relative to where weft ran).
+local function enter_directory(o)
+  local uv = weft.uv
+  local function absolute(p)
+    if not p or p:sub(1, 1) == "/" then return p end
+    return uv.cwd() .. "/" .. p
+  end
+  o.trace, o.report = absolute(o.trace), absolute(o.report)
+  if o.dir then
+    local ok, err = uv.chdir(o.dir)
+    if not ok then pipeline.usage_error("-C %s: %s", o.dir, tostring(err)) end
+  end
+  local dir, base = o.file:match("^(.*)/([^/]+)$")
+  if dir then
+    local f = io.open(o.file, "rb")
+    if not f then pipeline.usage_error("no pipeline file %s (use -f FILE)", o.file) end
+    f:close()
+    assert(uv.chdir(dir == "" and "/" or dir))
+    return base
+  end
+  return o.file
+end
+
+local function why(P, o)
+  local name = o.targets[1]
+  if not name or #o.targets > 1 then pipeline.usage_error("expects one task name") end
+  P:select({ name })   -- an unknown name is a usage error with "did you mean"
+  local reason = weft.run(function() return require("weft.incremental").why(P, name) end)
+  if reason then
+    io.stdout:write(("%s would run: %s\n"):format(name, reason))
+  else
+    io.stdout:write(("%s is up to date\n"):format(name))
+  end
+  return 0
 end
 
 local function main(args)
@@ -164,7 +243,9 @@ local function main(args)
     io.stdout:write(HELP)
     return 0
   end
-  local P = pipeline.load(o.file)
+  local path = enter_directory(o)
+  local P = pipeline.load(path, { vars = o.vars, name = o.file })
+  if o.why then return why(P, o) end
   if o.list then
     list_tasks(P, io.stdout)
     return 0
@@ -187,6 +268,7 @@ local function main(args)
     end
     return 0
   end
+  if o.watch then return watch(P, o, targets, path) end
   return execute(P, o, targets)
 end
 
@@ -194,13 +276,14 @@ end
 return function(args)
   local ok, status = pcall(main, args)
   if ok then return status end
+  local me = args[1] == "--why" and "weft why: " or "weft run: "   -- main.c's `weft why`
   if pipeline.is_usage_error(status) then
-    io.stderr:write("weft run: ", status.message, "\n")
+    io.stderr:write(me, status.message, "\n")
     if status.message:match("^unknown option") then
       io.stderr:write("try 'weft run --help'\n")
     end
     return 2
   end
-  io.stderr:write("weft run: ", tostring(status), "\n")
+  io.stderr:write(me, tostring(status), "\n")
   return 1
 end

@@ -19,6 +19,8 @@
 -- @module weft.pipeline
 local weft = require "weft"
 local retry = require "weft.retry"
+local taskspec = require "weft.taskspec"         -- the task fields (issue 13)
+local incremental = require "weft.incremental"   -- up-to-date checks (issue 13)
 local executor = require "weft.executor"   -- slurm (#19): where task processes run
 
 local M = {}
@@ -50,11 +52,7 @@ local function where(level)
   return ("%s:%d"):format(info.short_src, info.currentline)
 end
 
-local function as_list(v)
-  if v == nil then return {} end
-  if type(v) == "string" then return { v } end
-  return v
-end
+local as_list = incremental.as_list   -- nil -> {}, "x" -> {"x"}
 
 --- Adds a task. `spec` holds the function (at [1] or as `fn`) and the
 -- options `deps`, `desc`, `timeout`, `retries`, `backoff`.
@@ -73,15 +71,15 @@ function Pipeline:task(name, spec, at)
   if prev then
     usage_error("%s: task %q is declared twice (first at %s)", at, name, prev.where)
   end
-  local fn = spec[1] or spec.fn
-  if fn ~= nil and type(fn) ~= "function" then
-    usage_error("%s: task %q: the body must be a function", at, name)
-  end
+  local fn = taskspec.check(name, spec, at, usage_error)
   local rec = {
     name = name, fn = fn, where = at, desc = spec.desc,
     deps = as_list(spec.deps), timeout = spec.timeout,
     retries = spec.retries or 0, backoff = spec.backoff or 1,
     index = #self.tasks + 1,
+    -- issue 13: files and stdin; `spec` is part of the incremental key
+    spec = spec, sources = spec.sources, generates = spec.generates, depfile = spec.depfile,
+    stdin = spec.stdin,
   }
   local ex_err   -- slurm (#19): the task's executor and resources
   rec.executor, rec.resources, ex_err = executor.task_options(spec)
@@ -100,11 +98,23 @@ end
 --- Checks dependencies and cycles; raises a usage error naming the task and
 -- its declaration line.
 function Pipeline:validate()
+  local names = {}
+  for i, rec in ipairs(self.tasks) do names[i] = rec.name end
+  local generated_by = {}
   for _, rec in ipairs(self.tasks) do
     for _, d in ipairs(rec.deps) do
       if not self.by_name[d] then
-        usage_error("%s: task %q depends on unknown task %q", rec.where, rec.name, tostring(d))
+        usage_error("%s: task %q depends on unknown task %q%s", rec.where, rec.name, tostring(d),
+          taskspec.did_you_mean(tostring(d), names, '"'))
       end
+    end
+    for _, path in ipairs(incremental.literal_generates(rec)) do
+      local other = generated_by[path]
+      if other then
+        usage_error("%s: tasks %q and %q both generate %s (%q declared at %s)", rec.where,
+          other.name, rec.name, path, other.name, other.where)
+      end
+      generated_by[path] = rec
     end
   end
   local state, stack = {}, {}
@@ -139,7 +149,10 @@ function Pipeline:select(targets)
   local function add(name, from)
     local rec = self.by_name[name]
     if not rec then
-      usage_error("unknown target %q%s (see --list)", tostring(name), from or "")
+      local names = {}
+      for i, r in ipairs(self.tasks) do names[i] = r.name end
+      usage_error("unknown target %q%s%s (see --list)", tostring(name), from or "",
+        taskspec.did_you_mean(tostring(name), names, '"'))
     end
     if chosen[rec] then return end
     chosen[rec] = true
@@ -240,6 +253,20 @@ local function traced(rec, argv, run_it)
   return res
 end
 
+-- A task's processes read /dev/null (an empty stdin) unless the task says
+-- `stdin = "inherit"` or the call passes its own `stdin` (issue 13).
+local function with_stdin(rec, argv, opts)
+  if not rec or rec.stdin == "inherit" then return opts end
+  local src = opts or argv
+  if src.stdin ~= nil then return opts end
+  local o = {}
+  for k, v in pairs(src) do
+    if type(k) ~= "number" or opts then o[k] = v end
+  end
+  o.stdin = ""
+  return o
+end
+
 --- The `weft` a Weftfile sees: the module, with `exec`, `sh` and `spawn`
 -- that route output and child tasks to the pipeline task running them.
 local function task_weft()
@@ -248,6 +275,7 @@ local function task_weft()
   -- (`given`, `opts`: where weft.exec's caller put the options)
   local function run_process(shown, argv, given, opts)
     local rec = current_record()
+    opts = with_stdin(rec, given, opts)
     return traced(rec, shown, function(p)
       return executor.exec(current_run and current_run.executors, rec, argv,
         with_streaming(given, opts, rec), p, function(line) emit(rec, "stderr", line) end)
@@ -281,13 +309,17 @@ end
 
 -- }========
 
---- Loads a Weftfile: runs it in a sandbox whose `task` and `default` build
--- the returned pipeline. Raises a usage error when the file is missing or
--- malformed.
+--- Loads a Weftfile: runs it in a sandbox whose `task`, `default` and `var`
+-- build the returned pipeline. Raises a usage error when the file is missing
+-- or malformed.
 -- @string path
-function M.load(path)
+-- @tab[opt] opts `vars` (NAME=VALUE from the command line, for `var`),
+-- `name` (the file's name in messages, default `path`)
+function M.load(path, opts)
+  opts = opts or {}
+  local shown = opts.name or path
   local f = io.open(path, "rb")
-  if not f then usage_error("no pipeline file %s (use -f FILE)", path) end
+  if not f then usage_error("no pipeline file %s (use -f FILE)", shown) end
   local src = f:read("a")
   f:close()
   local P = M.new()
@@ -303,12 +335,24 @@ function M.load(path)
     P.defaults = as_list(names)
     P.defaults_where = where(2)
   end
-  local chunk, err = load(src, "@" .. path, "t", env)
+  env.var = function(name, default)   -- issue 13: NAME=VALUE, else $NAME, else default
+    if type(name) ~= "string" or name == "" then
+      usage_error("%s: var: the name must be a non-empty string", where(2))
+    end
+    local v = opts.vars and opts.vars[name]
+    if v == nil then v = os.getenv(name) end
+    if v == nil then v = default end
+    return v
+  end
+  local chunk, err = load(src, "@" .. shown, "t", env)
   if not chunk then usage_error("%s", err) end
-  local ok, e = pcall(chunk)
+  -- inside a task, so that top-level code can use weft.fs.glob and friends
+  local ok, e
+  if weft.current() then ok, e = pcall(chunk)
+  else ok, e = pcall(weft.run, function() return chunk() end) end
   if not ok then
     if M.is_usage_error(e) then error(e, 0) end
-    usage_error("%s: %s", path, tostring(e))
+    usage_error("%s: %s", shown, tostring(e))
   end
   P:validate()
   return P
@@ -340,9 +384,25 @@ local function start(run, rec, done_q)
   run.nrunning = run.nrunning + 1
   run.last_started = rec
   run.running[rec] = true
+  -- issue 13 hook: an up-to-date task is not started
+  if run.incr then
+    local cok, fresh = pcall(run.incr.check, run.incr, rec)
+    if not cok or fresh then
+      rec.status = cok and "up to date" or "failed"
+      rec.error = not cok and fresh or nil
+      rec.finish = rec.start
+      done_q:put(rec)
+      return
+    end
+  end
   if run.reporter then run.reporter:started(rec, run) end
   local t = weft.spawn(function()
-    local ok, err = pcall(retry.run, rec, rec.fn or function() end, run.reporter)
+    local ok, err
+    repeat   -- issue 13: `weft run --watch` sets rec.restart when a source changed
+      if rec.restart then rec.restart = nil; incremental.restarting(run.incr, rec) end
+      ok, err = pcall(retry.run, rec, rec.fn or function() end, run.reporter)
+    until not rec.restart
+    if ok and run.incr then ok, err = pcall(run.incr.record, run.incr, rec) end   -- issue 13
     if rec.status ~= "running" then return end   -- drained meanwhile
     rec.finish = weft.now()
     if ok then
@@ -413,7 +473,7 @@ local function execute(run, done_q)
     local rec = done_q:get()
     finished(run, rec)
     run.remaining = run.remaining - 1
-    if rec.status == "done" then
+    if rec.status == "done" or rec.status == "up to date" then
       for _, nxt in ipairs(dependents[rec] or {}) do
         waiting[nxt] = waiting[nxt] - 1
         if waiting[nxt] == 0 and nxt.status == "pending" then ready[#ready + 1] = nxt end
@@ -460,7 +520,10 @@ function Pipeline:run(opts)
   self:validate()
   local list = self:select(targets)
   for _, rec in ipairs(list) do new_record_state(rec) end
+  local incr = incremental.open(self, list, {   -- issue 13: nil without file tasks
+    always = opts.always, explain = opts.explain })
   local run = {
+    incr = incr,
     pipeline = self, list = list, jobs = math.max(1, opts.jobs or 1),
     keep_going = opts.keep_going, reporter = opts.reporter,
     running = {}, nrunning = 0, remaining = #list, slots = {}, nslots = 0,
@@ -483,17 +546,16 @@ function Pipeline:run(opts)
     run.interrupted = true
     drain(run, "interrupted")
   end
+  if incr then incr:close() end
   if watchdog then watchdog:cancel() end
   for _, rec in ipairs(list) do
-    if rec.status == "pending" then
-      rec.status = run.interrupted and "interrupted" or "skipped"
-    end
+    if rec.status == "pending" then rec.status = "skipped" end   -- it never started
   end
   run.finished = weft.now()
   run.notes = executor.notes(run.executors)   -- slurm (#19): summary lines
   run.ok = not run.interrupted
   for _, rec in ipairs(list) do
-    if rec.status ~= "done" then run.ok = false end
+    if rec.status ~= "done" and rec.status ~= "up to date" then run.ok = false end
   end
   if run.reporter then run.reporter:finish(run) end
   current_run = prev_run
@@ -509,6 +571,14 @@ end
 --- Runs a pipeline built in plain Lua: `weft.pipeline.run(P, opts)` is
 -- `P:run(opts)` inside `weft.run` when called outside a task.
 function M.run(P, opts)
+  if getmetatable(P) ~= Pipeline then
+    local mt = getmetatable(P)
+    local got = type(mt) == "table" and type(mt.__name) == "string" and mt.__name or type(P)
+    error(("bad argument #1 to 'run' (pipeline expected, got %s)"):format(got), 2)
+  end
+  if opts ~= nil and type(opts) ~= "table" then
+    error(("bad argument #2 to 'run' (table expected, got %s)"):format(type(opts)), 2)
+  end
   if weft.current() then return P:run(opts) end
   return weft.run(function() return P:run(opts) end)
 end

@@ -75,7 +75,7 @@ function M.render(run, opts)
     total = total + d
     local status = rec.status
     local colored = paint(("%-11s"):format(status),
-      status == "done" and 32 or (status == "skipped" and 2 or 31))
+      (status == "done" or status == "up to date") and 32 or (status == "skipped" and 2 or 31))
     local extra = ""
     if (rec.attempts or 0) > 1 then extra = ("  (%d attempts)"):format(rec.attempts) end
     out[#out + 1] = ("  %-" .. width .. "s  %s %8s%s"):format(rec.name, colored,

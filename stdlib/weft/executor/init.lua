@@ -54,21 +54,44 @@ local function known_names()
   return table.concat(names, ", ")
 end
 
+local function expected(types)
+  local t = {}
+  for _, name in ipairs({ "number", "string", "table" }) do
+    if types[name] then t[#t + 1] = name == "table" and "a list" or "a " .. name end
+  end
+  return table.concat(t, " or ") .. " or a function of the attempt"
+end
+
+-- The task fields this seam adds to weft.taskspec (the strict check of
+-- `task` declarations). Where a task runs is no part of what it makes, so
+-- none of them is in the incremental definition key.
+do
+  local fields = require("weft.taskspec").FIELDS
+  fields.executor = { key = false, check = function(v)
+    return M.names[v] ~= nil, "one of " .. known_names()
+  end }
+  for key, types in pairs(M.resource_types) do
+    fields[key] = { key = false, check = function(v)
+      return type(v) == "function" or types[type(v)] == true, expected(types)
+    end }
+  end
+end
+
 --- Reads a task spec's `executor` and resource options.
 -- @tab spec the table given to `task`
 -- @return executor name or nil, resources table or nil, error message or nil
 function M.task_options(spec)
   local name = spec.executor
   if name ~= nil and not M.names[name] then
-    return nil, nil, ("unknown executor %s (known: %s)"):format(tostring(name), known_names())
+    return nil, nil, ("field 'executor' must be one of %s, got %s"):format(known_names(),
+      tostring(name))
   end
   local res
   for key, types in pairs(M.resource_types) do
     local v = spec[key]
     if v ~= nil then
       if type(v) ~= "function" and not types[type(v)] then
-        return nil, nil, ("%s must be a %s or a function of the attempt, got %s"):format(key,
-          types.string and (types.number and "number or string" or "string") or "number", type(v))
+        return nil, nil, ("field '%s' must be %s, got %s"):format(key, expected(types), type(v))
       end
       res = res or {}
       res[key] = v

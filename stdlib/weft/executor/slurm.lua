@@ -459,7 +459,7 @@ function Slurm:exec(argv, opts, ctx)
   local job = { argv = argv, opts = opts, ctx = ctx, paths = { base .. ".out", base .. ".err" } }
   job.streams = { new_stream(job.paths[1], opts.stdout, opts.on_stdout),
     new_stream(job.paths[2], opts.stderr, opts.on_stderr) }
-  if opts.stdin then
+  if opts.stdin and opts.stdin ~= "" then   -- a batch job's stdin is /dev/null otherwise
     job.input = base .. ".in"
     local f = assert(io.open(job.input, "wb"))
     f:write(opts.stdin)

@@ -79,7 +79,7 @@ function Terminal:finished(rec)
     if r == rec then table.remove(self.running, i) break end
   end
   self.done = self.done + 1
-  if rec.status ~= "done" then
+  if rec.status ~= "done" and rec.status ~= "up to date" then
     self:clear()
     self.err:write(self:paint(rec.status:upper(), 31), " ", rec.name, "\n")
   end
