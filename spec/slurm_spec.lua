@@ -1,6 +1,6 @@
 -- `weft run --executor slurm` (issue #19) against a real one-node Slurm that
--- scripts/slurm-local.sh starts (munged, slurmctld, slurmd) before these specs
--- and stops after them. Needs root and the Debian packages slurm-wlm and munge;
+-- scripts/slurm-local.sh starts (munged, slurmctld, slurmd; its own directory
+-- and ports) before these specs and stops after them. Needs root and the Debian packages slurm-wlm and munge;
 -- otherwise the Slurm part is pending with the reason. Every run is a real
 -- `build/weft run` in a fresh directory with its own Weftfile; Slurm's own
 -- squeue is asked what is left.
@@ -193,10 +193,14 @@ describe("weft run --executor slurm on a real one-node Slurm", function()
   local slow, slow_dir   -- the run with Slurm's time limit takes a minute: it runs meanwhile
 
   setup(function()
-    local status = sh(ROOT .. "/scripts/slurm-local.sh status")
+    -- a cluster of this spec run's own (directory and ports), so that two test runs at once
+    -- on one machine, or a cluster someone keeps up, do not meet
+    local pid = math.tointeger(weft.uv.os_getpid())
+    weft.uv.os_setenv("WEFT_SLURM_DIR", "/tmp/weft-slurm-spec-cluster-" .. pid)
+    weft.uv.os_setenv("WEFT_SLURM_PORT", tostring(20000 + pid % 5000 * 2))
     local out, code = sh(ROOT .. "/scripts/slurm-local.sh start")
+    started_here = true
     assert(code == 0, "scripts/slurm-local.sh start failed:\n" .. out)
-    started_here = not status:match("SLURM_CONF=")
     local conf = assert(out:match("SLURM_CONF=(%S+)"), out)
     weft.uv.os_setenv("SLURM_CONF", conf)
     slow_dir = project([[
@@ -222,7 +226,9 @@ describe("weft run --executor slurm on a real one-node Slurm", function()
     end
     if slow_dir then remove(slow_dir) end
     if started_here then sh(ROOT .. "/scripts/slurm-local.sh stop") end
-    weft.uv.os_unsetenv("SLURM_CONF")
+    for _, name in ipairs({ "SLURM_CONF", "WEFT_SLURM_DIR", "WEFT_SLURM_PORT" }) do
+      weft.uv.os_unsetenv(name)
+    end
   end)
 
   it("runs a task's processes as batch jobs, streams their output and keeps the files", function()
