@@ -148,7 +148,7 @@ describe("weft run --executor (no cluster needed)", function()
     assert.is_truthy(line, out)
     for _, want in ipairs({ "--parsable", "--job-name=align.DRYRUN", "--cpus-per-task=4",
       "--mem=2048M", "--time=0:10:00", "--partition=debug", "--account=lab", "--gpus=1",
-      "--qos=low", "'--comment=weft task align attempt 1" }) do
+      "--qos=low", "'--comment=weft task align attempt 1 (Weftfile.lua)'" }) do
       assert.matches(want, line, 1, true)
     end
     assert.matches("index: (runs on this machine)", out, 1, true)

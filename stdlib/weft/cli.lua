@@ -264,7 +264,7 @@ local function main(args)
   if o.dry_run then
     dry_run(P, list)
     if o.executor then   -- slurm (#19): the command each task's processes would start with
-      for _, line in ipairs(executor.dry_run(o.executor, list)) do io.stdout:write(line, "\n") end
+      for _, line in ipairs(executor.dry_run(o.executor, list, o.file)) do io.stdout:write(line, "\n") end
     end
     return 0
   end

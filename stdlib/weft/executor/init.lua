@@ -183,8 +183,9 @@ end
 -- processes would be started with (when the executor can say).
 -- @tab opts executor flags as `open` takes
 -- @tab list selected task records
-function M.dry_run(opts, list)
-  local set = M.open(opts, { jobs = 1, id = "DRYRUN" })
+-- @string[opt] file the pipeline file (named in each job's comment)
+function M.dry_run(opts, list, file)
+  local set = M.open(opts, { jobs = 1, id = "DRYRUN", pipeline = { file = file } })
   local lines = {}
   for _, rec in ipairs(list) do
     local ex = M.choose(set, rec)
