@@ -14,14 +14,15 @@
 # enforced by jobacct_gather/linux polling every second (OverMemoryKill). No accounting
 # database: finished jobs are in squeue for MinJobAge seconds and in the jobcomp/filetxt log.
 #
-# Environment: WEFT_SLURM_DIR, WEFT_SLURM_PORT (slurmctld port, slurmd uses the next one; default
-# 6817), WEFT_SLURM_CPUS (CPUs the node offers; default 4 x nproc, so tiny jobs run side by side
+# Environment: WEFT_SLURM_DIR, WEFT_SLURM_PORT (slurmctld port, default 6817), WEFT_SLURMD_PORT
+# (default the next one), WEFT_SLURM_CPUS (CPUs the node offers; default 4 x nproc, so tiny jobs run side by side
 # on a small machine), WEFT_SLURM_MEM (MB the node offers; default 3/4 of MemTotal).
 set -eu
 
 dir=${WEFT_SLURM_DIR:-/tmp/weft-slurm-$(id -u)}
 conf=$dir/slurm.conf
 port=${WEFT_SLURM_PORT:-6817}
+slurmd_port=${WEFT_SLURMD_PORT:-$((port + 1))}
 host=$(hostname -s)
 
 die() { echo "slurm-local: $*" >&2; exit 1; }
@@ -56,7 +57,7 @@ write_conf() {
 ClusterName=weft
 SlurmctldHost=$host(127.0.0.1)
 SlurmctldPort=$port
-SlurmdPort=$((port + 1))
+SlurmdPort=$slurmd_port
 SlurmUser=root
 SlurmdUser=root
 AuthType=auth/munge
@@ -115,7 +116,7 @@ start() {
   [ "$(id -u)" -eq 0 ] || die "needs root (slurmd runs jobs as their users)"
   command -v slurmctld >/dev/null && command -v munged >/dev/null \
     || die "slurm-wlm and munge are not installed (scripts/deps.sh installs them)"
-  if alive slurmctld && alive slurmd && SLURM_CONF=$conf sinfo -h -o %T 2>/dev/null | grep -q idle; then
+  if alive slurmctld && alive slurmd && SLURM_CONF=$conf sinfo -h >/dev/null 2>&1; then   # up: reuse
     echo "SLURM_CONF=$conf"
     return 0
   fi

@@ -193,11 +193,20 @@ describe("weft run --executor slurm on a real one-node Slurm", function()
   local slow, slow_dir   -- the run with Slurm's time limit takes a minute: it runs meanwhile
 
   setup(function()
-    -- a cluster of this spec run's own (directory and ports), so that two test runs at once
-    -- on one machine, or a cluster someone keeps up, do not meet
-    local pid = math.tointeger(weft.uv.os_getpid())
-    weft.uv.os_setenv("WEFT_SLURM_DIR", "/tmp/weft-slurm-spec-cluster-" .. pid)
-    weft.uv.os_setenv("WEFT_SLURM_PORT", tostring(20000 + pid % 5000 * 2))
+    -- a cluster of this spec run's own (a fresh directory, two free ports), so that two test
+    -- runs at once on one machine (each in its PID namespace, where pids repeat), or a
+    -- cluster someone keeps up, do not meet
+    local dir, ports = weft.run(function()
+      local d = weft.fs.tempdir("weft-slurm-cluster-")
+      local servers = { weft.net.listen("127.0.0.1", 0, function() end),
+        weft.net.listen("127.0.0.1", 0, function() end) }
+      local p = { servers[1].port, servers[2].port }
+      for _, srv in ipairs(servers) do srv:close() end
+      return d, p
+    end)
+    weft.uv.os_setenv("WEFT_SLURM_DIR", dir)
+    weft.uv.os_setenv("WEFT_SLURM_PORT", tostring(ports[1]))
+    weft.uv.os_setenv("WEFT_SLURMD_PORT", tostring(ports[2]))
     local out, code = sh(ROOT .. "/scripts/slurm-local.sh start")
     started_here = true
     assert(code == 0, "scripts/slurm-local.sh start failed:\n" .. out)
@@ -226,7 +235,7 @@ describe("weft run --executor slurm on a real one-node Slurm", function()
     end
     if slow_dir then remove(slow_dir) end
     if started_here then sh(ROOT .. "/scripts/slurm-local.sh stop") end
-    for _, name in ipairs({ "SLURM_CONF", "WEFT_SLURM_DIR", "WEFT_SLURM_PORT" }) do
+    for _, name in ipairs({ "SLURM_CONF", "WEFT_SLURM_DIR", "WEFT_SLURM_PORT", "WEFT_SLURMD_PORT" }) do
       weft.uv.os_unsetenv(name)
     end
   end)
@@ -252,7 +261,7 @@ describe("weft run --executor slurm on a real one-node Slurm", function()
     assert.matches("cheap | local none", out, 1, true)
     assert.matches("slurm: 2 jobs, 2 sbatch, %d+ squeue, 0 scancel; output in ", err)
     local rd, id = run_dir(dir)
-    assert.matches("^weft%-%d+%-%d+%-%d+$", id)
+    assert.matches("^weft%-%d+%-%d+%-%d+%-%x+$", id)
     assert.matches("to-stderr", slurp(rd .. "/hello.1.1.err"), 1, true)
     local sbatch = only(commands(dir), "sbatch")
     assert.equal(2, #sbatch)

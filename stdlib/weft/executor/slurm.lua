@@ -226,8 +226,9 @@ function M.new(config)
   local self = setmetatable({
     jobs_max = config.jobs or 1, rate = config.rate or M.RATE,
     poll_min = config.poll or M.POLL, poll_max = config.poll_max or M.POLL_MAX,
-    run_id = config.run_id or ("weft-%s-%d"):format(os.date("%Y%m%d-%H%M%S"),
-      math.tointeger(uv.os_getpid()) or 0),
+    -- pid and a few clock bits: in PID namespaces pids repeat
+    run_id = config.run_id or ("weft-%s-%d-%04x"):format(os.date("%Y%m%d-%H%M%S"),
+      math.tointeger(uv.os_getpid()) or 0, uv.hrtime() // 1000 % 65536),
     file = config.file, cwd = uv.cwd(), t0 = weft.now(),
     wall_offset = sec + usec / 1e6 - weft.now(),
     counts = { sbatch = 0, squeue = 0, scancel = 0 }, njobs = 0, serial = 0,
