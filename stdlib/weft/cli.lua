@@ -6,6 +6,7 @@
 -- @module weft.cli
 local weft = require "weft"
 local pipeline = require "weft.pipeline"
+local executor = require "weft.executor"   -- slurm (#19)
 
 local HELP = [[
 usage: weft run [-f FILE] [-C DIR] [TARGET...] [NAME=VALUE...] [options]
@@ -34,6 +35,11 @@ options:
   --report FILE.html   write a self-contained HTML report with a Gantt chart
   --timeout S          deadline for the whole run, in seconds
   --plain              plain progress lines even on a terminal
+  --executor local|slurm  where task processes run (default local); with
+                       slurm each one is a batch job (see docs/pipelines.md)
+  --slurm-rate N       at most N sbatch submissions a second (default 10)
+  --slurm-poll S       first squeue interval in seconds (default 2)
+  --slurm-poll-max S   longest squeue interval in seconds (default 60)
   -h, --help           show this help
 
 Exit status: 0 all tasks succeeded, 1 a task failed or the run timed out,
@@ -101,6 +107,7 @@ local function parse(args)
     elseif a == "--timeout" then o.timeout = number_arg(a, value(a))
     elseif a == "--plain" then o.plain = true
     elseif a == "-h" or a == "--help" then o.help = true
+    elseif executor.cli_flag(o, a, value, number_arg, pipeline.usage_error) then   -- slurm (#19)
     elseif a == "--" then
       for j = i + 1, #args do
         local k, v = args[j]:match("^([%a_][%w_]*)=(.*)$")
@@ -155,7 +162,8 @@ end
 local function run_once(P, o, targets)
   local reporter = choose_reporter(o)
   return P:run({ targets = targets, jobs = o.jobs or cpu_count(), keep_going = o.keep_going,
-    timeout = o.timeout, reporter = reporter, always = o.always, explain = o.explain })
+    timeout = o.timeout, reporter = reporter, always = o.always, explain = o.explain,
+    executor = o.executor })   -- slurm (#19)
 end
 
 local function report(run, o)
@@ -255,6 +263,9 @@ local function main(args)
   end
   if o.dry_run then
     dry_run(P, list)
+    if o.executor then   -- slurm (#19): the command each task's processes would start with
+      for _, line in ipairs(executor.dry_run(o.executor, list, o.file)) do io.stdout:write(line, "\n") end
+    end
     return 0
   end
   if o.watch then return watch(P, o, targets, path) end

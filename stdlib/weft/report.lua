@@ -41,6 +41,15 @@ local function gantt(run, critical)
       .. '<title>%s: %s, %s</title></rect>'):format(x, y, w, rowh - 6,
       FILL[rec.status] or "#888", crit and ' stroke="#d00" stroke-width="3"' or "",
       esc(rec.name), rec.status, summary.fmt_time(summary.duration(rec)))
+    for _, p in ipairs(rec.procs or {}) do   -- slurm (#19): queue waits drawn pale
+      if p.queued and p.run_start then
+        out[#out + 1] = ('<rect x="%.1f" y="%d" width="%.1f" height="%d" fill="#cfd8dc">'
+          .. '<title>%s: queue wait %s (slurm job %s)</title></rect>'):format(
+          left + width * (p.queued - run.started) / wall, y, math.max(1,
+          width * (p.run_start - p.queued) / wall), rowh - 6, esc(rec.name),
+          summary.fmt_time(p.run_start - p.queued), esc(p.job))
+      end
+    end
   end
   out[#out + 1] = "</svg>"
   return table.concat(out, "\n")
@@ -53,9 +62,11 @@ function M.html(run)
   for i, rec in ipairs(path) do critical[rec], names[i] = true, rec.name end
   local rows = {}
   for _, rec in ipairs(run.list) do
-    rows[#rows + 1] = ("<tr%s><td>%s</td><td>%s</td><td>%s</td><td>%d</td></tr>"):format(
+    local queued = summary.queue_wait(rec)   -- slurm (#19)
+    rows[#rows + 1] = ("<tr%s><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%d</td></tr>"):format(
       critical[rec] and ' class="crit"' or "", esc(rec.name), esc(rec.status),
-      rec.start and summary.fmt_time(summary.duration(rec)) or "-", rec.attempts or 0)
+      rec.start and summary.fmt_time(summary.duration(rec)) or "-",
+      queued and summary.fmt_time(queued) or "-", rec.attempts or 0)
   end
   local wall = (run.finished or run.started) - run.started
   return table.concat({
@@ -67,7 +78,7 @@ function M.html(run)
     ("<p>%s: wall %s; critical path (%s): %s</p>"):format(run.ok and "succeeded" or "failed",
       summary.fmt_time(wall), summary.fmt_time(len), esc(table.concat(names, " → "))),
     gantt(run, critical),
-    "<h2>Tasks</h2><table><tr><th>task</th><th>status</th><th>time</th><th>attempts</th></tr>",
+    "<h2>Tasks</h2><table><tr><th>task</th><th>status</th><th>time</th><th>queue wait</th><th>attempts</th></tr>",
     table.concat(rows, "\n"), "</table></body></html>", "" }, "\n")
 end
 

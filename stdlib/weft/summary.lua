@@ -45,6 +45,15 @@ function M.critical_path(run)
   return path, math.max(len, 0)
 end
 
+--- Seconds a task's processes waited in a batch queue (slurm #19), or nil.
+function M.queue_wait(rec)
+  local wait
+  for _, p in ipairs(rec.procs or {}) do
+    if p.queued and p.run_start then wait = (wait or 0) + (p.run_start - p.queued) end
+  end
+  return wait
+end
+
 local function fmt_time(s)
   if s >= 60 then return ("%dm%04.1fs"):format(s // 60, s % 60) end
   return ("%.2fs"):format(s)
@@ -79,6 +88,7 @@ function M.render(run, opts)
   out[#out + 1] = ("total %s wall, %s of task time; critical path %s: %s"):format(
     fmt_time(wall), fmt_time(total), fmt_time(len),
     #names > 0 and table.concat(names, " -> ") or "(none)")
+  for _, note in ipairs(run.notes or {}) do out[#out + 1] = note end   -- slurm (#19)
   for _, rec in ipairs(run.list) do
     if rec.status == "failed" or rec.status == "interrupted" then
       local msg = rec.error and tostring(rec.error):gsub("\n.*", "") or rec.status
