@@ -174,6 +174,7 @@ static void start_node(lua_State *L, weft_graph *g, int gi, int env, int id) {
   weft__sorter_push_node(L, env + E_SORTER, id);
   lua_pushvalue(L, env + E_RESULTS);
   weft__spawn_light(L, g->rt, t, 2, g->ref);
+  t->label = g->owner->label;   /* node_wake runs with no current task */
   sl->task = t;
   weft_queue_insert_tail(&t->done.waiters, &sl->w.node);
   g->running++;

@@ -171,12 +171,21 @@ end
 
 -- {======== output routing: which pipeline task is running this code?
 
-local owner = setmetatable({}, { __mode = "k" })   -- weft task -> record
-local current_run                                   -- the run in progress
+-- A task's output label (weft._label, set in C at spawn and inherited by
+-- every child: weft.spawn, gather, group, run_graph nodes) names the record
+-- it prints for. Labels are unique per process, so nested runs never mix.
+local by_label = setmetatable({}, { __mode = "v" })   -- label -> record
+local next_label = 0
+local current_run                                     -- the run in progress
+
+local function label_record(rec)
+  next_label = next_label + 1
+  by_label[next_label] = rec
+  rec.label = next_label
+end
 
 local function current_record()
-  local t = weft.current()
-  local rec = t and owner[t]
+  local rec = by_label[weft._label() or 0]
   if rec then return rec end
   if current_run and current_run.nrunning == 1 then   -- only one candidate
     return current_run.last_started
@@ -253,12 +262,6 @@ local function task_weft()
       return weft.sh(cmd, with_streaming({}, opts or {}, rec))
     end)
   end
-  function proxy.spawn(fn, ...)
-    local rec = current_record()
-    local t = weft.spawn(fn, ...)
-    if rec then owner[t] = rec end
-    return t
-  end
   return proxy
 end
 
@@ -314,6 +317,7 @@ local function new_record_state(rec)
   rec.procs = {}
   rec.attempts = 0
   rec.start, rec.finish, rec.slot, rec.error = nil, nil, nil, nil
+  label_record(rec)
 end
 
 local function take_slot(run)
@@ -334,6 +338,7 @@ local function start(run, rec, done_q)
   run.running[rec] = true
   if run.reporter then run.reporter:started(rec, run) end
   local t = weft.spawn(function()
+    weft._label(rec.label)
     local ok, err = pcall(retry.run, rec, rec.fn or function() end, run.reporter)
     if rec.status ~= "running" then return end   -- drained meanwhile
     rec.finish = weft.now()
@@ -349,7 +354,6 @@ local function start(run, rec, done_q)
     done_q:put(rec)
   end)
   t.name = rec.name
-  owner[t] = rec
   rec.task = t
 end
 
