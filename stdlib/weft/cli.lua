@@ -26,12 +26,18 @@ options:
   --report FILE.html   write a self-contained HTML report with a Gantt chart
   --timeout S          deadline for the whole run, in seconds
   --plain              plain progress lines even on a terminal
+  --output MODE        prefixed (default): `task | line`, stderr lines as
+                       `task !| line`; grouped: each task's lines as one
+                       block when it ends; interleaved: lines bare. Add
+                       ,raw (or give raw) to keep control characters
   -h, --help           show this help
 
 Exit status: 0 all tasks succeeded, 1 a task failed or the run timed out,
 2 usage error (unknown option or target, missing file, bad Weftfile),
 130 interrupted (Ctrl-C), 143 terminated (SIGTERM).
-Environment: NO_COLOR disables colours; CI=true forces plain output.
+Environment: NO_COLOR disables colours; CI=true or TERM=dumb forces plain
+output; GITHUB_ACTIONS=true wraps each task's output in ::group:: lines and
+GITLAB_CI in collapsed sections.
 ]]
 
 local function cpu_count()
@@ -84,6 +90,10 @@ local function parse(args)
     elseif a == "--report" then o.report = value(a)
     elseif a == "--timeout" then o.timeout = number_arg(a, value(a))
     elseif a == "--plain" then o.plain = true
+    elseif a == "--output" then
+      local mode, raw = require("weft.reporter.output").parse(value(a))
+      if not mode then pipeline.usage_error("%s", raw) end
+      o.output, o.raw = mode, raw
     elseif a == "-h" or a == "--help" then o.help = true
     elseif a == "--" then
       for j = i + 1, #args do o.targets[#o.targets + 1] = args[j] end
@@ -119,10 +129,13 @@ local function choose_reporter(o)
   local ci = os.getenv("CI")
   local tty = is_tty(2)
   local color = require("weft.reporter.plain").want_color(is_tty(1) or tty)
-  if tty and not o.plain and not (ci and ci ~= "" and ci ~= "false" and ci ~= "0") then
-    return require("weft.reporter.terminal").new({ color = color }), color
+  local ropts = { color = color, mode = o.output, raw = o.raw,
+    ci = require("weft.reporter.output").ci_markers() }
+  if tty and not o.plain and os.getenv("TERM") ~= "dumb"
+      and not (ci and ci ~= "" and ci ~= "false" and ci ~= "0") then
+    return require("weft.reporter.terminal").new(ropts), color
   end
-  return require("weft.reporter.plain").new({ color = color }), color
+  return require("weft.reporter.plain").new(ropts), color
 end
 
 local function dry_run(P, list)

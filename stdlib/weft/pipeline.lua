@@ -193,12 +193,33 @@ local function current_record()
   return nil
 end
 
+local TAIL = 20   -- output lines a record keeps (see M.tail)
+
+-- Keeps the last TAIL lines in a ring; ring.n counts every line.
+local function remember(ring, line)
+  local n = (ring.n or 0) + 1
+  ring.n = n
+  ring[(n - 1) % TAIL + 1] = line
+end
+
+--- The last output lines of a task record, oldest first.
+-- @tab rec
+-- @int[opt] max at most this many
+-- @string[opt] stream "stderr" for its stderr lines only
+function M.tail(rec, max, stream)
+  local tail = (stream == "stderr" and rec.err_tail or rec.tail) or {}
+  local n = tail.n or #tail
+  local first = math.max(1, n - math.min(max or TAIL, TAIL) + 1)
+  local out = {}
+  for i = first, n do out[#out + 1] = tail[(i - 1) % TAIL + 1] end
+  return out
+end
+
 local function emit(rec, stream, line)
   local run = current_run
   if rec then
-    local tail = rec.tail
-    tail[#tail + 1] = line
-    if #tail > 20 then table.remove(tail, 1) end
+    remember(rec.tail, line)
+    if stream == "stderr" then remember(rec.err_tail, line) end
   end
   if run and run.reporter then
     run.reporter:line(rec, stream, line)
@@ -313,7 +334,7 @@ end
 
 local function new_record_state(rec)
   rec.status = "pending"
-  rec.tail = {}
+  rec.tail, rec.err_tail = {}, {}
   rec.procs = {}
   rec.attempts = 0
   rec.start, rec.finish, rec.slot, rec.error = nil, nil, nil, nil
@@ -433,6 +454,7 @@ function drain(run, why)
     r.task:cancel(why)
   end
   table.sort(list, function(a, b) return a.index < b.index end)
+  if #list > 0 and run.reporter and run.reporter.stopping then run.reporter:stopping(#list) end
   for _, r in ipairs(list) do
     pcall(r.task.await, r.task)
     if r.status == "running" then
