@@ -87,12 +87,18 @@ function Terminal:area_lines(now)
   return lines
 end
 
---- Erases the live area; the cursor ends where its first line was.
+--- Erases the live area; the cursor ends where its first line was. The
+-- rows each drawn line takes now are counted at the current width, since a
+-- terminal made narrower rewraps them.
 function Terminal:clear()
-  if self.shown > 0 then
-    self.err:write("\r\27[K", ("\27[1A\27[K"):rep(self.shown - 1))
-    self.shown = 0
+  if not self.drawn then return end
+  local rows = 0
+  for _, len in ipairs(self.drawn) do
+    rows = rows + math.max(1, (len + self.columns - 1) // self.columns)
   end
+  self.err:write("\r", rows > 1 and ("\27[%dA"):format(rows - 1) or "", "\27[J")
+  self.drawn = nil
+  self.shown = 0
 end
 
 function Terminal:draw()
@@ -101,6 +107,8 @@ function Terminal:draw()
   self:clear()
   self.err:write(table.concat(lines, "\n"))
   self.err:flush()
+  self.drawn = {}
+  for i, l in ipairs(lines) do self.drawn[i] = #l end
   self.shown = #lines
 end
 
@@ -115,8 +123,8 @@ function Terminal:begin(run)
   self.ticker.name = "weft-status"
   if not self.fixed_columns then
     local ok, h = pcall(weft.on_signal, "SIGWINCH", function()
-      local r = weft.sh("stty size </dev/tty 2>/dev/null", { check = false })
-      self.columns = query_columns(function() return r.stdout end) or self.columns
+      -- read at once (a few ms), so no draw happens at the old width
+      self.columns = query_columns(popen_read) or self.columns
       self:draw()
     end)
     if ok then self.winch = h end
