@@ -26,6 +26,9 @@ options:
   --report FILE.html   write a self-contained HTML report with a Gantt chart
   --timeout S          deadline for the whole run, in seconds
   --plain              plain progress lines even on a terminal
+  --summary full|short the table of every task (full) or counts, slowest 5
+                       and failures only (short); default: the table for
+                       runs of at most 12 tasks
   --output MODE        prefixed (default): `task | line`, stderr lines as
                        `task !| line`; grouped: each task's lines as one
                        block when it ends; interleaved: lines bare. Add
@@ -90,6 +93,11 @@ local function parse(args)
     elseif a == "--report" then o.report = value(a)
     elseif a == "--timeout" then o.timeout = number_arg(a, value(a))
     elseif a == "--plain" then o.plain = true
+    elseif a == "--summary" then
+      o.summary = value(a)
+      if o.summary ~= "full" and o.summary ~= "short" then
+        pipeline.usage_error("--summary expects full or short, got %s", o.summary)
+      end
     elseif a == "--output" then
       local mode, raw = require("weft.reporter.output").parse(value(a))
       if not mode then pipeline.usage_error("%s", raw) end
@@ -156,7 +164,8 @@ local function execute(P, o, targets)
     io.stderr:write("weft run: ", tostring(run), "\n")
     return 1
   end
-  io.stderr:write(require("weft.summary").render(run, { color = color }))
+  io.stderr:write(require("weft.summary").render(run, { color = color,
+    full = o.summary == "full", table_max = o.summary == "short" and 0 or nil }))
   io.stderr:flush()
   if o.trace then require("weft.trace").write(run, o.trace) end
   if o.report then require("weft.report").write(run, o.report) end

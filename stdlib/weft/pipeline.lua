@@ -479,7 +479,7 @@ function Pipeline:run(opts)
   local list = self:select(targets)
   for _, rec in ipairs(list) do new_record_state(rec) end
   local run = {
-    pipeline = self, list = list, jobs = math.max(1, opts.jobs or 1),
+    pipeline = self, list = list, jobs = math.max(1, opts.jobs or 1), targets = targets,
     keep_going = opts.keep_going, reporter = opts.reporter,
     running = {}, nrunning = 0, remaining = #list, slots = {}, nslots = 0,
     started = weft.now(),
