@@ -11,6 +11,8 @@ set -eu
 pkgs="gcc make pkg-config lua5.4 liblua5.4-dev libuv1-dev lua-busted lua-luv lua-luv-dev
 lua-cjson lua-cjson-dev libcurl4-openssl-dev libedit-dev python3 procps tmux nginx-light
 ca-certificates luarocks bc"
+# the HTML report spec renders the page in a real headless browser
+pkgs="$pkgs chromium"
 case "${1:-}" in
   bench) pkgs="$pkgs ninja-build hyperfine time" ;;
   fuzz) pkgs="$pkgs clang libclang-rt-14-dev" ;;

@@ -336,7 +336,7 @@ local function new_record_state(rec)
   rec.status = "pending"
   rec.tail, rec.err_tail = {}, {}
   rec.procs = {}
-  rec.attempts = 0
+  rec.attempts, rec.spans = 0, nil
   rec.start, rec.finish, rec.slot, rec.error = nil, nil, nil, nil
   label_record(rec)
 end

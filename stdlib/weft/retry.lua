@@ -65,7 +65,8 @@ end
 --- Runs `fn(ctx)` (ctx = `{name=, attempt=}`) up to `rec.retries + 1`
 -- times, each attempt bounded by `rec.timeout` seconds when set, sleeping
 -- `delay(rec.backoff, n)` between attempts. A cancellation from outside is
--- never retried. Sets `rec.attempts`. Raises the last error.
+-- never retried. Sets `rec.attempts` and `rec.spans` (one `{start=, finish=,
+-- ok=, error=}` per attempt, for the report's bars). Raises the last error.
 -- @tab rec the task record (`retries`, `timeout`, `backoff`)
 -- @func fn
 -- @tab[opt] reporter told `retrying(rec, attempt, err, delay)`
@@ -73,7 +74,11 @@ function M.run(rec, fn, reporter)
   local attempts = (rec.retries or 0) + 1
   for n = 1, attempts do
     rec.attempts = n
+    local span = { start = weft.now() }
+    rec.spans = rec.spans or {}
+    rec.spans[n] = span
     local ok, err = pcall(attempt_once, rec, fn, { name = rec.name, attempt = n })
+    span.finish, span.ok, span.error = weft.now(), ok, not ok and err or nil
     if ok then return end
     if is_cancel(err) or n == attempts then error(err, 0) end
     local d = M.delay(rec.backoff, n)

@@ -108,7 +108,7 @@ M.headline = headline
 
 function Plain:retrying(rec, n, err, delay)
   self:progress(("retry %s: attempt %d failed (%s), next in %.1fs"):format(rec.name, n,
-    headline(err, 100), delay))
+    require("weft.summary").reason(err), delay))
 end
 
 --- The run is stopping (Ctrl-C, a failure without -k, --timeout): `n`
