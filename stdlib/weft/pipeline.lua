@@ -295,6 +295,39 @@ local function task_print(...)
   for line in (text .. "\n"):gmatch("(.-)\n") do emit(rec, "stdout", line) end
 end
 
+-- `io.write` in a Weftfile: text is held per task until a newline ends a
+-- line, so a line written in pieces comes out as one prefixed line (what
+-- is left when the task ends is written then).
+local partial = setmetatable({}, { __mode = "k" })   -- record (or false) -> text
+
+local function flush_partial(rec)
+  local key = rec or false
+  local text = partial[key]
+  if text and text ~= "" then emit(rec, "stdout", text) end
+  partial[key] = nil
+end
+
+local function task_io_write(...)
+  local rec = current_record()
+  local key = rec or false
+  local parts = { partial[key] or "" }
+  for i = 1, select("#", ...) do
+    local v = select(i, ...)
+    if type(v) ~= "string" and type(v) ~= "number" then
+      error(("bad argument #%d to 'write' (string expected, got %s)"):format(i, type(v)), 2)
+    end
+    parts[#parts + 1] = v
+  end
+  local text = table.concat(parts)
+  local last = 1
+  for line, stop in text:gmatch("([^\n]*)\n()") do
+    emit(rec, "stdout", line)
+    last = stop
+  end
+  partial[key] = text:sub(last)
+  return io.stdout
+end
+
 -- }========
 
 --- Loads a Weftfile: runs it in a sandbox whose `task` and `default` build
@@ -311,6 +344,7 @@ function M.load(path)
   local env = setmetatable({}, { __index = _G })
   env.weft = task_weft()
   env.print = task_print
+  env.io = setmetatable({ write = task_io_write }, { __index = io })
   env.task = function(name)
     local at = where(2)
     return function(spec) return P:task(name, spec, at) end
@@ -382,6 +416,7 @@ local function finished(run, rec)
   run.nrunning = run.nrunning - 1
   run.running[rec] = nil
   run.slots[rec.slot] = nil
+  flush_partial(rec)
   if run.reporter then run.reporter:finished(rec, run) end
 end
 
