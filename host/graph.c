@@ -450,10 +450,25 @@ static int *pred_ids(lua_State *L, int sud, int *np) {
   return ids;
 }
 
-/* run:add(node [, preds]): a new node, run once every pred has finished;
-   called from a node's work, the nodes that depend on that one also wait
-   for the new node. Raises on a node already in the graph, an unknown
-   pred, a cycle (CycleError) or a run that is stopping or over. */
+/* The node whose dependents wait for the new one: the one named at 4
+   (it must be running), else the one whose work calls add, else none. */
+static int adder_of(lua_State *L, weft_graph *g, int sud) {
+  int id;
+  if (lua_isnoneornil(L, 4))
+    return running_node(g);
+  id = weft__sorter_lookup(L, sud, 4);
+  if (id < 0 || slot_at(g, id)->task == NULL) {
+    push_repr(L, 4);
+    luaL_error(L, "run:add: %s is not a running node", lua_tostring(L, -1));
+  }
+  return id;
+}
+
+/* run:add(node [, preds [, adder]]): a new node, run once every pred has
+   finished; the nodes that depend on the adder (the running node named,
+   else the one whose work calls add) also wait for it. Raises on a node
+   already in the graph, an unknown pred, a cycle (CycleError) or a run
+   that is stopping or over. */
 static int graph_add(lua_State *L) {
   weft_graph *g = (weft_graph *)luaL_checkudata(L, 1, GRAPH_MT);
   int sud, np, id, i;
@@ -464,20 +479,20 @@ static int graph_add(lua_State *L) {
     luaL_argerror(L, 2, "a node cannot be nil or NaN");
   if (!lua_isnoneornil(L, 3))
     luaL_checktype(L, 3, LUA_TTABLE);
-  lua_settop(L, 3);
+  lua_settop(L, 4);
   if (g->ref == LUA_NOREF || g->stopped) {
     push_repr(L, 2);
     return luaL_error(L, "run:add: %s not added: the graph run %s", lua_tostring(L, -1),
                       g->ref == LUA_NOREF ? "has ended" : "is stopping (a failure or a cancellation)");
   }
   lua_getiuservalue(L, 1, GV_SORTER);
-  sud = lua_gettop(L);                                  /* 4 */
+  sud = lua_gettop(L);                                  /* 5 */
   if (weft__sorter_lookup(L, sud, 2) >= 0) {
     push_repr(L, 2);
     return luaL_error(L, "run:add: node %s is already in the graph", lua_tostring(L, -1));
   }
-  pids = pred_ids(L, sud, &np);                         /* 5 */
-  succs = waiting_succs(L, g, running_node(g));         /* 6 */
+  pids = pred_ids(L, sud, &np);                         /* 6 */
+  succs = waiting_succs(L, g, adder_of(L, g, sud));     /* 7 */
   check_cycles(L, g, sud, pids, np, succs);
   reserve_slot(L, g, g->total);
   id = weft__sorter_intern_live(L, sud, 2);

@@ -59,6 +59,27 @@ describe("run_graph's run:add", function()
     for _ = 1, 5 do assert.same(first, once()) end
   end)
 
+  it("takes the adder explicitly, so a child task of a node can add for it", function()
+    local child_done, b_waited = false, nil
+    local log = run_logged({ a = {}, b = { "a" } }, function(node, _, run)
+      if node == "a" then
+        weft.gather({ function() run:add("from_child", {}, "a") end })
+      elseif node == "from_child" then
+        weft.sleep(0.05)
+        child_done = true
+      elseif node == "b" then
+        b_waited = child_done
+      end
+    end)
+    assert.same({ "a", "from_child", "b" }, log)
+    assert.is_true(b_waited)
+    local _, ok, err = run_logged({ a = {}, b = { "a" } }, function(node, _, run)
+      if node == "a" then run:add("x", {}, "b") end
+    end)
+    assert.is_false(ok)
+    assert.matches('run:add: "b" is not a running node', tostring(err), 1, true)
+  end)
+
   it("lets added nodes add nodes", function()
     local log = run_logged({ root = {}, last = { "root" } }, function(node, _, run)
       local depth = tonumber(tostring(node):match("^d(%d+)$") or (node == "root" and 0))
