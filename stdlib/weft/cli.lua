@@ -43,6 +43,9 @@ output; GITHUB_ACTIONS=true wraps each task's output in ::group:: lines and
 GITLAB_CI in collapsed sections.
 ]]
 
+-- What --dry-run and --graph cannot show: tasks bodies add while running.
+local DYNAMIC_NOTE = "weft run: this is the static graph; tasks added while running (ctx:add) may follow\n"
+
 local function cpu_count()
   local ok, uv = pcall(function() return weft.uv end)
   if ok and type(uv) == "table" and uv.available_parallelism then
@@ -192,10 +195,12 @@ local function main(args)
   local list = P:select(targets)
   if o.graph then
     io.stdout:write(require("weft.export")[o.graph](list))
+    io.stderr:write(DYNAMIC_NOTE)
     return 0
   end
   if o.dry_run then
     dry_run(P, list)
+    io.stderr:write(DYNAMIC_NOTE)
     return 0
   end
   return execute(P, o, targets)

@@ -44,7 +44,12 @@ function M.new()
 end
 
 local function where(level)
-  local info = debug.getinfo(level + 1, "Sl")
+  level = level + 1
+  local info = debug.getinfo(level, "Sl")
+  while info and info.what == "C" do   -- called through pcall and friends
+    level = level + 1
+    info = debug.getinfo(level, "Sl")
+  end
   if not info then return "?" end
   return ("%s:%d"):format(info.short_src, info.currentline)
 end
@@ -383,36 +388,36 @@ local function take_slot(run)
   return i
 end
 
---- Runs one task record as a weft task, reporting its end on `done_q`.
-local function start(run, rec, done_q)
+local function is_cancel(err)
+  return type(err) == "table" and err.kind == "Cancelled"
+end
+
+-- The run is stopping: say so once, with how many tasks it waits for.
+local function stopping(run, n)
+  if run.stopping then return end
+  run.stopping = true
+  if n > 0 and run.reporter and run.reporter.stopping then run.reporter:stopping(n) end
+end
+
+local function begin_task(run, rec)
   rec.status = "running"
   rec.start = weft.now()
   rec.slot = take_slot(run)
+  rec.task = weft.current()
   run.nrunning = run.nrunning + 1
   run.last_started = rec
   run.running[rec] = true
   if run.reporter then run.reporter:started(rec, run) end
-  local t = weft.spawn(function()
-    weft._label(rec.label)
-    local ok, err = pcall(retry.run, rec, rec.fn or function() end, run.reporter)
-    if rec.status ~= "running" then return end   -- drained meanwhile
-    rec.finish = weft.now()
-    if ok then
-      rec.status = "done"
-    elseif type(err) == "table" and err.kind == "Cancelled" then
-      rec.status = "interrupted"
-      rec.error = err
-    else
-      rec.status = "failed"
-      rec.error = err
-    end
-    done_q:put(rec)
-  end)
-  t.name = rec.name
-  rec.task = t
 end
 
-local function finished(run, rec)
+local function end_task(run, rec, ok, err)
+  rec.finish = weft.now()
+  if ok then
+    rec.status = "done"
+  else
+    rec.status = is_cancel(err) and "interrupted" or "failed"
+    rec.error = err
+  end
   run.nrunning = run.nrunning - 1
   run.running[rec] = nil
   run.slots[rec.slot] = nil
@@ -420,84 +425,109 @@ local function finished(run, rec)
   if run.reporter then run.reporter:finished(rec, run) end
 end
 
--- Marks every task downstream of a failed one as skipped (keep-going mode).
-local function skip_downstream(run, failed)
-  for _, rec in ipairs(run.list) do
-    if rec.status == "pending" then
-      for _, d in ipairs(rec.deps) do
-        local dep = run.pipeline.by_name[d]
-        if dep == failed or dep.status == "skipped" then
-          rec.status = "skipped"
-          run.remaining = run.remaining - 1
-          break
-        end
-      end
-    end
+-- {======== ctx:add: tasks added while the run goes on
+
+local function position_of(run, name)
+  local rec = run.pipeline.by_name[name]
+  return rec and run.position[rec]
+end
+
+-- Takes back a task declared by ctx:add that could not join the run.
+local function undeclare(P, rec)
+  P.by_name[rec.name] = nil
+  for i = #P.tasks, 1, -1 do
+    if P.tasks[i] == rec then table.remove(P.tasks, i) break end
   end
 end
 
--- The Kahn loop: start ready tasks up to the limit, wait for one to end.
-local drain
-
-local function execute(run, done_q)
+-- ctx:add(name, spec) from the body of `adder`: declares the task (a name
+-- already used is an error naming both call sites), checks that its deps
+-- are tasks of this run, and adds it to the graph; the tasks that depend
+-- on the adder wait for it. Errors fail the adder, not the run.
+local function add_task(run, adder, name, spec, at)
+  if run.stopping or run.ended then
+    error(("%s: ctx:add(%q): the run was cancelled"):format(at, tostring(name)), 0)
+  end
   local P = run.pipeline
-  local waiting = {}
-  for _, rec in ipairs(run.list) do waiting[rec] = #rec.deps end
-  local ready = {}
-  for _, rec in ipairs(run.list) do
-    if waiting[rec] == 0 then ready[#ready + 1] = rec end
-  end
-  local dependents = {}
-  for _, rec in ipairs(run.list) do
-    for _, d in ipairs(rec.deps) do
-      local dep = P.by_name[d]
-      dependents[dep] = dependents[dep] or {}
-      table.insert(dependents[dep], rec)
+  local ok, rec = pcall(P.task, P, name, spec, at)
+  if not ok then error(M.is_usage_error(rec) and rec.message or rec, 0) end
+  local preds = {}
+  for _, d in ipairs(rec.deps) do
+    preds[#preds + 1] = position_of(run, d)
+    if not preds[#preds] then
+      undeclare(P, rec)
+      error(("%s: task %q (added by %q) depends on %q, which is not a task of this run")
+        :format(at, rec.name, adder.name, tostring(d)), 0)
     end
   end
-  local stopping = false
-  while run.remaining > 0 do
-    while not stopping and #ready > 0 and run.nrunning < run.jobs do
-      local rec = table.remove(ready, 1)
-      if rec.status == "pending" then start(run, rec, done_q) end
-    end
-    if run.nrunning == 0 then break end
-    local rec = done_q:get()
-    finished(run, rec)
-    run.remaining = run.remaining - 1
-    if rec.status == "done" then
-      for _, nxt in ipairs(dependents[rec] or {}) do
-        waiting[nxt] = waiting[nxt] - 1
-        if waiting[nxt] == 0 and nxt.status == "pending" then ready[#ready + 1] = nxt end
+  new_record_state(rec)
+  rec.added_by = adder.name
+  local pos = #run.list + 1
+  local gok, gerr = pcall(run.graph.add, run.graph, pos, preds, run.position[adder])
+  if not gok then
+    undeclare(P, rec)
+    error(("%s: ctx:add(%q): %s"):format(at, rec.name,
+      (type(gerr) == "table" and gerr.message or tostring(gerr)):gsub("^run:add: ", "")), 0)
+  end
+  run.list[pos], run.position[rec] = rec, pos
+  for _, r in ipairs(run.list) do   -- what waits for the adder waits for it too
+    for _, d in ipairs(r.deps) do
+      if d == adder.name then
+        r.waits_for = r.waits_for or {}
+        r.waits_for[#r.waits_for + 1] = rec.name
       end
-    elseif run.keep_going then
-      skip_downstream(run, rec)
-    else
-      stopping = true
-      drain(run, "another task failed")
-      break
     end
+  end
+  if run.reporter and run.reporter.added then run.reporter:added(rec, run) end
+  return rec
+end
+
+-- }========
+
+-- The work of node `pos` of the run's graph: the task itself, in the node's
+-- own weft task. A failure is raised for run_graph, which then cancels the
+-- other tasks (or, with keep_going, skips what depends on this one).
+local function run_node(run, pos)
+  local rec = run.list[pos]
+  weft._label(rec.label)
+  begin_task(run, rec)
+  local ctx_methods = {
+    add = function(_, name, spec) return add_task(run, rec, name, spec, where(2)) end,
+  }
+  local ok, err = pcall(retry.run, rec, rec.fn or function() end, run.reporter, ctx_methods)
+  end_task(run, rec, ok, err)
+  if not ok then
+    if not run.keep_going and not is_cancel(err) then stopping(run, run.nrunning) end
+    error(err, 0)
   end
 end
 
--- Cancels what runs and waits for its cleanup (a task cancelled before it
--- started never reports on the queue, so wait on the tasks themselves).
-function drain(run, why)
-  local list = {}
-  for r in pairs(run.running) do
-    list[#list + 1] = r
-    r.task:cancel(why)
+-- One scheduler: the selected tasks are weft.run_graph's nodes, named by
+-- their position in run.list, so the graph table reads in declaration
+-- order and the same Weftfile starts its tasks in the same order.
+local function execute(run)
+  local graph = {}
+  for pos, rec in ipairs(run.list) do
+    local preds = {}
+    for i, d in ipairs(rec.deps) do preds[i] = position_of(run, d) end
+    graph[pos] = preds
   end
-  table.sort(list, function(a, b) return a.index < b.index end)
-  if #list > 0 and run.reporter and run.reporter.stopping then run.reporter:stopping(#list) end
-  for _, r in ipairs(list) do
-    pcall(r.task.await, r.task)
-    if r.status == "running" then
-      r.status = "interrupted"
-      r.finish = weft.now()
-    end
-    finished(run, r)
-  end
+  weft.run_graph(graph, function(pos, _, graph_run)
+    run.graph = graph_run
+    return run_node(run, pos)
+  end, { limit = run.jobs, keep_going = run.keep_going })
+end
+
+-- A task that waits for the run to be cancelled (Ctrl-C, SIGTERM): the
+-- caller of run_graph only resumes once every task has stopped, and the
+-- reporter should say "stopping" while they do.
+local function stop_watch(run)
+  local t = weft.spawn(function()
+    local ok = pcall(function() weft.event():wait() end)
+    if not ok and not run.ended then stopping(run, run.nrunning) end
+  end)
+  t.name = "weft-run-stop-watch"
+  return t
 end
 
 --- Runs the selected tasks. Must be called inside a task.
@@ -515,10 +545,11 @@ function Pipeline:run(opts)
   for _, rec in ipairs(list) do new_record_state(rec) end
   local run = {
     pipeline = self, list = list, jobs = math.max(1, opts.jobs or 1), targets = targets,
-    keep_going = opts.keep_going, reporter = opts.reporter,
-    running = {}, nrunning = 0, remaining = #list, slots = {}, nslots = 0,
+    keep_going = opts.keep_going, reporter = opts.reporter, position = {},
+    running = {}, nrunning = 0, slots = {}, nslots = 0,
     started = weft.now(),
   }
+  for pos, rec in ipairs(list) do run.position[rec] = pos end
   local prev_run = current_run
   current_run = run
   if run.reporter then run.reporter:begin(run) end
@@ -527,15 +558,22 @@ function Pipeline:run(opts)
     watchdog = weft.spawn(function()
       weft.sleep(opts.timeout)
       run.timed_out = true
+      stopping(run, run.nrunning)
       me:cancel("pipeline timeout")
     end)
   end
-  local ok, err = pcall(execute, run, weft.queue())
-  if not ok then
+  local watch = stop_watch(run)
+  local ok, err = pcall(execute, run)
+  run.ended = true
+  if not ok and type(err) == "table" and err.kind == "GraphError" then
+    ok, err = true, nil   -- tasks failed: their records say how
+  elseif not ok then
     run.interrupted = true
-    drain(run, "interrupted")
   end
-  if watchdog then watchdog:cancel() end
+  for _, t in ipairs({ watch, watchdog }) do
+    t:cancel()
+    pcall(t.await, t)
+  end
   for _, rec in ipairs(list) do
     if rec.status == "pending" then
       rec.status = run.interrupted and "interrupted" or "skipped"

@@ -26,6 +26,7 @@ local function weft_frame(line)
   return line:find("^%s*%[C%]: in ") ~= nil or line:find("weft[/.][%w_/.]+%.lua:") ~= nil
     or line:find("^%s*%(%.%.%.tail calls%.%.%.%)") ~= nil
     or line:find("^%s*%[string \"weft") ~= nil
+    or line:find("^%s*weft[%w_.]*:%d+:") ~= nil   -- embedded stdlib chunks
 end
 
 --- A Lua error's traceback, without weft's own frames: the user's frames
@@ -70,14 +71,17 @@ end
 -- @tab rec the task record (`retries`, `timeout`, `backoff`)
 -- @func fn
 -- @tab[opt] reporter told `retrying(rec, attempt, err, delay)`
-function M.run(rec, fn, reporter)
+-- @tab[opt] methods more fields of ctx (the pipeline's `add`)
+function M.run(rec, fn, reporter, methods)
   local attempts = (rec.retries or 0) + 1
   for n = 1, attempts do
     rec.attempts = n
     local span = { start = weft.now() }
     rec.spans = rec.spans or {}
     rec.spans[n] = span
-    local ok, err = pcall(attempt_once, rec, fn, { name = rec.name, attempt = n })
+    local ctx = { name = rec.name, attempt = n }
+    for k, v in pairs(methods or {}) do ctx[k] = v end
+    local ok, err = pcall(attempt_once, rec, fn, ctx)
     span.finish, span.ok, span.error = weft.now(), ok, not ok and err or nil
     if ok then return end
     if is_cancel(err) or n == attempts then error(err, 0) end

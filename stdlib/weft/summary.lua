@@ -15,8 +15,9 @@ local function duration(rec)
 end
 M.duration = duration
 
---- The critical path of a finished run: the chain of dependencies, through
--- tasks that ran, whose durations add up to the most.
+--- The critical path of a finished run: the chain of dependencies (and of
+-- tasks added while running that a task waited for), through tasks that
+-- ran, whose durations add up to the most.
 -- @tab run as returned by pipeline:run
 -- @treturn {rec,...} the path, first task first
 -- @treturn number its length in seconds
@@ -25,11 +26,13 @@ function M.critical_path(run)
   local function cost(rec)
     if best[rec] then return best[rec] end
     local b, v = 0, nil
-    for _, d in ipairs(rec.deps) do
-      local dep = by_name[d]
-      if dep and dep.start then
-        local c = cost(dep)
-        if c > b then b, v = c, dep end
+    for _, list in ipairs({ rec.deps, rec.waits_for or {} }) do
+      for _, d in ipairs(list) do
+        local dep = by_name[d]
+        if dep and dep.start then
+          local c = cost(dep)
+          if c > b then b, v = c, dep end
+        end
       end
     end
     best[rec], via[rec] = b + duration(rec), v

@@ -58,6 +58,13 @@ function Plain:begin(run)
   self.output:set_width(names)
 end
 
+--- A task joined the run while it goes on (ctx:add).
+function Plain:added(rec)
+  self.total = self.total + 1
+  self.output:set_width({ rec.name })
+  self:progress(("[%d/%d] added %s"):format(self.done, self.total, rec.name))
+end
+
 -- Flushes task output at the end of this scheduler turn.
 function Plain:schedule_flush()
   if self.flusher or not weft.current() then return end
