@@ -61,3 +61,13 @@ describe("weft run with ctx:add", function()
     end
   end)
 end)
+
+describe("weft run --list", function()
+  it("shows each task's deps under it", function()
+    local r = run("-f spec/fixtures/pipelines/basic.lua --list", "LOG=/dev/null")
+    assert.equal(0, r.code)
+    assert.matches("\nd       after a, b and c\n        after: a, b, c\n", r.stdout, 1, true)
+    assert.matches("\nreport  +%(default%)\n        after: d\n", r.stdout)
+    assert.matches("^a       first\nb       \n", r.stdout)
+  end)
+end)

@@ -133,6 +133,9 @@ local function list_tasks(P, out)
   for _, rec in ipairs(P.tasks) do
     out:write(("%-" .. width .. "s  %s%s\n"):format(rec.name, rec.desc or "",
       defaults[rec.name] and "  (default)" or ""))
+    if #rec.deps > 0 then
+      out:write((" "):rep(width + 2), "after: ", table.concat(rec.deps, ", "), "\n")
+    end
   end
 end
 
