@@ -8,10 +8,10 @@
 -- reporter object (see weft.reporter.plain) and returning a run record the
 -- summary, trace and report modules read.
 --
--- The graph is driven by a small Kahn loop over weft.spawn and a completion
--- queue. NOTE for the lead: once weft.run_graph (host/graph.c) is in, the loop
--- in `execute` can become `weft.run_graph(graph, work, {limit=, keep_going=})`;
--- the bookkeeping (records, skipped, interrupted) stays as it is.
+-- The graph is driven by weft.run_graph (one scheduler for weft): each
+-- selected task is a node, named by its position in the run's list, whose
+-- work runs the task in the node's own weft task; a task body's ctx:add
+-- becomes run:add on that graph, so a run can grow while it goes on.
 --
 -- Usage errors (unknown dependency, duplicate task, cycle, unknown target)
 -- are raised as tables `{usage = true, message = ...}` naming the task and the
