@@ -115,8 +115,14 @@ end
 function Terminal:begin(run)
   plain.Plain.begin(self, run)
   self.ticker = weft.spawn(function()
+    local cancels = 0
     while true do
-      weft.sleep(0.1)
+      -- Ctrl-C cancels every task, this one too: keep drawing (the area
+      -- says "stopping") until finish() or a second cancellation
+      if not pcall(weft.sleep, 0.1) then
+        cancels = cancels + 1
+        if self.closing or cancels > 1 then return end
+      end
       self:draw()
     end
   end)
@@ -178,6 +184,7 @@ function Terminal:stopping(n)
 end
 
 function Terminal:finish()
+  self.closing = true
   if self.ticker then
     self.ticker:cancel()
     pcall(self.ticker.await, self.ticker)
