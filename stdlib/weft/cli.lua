@@ -7,42 +7,6 @@
 local weft = require "weft"
 local pipeline = require "weft.pipeline"
 
-local HELP = [[
-usage: weft run [-f FILE] [TARGET...] [options]
-
-Runs the named targets of a pipeline file (else its `default` ones) and
-everything they depend on, as a graph. Task output goes to stdout, each line
-prefixed with the task's name; progress and the summary go to stderr.
-
-options:
-  -f, --file FILE      pipeline file (default ./Weftfile.lua)
-  -j, --jobs N         run at most N tasks at once (default: number of CPUs)
-  -k, --keep-going     keep going past failures; only tasks downstream of a
-                       failed one are skipped
-  --dry-run            print the waves that would run, run nothing
-  --list               print the tasks with their descriptions, run nothing
-  --graph dot|mermaid  print the selected graph as DOT or Mermaid, run nothing
-  --trace FILE.json    write a Chrome trace-event file of the run (Perfetto)
-  --report FILE.html   write a self-contained HTML report with a Gantt chart
-  --timeout S          deadline for the whole run, in seconds
-  --plain              plain progress lines even on a terminal
-  --summary full|short the table of every task (full) or counts, slowest 5
-                       and failures only (short); default: the table for
-                       runs of at most 12 tasks
-  --output MODE        prefixed (default): `task | line`, stderr lines as
-                       `task !| line`; grouped: each task's lines as one
-                       block when it ends; interleaved: lines bare. Add
-                       ,raw (or give raw) to keep control characters
-  -h, --help           show this help
-
-Exit status: 0 all tasks succeeded, 1 a task failed or the run timed out,
-2 usage error (unknown option or target, missing file, bad Weftfile),
-130 interrupted (Ctrl-C), 143 terminated (SIGTERM).
-Environment: NO_COLOR disables colours; CI=true or TERM=dumb forces plain
-output; GITHUB_ACTIONS=true wraps each task's output in ::group:: lines and
-GITLAB_CI in collapsed sections.
-]]
-
 -- What --dry-run and --graph cannot show: tasks bodies add while running.
 local DYNAMIC_NOTE = "weft run: this is the static graph; tasks added while running (ctx:add) may follow\n"
 
@@ -68,52 +32,77 @@ local function number_arg(opt, v)
   return n
 end
 
+local function positive_int(v, opt) return math.floor(number_arg(opt, v)) end
+local function positive(v, opt) return number_arg(opt, v) end
+local function one_of(choices)
+  return function(v, opt)
+    for _, c in ipairs(choices) do
+      if v == c then return v end
+    end
+    pipeline.usage_error("%s expects %s, got %s", opt, table.concat(choices, " or "), v)
+  end
+end
+local function output_mode(v)
+  local mode, raw = require("weft.reporter.output").parse(v)
+  if not mode then pipeline.usage_error("%s", raw) end
+  return { mode = mode, raw = raw }
+end
+
+-- Every option of `weft run`: the parser and --help both read this table.
+local OPTIONS = {
+  { short = "-f", long = "--file", key = "file", arg = "FILE",
+    help = "pipeline file (default ./Weftfile.lua)" },
+  { short = "-j", long = "--jobs", key = "jobs", arg = "N", convert = positive_int,
+    help = "run at most N tasks at once (default: number of CPUs); also -jN" },
+  { short = "-k", long = "--keep-going", key = "keep_going",
+    help = "keep going past failures; only tasks downstream of a failed one are skipped" },
+  { short = "-n", long = "--dry-run", key = "dry_run",
+    help = "print the waves that would run, run nothing" },
+  { short = "-l", long = "--list", key = "list",
+    help = "print the tasks with their descriptions and deps, run nothing" },
+  { long = "--graph", key = "graph", arg = "dot|mermaid", convert = one_of({ "dot", "mermaid" }),
+    help = "print the selected graph as DOT or Mermaid, run nothing" },
+  { long = "--trace", key = "trace", arg = "FILE.json",
+    help = "write a Chrome trace-event file of the run (Perfetto)" },
+  { long = "--report", key = "report", arg = "FILE.html",
+    help = "write a self-contained HTML report with a Gantt chart" },
+  { long = "--timeout", key = "timeout", arg = "S", convert = positive,
+    help = "deadline for the whole run, in seconds" },
+  { long = "--plain", key = "plain", help = "plain progress lines even on a terminal" },
+  { long = "--output", key = "output", arg = "MODE", convert = output_mode,
+    help = "prefixed (default): `task | line`, stderr lines as `task !| line`; "
+      .. "grouped: each task's lines as one block when it ends; interleaved: lines bare. "
+      .. "Add ,raw (or give raw) to keep control characters" },
+  { long = "--summary", key = "summary", arg = "full|short", convert = one_of({ "full", "short" }),
+    help = "the table of every task (full) or counts, the slowest 5 and the failures (short); "
+      .. "default: the table for runs of at most 12 tasks" },
+  { short = "-h", long = "--help", key = "help", help = "show this help" },
+}
+
+local function help_text()
+  return table.concat({
+    "usage: weft run [-f FILE] [TARGET...] [options]\n\n",
+    "Runs the named targets of a pipeline file (else its `default` ones) and\n",
+    "everything they depend on, as a graph. Task output goes to stdout, each line\n",
+    "prefixed with the task's name; progress and the summary go to stderr.\n\n",
+    "options:\n", require("weft.options").help(OPTIONS), "\n",
+    "Exit status: 0 all tasks succeeded, 1 a task failed or the run timed out,\n",
+    "2 usage error (unknown option or target, missing file, bad Weftfile),\n",
+    "130 interrupted (Ctrl-C), 143 terminated (SIGTERM).\n",
+    "Environment: NO_COLOR disables colours; CI=true or TERM=dumb forces plain\n",
+    "output; GITHUB_ACTIONS=true wraps each task's output in ::group:: lines and\n",
+    "GITLAB_CI in collapsed sections.\n",
+  })
+end
+
 --- Parses the arguments of `weft run`; raises a usage error.
 -- @tparam {string,...} args
 -- @treturn table options
 local function parse(args)
-  local o = { file = "Weftfile.lua", targets = {} }
-  local i = 1
-  local function value(opt)
-    i = i + 1
-    if args[i] == nil then pipeline.usage_error("option %s needs a value", opt) end
-    return args[i]
-  end
-  while i <= #args do
-    local a = args[i]
-    if a == "-f" or a == "--file" then o.file = value(a)
-    elseif a == "-j" or a == "--jobs" then o.jobs = math.floor(number_arg(a, value(a)))
-    elseif a:match("^%-j%d+$") then o.jobs = math.floor(number_arg("-j", a:sub(3)))
-    elseif a == "-k" or a == "--keep-going" then o.keep_going = true
-    elseif a == "--dry-run" or a == "-n" then o.dry_run = true
-    elseif a == "--list" or a == "-l" then o.list = true
-    elseif a == "--graph" then
-      o.graph = value(a)
-      if o.graph ~= "dot" and o.graph ~= "mermaid" then
-        pipeline.usage_error("--graph expects dot or mermaid, got %s", o.graph)
-      end
-    elseif a == "--trace" then o.trace = value(a)
-    elseif a == "--report" then o.report = value(a)
-    elseif a == "--timeout" then o.timeout = number_arg(a, value(a))
-    elseif a == "--plain" then o.plain = true
-    elseif a == "--summary" then
-      o.summary = value(a)
-      if o.summary ~= "full" and o.summary ~= "short" then
-        pipeline.usage_error("--summary expects full or short, got %s", o.summary)
-      end
-    elseif a == "--output" then
-      local mode, raw = require("weft.reporter.output").parse(value(a))
-      if not mode then pipeline.usage_error("%s", raw) end
-      o.output, o.raw = mode, raw
-    elseif a == "-h" or a == "--help" then o.help = true
-    elseif a == "--" then
-      for j = i + 1, #args do o.targets[#o.targets + 1] = args[j] end
-      break
-    elseif a:sub(1, 1) == "-" then pipeline.usage_error("unknown option %s", a)
-    else o.targets[#o.targets + 1] = a
-    end
-    i = i + 1
-  end
+  local o = require("weft.options").parse(args, OPTIONS, pipeline.usage_error)
+  o.targets, o[1] = o[1], nil
+  o.file = o.file or "Weftfile.lua"
+  if o.output then o.output, o.raw = o.output.mode, o.output.raw end
   return o
 end
 
@@ -181,7 +170,7 @@ end
 local function main(args)
   local o = parse(args)
   if o.help then
-    io.stdout:write(HELP)
+    io.stdout:write(help_text())
     return 0
   end
   local P = pipeline.load(o.file)
