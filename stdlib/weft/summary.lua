@@ -215,7 +215,7 @@ local function full_table(run, out, paint)
   for _, rec in ipairs(run.list) do
     local status = rec.status
     local colored = paint(("%-11s"):format(status),
-      status == "done" and 32 or ((status == "skipped" or status == "up to date") and 2 or 31))
+      (status == "done" or status == "up to date") and 32 or (status == "skipped" and 2 or 31))
     local extra = ""
     if (rec.attempts or 0) > 1 then extra = ("  (%d attempts)"):format(rec.attempts) end
     out[#out + 1] = ("  %-" .. width .. "s  %s %8s%s"):format(rec.name, colored,

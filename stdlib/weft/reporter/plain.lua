@@ -99,6 +99,7 @@ function Plain:finished(rec)
   self.done = self.done + 1
   if rec.status == "failed" then self.failed = self.failed + 1 end
   self.output:finished(rec)
+  if rec.status == "up to date" then return end   -- never started (issue 13): nothing to say
   local word = rec.status == "done" and "done" or rec.status:upper()
   if rec.status ~= "done" then word = self:paint(word, 31) end
   self:progress(("[%d/%d] %s %s (%.2fs)"):format(self.done, self.total, word, rec.name,

@@ -171,7 +171,7 @@ function Terminal:finished(rec)
   if rec.status == "failed" then self.failed = self.failed + 1 end
   self:clear()
   self.output:finished(rec)
-  if rec.status ~= "done" then
+  if rec.status ~= "done" and rec.status ~= "up to date" then
     self.output:flush()
     self.err:write(self:paint(rec.status:upper(), 31), " ", rec.name, "\n")
   end
