@@ -82,7 +82,7 @@ test: deps
 
 check: deps
 	@$(MAKE) --no-print-directory BUILD=build/asan OPT=-O1 \
-	  SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
+	  SAN="-fsanitize=address,undefined,float-cast-overflow -fno-omit-frame-pointer -fno-sanitize-recover=undefined,float-cast-overflow" \
 	  build/asan/weft build/asan/weft.so build/asan/luahost
 	@WEFT_BUILD=build/asan scripts/test.sh
 
@@ -127,8 +127,11 @@ install-lua: $(BUILD)/weft.so
 	install -d $(LUA_LIBDIR)
 	install -m 755 $(BUILD)/weft.so $(LUA_LIBDIR)/weft.so
 
-# libFuzzer over the sorter core (fuzz/Makefile): make fuzz [FUZZ_SECONDS=600]
+# libFuzzer over the sorter core, then the randomised core programs
+# (fuzz/Makefile): make fuzz [FUZZ_SECONDS=600] [FUZZ_PROGRAMS=100000]
 .PHONY: fuzz
 fuzz:
 	@scripts/deps.sh fuzz
 	@$(MAKE) --no-print-directory -f fuzz/Makefile BUILD=$(BUILD) fuzz-run
+	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory -f fuzz/Makefile BUILD=$(BUILD) fuzz-core

@@ -452,7 +452,8 @@ typedef struct timeout_scope {
   weft_deadline deadline;
   weft_task *owner;
   double seconds;
-  int count0;        /* owner's cancel requests when the scope began */
+  int count_fired;   /* owner's cancel requests just after the scope's own */
+  int merged;        /* another cancellation was pending when it fired */
   int fired;
   int closed;
 } timeout_scope;
@@ -461,8 +462,9 @@ static void scope_fire(weft_deadline *d) {
   timeout_scope *sc = (timeout_scope *)d;
   weft_task *t = sc->owner;
   sc->fired = 1;
+  sc->merged = t->deliver;
   weft__error_new(t->rt->L, "Cancelled", "timed out after %f s", sc->seconds);
-  t->cancel_requests++;
+  sc->count_fired = ++t->cancel_requests;
   weft__task_interrupt(t->rt->L, t);
 }
 
@@ -476,18 +478,23 @@ static int scope_gc(lua_State *L) {
 }
 
 /* __close(scope, err): ends the scope; the cancellation it caused becomes
-   Timeout, unless someone else also asked for a cancellation meanwhile. */
+   Timeout, unless another one was merged into it (pending when it fired, or
+   asked for before it was raised). Cancellations delivered and caught
+   before it fired do not count: each request is delivered once. One asked
+   for later and still pending is raised at the next await. */
 static int scope_close(lua_State *L) {
   timeout_scope *sc = (timeout_scope *)lua_touserdata(L, 1);
   weft_task *t = sc->owner;
+  int merged_later;
   if (sc->closed)
     return 0;
   sc->closed = 1;
   weft__deadline_disarm(t->rt, &sc->deadline);
   if (!sc->fired)
     return 0;
+  merged_later = t->cancel_requests > sc->count_fired && !t->deliver;
   weft__uncancel(t);
-  if (weft__error_is(L, 2, "Cancelled") && t->cancel_requests <= sc->count0) {
+  if (weft__error_is(L, 2, "Cancelled") && !sc->merged && !merged_later) {
     weft__error_new(L, "Timeout", "timed out after %f s", sc->seconds);
     return lua_error(L);
   }
@@ -511,7 +518,6 @@ static int combine_timeout(lua_State *L) {
   sc->deadline.fire = scope_fire;
   sc->owner = t;
   sc->seconds = s;
-  sc->count0 = t->cancel_requests;
   if (luaL_newmetatable(L, SCOPE_MT)) {
     lua_pushcfunction(L, scope_close);
     lua_setfield(L, -2, "__close");
@@ -539,7 +545,8 @@ typedef struct weft_group {
   int in_body;
   int open;
   int shutting;         /* the children have been cancelled */
-  int count0;
+  int count_cancelled;  /* owner's cancel requests just after the group's own */
+  int merged;           /* another cancellation was pending when it cancelled the body */
 } weft_group;
 
 typedef struct group_record {
@@ -578,7 +585,9 @@ static void group_abort(weft_group *g) {
   group_cancel_children(g);
   if (g->in_body && !g->cancelled_owner) {
     g->cancelled_owner = 1;
+    g->merged = g->owner->deliver;
     weft__task_cancel(g->owner->rt->L, g->owner, 0);
+    g->count_cancelled = g->owner->cancel_requests;
   }
 }
 
@@ -716,11 +725,29 @@ static int group_end(lua_State *L) {
   return n;
 }
 
+/* Stops waiting for the children (they stay as they are). */
+static void group_detach(weft_group *g) {
+  while (!weft_queue_empty(&g->children)) {
+    group_record *r = weft_queue_data(weft_queue_head(&g->children), group_record, link);
+    weft_queue_remove(&r->link);
+    if (weft_queue_linked(&r->w.node))
+      weft_queue_remove(&r->w.node);
+  }
+  g->pending = 0;
+  g->open = 0;
+}
+
 static int group_wait(lua_State *L, int status, lua_KContext ctx) {
   weft_group *g = checkgroup(L, GR_GROUP);
   weft_task *t = g->owner;
   (void)status;
   (void)ctx;
+  if (g->shutting && weft__pending_is(L, t, "Deadlock")) {
+    /* the cancelled children caught it and wait for what never comes */
+    group_detach(g);
+    observe_children(L);
+    return weft__raise_pending(L, t);
+  }
   if (t->deliver) {             /* cancelled from outside while waiting */
     take_pending(L, t, GR_PROPAGATE);
     group_cancel_children(g);
@@ -732,6 +759,10 @@ static int group_body_done(lua_State *L, int status, lua_KContext ctx) {
   weft_group *g = checkgroup(L, GR_GROUP);
   weft_task *t = g->owner;
   int nres = lua_gettop(L) - GR_GROUP;
+  /* as timeout's scope: a cancellation merged into the group's own is from
+     outside; one delivered and caught before does not count */
+  int merged = g->cancelled_owner &&
+      (g->merged || (t->cancel_requests > g->count_cancelled && !t->deliver));
   (void)ctx;
   g->in_body = 0;
   if (g->cancelled_owner)
@@ -747,7 +778,7 @@ static int group_body_done(lua_State *L, int status, lua_KContext ctx) {
     lua_pushnil(L);
   } else {                      /* the error is on top */
     int cancelled = weft__error_is(L, -1, "Cancelled");
-    int outside = cancelled && (!g->cancelled_owner || t->cancel_requests > g->count0);
+    int outside = cancelled && (!g->cancelled_owner || merged);
     lua_newtable(L);
     lua_insert(L, GR_RESULTS);                   /* results, error */
     if (outside) {
@@ -787,7 +818,6 @@ static int combine_group(lua_State *L) {
   g->owner = t;
   g->open = 1;
   g->in_body = 1;
-  g->count0 = t->cancel_requests;
   luaL_setmetatable(L, WEFT_GROUP_MT);
   weft__where(L, 1);
   lua_setiuservalue(L, -2, 1);

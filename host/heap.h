@@ -125,4 +125,11 @@ static inline void weft_heap_shift(weft_heap *h, double delta) {
   }
 }
 
+/* Restores the order after the times were changed in place. */
+static inline void weft_heap_heapify(weft_heap *h) {
+  size_t i = h->n / 2;
+  while (i-- > 0)
+    weft__heap_down(h, i);
+}
+
 #endif

@@ -130,12 +130,27 @@ static int instrument_close(lua_State *L) {
   return 0;
 }
 
+/* A misspelt hook would never be called: say so. */
+static void check_hook_names(lua_State *L) {
+  lua_pushnil(L);
+  while (lua_next(L, 1)) {
+    int i, known = 0;
+    lua_pop(L, 1);
+    for (i = 0; hook_names[i] != NULL && !known; i++)
+      known = lua_type(L, -1) == LUA_TSTRING && strcmp(lua_tostring(L, -1), hook_names[i]) == 0;
+    if (!known)
+      luaL_argerror(L, 1, lua_pushfstring(L, "unknown hook '%s' (spawned, step, finished, "
+                                          "cancelled or idle)", luaL_tolstring(L, -1, NULL)));
+  }
+}
+
 static int instrument_new(lua_State *L) {
   weft_runtime *rt = WEFT_UPRT(L);
   instrument *ins;
   int i;
   luaL_checktype(L, 1, LUA_TTABLE);
   lua_settop(L, 1);
+  check_hook_names(L);
   ins = (instrument *)lua_newuserdatauv(L, sizeof *ins, 1);
   ins->rt = rt;
   ins->installed = 1;

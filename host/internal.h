@@ -131,6 +131,7 @@ struct weft_runtime {
   const void *sorter_mt;      /* the same for weft.sorter */
   int task_mt_ref;
   weft_task *main_task;       /* the CLI's main task: its top level counts as outside tasks */
+  int at_prompt;              /* main_task is a REPL entry: other tasks may be alive beside it */
   int chain_yieldable;        /* can the current resume chain reach the scheduler? */
   int driving;                /* weft.run depth on this runtime */
   int closing;
@@ -144,6 +145,7 @@ struct weft_runtime {
   struct { lua_State *co; int slot; } *pool;
   int unobserved_ref;         /* table: light task pointer -> failed task nobody observed */
   int nhandles_open;          /* weft's own handles not yet closed */
+  int nlisteners;             /* listening servers (net.c): no work under virtual time */
   void *cfutures;             /* cfuture.c's state, or NULL */
   int debug;                  /* record spawn sites, warn on slow steps */
   int virtual_time;           /* the clock is virtual (weft.run_virtual) */
@@ -201,6 +203,9 @@ int weft__requeue(lua_State *L, weft_task *t, lua_KContext ctx, lua_KFunction k)
 int weft__suspend(lua_State *L, weft_task *t, const char *on, int on_idx,
                   lua_KContext ctx, lua_KFunction k);
 int weft__raise_pending(lua_State *L, weft_task *t);
+/* Waits that absorb a first interruption (to clean up) use it to stop at a
+   second Deadlock: nothing can end their wait any more. */
+int weft__pending_is(lua_State *L, weft_task *t, const char *kind);
 /* From a count hook set by a signal handler: cancels the task running on
    L at once (a task busy in a loop that never awaits). */
 void weft__cancel_from_hook(lua_State *L, weft_runtime *rt);
@@ -263,6 +268,9 @@ int weft__open_io(lua_State *L, weft_runtime *rt);       /* io.c: luv, fs, net, 
 /* process.c: from a signal handler (async-signal-safe): KILL every live
    child process group at once. */
 void weft__process_kill_all_now(void);
+/* process.c: what a child's inherited stdout (1) or stderr (2) really gets,
+   or -1 for the fd itself; the REPL relays a terminal through a pipe. */
+extern int weft__inherit_fd[3];
 
 /* repl.c (linked into the CLI only): the REPL on the runtime's loop.
    Returns the exit status. */

@@ -46,6 +46,7 @@ static int io_gc(lua_State *L) {
 }
 
 int weft__open_io(lua_State *L, weft_runtime *rt) {
+  int i;
   weft__open_uv(L, rt);
   weft__open_json(L, rt);
   weft__open_stream(L, rt);
@@ -60,7 +61,12 @@ int weft__open_io(lua_State *L, weft_runtime *rt) {
   lua_setmetatable(L, -2);
   lua_setfield(L, LUA_REGISTRYINDEX, "weft.io");
   lua_createtable(L, 0, 1);
-  lua_pushcfunction(L, module_index);
+  lua_newtable(L);   /* the names served, as an upvalue: REPL completion lists them */
+  for (i = 0; lazy[i][0] != NULL; i++) {
+    lua_pushboolean(L, 1);
+    lua_setfield(L, -2, lazy[i][0]);
+  }
+  lua_pushcclosure(L, module_index, 1);
   lua_setfield(L, -2, "__index");
   lua_setmetatable(L, -2);
   return 0;

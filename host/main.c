@@ -79,8 +79,7 @@ static void signal_work(uv_async_t *h) {
   if (dump_pending) {
     dump_pending = 0;
     weft__dump_tasks(rt->L, rt);
-    fputs(lua_tostring(rt->L, -1), stderr);
-    fflush(stderr);
+    weft__report(rt, lua_tostring(rt->L, -1));   /* the REPL writes it above its prompt */
     lua_pop(rt->L, 1);
   }
   if (cancel_pending) {

@@ -444,6 +444,7 @@ static int server_stop(lua_State *L) {
   if (sv->is_unix && lua_getiuservalue(L, 1, 3) == LUA_TSTRING)
     unlink(lua_tostring(L, -1));
   luaL_unref(L, LUA_REGISTRYINDEX, sv->ref);
+  sv->rt->nlisteners -= uv_is_active(&sv->u.handle) != 0;
   uv_close(&sv->u.handle, server_closed);
   lua_getiuservalue(L, 1, 2);
   return 1;
@@ -513,6 +514,7 @@ static int server_push(lua_State *L, weft_server *sv, int handler, const char *p
     server_stop(L);
     return weft__raise_uv_error(L, rc, "listen", path);
   }
+  sv->rt->nlisteners++;
   return 1;
 }
 

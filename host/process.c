@@ -305,6 +305,8 @@ static void io_blocking(int fd) {
     fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
 }
 
+int weft__inherit_fd[3] = {-1, -1, -1};
+
 /* Fills io from o->stdio: creates pipes, finds inherited fds. */
 static int io_prepare(spawn_io *io, const uv_process_options_t *o) {
   int i, rc = 0;
@@ -327,6 +329,8 @@ static int io_prepare(spawn_io *io, const uv_process_options_t *o) {
       uv_os_fd_t fd = c->data.fd;
       if (mask == UV_INHERIT_STREAM && uv_fileno((uv_handle_t *)c->data.stream, &fd) != 0)
         fd = -1;
+      if (fd >= 1 && fd <= 2 && weft__inherit_fd[fd] >= 0)
+        fd = weft__inherit_fd[fd];   /* the REPL's relay (repl.c) */
       if (fd < 0)
         rc = UV_EINVAL;
       io->child[i] = fd;

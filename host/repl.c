@@ -1,33 +1,40 @@
 /*
 ** repl.c: the weft REPL (API.md "CLI"; docs/repl.md). Linked into the CLI
 ** only. It runs on the runtime's loop: the terminal is read through libedit's
-** readline-compatible callback interface fed by a uv_poll on stdin, so tasks
-** keep running while the user types; a pipe or file on stdin is read through
-** the loop too (uv_pipe_t or uv_fs_read), without line editing or prompts.
+** readline-compatible callback interface fed by a uv_poll on stdin (the
+** keys read go to libedit through its getc hook, or to the REPL's own
+** Ctrl-R search), so tasks keep running while the user types; a pipe or
+** file on stdin is read through the loop too (uv_pipe_t or uv_fs_read),
+** without line editing or prompts.
 **
 ** Each complete entry is compiled into the REPL environment (top-level
-** `local`s become REPL locals, see the Lua half below) and runs as a task
+** `local`s become REPL locals, see stdlib/weft/repl.lua) and runs as a task
 ** named "main"; the prompt comes back when that task has finished. While
-** the prompt shows, output of `print` and `io.write` (wrapped) and error
-** reports are written above it: the line is erased, the text written, and
-** libedit redraws prompt and line.
+** the prompt shows, everything weft writes (print, io.write, io.stdout:write,
+** error reports, the Ctrl-\ dump, children's inherited output relayed
+** through pipes) goes through write_above: the prompt and line are erased
+** over all their rows, the text written, and libedit redraws them.
 **
 ** Signals: while the REPL runs, SIGINT and SIGTERM have handlers of their own
-** (main.c's are saved and put back at the end). Ctrl-C cancels the running
-** entry's task (a hook interrupts one that never awaits), clears the line at
-** the prompt, and twice in a row cancels a task that hogs the loop. During
-** the exit it leaves at once (130). SIGTERM cancels everything and ends the
+** (main.c's are saved and put back at the end). Ctrl-C interrupts whatever
+** task is running at that moment by a hook (the entry that never awaits, or
+** a task hogging the loop, which is named above the prompt), else cancels
+** the running entry's task, or clears the line at the prompt. During the
+** exit it leaves at once (130). SIGTERM cancels everything and ends the
 ** REPL with 143.
 **
 ** Ownership: one REPL per process, so its state is static (a signal handler
 ** reads it). Its handles are closed, and their close callbacks run, before
-** weft__repl returns. The Lua half lives in the registry (helper_ref).
+** weft__repl returns. The Lua half, stdlib/weft/repl.lua, lives in the
+** registry (helper_ref).
 */
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -39,6 +46,41 @@ enum { IN_TTY = 1, IN_PIPE, IN_FILE };
 enum { ST_IDLE = 0, ST_PROMPTING, ST_RUNNING, ST_EXITING };
 enum { GOT_LINE = 0, GOT_EOF, GOT_INTERRUPT, GOT_QUIT };
 
+/* A key bound to probe_line, fed to libedit to learn where its cursor is
+   (its rl_point is only updated when a bound function runs). Ctrl-^. */
+#define PROBE_KEY 0x1e
+#define SEARCH_KEY 0x12   /* Ctrl-R */
+#define WEFT_HOG_MS 100   /* a turn of the loop this long means a task hogs it */
+
+/* Bytes that grow at the end and are taken from the front. */
+typedef struct text_buf {
+  char *p;
+  size_t len, cap;
+} text_buf;
+
+/* Appends n bytes. Returns 0, or -1 when memory ran out (b is unchanged). */
+static int buf_add(text_buf *b, const char *s, size_t n) {
+  if (b->len + n > b->cap) {
+    size_t cap = b->cap ? b->cap : 256;
+    char *p;
+    while (cap < b->len + n)
+      cap *= 2;
+    if ((p = (char *)realloc(b->p, cap)) == NULL)
+      return -1;
+    b->p = p;
+    b->cap = cap;
+  }
+  memcpy(b->p + b->len, s, n);
+  b->len += n;
+  return 0;
+}
+
+/* Drops the first n bytes. */
+static void buf_take(text_buf *b, size_t n) {
+  memmove(b->p, b->p + n, b->len - n);
+  b->len -= n;
+}
+
 static struct repl {
   lua_State *L;
   weft_runtime *rt;
@@ -49,506 +91,44 @@ static struct repl {
   int seen_ref;               /* weak table task -> clock when first seen */
   uint64_t seen_id;           /* highest task id recorded there */
   weft_task *entry;           /* the task running the current entry */
+  int entry_interrupted;      /* Ctrl-C cancelled it */
   uv_poll_t poll;             /* IN_TTY */
   uv_pipe_t pipe;             /* IN_PIPE */
   uv_fs_t fsreq;              /* IN_FILE */
   int fs_pending;
   char fsbuf[4096];
-  char *in;                   /* bytes read and not yet taken as lines */
-  size_t inlen, incap;
+  text_buf in;                /* bytes read and not yet taken as lines */
   int eof;
   char *line;                 /* the line libedit handed over */
   int got_line;
-  int hidden;                 /* prompt erased for output */
   int interrupted;            /* Ctrl-C at the prompt */
   uv_async_t async;           /* signals -> loop */
   uv_check_t check;
   int nopen;                  /* handles not yet closed */
-  volatile sig_atomic_t sigint, sigterm, unserved;
+  volatile sig_atomic_t sigint, sigterm;
+  volatile uint64_t hog_id;   /* the task Ctrl-C interrupted as a hog, or 0 */
+  char hog_name[96];
   struct sigaction old_int, old_term;
   void (*old_report)(weft_runtime *rt, const char *msg, void *ud);
   void *old_report_ud;
   char history[1024];         /* history file, "" for none */
+  const char *prompt;         /* the prompt showing */
+  text_buf held;              /* a partial line written while the prompt shows */
+  int heldfd;                 /* its stream, 1 or 2 */
+  size_t cursor_cols;         /* prompt + line before the cursor, in columns */
+  int in_libedit;             /* inside rl_callback_read_char */
+  int inject;                 /* a key for libedit's next read, or -1 */
+  unsigned char keys[256];    /* keys read from the terminal, not yet handled */
+  size_t nkeys, keypos;
+  int searching;              /* Ctrl-R: the search line shows */
+  char query[256];
+  size_t qlen;
+  int match;                  /* history offset of the match shown, or -1 */
+  uv_pipe_t relay[2];         /* children's inherited stdout, stderr (a terminal) */
+  uv_signal_t winch;          /* the terminal was resized (IN_TTY) */
+  int relay_fd[2];            /* their read ends, or -1 */
 } R;
 
-static const char helper_src[] =
-  "-- The REPL's Lua half: compiling entries into the persistent environment,\n"
-  "-- printing values, completion candidates and the ':' commands.\n"
-  "local C = ...\n"
-  "local weft = require \"weft\"\n"
-  "local M = {}\n"
-  "\n"
-  "local keywords = {}\n"
-  "for w in (\"and break do else elseif end false for function goto if in local nil not or \"\n"
-  "  .. \"repeat return then true until while\"):gmatch(\"%a+\") do\n"
-  "  keywords[w] = true\n"
-  "end\n"
-  "\n"
-  "-- {======== the environment: REPL locals live in 'locals', globals in _G\n"
-  "\n"
-  "local locals, declared = {}, {}\n"
-  "local env = setmetatable({}, {\n"
-  "  __index = function(_, k)\n"
-  "    if declared[k] then return locals[k] end\n"
-  "    return _G[k]\n"
-  "  end,\n"
-  "  __newindex = function(_, k, v)\n"
-  "    if declared[k] then locals[k] = v else _G[k] = v end\n"
-  "  end,\n"
-  "})\n"
-  "\n"
-  "-- Declares REPL locals; a new one starts as the value the name had, so\n"
-  "-- that `local print = print` reads the old binding.\n"
-  "local function declare(...)\n"
-  "  for i = 1, select(\"#\", ...) do\n"
-  "    local k = select(i, ...)\n"
-  "    if not declared[k] then\n"
-  "      locals[k] = _G[k]\n"
-  "      declared[k] = true\n"
-  "    end\n"
-  "  end\n"
-  "end\n"
-  "\n"
-  "-- Skips a long bracket at i (\"[==[\"); returns the index after it closes.\n"
-  "local function skip_long(src, i)\n"
-  "  local level = src:match(\"^%[(=*)%[\", i)\n"
-  "  local _, e = src:find(\"]\" .. level .. \"]\", i, true)\n"
-  "  return e and e + 1 or #src + 1\n"
-  "end\n"
-  "\n"
-  "-- Skips a string, a comment or a number at i, or returns nil.\n"
-  "local function skip_other(src, i)\n"
-  "  local c = src:sub(i, i)\n"
-  "  if c == \"-\" and src:sub(i + 1, i + 1) == \"-\" then\n"
-  "    if src:match(\"^%[=*%[\", i + 2) then return skip_long(src, i + 2) end\n"
-  "    local e = src:find(\"\\n\", i, true)\n"
-  "    return e and e + 1 or #src + 1\n"
-  "  elseif c == '\"' or c == \"'\" then\n"
-  "    local j = i + 1\n"
-  "    while j <= #src do\n"
-  "      local d = src:sub(j, j)\n"
-  "      if d == \"\\\\\" then j = j + 2\n"
-  "      elseif d == c or d == \"\\n\" then break\n"
-  "      else j = j + 1 end\n"
-  "    end\n"
-  "    return j + 1\n"
-  "  elseif c == \"[\" and src:match(\"^%[=*%[\", i) then\n"
-  "    return skip_long(src, i)\n"
-  "  elseif c:match(\"%d\") then\n"
-  "    return i + #src:match(\"^[%w_.]+\", i)\n"
-  "  end\n"
-  "end\n"
-  "\n"
-  "-- Parses the name list after 'local' at i: returns the names, the index\n"
-  "-- after the list, and whether some name is <close>.\n"
-  "local function namelist(src, i)\n"
-  "  local names, close = {}, false\n"
-  "  while true do\n"
-  "    local s, name, e = src:match(\"^%s*()([%a_][%w_]*)()\", i)\n"
-  "    if not s or keywords[name] then return nil end\n"
-  "    names[#names + 1] = name\n"
-  "    i = e\n"
-  "    local attrib, e2 = src:match(\"^%s*<%s*(%a+)%s*>()\", i)\n"
-  "    if attrib then\n"
-  "      close = close or attrib == \"close\"\n"
-  "      i = e2\n"
-  "    end\n"
-  "    local comma = src:match(\"^%s*,()\", i)\n"
-  "    if not comma then return names, i, close end\n"
-  "    i = comma\n"
-  "  end\n"
-  "end\n"
-  "\n"
-  "local function quoted_names(names)\n"
-  "  local q = {}\n"
-  "  for k, n in ipairs(names) do q[k] = (\"%q\"):format(n) end\n"
-  "  return table.concat(q, \",\")\n"
-  "end\n"
-  "\n"
-  "-- Rewrites the top-level local declarations of a chunk into assignments to\n"
-  "-- REPL locals, keeping line numbers:\n"
-  "--   local a <const>, b = e   ->  ;__repl_decl(\"a\",\"b\") a, b = e\n"
-  "--   local x                  ->  ;__repl_decl(\"x\") x = nil\n"
-  "--   local function f         ->  ;__repl_decl(\"f\") function f\n"
-  "-- <close> variables stay real locals, closed when the entry ends.\n"
-  "local function rewrite(src)\n"
-  "  local out, copied, i, depth = {}, 1, 1, 0\n"
-  "  while i <= #src do\n"
-  "    local skip = skip_other(src, i)\n"
-  "    local word = not skip and src:match(\"^[%a_][%w_]*\", i)\n"
-  "    if skip then\n"
-  "      i = skip\n"
-  "    elseif not word then\n"
-  "      i = i + 1\n"
-  "    elseif word == \"function\" or word == \"do\" or word == \"if\" or word == \"repeat\" then\n"
-  "      depth, i = depth + 1, i + #word\n"
-  "    elseif word == \"end\" or word == \"until\" then\n"
-  "      depth, i = depth - 1, i + #word\n"
-  "    elseif word == \"local\" and depth == 0 then\n"
-  "      local after = i + #word\n"
-  "      local fname = src:match(\"^%s+function%s+([%a_][%w_]*)\", after)\n"
-  "      local names, stop, close = namelist(src, after)\n"
-  "      if fname then\n"
-  "        out[#out + 1] = src:sub(copied, i - 1) .. (\";__repl_decl(%q)\"):format(fname)\n"
-  "        copied = after\n"
-  "      elseif names and not close then\n"
-  "        local list = src:sub(after, stop - 1):gsub(\"<%s*%a+%s*>\", \"\")\n"
-  "        local assign = src:match(\"^%s*=[^=]\", stop) and \"\" or \" = nil\"\n"
-  "        out[#out + 1] = src:sub(copied, i - 1) .. (\";__repl_decl(%s)\"):format(quoted_names(names))\n"
-  "          .. list .. assign\n"
-  "        copied = stop\n"
-  "      end\n"
-  "      i = after\n"
-  "    else\n"
-  "      i = i + #word\n"
-  "    end\n"
-  "  end\n"
-  "  out[#out + 1] = src:sub(copied)\n"
-  "  return table.concat(out)\n"
-  "end\n"
-  "M.rewrite = rewrite\n"
-  "\n"
-  "-- Compiles an entry: an expression first (its values are printed), else\n"
-  "-- statements. Returns fn, arg; or nil, message, incomplete.\n"
-  "function M.compile(src)\n"
-  "  local f, rerr = load(\"return \" .. src, \"=stdin\", \"t\", env)\n"
-  "  if f then return f end\n"
-  "  local _, err = load(src, \"=stdin\", \"t\", env)\n"
-  "  if err then\n"
-  "    return nil, err, err:sub(-5) == \"<eof>\" or rerr:sub(-5) == \"<eof>\"\n"
-  "  end\n"
-  "  f = load(\"local __repl_decl = ...; \" .. rewrite(src), \"=stdin\", \"t\", env)\n"
-  "  if f then return f, declare end\n"
-  "  return load(src, \"=stdin\", \"t\", env)\n"
-  "end\n"
-  "\n"
-  "-- }======== \n"
-  "\n"
-  "-- {======== printing values\n"
-  "\n"
-  "local MAX_ITEMS, MAX_DEPTH, MAX_TOTAL, WIDTH, MAX_STRING = 50, 6, 500, 76, 200\n"
-  "\n"
-  "local function quote(s, limit)\n"
-  "  local extra = \"\"\n"
-  "  if limit and #s > limit then\n"
-  "    extra, s = (\" ...(%d more bytes)\"):format(#s - limit), s:sub(1, limit)\n"
-  "  end\n"
-  "  return (\"%q\"):format(s):gsub(\"\\\\\\n\", \"\\\\n\") .. extra\n"
-  "end\n"
-  "\n"
-  "local function has_tostring(v)\n"
-  "  local mt = getmetatable(v)\n"
-  "  return type(mt) == \"table\" and rawget(mt, \"__tostring\") ~= nil\n"
-  "end\n"
-  "\n"
-  "local function plain(v)\n"
-  "  local t = type(v)\n"
-  "  if t == \"string\" then return quote(v, MAX_STRING) end\n"
-  "  if t == \"function\" then\n"
-  "    local info = debug.getinfo(v, \"S\")\n"
-  "    if info.what ~= \"C\" then\n"
-  "      return (\"%s (%s:%d)\"):format(tostring(v), info.short_src, info.linedefined)\n"
-  "    end\n"
-  "  end\n"
-  "  local ok, s = pcall(tostring, v)\n"
-  "  return ok and s or (\"<%s: __tostring failed>\"):format(t)\n"
-  "end\n"
-  "\n"
-  "local function key_text(k)\n"
-  "  if type(k) == \"string\" and k:match(\"^[%a_][%w_]*$\") and not keywords[k] then return k end\n"
-  "  return \"[\" .. plain(k) .. \"]\"\n"
-  "end\n"
-  "\n"
-  "local type_order = { number = 1, string = 2, boolean = 3 }\n"
-  "local function key_less(a, b)\n"
-  "  local ta, tb = type_order[type(a)] or 4, type_order[type(b)] or 4\n"
-  "  if ta ~= tb then return ta < tb end\n"
-  "  if ta <= 2 then return a < b end\n"
-  "  return tostring(a) < tostring(b)\n"
-  "end\n"
-  "\n"
-  "local format_value\n"
-  "\n"
-  "local function table_items(t, state, indent)\n"
-  "  local items, n, count = {}, rawlen(t), 0\n"
-  "  local keys = {}\n"
-  "  for k in next, t do\n"
-  "    if not (math.type(k) == \"integer\" and k >= 1 and k <= n) then keys[#keys + 1] = k end\n"
-  "  end\n"
-  "  table.sort(keys, key_less)\n"
-  "  local total = n + #keys\n"
-  "  for i = 1, total do\n"
-  "    if count >= MAX_ITEMS or state.budget <= 0 then\n"
-  "      items[#items + 1] = (\"...(%d more)\"):format(total - count)\n"
-  "      break\n"
-  "    end\n"
-  "    count, state.budget = count + 1, state.budget - 1\n"
-  "    if i <= n then\n"
-  "      items[#items + 1] = format_value(rawget(t, i), state, indent + 2)\n"
-  "    else\n"
-  "      local k = keys[i - n]\n"
-  "      items[#items + 1] = key_text(k) .. \" = \" .. format_value(rawget(t, k), state, indent + 2)\n"
-  "    end\n"
-  "  end\n"
-  "  return items\n"
-  "end\n"
-  "\n"
-  "local function format_table(t, state, indent)\n"
-  "  if state.path[t] then return \"<cycle>\" end\n"
-  "  if state.depth >= MAX_DEPTH then return \"{...}\" end\n"
-  "  state.path[t], state.depth = true, state.depth + 1\n"
-  "  local items = table_items(t, state, indent)\n"
-  "  state.path[t], state.depth = nil, state.depth - 1\n"
-  "  if #items == 0 then return \"{}\" end\n"
-  "  local line = \"{ \" .. table.concat(items, \", \") .. \" }\"\n"
-  "  if #line + indent <= WIDTH and not line:find(\"\\n\", 1, true) then return line end\n"
-  "  -- too long for one line: short items packed into lines, long ones alone\n"
-  "  local pad, lines, cur = (\" \"):rep(indent + 2), {}, nil\n"
-  "  for k, item in ipairs(items) do\n"
-  "    item = k < #items and item .. \",\" or item\n"
-  "    if cur and not item:find(\"\\n\", 1, true) and #cur + 1 + #item <= WIDTH then\n"
-  "      cur = cur .. \" \" .. item\n"
-  "    else\n"
-  "      if cur then lines[#lines + 1] = cur end\n"
-  "      cur = pad .. item\n"
-  "    end\n"
-  "    if item:find(\"\\n\", 1, true) then lines[#lines + 1], cur = cur, nil end\n"
-  "  end\n"
-  "  lines[#lines + 1] = cur\n"
-  "  return \"{\\n\" .. table.concat(lines, \"\\n\") .. \"\\n\" .. (\" \"):rep(indent) .. \"}\"\n"
-  "end\n"
-  "\n"
-  "function format_value(v, state, indent)\n"
-  "  if type(v) == \"table\" and not has_tostring(v) then return format_table(v, state, indent) end\n"
-  "  return plain(v)\n"
-  "end\n"
-  "\n"
-  "-- One printable line (or block) for a result value.\n"
-  "function M.format(v)\n"
-  "  if type(v) == \"string\" then return v end\n"
-  "  return format_value(v, { path = {}, depth = 0, budget = MAX_TOTAL }, 0)\n"
-  "end\n"
-  "\n"
-  "-- Prints the outcome of an entry's finished task. Returns nothing.\n"
-  "function M.report(task)\n"
-  "  local r = table.pack(pcall(task.result, task))\n"
-  "  if r[1] then\n"
-  "    if r.n > 1 then\n"
-  "      local parts = {}\n"
-  "      for i = 2, r.n do parts[#parts + 1] = M.format(r[i]) end\n"
-  "      io.stdout:write(table.concat(parts, \"\\t\"), \"\\n\")\n"
-  "    end\n"
-  "    io.stdout:flush()\n"
-  "    return\n"
-  "  end\n"
-  "  local err = r[2]\n"
-  "  io.stdout:flush()\n"
-  "  if type(err) == \"table\" and err.kind == \"Cancelled\" then\n"
-  "    io.stderr:write(\"cancelled\\n\")\n"
-  "    return\n"
-  "  end\n"
-  "  local msg = (type(err) == \"string\" or has_tostring(err)) and tostring(err)\n"
-  "    or (\"(error object is a %s value: %s)\"):format(type(err), M.format(err))\n"
-  "  local tb = C.traceback(task)\n"
-  "  io.stderr:write(msg, \"\\n\", tb and tb .. \"\\n\" or \"\")\n"
-  "end\n"
-  "\n"
-  "-- }========\n"
-  "\n"
-  "-- {======== completion\n"
-  "\n"
-  "local function each_key(t, fn)\n"
-  "  if type(t) == \"table\" then\n"
-  "    for k in next, t do\n"
-  "      if type(k) == \"string\" then fn(k) end\n"
-  "    end\n"
-  "  end\n"
-  "end\n"
-  "\n"
-  "-- Keys reachable by indexing v: its own, its metatable's __index chain,\n"
-  "-- and (for C __index functions, as task methods) tables in their upvalues.\n"
-  "local function fields(v, fn)\n"
-  "  for _ = 1, 4 do\n"
-  "    each_key(v, fn)\n"
-  "    local mt = getmetatable(v)\n"
-  "    local index = type(mt) == \"table\" and rawget(mt, \"__index\")\n"
-  "    if type(index) == \"function\" then\n"
-  "      for i = 1, 8 do\n"
-  "        local name, up = debug.getupvalue(index, i)\n"
-  "        if not name then break end\n"
-  "        if type(up) == \"table\" and up ~= _G then each_key(up, fn) end\n"
-  "      end\n"
-  "      return\n"
-  "    end\n"
-  "    if type(index) ~= \"table\" then return end\n"
-  "    v = index\n"
-  "  end\n"
-  "end\n"
-  "\n"
-  "-- Candidates completing 'text' (a name or a dotted path, \"weft.sp\").\n"
-  "function M.complete(text)\n"
-  "  local found, list = {}, {}\n"
-  "  local prefix, sep, part = text:match(\"^(.-)([.:])([%w_]*)$\")\n"
-  "  local function add(k)\n"
-  "    if k:sub(1, #(part or text)) == (part or text) and k:match(\"^[%a_][%w_]*$\") then\n"
-  "      found[k] = true\n"
-  "    end\n"
-  "  end\n"
-  "  if prefix then\n"
-  "    if not prefix:match(\"^[%a_][%w_.]*$\") then return list end\n"
-  "    local obj = env\n"
-  "    for name in prefix:gmatch(\"[^.]+\") do\n"
-  "      local ok, v = pcall(function() return obj[name] end)\n"
-  "      if not ok or v == nil then return list end\n"
-  "      obj = v\n"
-  "    end\n"
-  "    fields(obj, add)\n"
-  "    for k in pairs(found) do\n"
-  "      local ok, v = pcall(function() return obj[k] end)\n"
-  "      if sep == \".\" or (ok and type(v) == \"function\") then list[#list + 1] = prefix .. sep .. k end\n"
-  "    end\n"
-  "  else\n"
-  "    each_key(locals, add)\n"
-  "    each_key(_G, add)\n"
-  "    each_key(keywords, add)\n"
-  "    for k in pairs(found) do list[#list + 1] = k end\n"
-  "  end\n"
-  "  table.sort(list)\n"
-  "  return list\n"
-  "end\n"
-  "\n"
-  "-- }========\n"
-  "\n"
-  "-- {======== commands\n"
-  "\n"
-  "local function age_text(s)\n"
-  "  if not s then return \"?\" end\n"
-  "  if s < 60 then return (\"%.1fs\"):format(s) end\n"
-  "  if s < 3600 then return (\"%dm%02ds\"):format(s // 60, math.floor(s % 60)) end\n"
-  "  return (\"%dh%02dm\"):format(s // 3600, math.floor(s % 3600) // 60)\n"
-  "end\n"
-  "\n"
-  "local function cmd_tasks()\n"
-  "  local live = weft.tasks()\n"
-  "  if #live == 0 then print(\"no live tasks\") return end\n"
-  "  local now = weft.now()\n"
-  "  local rows = { { \"id\", \"name\", \"status\", \"age\", \"waits on\" } }\n"
-  "  for _, r in ipairs(live) do\n"
-  "    local started = C.started(r.task)\n"
-  "    rows[#rows + 1] = { tostring(r.task.id), r.name, r.status,\n"
-  "      age_text(started and now - started), r.on or \"\" }\n"
-  "  end\n"
-  "  local width = {}\n"
-  "  for _, row in ipairs(rows) do\n"
-  "    for c = 1, 4 do width[c] = math.max(width[c] or 0, #row[c]) end\n"
-  "  end\n"
-  "  for _, row in ipairs(rows) do\n"
-  "    print((\"%\" .. width[1] .. \"s  %-\" .. width[2] .. \"s  %-\" .. width[3] .. \"s  %\"\n"
-  "      .. width[4] .. \"s  %s\"):format(table.unpack(row)))\n"
-  "  end\n"
-  "end\n"
-  "\n"
-  "local function task_label(t)\n"
-  "  return (\"%d %q\"):format(t.id, t.name)\n"
-  "end\n"
-  "\n"
-  "-- Groups the waiting tasks by what they wait on: a task, a primitive, a\n"
-  "-- sleep. Each line is \"what <- waiter, waiter\".\n"
-  "local function cmd_waits()\n"
-  "  local groups, order = {}, {}\n"
-  "  for _, r in ipairs(weft.tasks()) do\n"
-  "    if r.on then\n"
-  "      local obj = C.awaited(r.task)\n"
-  "      local key = obj or r.on:gsub(\" %(.*%)$\", \"\")\n"
-  "      if not groups[key] then\n"
-  "        local what = obj and r.on or key\n"
-  "        if getmetatable(obj) == getmetatable(r.task) then\n"
-  "          what = \"task \" .. task_label(obj) .. \" (\" .. obj:status() .. \")\"\n"
-  "        end\n"
-  "        groups[key] = { what = what, waiters = {} }\n"
-  "        order[#order + 1] = key\n"
-  "      end\n"
-  "      local w = groups[key].waiters\n"
-  "      w[#w + 1] = task_label(r.task)\n"
-  "    end\n"
-  "  end\n"
-  "  if #order == 0 then print(\"no task is waiting\") return end\n"
-  "  for _, key in ipairs(order) do\n"
-  "    local g = groups[key]\n"
-  "    print((\"%s <- %s\"):format(g.what, table.concat(g.waiters, \", \")))\n"
-  "  end\n"
-  "end\n"
-  "\n"
-  "local function cmd_cancel(arg)\n"
-  "  local id = tonumber(arg)\n"
-  "  if not id then print(\"usage: :cancel ID\") return end\n"
-  "  for _, r in ipairs(weft.tasks()) do\n"
-  "    if r.task.id == id then\n"
-  "      r.task:cancel()\n"
-  "      print((\"cancelling task %s\"):format(task_label(r.task)))\n"
-  "      return\n"
-  "    end\n"
-  "  end\n"
-  "  print((\"no live task with id %d\"):format(id))\n"
-  "end\n"
-  "\n"
-  "local help = [[\n"
-  "Each entry runs as a task: it may await (weft.sleep(1), t:await()).\n"
-  "An expression prints its values; `local x = 1` stays visible later.\n"
-  "Tasks spawned with weft.spawn keep running between prompts.\n"
-  "  :tasks        live tasks: id, name, status, age, what each waits on\n"
-  "  :waits        who waits on whom\n"
-  "  :cancel ID    cancel the task with that id\n"
-  "  :help         this text\n"
-  "  :quit         leave (as Ctrl-D): cancels the tasks still running\n"
-  "Ctrl-C cancels the running entry (or clears the line); Ctrl-D leaves.\n"
-  "Tab completes globals, REPL locals and fields after '.' and ':'.]]\n"
-  "\n"
-  "-- Runs a ':' command line. Returns true to quit.\n"
-  "function M.command(line)\n"
-  "  local name, arg = line:match(\"^:(%S*)%s*(.-)%s*$\")\n"
-  "  if name == \"tasks\" then cmd_tasks()\n"
-  "  elseif name == \"waits\" then cmd_waits()\n"
-  "  elseif name == \"cancel\" then cmd_cancel(arg)\n"
-  "  elseif name == \"help\" or name == \"h\" or name == \"?\" then print(help)\n"
-  "  elseif name == \"quit\" or name == \"q\" then return true\n"
-  "  else print((\"unknown command :%s (try :help)\"):format(name)) end\n"
-  "  io.stdout:flush()\n"
-  "end\n"
-  "\n"
-  "-- }========\n"
-  "\n"
-  "-- {======== output of tasks while the prompt shows\n"
-  "\n"
-  "local orig_print, orig_write = print, io.write\n"
-  "\n"
-  "local function repl_print(...)\n"
-  "  C.out_begin()\n"
-  "  orig_print(...)\n"
-  "  C.out_end(false)\n"
-  "end\n"
-  "\n"
-  "local function repl_write(...)\n"
-  "  C.out_begin()\n"
-  "  local ok, r = pcall(orig_write, ...)\n"
-  "  local last = select(select(\"#\", ...), ...)\n"
-  "  C.out_end(type(last) ~= \"string\" or last:sub(-1) ~= \"\\n\")\n"
-  "  if not ok then error(r, 2) end\n"
-  "  return r\n"
-  "end\n"
-  "\n"
-  "function M.wrap_output(on)\n"
-  "  if on then\n"
-  "    print, io.write = repl_print, repl_write\n"
-  "  else\n"
-  "    if print == repl_print then print = orig_print end\n"
-  "    if io.write == repl_write then io.write = orig_write end\n"
-  "  end\n"
-  "end\n"
-  "\n"
-  "-- }========\n"
-  "\n"
-  "return M\n";
 
 /* {======== calling the Lua half */
 
@@ -583,33 +163,128 @@ static int call_helper(const char *name, int nargs, int nres) {
 
 /* {======== output while the prompt shows */
 
-static void out_begin(void) {
-  if (R.input == IN_TTY && R.state == ST_PROMPTING && !R.hidden) {
-    fputs("\r\033[K", stdout);
-    fflush(stdout);
-    R.hidden = 1;
-  }
+/* The one path for text written while the REPL runs (print, io.write,
+   io.stdout:write, error reports, the Ctrl-\ dump, relayed child output).
+   While an entry runs it goes straight out. While the prompt shows, whole
+   lines go above it: the prompt and typed line are erased over every row
+   they wrap on, the lines written, and libedit redraws prompt and line; a
+   partial line is held until its newline or the end of the prompt. */
+
+/* Out of memory: the text is lost, the REPL goes on. */
+static void held_append(const char *s, size_t n) {
+  (void)buf_add(&R.held, s, n);
 }
 
-static void out_end(int newline) {
-  fflush(stdout);
-  if (R.hidden) {
-    if (newline)
-      fputs("\n", stdout);
+static void put(int fd, const char *s, size_t n) {
+  FILE *f = fd == 2 ? stderr : stdout;
+  if (fd == 2)
     fflush(stdout);
-    rl_forced_update_display();
-    R.hidden = 0;
-  }
+  fwrite(s, 1, n, f);
+  if (fd == 2 || R.input == IN_TTY)
+    fflush(f);
 }
 
-static int lua_out_begin(lua_State *L) {
-  (void)L;
-  out_begin();
+/* Writes the held partial line, ending it: the next text starts a line. */
+static void flush_held(void) {
+  if (R.held.len == 0)
+    return;
+  if (R.held.p[R.held.len - 1] != '\n')
+    held_append("\n", 1);
+  put(R.heldfd, R.held.p, R.held.len);
+  R.held.len = 0;
+}
+
+static int term_width(void) {
+  struct winsize ws;
+  if (ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0)
+    return ws.ws_col;
+  return 80;
+}
+
+/* Columns taken by the n bytes at s (UTF-8: one per character). */
+static size_t columns(const char *s, size_t n) {
+  size_t i, cols = 0;
+  for (i = 0; i < n && s[i] != '\0'; i++)
+    cols += ((unsigned char)s[i] & 0xC0) != 0x80;
+  return cols;
+}
+
+/* Runs one libedit command on the keys read. */
+static void libedit_key(void) {
+  R.in_libedit = 1;
+  rl_callback_read_char();
+  R.in_libedit = 0;
+}
+
+static void search_draw(void);
+
+/* Bound to PROBE_KEY: libedit's wrapper has just updated rl_point. */
+static int probe_line(int count, int key) {
+  (void)count;
+  (void)key;
+  R.cursor_cols = columns(R.prompt, strlen(R.prompt)) +
+                  (rl_line_buffer ? columns(rl_line_buffer, (size_t)rl_point) : 0);
   return 0;
 }
 
-static int lua_out_end(lua_State *L) {
-  out_end(lua_toboolean(L, 1));
+/* Erases the prompt and the typed line (or the search line), from the
+   first row they use. */
+static void erase_prompt(void) {
+  size_t rows, width = (size_t)term_width();
+  if (R.searching) {   /* drawn by search_draw: the cursor stays on a full row */
+    rows = R.cursor_cols > 0 ? (R.cursor_cols - 1) / width : 0;
+  } else {
+    if (!R.in_libedit) {   /* ask libedit where its cursor is */
+      R.inject = PROBE_KEY;
+      libedit_key();
+    }
+    rows = R.cursor_cols / width;   /* libedit moves to the next row at the margin */
+  }
+  if (rows > 0)
+    printf("\r\033[%zuA\033[J", rows);
+  else
+    fputs("\r\033[J", stdout);
+}
+
+static void write_above(int fd, const char *s, size_t n) {
+  const char *last;
+  if (R.input != IN_TTY || R.state != ST_PROMPTING) {
+    flush_held();
+    put(fd, s, n);
+    return;
+  }
+  if (R.held.len > 0 && R.heldfd != fd)
+    held_append("\n", 1);   /* another stream: the held line ends first */
+  else {
+    R.heldfd = fd;
+    held_append(s, n);
+    s = NULL;
+  }
+  last = R.held.len ? (const char *)memrchr(R.held.p, '\n', R.held.len) : NULL;
+  if (last != NULL) {
+    size_t whole = (size_t)(last - R.held.p) + 1;
+    fflush(stdout);
+    erase_prompt();
+    fflush(stdout);
+    put(R.heldfd, R.held.p, whole);
+    buf_take(&R.held, whole);
+    if (R.searching) {
+      R.cursor_cols = 0;   /* erased already: draw on the fresh row */
+      search_draw();
+    } else
+      rl_forced_update_display();
+    fflush(stdout);
+  }
+  if (s != NULL)
+    write_above(fd, s, n);
+}
+
+static int lua_write(lua_State *L) {
+  int fd = (int)luaL_checkinteger(L, 1);
+  size_t n;
+  const char *s = luaL_checklstring(L, 2, &n);
+  luaL_argcheck(L, fd == 1 || fd == 2, 1, "1 or 2 expected");
+  write_above(fd, s, n);
   return 0;
 }
 
@@ -617,11 +292,79 @@ static int lua_out_end(lua_State *L) {
 static void report_above(weft_runtime *rt, const char *msg, void *ud) {
   (void)rt;
   (void)ud;
-  out_begin();
-  fflush(stdout);
-  fputs(msg, stderr);
-  fflush(stderr);
-  out_end(0);
+  write_above(2, msg, strlen(msg));
+}
+
+/* }======== */
+
+/* {======== relaying children's output
+
+   A child started with stdout or stderr "inherit" would write on the
+   terminal over the prompt. On a terminal the REPL gives it a pipe instead
+   (weft__inherit_fd, process.c) and relays what arrives through
+   write_above. The read ends are unreferenced: they never keep the loop
+   alive nor hide a deadlock. */
+
+static void relay_alloc(uv_handle_t *h, size_t size, uv_buf_t *buf) {
+  static char chunk[4096];
+  (void)h;
+  (void)size;
+  buf->base = chunk;
+  buf->len = sizeof chunk;
+}
+
+static void on_relay(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
+  if (n > 0)
+    write_above(s == (uv_stream_t *)&R.relay[0] ? 1 : 2, buf->base, (size_t)n);
+  else if (n < 0)
+    uv_read_stop(s);
+}
+
+/* Writes what children wrote and the loop has not relayed yet: before a
+   result or a prompt, so that their output comes first. */
+static void relay_drain(void) {
+  char chunk[4096];
+  ssize_t n;
+  int i;
+  for (i = 0; i < 2; i++)
+    while (R.relay_fd[i] >= 0 && (n = read(R.relay_fd[i], chunk, sizeof chunk)) > 0)
+      write_above(i + 1, chunk, (size_t)n);
+}
+
+static void on_closed(uv_handle_t *h);
+
+static void relay_open(int fd) {
+  int p[2], i = fd - 1;
+  if (!isatty(fd) || pipe2(p, O_CLOEXEC) != 0)
+    return;
+  if (uv_pipe_init(R.rt->loop, &R.relay[i], 0) != 0) {
+    close(p[0]);
+    close(p[1]);
+    return;
+  }
+  R.nopen++;
+  if (uv_pipe_open(&R.relay[i], p[0]) != 0 ||
+      uv_read_start((uv_stream_t *)&R.relay[i], relay_alloc, on_relay) != 0) {
+    uv_close((uv_handle_t *)&R.relay[i], on_closed);   /* closes p[0] if it took it */
+    close(p[1]);
+    return;
+  }
+  uv_unref((uv_handle_t *)&R.relay[i]);
+  R.relay_fd[i] = p[0];
+  weft__inherit_fd[fd] = p[1];
+}
+
+static void relay_close(void) {
+  int i;
+  relay_drain();
+  for (i = 0; i < 2; i++) {
+    if (R.relay_fd[i] < 0)
+      continue;
+    close(weft__inherit_fd[i + 1]);
+    weft__inherit_fd[i + 1] = -1;
+    uv_close((uv_handle_t *)&R.relay[i], on_closed);
+    R.relay_fd[i] = -1;
+  }
 }
 
 /* }======== */
@@ -695,12 +438,31 @@ static void on_check(uv_check_t *h) {
 
 /* {======== signals */
 
-/* Runs inside a task that has not awaited since Ctrl-C: cancel it there. */
+/* Runs inside a task that has not awaited since Ctrl-C: cancel it there.
+   A task other than the entry hogs the loop: its name goes in the notice. */
 static void interrupt_hook(lua_State *L, lua_Debug *ar) {
+  weft_task *t = R.rt->current;
   (void)ar;
+  if (t != NULL && t != R.entry && L == t->co && lua_checkstack(L, 2)) {
+    weft__push_task(L, t);
+    weft__push_task_name(L, -1);
+    snprintf(R.hog_name, sizeof R.hog_name, "%s", lua_tostring(L, -1));
+    lua_pop(L, 2);
+  }
   weft__cancel_from_hook(L, R.rt);
 }
 
+/* Whether the loop has not come back from running tasks for a while (libuv
+   updates loop->time, in ms, as each turn starts and when poll returns):
+   a task running then hogs it, one running briefly is left alone. Called
+   from the signal handler: clock_gettime is async-signal-safe. */
+static int hogging(void) {
+  return uv_hrtime() / 1000000 > R.rt->loop->time + WEFT_HOG_MS;
+}
+
+/* Ctrl-C while a task runs means it has not given the loop back: the entry
+   that never awaits, or a task hogging the loop (the prompt cannot even
+   read keys then). Either is interrupted by a hook at once. */
 static void on_signal(int sig) {
   weft_task *t = R.rt->current;
   if (R.state == ST_EXITING || (sig == SIGTERM && R.sigterm)) {
@@ -711,12 +473,34 @@ static void on_signal(int sig) {
     R.sigterm = 1;
   } else {
     R.sigint = 1;
-    R.unserved++;
-    /* the entry never awaits, or another task hogs the loop (second ^C) */
-    if (t != NULL && t->co != NULL && (t == R.entry || R.unserved >= 2))
+    if (t != NULL && t->co != NULL && (t == R.entry || hogging())) {
+      if (t != R.entry)
+        R.hog_id = t->id;
       lua_sethook(t->co, interrupt_hook, LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT, 1);
+    }
   }
   uv_async_send(&R.async);
+}
+
+/* After Ctrl-C stopped a hog: says so above the prompt; the typed line
+   stays. Returns 1 when that was what the Ctrl-C did. */
+static int hog_stopped(void) {
+  weft_queue *q;
+  char notice[160];
+  if (R.hog_id == 0)
+    return 0;
+  for (q = R.rt->live.next; q != &R.rt->live; q = q->next) {
+    weft_task *t = weft_queue_data(q, weft_task, live_node);
+    if (t->id == R.hog_id && t->co != NULL)
+      lua_sethook(t->co, NULL, 0, 0);   /* it finished its step before any hook */
+  }
+  R.hog_id = 0;
+  if (R.hog_name[0] == '\0')
+    return 0;
+  snprintf(notice, sizeof notice, "weft: interrupted the task hogging the loop: %s\n", R.hog_name);
+  R.hog_name[0] = '\0';
+  write_above(2, notice, strlen(notice));
+  return 1;
 }
 
 static void cancel_all(void) {
@@ -728,7 +512,6 @@ static void cancel_all(void) {
 /* On the loop, after a signal. */
 static void on_async(uv_async_t *h) {
   (void)h;
-  R.unserved = 0;
   if (R.sigterm) {
     R.quit = 143;
     cancel_all();
@@ -736,10 +519,13 @@ static void on_async(uv_async_t *h) {
   if (!R.sigint)
     return;
   R.sigint = 0;
+  if (hog_stopped())
+    return;
   if (R.entry != NULL) {
     if (R.entry->co != NULL)
       lua_sethook(R.entry->co, NULL, 0, 0);
     weft__task_cancel(R.L, R.entry, 0);
+    R.entry_interrupted = 1;
     if (R.input == IN_TTY)
       fputs("\n", stdout);   /* after the terminal's echo of ^C */
   } else if (R.input == IN_TTY) {
@@ -768,39 +554,26 @@ static void restore_signals(void) {
 /* {======== reading lines from a pipe or a file */
 
 static void in_append(const char *buf, size_t n) {
-  if (R.inlen + n > R.incap) {
-    size_t cap = R.incap ? R.incap : 4096;
-    char *p;
-    while (cap < R.inlen + n)
-      cap *= 2;
-    if ((p = (char *)realloc(R.in, cap)) == NULL) {
-      R.eof = 1;
-      return;
-    }
-    R.in = p;
-    R.incap = cap;
-  }
-  memcpy(R.in + R.inlen, buf, n);
-  R.inlen += n;
+  if (buf_add(&R.in, buf, n) != 0)
+    R.eof = 1;
 }
 
 /* Takes the next whole line (the rest at end of input), or NULL. */
 static char *take_line(void) {
-  char *nl = R.inlen ? (char *)memchr(R.in, '\n', R.inlen) : NULL;
+  char *nl = R.in.len ? (char *)memchr(R.in.p, '\n', R.in.len) : NULL;
   size_t n, len;
   char *line;
-  if (nl == NULL && (!R.eof || R.inlen == 0))
+  if (nl == NULL && (!R.eof || R.in.len == 0))
     return NULL;
-  n = nl ? (size_t)(nl - R.in) + 1 : R.inlen;
+  n = nl ? (size_t)(nl - R.in.p) + 1 : R.in.len;
   len = nl ? n - 1 : n;
-  if (len > 0 && R.in[len - 1] == '\r')
+  if (len > 0 && R.in.p[len - 1] == '\r')
     len--;
   if ((line = (char *)malloc(len + 1)) == NULL)
     return NULL;
-  memcpy(line, R.in, len);
+  memcpy(line, R.in.p, len);
   line[len] = '\0';
-  memmove(R.in, R.in + n, R.inlen - n);
-  R.inlen -= n;
+  buf_take(&R.in, n);
   return line;
 }
 
@@ -878,15 +651,152 @@ static void on_rl_line(char *line) {
   R.got_line = 1;
 }
 
+/* libedit's getc: a key injected by the REPL, the keys read by on_poll,
+   else (the rest of a key sequence) a blocking read. */
+static int tty_getc(FILE *f) {
+  unsigned char c;
+  ssize_t n;
+  (void)f;
+  if (R.inject >= 0) {
+    c = (unsigned char)R.inject;
+    R.inject = -1;
+    return c;
+  }
+  if (R.keypos < R.nkeys)
+    return R.keys[R.keypos++];
+  while ((n = read(STDIN_FILENO, &c, 1)) < 0 && errno == EINTR)
+    ;
+  return n == 1 ? c : -1;
+}
+
+/* {======== Ctrl-R: incremental search of the history, drawn by the REPL
+   (libedit's own em-inc-search-prev blocks in its own read loop and does
+   not work through the callback interface). */
+
+/* The newest entry older than 'before' that contains the query, or -1. */
+static int search_older(int before) {
+  int i;
+  for (i = before - 1; i >= 0; i--) {
+    HIST_ENTRY *h = history_get(history_base + i);
+    if (h != NULL && strstr(h->line, R.query) != NULL)
+      return i;
+  }
+  return -1;
+}
+
+static const char *search_match(void) {
+  HIST_ENTRY *h = R.match >= 0 ? history_get(history_base + R.match) : NULL;
+  return h != NULL ? h->line : "";
+}
+
+/* Draws "(reverse-i-search)`query': match" in place of the prompt line. */
+static void search_draw(void) {
+  const char *m = search_match(), *failed = R.match < 0 && R.qlen > 0 ? "failed " : "";
+  erase_prompt();
+  printf("(%sreverse-i-search)`%s': %s", failed, R.query, m);
+  R.cursor_cols = strlen(failed) + strlen("(reverse-i-search)`': ") +
+                  columns(R.query, R.qlen) + columns(m, strlen(m));
+  fflush(stdout);
+}
+
+static void search_start(void) {
+  erase_prompt();
+  R.searching = 1;
+  R.query[0] = '\0';
+  R.qlen = 0;
+  R.match = -1;
+  R.cursor_cols = 0;   /* erased: search_draw's erase is a no-op */
+  search_draw();
+}
+
+/* Leaves the search with the match in libedit's line (keep = 1) or the
+   line as it was before Ctrl-R. */
+static void search_end(int keep) {
+  erase_prompt();
+  R.searching = 0;
+  if (keep && R.match >= 0)
+    rl_replace_line(search_match(), 0);
+  rl_forced_update_display();
+  fflush(stdout);
+}
+
+/* One key while searching. Returns 0 when the key is left for libedit. */
+static int search_key(unsigned char c) {
+  if (c == SEARCH_KEY) {                                   /* older match */
+    int m = search_older(R.match >= 0 ? R.match : history_length);
+    if (m >= 0 || R.match < 0)
+      R.match = m;
+  } else if (c == 0x7f || c == '\b') {                     /* shorter query */
+    while (R.qlen > 0 && ((unsigned char)R.query[--R.qlen] & 0xC0) == 0x80)
+      ;
+    R.query[R.qlen] = '\0';
+    R.match = R.qlen > 0 ? search_older(history_length) : -1;
+  } else if (c >= 0x20) {                                  /* longer query */
+    if (R.qlen + 1 < sizeof R.query) {
+      R.query[R.qlen++] = (char)c;
+      R.query[R.qlen] = '\0';
+    }
+    R.match = search_older(R.match >= 0 ? R.match + 1 : history_length);
+  } else if (c == 0x07) {                                  /* Ctrl-G: give up */
+    search_end(0);
+    return 1;
+  } else if (c == '\r' || c == '\n') {                     /* run the match */
+    search_end(1);
+    R.inject = '\r';
+    libedit_key();
+    return 1;
+  } else {          /* any other key: edit the match, the key acting on it */
+    search_end(1);
+    return c == 0x1b && R.keypos >= R.nkeys;   /* a lone Esc only ends the search */
+  }
+  search_draw();
+  return 1;
+}
+
+/* }======== */
+
+/* Reads what the terminal has (a paste may bring many keys at once). */
+static int read_keys(void) {
+  int avail = 0;
+  ssize_t n;
+  if (ioctl(STDIN_FILENO, FIONREAD, &avail) != 0 || avail <= 0)
+    avail = 1;
+  if ((size_t)avail > sizeof R.keys)
+    avail = (int)sizeof R.keys;
+  while ((n = read(STDIN_FILENO, R.keys, (size_t)avail)) < 0 && errno == EINTR)
+    ;
+  R.keypos = 0;
+  R.nkeys = n > 0 ? (size_t)n : 0;
+  return n > 0 ? 0 : -1;
+}
+
+/* Hands the keys read to the search or to libedit until a line is
+   complete; the rest waits for the next prompt. */
+static void handle_keys(void) {
+  while (R.keypos < R.nkeys && !R.got_line && !R.interrupted && R.quit < 0) {
+    unsigned char c = R.keys[R.keypos];
+    if (R.searching) {
+      R.keypos++;
+      if (!search_key(c))
+        R.keypos--;
+    } else if (c == SEARCH_KEY) {
+      R.keypos++;
+      search_start();
+    } else {
+      libedit_key();
+    }
+  }
+}
+
 static void on_poll(uv_poll_t *h, int status, int events) {
   (void)h;
   (void)events;
-  if (status < 0) {
+  if (status < 0 || (R.keypos >= R.nkeys && read_keys() != 0)) {
     R.line = NULL;
     R.got_line = 1;
     return;
   }
-  rl_callback_read_char();
+  handle_keys();
 }
 
 static int tty_next_line(const char *prompt, char **line) {
@@ -894,10 +804,16 @@ static int tty_next_line(const char *prompt, char **line) {
   R.line = NULL;
   R.got_line = 0;
   R.interrupted = 0;
+  R.searching = 0;
+  R.prompt = prompt;
+  relay_drain();
+  flush_held();
   fflush(stdout);
   rl_callback_handler_install(prompt, on_rl_line);
   R.state = ST_PROMPTING;
-  uv_poll_start(&R.poll, UV_READABLE, on_poll);
+  handle_keys();   /* typed ahead */
+  if (!R.got_line)
+    uv_poll_start(&R.poll, UV_READABLE, on_poll);
   while (!R.got_line && R.quit < 0 && got == GOT_LINE) {
     run_once();
     if (R.interrupted)
@@ -905,22 +821,25 @@ static int tty_next_line(const char *prompt, char **line) {
   }
   uv_poll_stop(&R.poll);
   R.state = ST_IDLE;
+  R.searching = 0;
   rl_callback_handler_remove();
   if (got == GOT_INTERRUPT || R.quit >= 0) {
     fputs(got == GOT_INTERRUPT ? "^C\n" : "\n", stdout);
     free(R.line);
     *line = NULL;
+    flush_held();
     return got == GOT_INTERRUPT ? got : GOT_QUIT;
   }
   *line = R.line;
   if (R.line == NULL)
     fputs("\n", stdout);
+  flush_held();
   return R.line ? GOT_LINE : GOT_EOF;
 }
 
 /* Completion: the Lua half lists candidates for the word before the
    cursor ('.' and ':' do not break words, so "weft.sp" is one). */
-static int comp_ref = LUA_NOREF, comp_next;
+static int comp_ref = LUA_NOREF, comp_next, comp_start;
 
 static char *complete_entry(const char *text, int state) {
   lua_State *L = R.L;
@@ -928,7 +847,8 @@ static char *complete_entry(const char *text, int state) {
   if (state == 0) {
     luaL_unref(L, LUA_REGISTRYINDEX, comp_ref);
     lua_pushstring(L, text);
-    call_helper("complete", 1, 1);
+    lua_pushinteger(L, comp_start);
+    call_helper("complete", 2, 1);
     comp_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     comp_next = 0;
   }
@@ -940,8 +860,8 @@ static char *complete_entry(const char *text, int state) {
 }
 
 static char **complete(const char *text, int start, int end) {
-  (void)start;
   (void)end;
+  comp_start = start;
   rl_attempted_completion_over = 1;
   return rl_completion_matches(text, complete_entry);
 }
@@ -973,26 +893,111 @@ static void history_path(void) {
   snprintf(R.history, sizeof R.history, "%s/history", dir);
 }
 
+/* {======== the history file: one entry a line, never a control byte */
+
+static int blank(const char *s) {
+  return s[strspn(s, " \t\r\n")] == '\0';
+}
+
+
+static int is_control(unsigned char c) {
+  return c < 0x20 || c == 0x7f;
+}
+
+/* Adds s[0..n) with tabs as spaces and other control bytes dropped. */
+static void add_clean(const char *s, size_t n) {
+  char *line = (char *)malloc(n + 1);
+  size_t i, k = 0;
+  if (line == NULL)
+    return;
+  for (i = 0; i < n; i++) {
+    unsigned char c = (unsigned char)s[i];
+    if (c == '\t' || c == '\n')
+      line[k++] = ' ';
+    else if (!is_control(c))
+      line[k++] = (char)c;
+  }
+  line[k] = '\0';
+  if (!blank(line))
+    add_history(line);
+  free(line);
+}
+
+/* The lines of a multi-line entry are joined with spaces unless a comment
+   or a long bracket could make that mean something else: then each line
+   is an entry of its own. */
+static void add_entry(const char *entry) {
+  const char *p, *nl;
+  if (strchr(entry, '\n') == NULL || (strstr(entry, "--") == NULL &&
+      strstr(entry, "[[") == NULL && strstr(entry, "[=") == NULL)) {
+    add_clean(entry, strlen(entry));
+    return;
+  }
+  for (p = entry; *p != '\0'; p = *nl ? nl + 1 : nl) {
+    nl = strchr(p, '\n');
+    if (nl == NULL)
+      nl = p + strlen(p);
+    add_clean(p, (size_t)(nl - p));
+  }
+}
+
+/* Bytes typed by mistake once reached the file (`\012bck:\^Dfi`): an entry
+   with a control byte other than a newline or a tab is dropped, and the
+   file rewritten. */
+static void clean_history(void) {
+  int i, n = history_length, dirty = 0;
+  char **keep = (char **)calloc((size_t)n + 1, sizeof *keep);
+  if (keep == NULL)
+    return;
+  for (i = 0; i < n; i++) {
+    HIST_ENTRY *h = history_get(history_base + i);
+    const unsigned char *c;
+    int bad = h == NULL;
+    for (c = h ? (const unsigned char *)h->line : NULL; c && *c && !bad; c++) {
+      dirty |= is_control(*c);
+      bad = is_control(*c) && *c != '\n' && *c != '\t';
+    }
+    keep[i] = bad ? NULL : strdup(h->line);
+  }
+  if (dirty) {
+    clear_history();
+    for (i = 0; i < n; i++)
+      if (keep[i] != NULL)
+        add_entry(keep[i]);
+    write_history(R.history);
+  }
+  for (i = 0; i < n; i++)
+    free(keep[i]);
+  free(keep);
+}
+
+static void history_add(const char *entry) {
+  if (R.input != IN_TTY || blank(entry))
+    return;
+  add_entry(entry);
+  if (R.history[0] != '\0')
+    write_history(R.history);
+}
+
+/* }======== */
+
 static void tty_init(void) {
   rl_readline_name = "weft";
   rl_catch_signals = 0;
   rl_completer_word_break_characters = word_breaks;
   rl_attempted_completion_function = complete;
   rl_completion_append_character = '\0';
+  rl_getc_function = tty_getc;   /* before rl_initialize, which installs it */
   rl_initialize();
+  rl_add_defun("weft-probe", probe_line, PROBE_KEY);
+  /* Ctrl-C must not flush what was typed ahead while a task hogged the
+     loop: that line is still wanted once the hog is interrupted. */
+  rl_parse_and_bind("setty -d +noflsh");
   using_history();
   stifle_history(1000);
   history_path();
-  if (R.history[0] != '\0')
-    read_history(R.history);
-}
-
-static void history_add(const char *entry) {
-  if (R.input != IN_TTY || entry[0] == '\0')
-    return;
-  add_history(entry);
-  if (R.history[0] != '\0')
-    write_history(R.history);
+  if (R.history[0] != '\0' && read_history(R.history) == 0)
+    clean_history();
 }
 
 /* }======== */
@@ -1009,49 +1014,85 @@ static int next_line(const char *prompt, char **line) {
    "main" and prints its outcome once it has finished. */
 static void run_entry(void) {
   lua_State *L = R.L;
-  weft_task *t = weft__spawn(L, R.rt, 1);
+  weft_task *t;
+  lua_pushnil(L);   /* an older re-raise is not this entry's */
+  lua_setfield(L, LUA_REGISTRYINDEX, "weft.reraised");
+  t = weft__spawn(L, R.rt, 1);
   lua_pushliteral(L, "main");
   lua_setiuservalue(L, -2, WEFT_TASK_UV_NAME);
   R.entry = t;
+  R.entry_interrupted = 0;
   R.state = ST_RUNNING;
+  R.rt->main_task = t;   /* its top level may call weft.run_virtual */
+  R.rt->at_prompt = 1;
   weft__drive(L, R.rt, t);
+  R.rt->main_task = NULL;
+  R.rt->at_prompt = 0;
   R.state = ST_IDLE;
   R.entry = NULL;
-  call_helper("report", 1, 0);
+  relay_drain();
+  lua_pushboolean(L, R.entry_interrupted);
+  call_helper("report", 2, 0);
 }
 
-/* Compiles the entry in 'buf'. Returns 1 when it needs more lines. */
-static int handle_entry(const char *buf, int at_eof) {
+/* Compiles src: leaves function and argument on top and returns 0;
+   returns 1 when it needs more lines, -1 after printing the error. */
+static int compile_entry(const char *src, int at_eof) {
   lua_State *L = R.L;
-  lua_pushstring(L, buf);
+  lua_pushstring(L, src);
   call_helper("compile", 1, 3);
   if (lua_isfunction(L, -3)) {
     lua_pop(L, 1);
-    history_add(buf);
-    run_entry();
     return 0;
   }
   if (lua_toboolean(L, -1) && !at_eof) {
     lua_pop(L, 3);
     return 1;
   }
-  history_add(buf);
   if (lua_isstring(L, -2)) {
     fflush(stdout);
     fprintf(stderr, "%s\n", lua_tostring(L, -2));
   }
   lua_pop(L, 3);
+  return -1;
+}
+
+/* Compiles and runs the entry in 'buf'. Returns 1 when it needs more lines. */
+static int handle_entry(const char *buf, int at_eof) {
+  int got = compile_entry(buf, at_eof);
+  if (got == 1)
+    return 1;
+  history_add(buf);
+  if (got == 0)
+    run_entry();
   return 0;
 }
 
-static int blank(const char *s) {
-  return s[strspn(s, " \t\r\n")] == '\0';
+/* :time EXPR: runs the entry, then says how long it took (wall clock). */
+static void time_entry(const char *src) {
+  uint64_t t0;
+  char took[64];
+  if (blank(src)) {
+    write_above(1, "usage: :time EXPR\n", 18);
+    return;
+  }
+  if (compile_entry(src, 1) != 0)
+    return;
+  t0 = uv_hrtime();
+  run_entry();
+  snprintf(took, sizeof took, "time: %.6f s\n", (double)(uv_hrtime() - t0) * 1e-9);
+  write_above(1, took, strlen(took));
 }
 
 /* Runs a ':' command line (taking it). Returns 1 to leave. */
 static int run_command(char *line) {
-  int leave;
+  int leave = 0;
   history_add(line);
+  if (strncmp(line, ":time", 5) == 0 && (line[5] == '\0' || line[5] == ' ')) {
+    time_entry(line + 5);
+    free(line);
+    return 0;
+  }
   lua_pushstring(R.L, line);
   free(line);
   call_helper("command", 1, 1);
@@ -1114,6 +1155,14 @@ static void on_closed(uv_handle_t *h) {
   R.nopen--;
 }
 
+/* libedit learns the new width, so that it wraps the line where the
+   terminal does (write_above asks the terminal itself). */
+static void on_winch(uv_signal_t *h, int sig) {
+  (void)h;
+  (void)sig;
+  rl_resize_terminal();
+}
+
 static void open_input(void) {
   uv_loop_t *loop = R.rt->loop;
   uv_handle_type kind = uv_guess_handle(0);
@@ -1121,6 +1170,11 @@ static void open_input(void) {
     R.input = IN_TTY;
     R.nopen++;
     tty_init();
+    if (uv_signal_init(loop, &R.winch) == 0) {
+      R.nopen++;
+      uv_signal_start(&R.winch, on_winch, SIGWINCH);
+      uv_unref((uv_handle_t *)&R.winch);
+    }
   } else if ((kind == UV_NAMED_PIPE || kind == UV_TCP) && uv_pipe_init(loop, &R.pipe, 0) == 0) {
     R.nopen++;
     R.input = IN_PIPE;
@@ -1135,20 +1189,25 @@ static const luaL_Reg helper_funcs[] = {
   {"traceback", lua_traceback},
   {"started", lua_started},
   {"awaited", lua_awaited},
-  {"out_begin", lua_out_begin},
-  {"out_end", lua_out_end},
+  {"write", lua_write},
   {NULL, NULL}
 };
 
+/* require "weft.repl" (stdlib/weft/repl.lua), then M.attach(C functions). */
+static int open_helper(lua_State *L) {
+  lua_getglobal(L, "require");
+  lua_pushliteral(L, "weft.repl");
+  lua_call(L, 1, 1);
+  lua_getfield(L, -1, "attach");
+  luaL_newlib(L, helper_funcs);
+  lua_call(L, 1, 0);
+  return 1;
+}
+
 /* Loads the Lua half. Returns 0, or -1 after printing why not. */
 static int load_helper(lua_State *L) {
-  if (luaL_loadbuffer(L, helper_src, sizeof helper_src - 1, "=weft.repl") != LUA_OK) {
-    fprintf(stderr, "weft: repl: %s\n", lua_tostring(L, -1));
-    lua_pop(L, 1);
-    return -1;
-  }
-  luaL_newlib(L, helper_funcs);
-  if (lua_pcall(L, 1, 1, 0) != LUA_OK) {
+  lua_pushcfunction(L, open_helper);
+  if (lua_pcall(L, 0, 1, 0) != LUA_OK) {
     fprintf(stderr, "weft: repl: %s\n", lua_tostring(L, -1));
     lua_pop(L, 1);
     return -1;
@@ -1172,6 +1231,10 @@ static void setup(void) {
   uv_check_start(&R.check, on_check);
   uv_unref((uv_handle_t *)&R.check);
   R.nopen += 2;
+  if (R.input == IN_TTY) {
+    relay_open(1);
+    relay_open(2);
+  }
   install_signals();
   R.old_report = R.rt->report;
   R.old_report_ud = R.rt->report_ud;
@@ -1209,12 +1272,16 @@ static void teardown(void) {
     uv_cancel((uv_req_t *)&R.fsreq);
   while (R.fs_pending)
     uv_run(R.rt->loop, UV_RUN_ONCE);
+  relay_close();
   lua_pushboolean(L, 0);
   call_helper("wrap_output", 1, 0);
   R.rt->report = R.old_report;
   R.rt->report_ud = R.old_report_ud;
-  if (R.input == IN_TTY)
+  if (R.input == IN_TTY) {
     uv_close((uv_handle_t *)&R.poll, on_closed);
+    if (R.winch.loop != NULL)
+      uv_close((uv_handle_t *)&R.winch, on_closed);
+  }
   else if (R.input == IN_PIPE)
     uv_close((uv_handle_t *)&R.pipe, on_closed);
   uv_close((uv_handle_t *)&R.async, on_closed);
@@ -1225,7 +1292,8 @@ static void teardown(void) {
   luaL_unref(L, LUA_REGISTRYINDEX, comp_ref);
   luaL_unref(L, LUA_REGISTRYINDEX, R.helper_ref);
   luaL_unref(L, LUA_REGISTRYINDEX, R.seen_ref);
-  free(R.in);
+  free(R.in.p);
+  free(R.held.p);
   fflush(stdout);
 }
 
@@ -1235,6 +1303,9 @@ int weft__repl(lua_State *L, weft_runtime *rt) {
   R.L = L;
   R.rt = rt;
   R.quit = -1;
+  R.inject = -1;
+  R.match = -1;
+  R.relay_fd[0] = R.relay_fd[1] = -1;
   if (load_helper(L) != 0)
     return 1;
   setup();

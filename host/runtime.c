@@ -29,6 +29,11 @@ double weft__now(weft_runtime *rt) {
 
 static void timer_cb(uv_timer_t *h);
 
+/* The longest delay given to libuv: far beyond any real wait (about 285
+   years), and small enough that neither the cast to uint64_t nor libuv's
+   own "now + timeout" can overflow. */
+#define WEFT_TIMER_MAX_MS 9e12
+
 /* Arms the uv timer for the earliest deadline. In virtual time the timer
    stays off: the drive loop jumps the clock instead. */
 static void timer_rearm(weft_runtime *rt) {
@@ -47,6 +52,8 @@ static void timer_rearm(weft_runtime *rt) {
   delay = ceil((d->when - weft__now(rt)) * 1000.0);
   if (delay < 0)
     delay = 0;
+  else if (delay > WEFT_TIMER_MAX_MS)
+    delay = WEFT_TIMER_MAX_MS;   /* fires early, finds nothing due, re-arms */
   uv_timer_start(&rt->timer, timer_cb, (uint64_t)delay, 0);
   rt->timer_armed_for = d->when;
 }
@@ -71,6 +78,11 @@ void weft__deadline_arm(weft_runtime *rt, weft_deadline *d, double when) {
   if (weft_deadline_armed(d))
     weft_heap_remove(&rt->deadlines, d);
   d->when = when;
+  if (isinf(when)) {   /* never fires: no timer, and nothing for the loop to wait for */
+    if (rt->deadlines.n == 0)
+      timer_rearm(rt);
+    return;
+  }
   if (weft_heap_insert(&rt->deadlines, d) != 0)
     return;  /* out of memory: the deadline never fires, as with a lost timer */
   if (weft_heap_min(&rt->deadlines) == d)
@@ -251,14 +263,45 @@ static void push_deadlock(lua_State *L, weft_runtime *rt) {
 
 /* {======== driving the loop */
 
+/* Is there work that keeps the loop alive? Under virtual time an idle
+   listening server is not: it waits for a peer that no virtual deadline
+   brings, so the clock jumps past it, and a run left with nothing else is
+   a Deadlock (docs/reference.md, run_virtual). */
+static int loop_alive(weft_runtime *rt) {
+  uv_loop_t *loop = rt->loop;
+  if (!rt->virtual_time || rt->nlisteners == 0)
+    return uv_loop_alive(loop);
+  return loop->active_reqs.count > 0 || loop->closing_handles != NULL ||
+         loop->active_handles > (unsigned)rt->nlisteners;
+}
+
+/* A virtual run has a clock of its own: the deadlines from before it (the
+   tasks at the REPL's prompt) wait parked this far ahead, in order. */
+#define WEFT_PARKED 1e10
+
+/* (a virtual deadline may be as far: parked ones are within uptime of it) */
+static int parked(double when) {
+  return when >= WEFT_PARKED && when < 2 * WEFT_PARKED;
+}
+
 /* In virtual time, when nothing is ready and no real work is pending, the
    clock jumps to the next deadline. Returns 1 if it jumped. */
 static int virtual_jump(weft_runtime *rt) {
   weft_deadline *d = weft_heap_min(&rt->deadlines);
   if (!rt->virtual_time || d == NULL || !weft_queue_empty(&rt->ready))
     return 0;
-  if (uv_loop_alive(rt->loop))
+  if (loop_alive(rt))
     return 0;
+  if (parked(d->when)) {
+    /* the run waits for a deadline from before it: the clock moves by what
+       that one had left, to the millisecond (libuv's timer resolution), so
+       it moves in steps timers define, not by the microseconds that passed */
+    double left = ceil((d->when - WEFT_PARKED - (double)uv_hrtime() * 1e-9) * 1000.0) / 1000.0;
+    rt->vclock += left > 0 ? left : 0;
+    weft_heap_remove(&rt->deadlines, d);
+    d->fire(d);
+    return 1;
+  }
   if (d->when > rt->vclock)
     rt->vclock = d->when;
   fire_due(rt, rt->vclock);
@@ -272,7 +315,7 @@ int weft__drive(lua_State *L, weft_runtime *rt, weft_task *t) {
   while (t->state != WEFT_T_FINISHED) {
     if (virtual_jump(rt))
       continue;
-    if (!uv_loop_alive(rt->loop)) {
+    if (!loop_alive(rt)) {
       weft_task *target = t;
       /* a script runs the same nested (the CLI) or not: the innermost
          weft.run gets the Deadlock */
@@ -297,7 +340,7 @@ int weft__drive_all(lua_State *L, weft_runtime *rt) {
   for (;;) {
     if (virtual_jump(rt))
       continue;
-    if (!uv_loop_alive(rt->loop)) {
+    if (!loop_alive(rt)) {
       if (rt->nlive == 0)
         break;
       rt->driving--;
@@ -317,6 +360,10 @@ static void check_can_drive(lua_State *L, weft_runtime *rt, const char *what) {
     luaL_error(L, "%s: the loop is already running (called from a luv callback?)", what);
 }
 
+/* Stack of a nested run: 1 the inner task, 2 the caller's error to raise
+   once the inner task has finished. */
+enum { RUN_WAIT = 0, RUN_DRAIN = 1 };
+
 /* weft.run(fn, ...): outside a task, spawn and drive; inside, spawn and await. */
 static int finish_run(lua_State *L, int status, lua_KContext ctx);
 
@@ -330,7 +377,7 @@ static int rt_run(lua_State *L) {
     t = weft__spawn(L, rt, lua_gettop(L) - 1);
     weft_queue_insert_tail(&t->done.waiters, &self->wait.node);
     self->run_child = t;
-    return weft__suspend(L, self, "task", lua_gettop(L), 0, finish_run);
+    return weft__suspend(L, self, "task", 1, RUN_WAIT, finish_run);
   }
   t = weft__spawn(L, rt, lua_gettop(L) - 1);
   weft__drive(L, rt, t);
@@ -342,25 +389,53 @@ static int rt_run(lua_State *L) {
 
 static int finish_run(lua_State *L, int status, lua_KContext ctx) {
   weft_task *self = WEFT_UPRT(L)->current;
+  weft_task *inner = weft__checktask(L, 1);
   (void)status;
-  (void)ctx;
-  self->run_child = NULL;
-  if (self->deliver) {
-    weft__task_cancel(L, weft__checktask(L, -1), 0);  /* no orphan child */
-    return weft__raise_pending(L, self);
+  if (ctx == RUN_DRAIN) {
+    self->run_child = NULL;
+    weft__check_pending(L, self);   /* interrupted again: stop waiting */
+    lua_pushvalue(L, 2);
+    return lua_error(L);
   }
-  return weft__push_results(L, lua_gettop(L));
+  if (!self->deliver) {
+    self->run_child = NULL;
+    return weft__push_results(L, 1);
+  }
+  /* the caller is interrupted: no orphan, the inner task is cancelled and
+     its cleanup waited for (a Deadlock meanwhile still goes to it) */
+  lua_settop(L, 1);
+  weft__push_task(L, self);
+  lua_getiuservalue(L, -1, WEFT_TASK_UV_PENDING);
+  lua_pushnil(L);
+  lua_setiuservalue(L, -3, WEFT_TASK_UV_PENDING);
+  lua_remove(L, 2);
+  self->deliver = 0;
+  weft__task_cancel(L, inner, 0);
+  if (inner->state == WEFT_T_FINISHED) {
+    self->run_child = NULL;
+    return lua_error(L);
+  }
+  weft_queue_insert_tail(&inner->done.waiters, &self->wait.node);
+  return weft__suspend(L, self, "task", 1, RUN_DRAIN, finish_run);
 }
 
-/* Moves every deadline from virtual to real time, keeping what was left. */
+/* Moves the deadlines of the virtual run to real time, keeping what was
+   left, and the parked ones back where they were. */
 static void deadlines_to_real(weft_runtime *rt) {
-  weft_heap_shift(&rt->deadlines, (double)uv_hrtime() * 1e-9 - rt->vclock);
+  double delta = (double)uv_hrtime() * 1e-9 - rt->vclock;
+  weft_heap *h = &rt->deadlines;
+  size_t i;
+  for (i = 0; i < h->n; i++) {
+    h->items[i].when += parked(h->items[i].when) ? -WEFT_PARKED : delta;
+    h->items[i].d->when = h->items[i].when;
+  }
+  weft_heap_heapify(h);   /* the two groups moved apart: heap again */
   rt->virtual_time = 0;
   timer_rearm(rt);
 }
 
 static void deadlines_to_virtual(weft_runtime *rt) {
-  weft_heap_shift(&rt->deadlines, -(double)uv_hrtime() * 1e-9);   /* starts at 0 */
+  weft_heap_shift(&rt->deadlines, WEFT_PARKED);   /* the virtual clock starts at 0 */
   rt->vclock = 0;
   rt->virtual_time = 1;
   timer_rearm(rt);
@@ -374,21 +449,21 @@ static int finish_run_virtual(lua_State *L, int status, lua_KContext ctx) {
 
 /* weft.run_virtual(fn, ...). Inside a task it raises, except at the top
    level of the CLI's script (the main task with nothing else alive), so a
-   script runs the same under lua5.4 and under weft. */
+   script runs the same under lua5.4 and under weft, and in a REPL entry. */
 static int rt_run_virtual(lua_State *L) {
   weft_runtime *rt = WEFT_UPRT(L);
   weft_task *t;
   luaL_checkany(L, 1);
   if (rt->current != NULL) {
     weft_task *self = rt->current;
-    if (self != rt->main_task || rt->nlive != 1 || rt->virtual_time)
+    if (self != rt->main_task || (rt->nlive != 1 && !rt->at_prompt) || rt->virtual_time)
       return luaL_error(L, "weft.run_virtual: cannot be nested in a task");
     weft__current(L, rt, "weft.run_virtual");
     deadlines_to_virtual(rt);
     t = weft__spawn(L, rt, lua_gettop(L) - 1);
     weft_queue_insert_tail(&t->done.waiters, &self->wait.node);
     self->run_child = t;
-    return weft__suspend(L, self, "task", lua_gettop(L), 0, finish_run_virtual);
+    return weft__suspend(L, self, "task", 1, RUN_WAIT, finish_run_virtual);
   }
   check_can_drive(L, rt, "weft.run_virtual");
   deadlines_to_virtual(rt);

@@ -306,6 +306,10 @@ static sorter_ud *push_sorter(lua_State *L, int hint) {
 
 /* {======== reading a graph table */
 
+/* The graph is argument 1 of both weft.sorter and weft.run_graph: errors
+   in it are argument errors of whichever was called. */
+#define GRAPH_ARG 1
+
 /* Adds the edges from the predecessors in the array at 'preds' to node id,
    as add(node, preds...). map and vals are at 'map' and 'map' + 1. */
 static void add_preds(lua_State *L, sorter_ud *u, int map, int preds, int id) {
@@ -320,8 +324,8 @@ static void add_preds(lua_State *L, sorter_ud *u, int map, int preds, int id) {
     } else if (bad_node(L, -1)) {
       weft__sorter_push_node(L, map - 1, id);
       push_repr(L, -1);
-      luaL_error(L, "weft.sorter: graph[%s][%d] is %s, which cannot be a node",
-                 lua_tostring(L, -1), (int)i, lua_isnil(L, top) ? "nil" : "NaN");
+      luaL_argerror(L, GRAPH_ARG, lua_pushfstring(L, "graph[%s][%d] is %s, which cannot be a node",
+                    lua_tostring(L, -1), (int)i, lua_isnil(L, top) ? "nil" : "NaN"));
     } else {
       pid = intern(L, u, map, top);
     }
@@ -334,8 +338,8 @@ static void add_preds(lua_State *L, sorter_ud *u, int map, int preds, int id) {
 static void check_preds(lua_State *L, int key, int preds) {
   if (lua_type(L, preds) != LUA_TTABLE) {
     push_repr(L, key);
-    luaL_error(L, "weft.sorter: graph[%s] must be an array of predecessors, not a %s",
-               lua_tostring(L, -1), luaL_typename(L, preds));
+    luaL_argerror(L, GRAPH_ARG, lua_pushfstring(L, "graph[%s] must be an array of predecessors, not a %s",
+                  lua_tostring(L, -1), luaL_typename(L, preds)));
   }
 }
 
@@ -520,7 +524,7 @@ static int sorter_add(lua_State *L) {
         direct = fits_direct(u, keys[i - 2]);
       }
     } else if (bad_node(L, i)) {
-      luaL_argerror(L, i - 1, lua_isnil(L, i) ? "a node cannot be nil"
+      luaL_argerror(L, i, lua_isnil(L, i) ? "a node cannot be nil"
                                                : "a node cannot be NaN");
     } else {
       direct = 0;

@@ -370,6 +370,8 @@ static int finish_cond_wait(lua_State *L, int status, lua_KContext ctx) {
   (void)status;
   if (ctx == COND_NOTIFY && woken && t->deliver)   /* pass the notification on */
     weft__wake_waiters(&checkcond(L, 1)->waiters, WEFT_WOKEN, 1);
+  if (ctx == COND_RELOCK && !woken && weft__pending_is(L, t, "Deadlock"))
+    return weft__raise_pending(L, t);   /* the lock can never come back */
   save_interruption(L, t);
   if (ctx == COND_RELOCK && woken) {
     if (!lua_isnil(L, 3)) {

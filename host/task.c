@@ -523,6 +523,8 @@ int weft__suspend(lua_State *L, weft_task *t, const char *on, int on_idx,
   t->on = on;
   t->on_L = L;   /* the object stays on this frame's stack while it waits */
   t->on_idx = on_idx != 0 ? lua_absindex(L, on_idx) : 0;
+  if (weft_unlikely(t->deliver))   /* asked for while it ran: never lost */
+    weft__task_wake(t, WEFT_INTERRUPTED);
   lua_pushlightuserdata(L, &weft__suspend_token);
   return lua_yieldk(L, 1, ctx, k);
 }
@@ -559,6 +561,18 @@ int weft__raise_pending(lua_State *L, weft_task *t) {
   lua_pushnil(L);
   lua_setiuservalue(L, -3, WEFT_TASK_UV_PENDING);
   return lua_error(L);
+}
+
+/* Is t's pending error a weft error of this kind (a Deadlock, say)? */
+int weft__pending_is(lua_State *L, weft_task *t, const char *kind) {
+  int is;
+  if (!t->deliver)
+    return 0;
+  weft__push_task(L, t);
+  lua_getiuservalue(L, -1, WEFT_TASK_UV_PENDING);
+  is = weft__error_is(L, -1, kind);
+  lua_pop(L, 2);
+  return is;
 }
 
 void weft__cancel_from_hook(lua_State *L, weft_runtime *rt) {
@@ -615,8 +629,17 @@ int weft__push_results(lua_State *L, int idx) {
   int n = t->done.nresults, i;
   weft__mark_observed(L, t);
   lua_getiuservalue(L, idx, WEFT_TASK_UV_CO);
-  if (t->done.state != WEFT_DONE)
+  if (t->done.state != WEFT_DONE) {
+    /* The REPL shows where a re-raised error was first raised: it reads
+       registry["weft.reraised"] = {error, traceback} (stdlib/weft/repl.lua). */
+    lua_createtable(L, 2, 0);
+    lua_pushvalue(L, -2);
+    lua_rawseti(L, -2, 1);
+    lua_getiuservalue(L, idx, WEFT_TASK_UV_TRACEBACK);
+    lua_rawseti(L, -2, 2);
+    lua_setfield(L, LUA_REGISTRYINDEX, "weft.reraised");
     return lua_error(L);
+  }
   if (n <= 1)
     return n;
   luaL_checkstack(L, n, "too many results");
@@ -661,7 +684,8 @@ void weft__describe_wait(lua_State *L, weft_task *t) {
     lua_concat(L, 2);
   } else if (strcmp(on, "sleep") == 0 && weft_deadline_armed(&t->deadline)) {
     char left[64];
-    snprintf(left, sizeof left, "sleep (%.3f s left)", t->deadline.when - weft__now(t->rt));
+    double s = t->deadline.when - weft__now(t->rt);
+    snprintf(left, sizeof left, s < 1e9 ? "sleep (%.3f s left)" : "sleep (%.3g s left)", s);
     lua_pushstring(L, left);
   } else if (lua_type(L, -1) == LUA_TUSERDATA &&
              lua_getiuservalue(L, -1, 1) == LUA_TSTRING) {

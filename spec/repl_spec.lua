@@ -176,6 +176,59 @@ describe("weft REPL through a pipe", function()
     assert.equal(0, r.code)
   end)
 
+  it("keeps the last result in _ and the last error in _err, outside _G", function()
+    local r = repl({ "6 * 7", "_ + 1", "x = 5", "_", "error('bad')", "_err", "rawget(_G, '_')" })
+    assert.equal(0, r.code, r.stderr)
+    assert.equal("42\n43\n43\nstdin:1: bad\nnil\n", r.stdout)
+  end)
+
+  it(":time EXPR runs the entry and says how long it took", function()
+    local r = repl({ ":time weft.sleep(0.2)", ":time 40 + 2", ":time" })
+    assert.equal(0, r.code, r.stderr)
+    local took = tonumber(r.stdout:match("^time: ([%d.]+) s\n"))
+    assert.is_true(took and took >= 0.19 and took < 5, r.stdout)
+    assert.matches("\n42\ntime: [%d.]+ s\nusage: :time EXPR\n$", r.stdout)
+  end)
+
+  it("says 'Cancelled: <reason>' for an awaited cancelled task", function()
+    local r = repl({ "c = weft.spawn(function() weft.sleep(5) end) c:cancel('no longer needed') c:await()",
+      "d = weft.spawn(function() weft.sleep(5) end) d:cancel() d:await()" })
+    assert.equal("Cancelled: no longer needed\nCancelled: task was cancelled\n", r.stderr)
+  end)
+
+  it("shows the user's frames: weft's own trimmed, the raise site kept through :await()", function()
+    local r = repl({ "weft.fs.read('/nonexistent/file')",
+      "t = weft.spawn(function() weft.sleep(0.01) error('deep') end)",
+      "local function waiter() local v = t:await() return v end",
+      "waiter()" })
+    assert.equal(0, r.code)
+    assert.matches("^IOError: [^\n]*ENOENT", r.stderr)
+    assert.is_nil(r.stderr:find("stdlib/weft", 1, true), r.stderr)
+    -- the error, where it was raised (the spawned function), then the await
+    assert.matches("stdin:1: deep\nstack traceback:\n\t%[C%]: in function 'error'\n"
+      .. "\tstdin:1: in function <stdin:1>\nre%-raised by:\n\t%[C%]: in method 'await'\n"
+      .. "\tstdin:1: in function <stdin:1>\n$", r.stderr)   -- waiter (the entry tail-calls it)
+  end)
+
+  it("runs weft.run_virtual at the prompt on a clock of its own", function()
+    local t0 = now()
+    local r = repl({
+      "T0 = weft.now() bg = weft.spawn(function() weft.sleep(0.4) return weft.now() - T0 end)",
+      "weft.run_virtual(function() weft.sleep(3600) return weft.now() end)",
+      "bg:await() >= 0.39",   -- the background sleep kept real time
+    })
+    assert.equal(0, r.code, r.stderr)
+    assert.equal("3600.0\ntrue\n", r.stdout)
+    assert.is_true(now() - t0 < 5)
+  end)
+
+  it("shows print and io.write as what they are, not as the REPL's wrappers", function()
+    local r = repl({ "print", "io.write", "print == _G.print" })
+    assert.equal(0, r.code, r.stderr)
+    assert.is_nil(r.stdout:find("repl", 1, true), r.stdout)
+    assert.matches("^function: [%w:]+\nfunction: [%w:]+\ntrue\n$", r.stdout)   -- no source: C
+  end)
+
   it("opens after a script with -i, seeing its globals", function()
     local r = repl({ "greeting", "double(21)" }, { F .. "setup.lua" })
     assert.equal(0, r.code, r.stderr)
@@ -366,6 +419,166 @@ describe("weft REPL on a terminal (tmux)", function()
     t:type("typed")
     t:keys("Enter")
     assert.is_true(t:wait_for("\nso far\n> ?$"), t:screen())
+  end)
+
+  -- Control bytes in libedit's file format: "\^X" or an octal escape below \040.
+  local function control_escapes(hist)
+    return hist:find("\\%^") or hist:find("\\0[0-3][0-7]") or hist:find("[%z\1-\9\11-\31]")
+  end
+
+  it("Ctrl-R searches the history: Enter runs the match, a key edits it", function()
+    for _, entry in ipairs({ "x = 40 + 2", "print('hello')", "1 + 1" }) do
+      t:type(entry)
+      t:keys("Enter")
+    end
+    assert.is_true(t:wait_for("\n2\n> ?$"), t:screen())
+    t:keys("C-r")
+    t:type("x =")
+    assert.is_true(t:wait_for("%(reverse%-i%-search%)`x =': x = 40 %+ 2$"), t:screen())
+    t:keys("Enter")                              -- runs it
+    t:type("x")
+    t:keys("Enter")
+    assert.is_true(t:wait_for("\n42\n> ?$"), t:screen())
+    t:keys("C-r")
+    t:type("hel")
+    t:keys("End")                                -- leaves the search, the match to edit
+    t:type(" print(2)")
+    t:keys("Enter")
+    assert.is_true(t:wait_for("> print%('hello'%) print%(2%)\nhello\n2\n> ?$"), t:screen())
+    t:keys("C-r")
+    t:type("nothing like this")
+    assert.is_true(t:wait_for("failed reverse%-i%-search"), t:screen())
+    t:keys("C-g")                                -- back to the line as it was
+    assert.is_true(t:wait_for("\n> ?$"), t:screen())
+    t:keys("C-d")
+    assert.equal(0, t:exit_code())
+    local hist = cli.read_file(state .. "/weft/history")
+    assert.is_truthy(hist and hist:find("x\\040=\\04040\\040+\\0402", 1, true) or hist:find("x = 40 + 2", 1, true), hist)
+    assert.is_nil(control_escapes(hist), hist)
+    assert.is_nil(hist:find("bck", 1, true), hist)
+  end)
+
+  it("writes background output above the search line and keeps searching", function()
+    t:type("x = 1")
+    t:keys("Enter")
+    t:type("weft.spawn(function() for i = 1, 2 do weft.sleep(0.3) print('tick ' .. i) end end)")
+    t:keys("Enter")
+    t:keys("C-r")
+    t:type("x")
+    assert.is_true(t:wait_for("tick 1\ntick 2\n%(reverse%-i%-search%)`x': x = 1$", 5), t:screen())
+    assert.equal(1, select(2, t:screen():gsub("reverse%-i%-search", "")), t:screen())
+  end)
+
+  it("cleans control bytes out of an old history file and keeps one line per entry", function()
+    t:close()
+    assert(os.execute("mkdir -p " .. cli.quote(state .. "/weft")))
+    local f = assert(io.open(state .. "/weft/history", "w"))
+    f:write("_HiStOrY_V2_\nkept\\0401\n\\012bck:\\^Dfi\nfor\\040i\\040=\\0401,2\\040do\\012"
+      .. "print(i)\\012end\n")
+    f:close()
+    t = term_start("XDG_STATE_HOME=" .. cli.quote(state))
+    t:keys("Up")                                 -- the newest: the loop, on one line
+    assert.is_true(t:wait_for("> for i = 1,2 do print%(i%) end$"), t:screen())
+    t:keys("Enter")
+    assert.is_true(t:wait_for("\n1\n2\n> ?$"), t:screen())
+    t:keys("C-d")
+    assert.equal(0, t:exit_code())
+    local hist = cli.read_file(state .. "/weft/history")
+    assert.is_nil(control_escapes(hist), hist)
+    assert.is_nil(hist:find("bck", 1, true), hist)
+    assert.matches("kept", hist)
+  end)
+
+  it("completes modules never used yet, hides internals, completes :commands", function()
+    t:type("weft.on_")
+    t:keys("Tab")
+    assert.is_true(t:wait_for("> weft%.on_signal$"), t:screen())
+    t:keys("C-u")
+    t:type("weft.f")
+    t:keys("Tab", "Tab")
+    assert.is_true(t:wait_for("weft%.fs +weft%.future"), t:screen())
+    t:keys("C-u")
+    t:type("weft.")
+    t:keys("Tab", "Tab")
+    assert.is_true(t:wait_for("weft%.yield"), t:screen())
+    assert.is_nil(t:screen():find("_stats", 1, true), t:screen())
+    t:keys("C-u")
+    t:type(":ti")
+    t:keys("Tab")
+    assert.is_true(t:wait_for("> :time$"), t:screen())
+  end)
+
+  it("writes background output above a line longer than the terminal, no stale rows", function()
+    t:type("weft.spawn(function() for i = 1, 3 do weft.sleep(0.3) print('tick ' .. i) end end)")
+    t:keys("Enter")
+    t:type("local long = '" .. ("a"):rep(150) .. "'")
+    t:keys("Left", "Left", "Left")               -- the cursor on the first row of two
+    assert.is_true(t:wait_for("tick 3\n> local long = 'a+\na+'$", 5), t:screen())
+    local screen = t:screen()
+    assert.equal(1, select(2, screen:gsub("local long", "")), screen)
+    assert.is_nil(screen:find("\naaaa[^\n]*\ntick", 1), screen)   -- no row left over
+    t:keys("Enter")
+    t:type("#long")
+    t:keys("Enter")
+    assert.is_true(t:wait_for("\n150\n> ?$"), t:screen())
+  end)
+
+  it("holds a partial line from a background task until its newline or the next prompt", function()
+    t:type("weft.spawn(function() io.write('part ') weft.sleep(0.3) print('whole') "
+      .. "io.write('ta' .. 'il!') end)")
+    t:keys("Enter")
+    t:type("local typed = 1")
+    assert.is_true(t:wait_for("\npart whole\n> local typed = 1$", 5), t:screen())
+    cli.sleep(0.3)
+    assert.is_nil(t:screen():find("tail!", 1, true), t:screen())
+    t:keys("Enter")
+    assert.is_true(t:wait_for("> local typed = 1\ntail!\n> ?$"), t:screen())
+  end)
+
+  it("relays a child's inherited stdout above the prompt", function()
+    t:type("p = weft.process({'sh', '-c', 'for i in 1 2 3; do sleep 0.3; echo child $i; done'}, "
+      .. "{stdout = 'inherit'})")
+    t:keys("Enter")
+    t:type("local typed = 'still here'")
+    assert.is_true(t:wait_for("child 3\n> local typed = 'still here'$", 5), t:screen())
+    local screen = t:screen()
+    assert.equal(1, select(2, screen:gsub("local typed", "")), screen)
+    t:keys("C-u")
+    t:type("weft.exec({'sh', '-c', 'echo out; echo err >&2'}, {stdout = 'inherit', stderr = 'inherit'}).code")
+    t:keys("Enter")
+    assert.is_true(t:wait_for("\nout\nerr\n0\n> ?$"), t:screen())   -- before the result
+  end)
+
+  it("_ is the last result", function()
+    t:type("6 * 7")
+    t:keys("Enter")
+    t:type("_ + 1")
+    t:keys("Enter")
+    assert.is_true(t:wait_for("\n43\n> ?$"), t:screen())
+  end)
+
+  it("the first Ctrl-C interrupts a task hogging the loop, says so, keeps the typed line", function()
+    t:type("h = weft.spawn(function() weft.sleep(0.1) while true do end end) h.name = 'spinner'")
+    t:keys("Enter")
+    cli.sleep(1)                                 -- the hog runs: keys wait in the terminal
+    t:type("1 + 41")
+    cli.sleep(0.2)
+    t:keys("C-c")
+    assert.is_true(t:wait_for("interrupted the task hogging the loop: \"spinner\"\n> 1 %+ 41$", 3),
+      t:screen())
+    t:keys("Enter")
+    assert.is_true(t:wait_for("\n42\n> ?$"), t:screen())
+    t:type("h:status()")
+    t:keys("Enter")
+    assert.is_true(t:wait_for("\ncancelled\n> ?$"), t:screen())
+  end)
+
+  it("Ctrl-\\ lists the tasks above the prompt", function()
+    t:type("weft.spawn(function() weft.sleep(60) end)")
+    t:keys("Enter")
+    t:type("half")
+    t:keys("C-\\")
+    assert.is_true(t:wait_for("weft: %d live tasks?\n.*waits on sleep.*\n> half$"), t:screen())
   end)
 end)
 

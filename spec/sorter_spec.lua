@@ -394,16 +394,16 @@ describe("weft.sorter", function()
   describe("bad graph tables", function()
     it("names the entry that is not an array", function()
       assert.has_error(function() weft.sorter({{}, 5}) end,
-        "weft.sorter: graph[2] must be an array of predecessors, not a number")
+        "bad argument #1 to 'sorter' (graph[2] must be an array of predecessors, not a number)")
       assert.has_error(function() weft.sorter({x = "y"}) end,
-        'weft.sorter: graph["x"] must be an array of predecessors, not a string')
+        [[bad argument #1 to 'sorter' (graph["x"] must be an array of predecessors, not a string)]])
     end)
 
     it("names the entry with a predecessor that cannot be a node", function()
       assert.has_error(function() weft.sorter({{}, {1, 0 / 0}}) end,
-        "weft.sorter: graph[2][2] is NaN, which cannot be a node")
+        "bad argument #1 to 'sorter' (graph[2][2] is NaN, which cannot be a node)")
       assert.has_error(function() weft.sorter({a = {"b", 0 / 0}}) end,
-        'weft.sorter: graph["a"][2] is NaN, which cannot be a node')
+        [[bad argument #1 to 'sorter' (graph["a"][2] is NaN, which cannot be a node)]])
     end)
   end)
 end)
