@@ -6,11 +6,7 @@ local cli = require "support.cli"
 
 local FIX = "spec/fixtures/run/"
 
-local function run(args, env)
-  local a = { "run" }
-  for w in args:gmatch("%S+") do a[#a + 1] = w end
-  return cli.run(a, { env = "env -u GITHUB_ACTIONS -u GITLAB_CI CI=true " .. (env or "") })
-end
+local run = cli.weft_run
 
 describe("weft run with ctx:add", function()
   it("runs added tasks, and the adder's dependents after them, in the same order at -j1", function()

@@ -2,11 +2,7 @@
 -- run as documented, with grouped output and a graph that grows.
 local cli = require "support.cli"
 
-local function run(args)
-  local a = { "run" }
-  for w in args:gmatch("%S+") do a[#a + 1] = w end
-  return cli.run(a, { env = "env -u GITHUB_ACTIONS -u GITLAB_CI CI=true" })
-end
+local run = cli.weft_run
 
 describe("examples", function()
   it("examples/data grades each joined row in a task added while running", function()

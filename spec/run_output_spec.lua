@@ -6,9 +6,7 @@ local cli = require "support.cli"
 local FIX = "spec/fixtures/run/"
 
 local function run(args, env)
-  local a = { "run", "-f" }
-  for w in args:gmatch("%S+") do a[#a + 1] = w end
-  return cli.run(a, { env = "env -u GITHUB_ACTIONS -u GITLAB_CI CI=true " .. (env or "") })
+  return cli.weft_run("-f " .. args, env)
 end
 
 describe("weft run output", function()

@@ -5,11 +5,7 @@ local cli = require "support.cli"
 
 local FIX = "spec/fixtures/run/"
 
-local function run(args, env)
-  local a = { "run" }
-  for w in args:gmatch("%S+") do a[#a + 1] = w end
-  return cli.run(a, { env = "env -u GITHUB_ACTIONS -u GITLAB_CI CI=true " .. (env or "") })
-end
+local run = cli.weft_run
 
 describe("weft run failures", function()
   local r

@@ -5,6 +5,7 @@
 # and the ratios. Usage: bench/pipeline/overhead.sh [ROUNDS] [N] [JOBS]
 set -eu
 cd "$(dirname "$0")/../.."
+. bench/pipeline/lib.sh
 BIN=${WEFT_BIN:-$(pwd)/${BUILD:-build}/weft}
 ROUNDS=${1:-7}
 N=${2:-500}
@@ -27,8 +28,6 @@ trap 'rm -rf "$tmp"' EXIT
   while [ $i -le $N ]; do echo "build o$i: t"; i=$((i + 1)); done
 } > "$tmp/build.ninja"
 
-now() { date +%s.%N; }
-time_one() { s=$(now); "$@" > /dev/null 2>&1; e=$(now); echo "$e - $s" | bc -l; }
 weft_run() { CI=true "$BIN" run -f "$tmp/Weftfile.lua" -j "$J"; }
 ninja_run() { ninja -C "$tmp" -j "$J" -f build.ninja; }
 xargs_run() { seq "$N" | xargs -P "$J" -n 1 true; }
@@ -41,7 +40,6 @@ while [ "$r" -le "$ROUNDS" ]; do
   time_one weft_run >> "$tmp/weft_run.times"; time_one xargs_run >> "$tmp/xargs_run.times"
   r=$((r + 1))
 done
-median() { sort -n "$1" | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 printf '%-10s %10s %12s   (%d tasks of true, -j%d, %d rounds)\n' tool "median s" "ms/task" "$N" "$J" "$ROUNDS"
 for t in weft_run ninja_run xargs_run; do
   m=$(median "$tmp/$t.times")

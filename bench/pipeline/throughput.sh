@@ -8,6 +8,7 @@
 # weft run process holds MB megabytes at the end, so keep MB well under RAM.)
 set -eu
 cd "$(dirname "$0")/../.."
+. bench/pipeline/lib.sh
 BIN=${WEFT_BIN:-$(pwd)/${BUILD:-build}/weft}
 MB=${1:-200}
 ROUNDS=${2:-3}
@@ -20,8 +21,6 @@ cat > "$tmp/Weftfile.lua" <<LUA
 task "print" { function() weft.sh "cat $tmp/data" end }
 LUA
 
-now() { date +%s.%N; }
-time_one() { s=$(now); "$@" > /dev/null 2>&1; e=$(now); echo "$e - $s" | bc -l; }
 weft_run() { CI=true "$BIN" run -f "$tmp/Weftfile.lua" print > /dev/null; }
 cat_only() { cat "$tmp/data" > /dev/null; }
 cat_pipe() { cat "$tmp/data" | cat > /dev/null; }
@@ -32,7 +31,6 @@ while [ "$r" -le "$ROUNDS" ]; do
   for t in weft_run cat_only weft_run cat_pipe; do time_one $t >> "$tmp/$t.times"; done
   r=$((r + 1))
 done
-median() { sort -n "$1" | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 printf '%-10s %10s %10s   (%d MB in 80-byte lines, %d rounds)\n' tool "median s" "MB/s" "$MB" "$ROUNDS"
 for t in weft_run cat_only cat_pipe; do
   m=$(median "$tmp/$t.times")
