@@ -70,7 +70,8 @@ end
 -- {======== making a line harmless
 
 -- An escape sequence starting at ESC: CSI (ESC [ params final), OSC and the
--- other string controls (ESC ] ... BEL or ESC \), or ESC and one character.
+-- other string controls (ESC ] ... BEL or ESC \\), or ESC, intermediate
+-- bytes and a final byte (ESC 7, ESC ( B).
 local function strip_escapes(s, keep_sgr)
   local out, i, n, kept = {}, 1, #s, false
   while i <= n do
@@ -95,8 +96,9 @@ local function strip_escapes(s, keep_sgr)
       if b and (not st or b < st) then stop = b
       elseif st then stop = st + 1
       else stop = n end
-    else
-      stop = math.min(e + 1, n)
+    else   -- ESC, intermediates (charset choices: ESC ( B), a final byte
+      local _, f = s:find("^[\32-\47]*[\48-\126]", e + 1)
+      stop = f or n
     end
     i = stop + 1
   end
@@ -113,7 +115,7 @@ function M.clean(text, keep_sgr)
   if last then text = last end
   local kept = false
   if text:find("\27", 1, true) then text, kept = strip_escapes(text, keep_sgr) end
-  text = text:gsub("[\1-\8\11-\31\127]", "")
+  text = text:gsub("[\1-\8\11-\26\28-\31\127]", "")   -- every ESC left starts a kept SGR
   if kept then text = text .. "\27[0m" end
   return text
 end

@@ -54,10 +54,13 @@ function M.new(opts)
   return setmetatable(self, Terminal)
 end
 
+-- Cuts text to width bytes (a character is never cut in half).
 local function fit(text, width)
   if width < 4 then return "" end
-  if #text > width then return text:sub(1, width - 3) .. "..." end
-  return text
+  if #text <= width then return text end
+  local stop = width - 3
+  while stop > 0 and (text:byte(stop + 1) or 0) & 0xC0 == 0x80 do stop = stop - 1 end
+  return text:sub(1, stop) .. "..."
 end
 
 --- The lines of the live area for the current state (no escape codes).
