@@ -18,6 +18,8 @@ LIBS_LUA = $(shell pkg-config --libs $(PKG_LUA))
 
 # Libraries weft.so and the CLI link (I/O issue: luv, curl, cjson go here).
 LIBS_EXTRA = -llua5.4-luv -llua5.4-cjson -ldl
+# Incremental pipelines (issue 13): content hashes and the state database.
+LIBS_EXTRA += -lxxhash -lsqlite3
 # Libraries only the CLI links (the REPL's libedit goes here).
 LIBS_CLI_EXTRA = -ledit
 

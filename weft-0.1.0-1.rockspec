@@ -19,6 +19,8 @@ dependencies = {
 }
 external_dependencies = {
   LIBUV = { header = "uv.h" },
+  XXHASH = { header = "xxhash.h" },     -- incremental pipelines: content hashes
+  SQLITE3 = { header = "sqlite3.h" },   -- and their state in .weft/
 }
 build = {
   type = "make",

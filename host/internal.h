@@ -264,6 +264,8 @@ int weft__open_sorter(lua_State *L, weft_runtime *rt);   /* sorter_lua.c */
 int weft__open_graph(lua_State *L, weft_runtime *rt);    /* graph.c */
 int weft__open_process(lua_State *L, weft_runtime *rt);  /* process.c */
 int weft__open_io(lua_State *L, weft_runtime *rt);       /* io.c: luv, fs, net, http, json, signals, threads */
+int weft__open_hash(lua_State *L, weft_runtime *rt);     /* hash.c: weft._hash */
+int weft__open_statedb(lua_State *L, weft_runtime *rt);  /* statedb.c: weft._statedb */
 
 /* process.c: from a signal handler (async-signal-safe): KILL every live
    child process group at once. */

@@ -353,8 +353,9 @@ static void print_version(void) {
   fflush(stdout);
 }
 
+/* `weft run ARGS` and `weft why TASK` (the latter as `--why TASK` to weft.cli). */
 static int run_pipeline(lua_State *L, int argc, char **argv) {
-  int i;
+  int i, why = strcmp(argv[1], "why") == 0;
   lua_getglobal(L, "require");
   lua_pushliteral(L, "weft.cli");
   if (lua_pcall(L, 1, 1, 0) != LUA_OK) {
@@ -363,9 +364,13 @@ static int run_pipeline(lua_State *L, int argc, char **argv) {
     return 2;
   }
   lua_createtable(L, argc, 0);
+  if (why) {
+    lua_pushliteral(L, "--why");
+    lua_rawseti(L, -2, 1);
+  }
   for (i = 2; i < argc; i++) {
     lua_pushstring(L, argv[i]);
-    lua_rawseti(L, -2, i - 1);
+    lua_rawseti(L, -2, i - 1 + why);
   }
   if (lua_pcall(L, 1, 1, 0) != LUA_OK) {
     fprintf(stderr, "%s run: %s\n", progname, luaL_tolstring(L, -1, NULL));
@@ -401,7 +406,7 @@ int main(int argc, char **argv) {
   lua_pop(L, 1);
   rt = weft__runtime(L);
   install_signals(L, rt);
-  if (argc > 1 && strcmp(argv[1], "run") == 0) {
+  if (argc > 1 && (strcmp(argv[1], "run") == 0 || strcmp(argv[1], "why") == 0)) {
     status = run_pipeline(L, argc, argv);
   } else {
     lua_newtable(L);

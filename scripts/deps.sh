@@ -10,7 +10,8 @@ set -eu
 # start (sh, tmux for terminal specs, nginx for HTTP specs)
 pkgs="gcc make pkg-config lua5.4 liblua5.4-dev libuv1-dev lua-busted lua-luv lua-luv-dev
 lua-cjson lua-cjson-dev libcurl4-openssl-dev libedit-dev python3 procps tmux nginx-light
-ca-certificates luarocks bc"
+ca-certificates luarocks bc
+libxxhash-dev libsqlite3-dev"
 # the HTML report spec renders the page in a real headless browser
 pkgs="$pkgs chromium"
 case "${1:-}" in

@@ -7,13 +7,14 @@
 -- (GITHUB_ACTIONS=true) or GitLab each block is a collapsible group.
 
 local work = os.getenv("TMPDIR") or "/tmp"
+local root = "../.."   -- tasks run in the Weftfile's directory; the sources are up there
 local out = work .. "/weft-ci-example"
 
 task "lint" {
   desc = "syntax-check every Lua file of the standard library",
   function()
-    weft.sh [[for f in $(find stdlib -name '*.lua' | sort); do luac5.4 -p "$f" || exit 1; done
-              echo "lua syntax ok: $(find stdlib -name '*.lua' | wc -l) files"]]
+    weft.sh(([[for f in $(find %s/stdlib -name '*.lua' | sort); do luac5.4 -p "$f" || exit 1; done
+              echo "lua syntax ok: $(find %s/stdlib -name '*.lua' | wc -l) files"]]):format(root, root))
   end,
 }
 
@@ -26,7 +27,7 @@ task "typecheck" {
       ctx:add("cc:" .. f, {
         function()
           weft.sh(("cc -std=c11 -D_GNU_SOURCE -fsyntax-only -Wall -Wextra $(pkg-config --cflags lua5.4 libuv) %s")
-            :format(f))
+            :format(root .. "/" .. f))
           print("checked " .. f)
         end,
       })

@@ -51,7 +51,14 @@ end
 -- Every option of `weft run`: the parser and --help both read this table.
 local OPTIONS = {
   { short = "-f", long = "--file", key = "file", arg = "FILE",
-    help = "pipeline file (default ./Weftfile.lua)" },
+    help = "pipeline file (default ./Weftfile.lua); tasks run in its directory" },
+  { short = "-C", long = "--directory", key = "dir", arg = "DIR", help = "change to DIR first" },
+  { short = "-B", long = "--always", key = "always",
+    help = "run the selected tasks even if they are up to date" },
+  { long = "--explain", key = "explain", help = "say why each task runs, before it runs" },
+  { long = "--watch", key = "watch",
+    help = "after the run, wait for a change to a source (or the Weftfile) and run again "
+      .. "what is out of date" },
   { short = "-j", long = "--jobs", key = "jobs", arg = "N", convert = positive_int,
     help = "run at most N tasks at once (default: number of CPUs); also -jN" },
   { short = "-k", long = "--keep-going", key = "keep_going",
@@ -77,15 +84,21 @@ local OPTIONS = {
     help = "the table of every task (full) or counts, the slowest 5 and the failures (short); "
       .. "default: the table for runs of at most 12 tasks" },
   { short = "-h", long = "--help", key = "help", help = "show this help" },
+  -- `weft why TASK` reaches weft.cli as `--why TASK` (host/main.c): not a
+  -- flag of `weft run`, so --help does not show it
+  { long = "--why", key = "why", hidden = true },
 }
 
 local function help_text()
   return table.concat({
-    "usage: weft run [-f FILE] [TARGET...] [options]\n\n",
+    "usage: weft run [-f FILE] [-C DIR] [TARGET...] [NAME=VALUE...] [options]\n",
+    "       weft why [-f FILE] [-C DIR] TASK [NAME=VALUE...]\n\n",
     "Runs the named targets of a pipeline file (else its `default` ones) and\n",
     "everything they depend on, as a graph. Task output goes to stdout, each line\n",
     "prefixed with the task's name; progress and the summary go to stderr.\n\n",
-    "options:\n", require("weft.options").help(OPTIONS), "\n",
+    "options:\n",
+    "  NAME=VALUE           set the variable NAME for var() in the Weftfile\n",
+    require("weft.options").help(OPTIONS), "\n",
     "Exit status: 0 all tasks succeeded, 1 a task failed or the run timed out,\n",
     "2 usage error (unknown option or target, missing file, bad Weftfile),\n",
     "130 interrupted (Ctrl-C), 143 terminated (SIGTERM).\n",
@@ -99,8 +112,12 @@ end
 -- @tparam {string,...} args
 -- @treturn table options
 local function parse(args)
-  local o = require("weft.options").parse(args, OPTIONS, pipeline.usage_error)
-  o.targets, o[1] = o[1], nil
+  local vars = {}
+  local o = require("weft.options").parse(args, OPTIONS, pipeline.usage_error, function(res, w)
+    local k, v = w:match("^([%a_][%w_]*)=(.*)$")   -- NAME=VALUE is never a target
+    if k then vars[k] = v else table.insert(res[1], w) end
+  end)
+  o.targets, o[1], o.vars = o[1], nil, vars
   o.file = o.file or "Weftfile.lua"
   if o.output then o.output, o.raw = o.output.mode, o.output.raw end
   return o
@@ -149,22 +166,82 @@ local function dry_run(P, list)
   end
 end
 
-local function execute(P, o, targets)
-  local reporter, color = choose_reporter(o)
-  local ok, run = pcall(weft.run, function()
-    return P:run({ targets = targets, jobs = o.jobs or cpu_count(), keep_going = o.keep_going,
-      timeout = o.timeout, reporter = reporter })
-  end)
-  if not ok then
-    io.stderr:write("weft run: ", tostring(run), "\n")
-    return 1
-  end
+local function run_once(P, o, targets)
+  local reporter = choose_reporter(o)
+  return P:run({ targets = targets, jobs = o.jobs or cpu_count(), keep_going = o.keep_going,
+    timeout = o.timeout, reporter = reporter, always = o.always, explain = o.explain })
+end
+
+local function report(run, o)
+  local _, color = choose_reporter(o)
   io.stderr:write(require("weft.summary").render(run, { color = color,
     full = o.summary == "full", table_max = o.summary == "short" and 0 or nil }))
   io.stderr:flush()
   if o.trace then require("weft.trace").write(run, o.trace) end
   if o.report then require("weft.report").write(run, o.report) end
+end
+
+local function execute(P, o, targets)
+  local ok, run = pcall(weft.run, run_once, P, o, targets)
+  if not ok then
+    if pipeline.is_usage_error(run) then error(run, 0) end
+    io.stderr:write("weft run: ", tostring(run), "\n")
+    return 1
+  end
+  report(run, o)
   return run.ok and 0 or 1
+end
+
+-- issue 13: --watch runs inside one task until Ctrl-C (main.c exits 130)
+local function watch(P, o, targets, path)
+  local ok, err = pcall(weft.run, require("weft.watch").run, P, {
+    targets = targets,
+    run = function(p)
+      local run = run_once(p, o, targets)
+      report(run, o)
+      return run
+    end,
+    reload = function() return pipeline.load(path, { vars = o.vars, name = o.file }) end,
+  })
+  if ok or (type(err) == "table" and err.kind == "Cancelled") then return 130 end
+  error(err, 0)
+end
+
+-- issue 13: -C, then the Weftfile's directory becomes the working directory
+-- (output files named on the command line stay relative to where weft ran).
+local function enter_directory(o)
+  local uv = weft.uv
+  local function absolute(p)
+    if not p or p:sub(1, 1) == "/" then return p end
+    return uv.cwd() .. "/" .. p
+  end
+  o.trace, o.report = absolute(o.trace), absolute(o.report)
+  if o.dir then
+    local ok, err = uv.chdir(o.dir)
+    if not ok then pipeline.usage_error("-C %s: %s", o.dir, tostring(err)) end
+  end
+  local dir, base = o.file:match("^(.*)/([^/]+)$")
+  if dir then
+    local f = io.open(o.file, "rb")
+    if not f then pipeline.usage_error("no pipeline file %s (use -f FILE)", o.file) end
+    f:close()
+    assert(uv.chdir(dir == "" and "/" or dir))
+    return base
+  end
+  return o.file
+end
+
+local function why(P, o)
+  local name = o.targets[1]
+  if not name or #o.targets > 1 then pipeline.usage_error("expects one task name") end
+  P:select({ name })   -- an unknown name is a usage error with "did you mean"
+  local reason = weft.run(function() return require("weft.incremental").why(P, name) end)
+  if reason then
+    io.stdout:write(("%s would run: %s\n"):format(name, reason))
+  else
+    io.stdout:write(("%s is up to date\n"):format(name))
+  end
+  return 0
 end
 
 local function main(args)
@@ -173,7 +250,10 @@ local function main(args)
     io.stdout:write(help_text())
     return 0
   end
-  local P = pipeline.load(o.file)
+  local path = enter_directory(o)
+  local P = pipeline.load(path, { vars = o.vars, name = o.file })
+  P.run_dir = o.dir   -- for the rerun commands of failures
+  if o.why then return why(P, o) end
   if o.list then
     list_tasks(P, io.stdout)
     return 0
@@ -195,6 +275,7 @@ local function main(args)
     io.stderr:write(DYNAMIC_NOTE)
     return 0
   end
+  if o.watch then return watch(P, o, targets, path) end
   return execute(P, o, targets)
 end
 
@@ -202,13 +283,14 @@ end
 return function(args)
   local ok, status = pcall(main, args)
   if ok then return status end
+  local me = args[1] == "--why" and "weft why: " or "weft run: "   -- main.c's `weft why`
   if pipeline.is_usage_error(status) then
-    io.stderr:write("weft run: ", status.message, "\n")
+    io.stderr:write(me, status.message, "\n")
     if status.message:match("^unknown option") then
       io.stderr:write("try 'weft run --help'\n")
     end
     return 2
   end
-  io.stderr:write("weft run: ", tostring(status), "\n")
+  io.stderr:write(me, tostring(status), "\n")
   return 1
 end

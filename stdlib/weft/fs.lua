@@ -263,12 +263,8 @@ end
 
 -- {======== glob
 
--- Lua pattern for one segment with * and ?; nil if it has no wildcard.
-local function segment_pattern(seg)
-  if not seg:find("[%*%?]") then return nil end
-  local p = seg:gsub("[%^%$%(%)%%%.%[%]%+%-]", "%%%0"):gsub("%*", "[^/]*"):gsub("%?", "[^/]")
-  return "^" .. p .. "$"
-end
+-- Lua pattern for one segment with *, ? and [...]; nil if it has no wildcard.
+local segment_pattern = require("weft.globpat").segment
 
 local function join(dir, name)
   if dir == "" then return name end
@@ -326,7 +322,7 @@ local function glob_in(dir, segs, i, out)
   end
 end
 
---- Paths matching `*`, `?` (within a segment) and `**` (across segments),
+--- Paths matching `*`, `?`, `[...]` (within a segment) and `**` (across segments),
 -- sorted byte-wise; wildcards do not match a leading dot.
 function M.glob(pattern)
   check_path("glob", 1, pattern)
@@ -343,6 +339,16 @@ function M.glob(pattern)
 end
 
 -- }========
+
+--- The XXH3-128 digest of a file's content, as 32 hex digits (what
+-- incremental pipelines compare; issue 13). Reads the file on the calling
+-- thread.
+function M.hash(path)
+  check_path("hash", 1, path)
+  local h, err, code = weft._hash.file(path)
+  if not h then fail("hash", code .. ": " .. err:gsub("^hash [^:]*: ", ""), path) end
+  return h
+end
 
 -- {======== files
 

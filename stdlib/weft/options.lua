@@ -6,7 +6,8 @@
 -- the result it sets; `arg`, the value's name in the help (an option with
 -- `arg` takes a value: `-j 8`, `-j8`, `--jobs 8` or `--jobs=8`; without,
 -- it is a flag set to true); `convert(value, opt)` to check and convert the
--- value (raise a usage error on a bad one); `help`, its text.
+-- value (raise a usage error on a bad one); `help`, its text; `hidden`
+-- for an option that is not the user's (left out of the help).
 -- @module weft.options
 local M = {}
 
@@ -90,6 +91,7 @@ function M.help(spec, column)
   column = column or 23
   local out = {}
   for _, o in ipairs(spec) do
+    if o.hidden then goto next end
     local names = (o.short and o.long) and (o.short .. ", " .. o.long) or (o.short or o.long)
     local head = "  " .. names .. (o.arg and (" " .. o.arg) or "")
     local text = wrap(o.help or "", 78 - column)
@@ -103,6 +105,7 @@ function M.help(spec, column)
       if i > 1 or own_line then l = (" "):rep(column) .. l end
       out[#out + 1] = l
     end
+    ::next::
   end
   return table.concat(out, "\n") .. "\n"
 end

@@ -19,6 +19,8 @@
 -- @module weft.pipeline
 local weft = require "weft"
 local retry = require "weft.retry"
+local taskspec = require "weft.taskspec"         -- the task fields (issue 13)
+local incremental = require "weft.incremental"   -- up-to-date checks (issue 13)
 
 local M = {}
 
@@ -54,11 +56,7 @@ local function where(level)
   return ("%s:%d"):format(info.short_src, info.currentline)
 end
 
-local function as_list(v)
-  if v == nil then return {} end
-  if type(v) == "string" then return { v } end
-  return v
-end
+local as_list = incremental.as_list   -- nil -> {}, "x" -> {"x"}
 
 --- Adds a task. `spec` holds the function (at [1] or as `fn`) and the
 -- options `deps`, `desc`, `timeout`, `retries`, `backoff`.
@@ -77,15 +75,15 @@ function Pipeline:task(name, spec, at)
   if prev then
     usage_error("%s: task %q is declared twice (first at %s)", at, name, prev.where)
   end
-  local fn = spec[1] or spec.fn
-  if fn ~= nil and type(fn) ~= "function" then
-    usage_error("%s: task %q: the body must be a function", at, name)
-  end
+  local fn = taskspec.check(name, spec, at, usage_error)
   local rec = {
     name = name, fn = fn, where = at, desc = spec.desc,
     deps = as_list(spec.deps), timeout = spec.timeout,
     retries = spec.retries or 0, backoff = spec.backoff or 1,
     index = #self.tasks + 1,
+    -- issue 13: files and stdin; `spec` is part of the incremental key
+    spec = spec, sources = spec.sources, generates = spec.generates, depfile = spec.depfile,
+    stdin = spec.stdin,
   }
   self.tasks[#self.tasks + 1] = rec
   self.by_name[name] = rec
@@ -101,11 +99,23 @@ end
 --- Checks dependencies and cycles; raises a usage error naming the task and
 -- its declaration line.
 function Pipeline:validate()
+  local names = {}
+  for i, rec in ipairs(self.tasks) do names[i] = rec.name end
+  local generated_by = {}
   for _, rec in ipairs(self.tasks) do
     for _, d in ipairs(rec.deps) do
       if not self.by_name[d] then
-        usage_error("%s: task %q depends on unknown task %q", rec.where, rec.name, tostring(d))
+        usage_error("%s: task %q depends on unknown task %q%s", rec.where, rec.name, tostring(d),
+          taskspec.did_you_mean(tostring(d), names, '"'))
       end
+    end
+    for _, path in ipairs(incremental.literal_generates(rec)) do
+      local other = generated_by[path]
+      if other then
+        usage_error("%s: tasks %q and %q both generate %s (%q declared at %s)", rec.where,
+          other.name, rec.name, path, other.name, other.where)
+      end
+      generated_by[path] = rec
     end
   end
   local state, stack = {}, {}
@@ -140,7 +150,10 @@ function Pipeline:select(targets)
   local function add(name, from)
     local rec = self.by_name[name]
     if not rec then
-      usage_error("unknown target %q%s (see --list)", tostring(name), from or "")
+      local names = {}
+      for i, r in ipairs(self.tasks) do names[i] = r.name end
+      usage_error("unknown target %q%s%s (see --list)", tostring(name), from or "",
+        taskspec.did_you_mean(tostring(name), names, '"'))
     end
     if chosen[rec] then return end
     chosen[rec] = true
@@ -271,12 +284,27 @@ local function traced(rec, argv, run_it)
   return res
 end
 
+-- A task's processes read /dev/null (an empty stdin) unless the task says
+-- `stdin = "inherit"` or the call passes its own `stdin` (issue 13).
+local function with_stdin(rec, argv, opts)
+  if not rec or rec.stdin == "inherit" then return opts end
+  local src = opts or argv
+  if src.stdin ~= nil then return opts end
+  local o = {}
+  for k, v in pairs(src) do
+    if type(k) ~= "number" or opts then o[k] = v end
+  end
+  o.stdin = ""
+  return o
+end
+
 --- The `weft` a Weftfile sees: the module, with `exec`, `sh` and `spawn`
 -- that route output and child tasks to the pipeline task running them.
 local function task_weft()
   local proxy = setmetatable({}, { __index = weft })
   function proxy.exec(argv, opts)
     local rec = current_record()
+    opts = with_stdin(rec, argv, opts)
     local a = argv_of(argv)
     return traced(rec, a, function()
       return weft.exec(a, with_streaming(argv, opts, rec))
@@ -284,6 +312,7 @@ local function task_weft()
   end
   function proxy.sh(cmd, opts)
     local rec = current_record()
+    opts = with_stdin(rec, {}, opts)
     return traced(rec, { "sh", "-c", cmd }, function()
       return weft.sh(cmd, with_streaming({}, opts or {}, rec))
     end)
@@ -335,17 +364,22 @@ end
 
 -- }========
 
---- Loads a Weftfile: runs it in a sandbox whose `task` and `default` build
--- the returned pipeline. Raises a usage error when the file is missing or
--- malformed.
+--- Loads a Weftfile: runs it in a sandbox whose `task`, `default` and `var`
+-- build the returned pipeline. Raises a usage error when the file is missing
+-- or malformed.
 -- @string path
-function M.load(path)
+-- @tab[opt] opts `vars` (NAME=VALUE from the command line, for `var`),
+-- `name` (the file's name in messages, default `path`)
+function M.load(path, opts)
+  opts = opts or {}
+  local shown = opts.name or path
   local f = io.open(path, "rb")
-  if not f then usage_error("no pipeline file %s (use -f FILE)", path) end
+  if not f then usage_error("no pipeline file %s (use -f FILE)", shown) end
   local src = f:read("a")
   f:close()
   local P = M.new()
   P.file = path
+  P.shown_file = shown   -- as the user named it (tasks run in the file's directory)
   local env = setmetatable({}, { __index = _G })
   env.weft = task_weft()
   env.print = task_print
@@ -358,12 +392,24 @@ function M.load(path)
     P.defaults = as_list(names)
     P.defaults_where = where(2)
   end
-  local chunk, err = load(src, "@" .. path, "t", env)
+  env.var = function(name, default)   -- issue 13: NAME=VALUE, else $NAME, else default
+    if type(name) ~= "string" or name == "" then
+      usage_error("%s: var: the name must be a non-empty string", where(2))
+    end
+    local v = opts.vars and opts.vars[name]
+    if v == nil then v = os.getenv(name) end
+    if v == nil then v = default end
+    return v
+  end
+  local chunk, err = load(src, "@" .. shown, "t", env)
   if not chunk then usage_error("%s", err) end
-  local ok, e = pcall(chunk)
+  -- inside a task, so that top-level code can use weft.fs.glob and friends
+  local ok, e
+  if weft.current() then ok, e = pcall(chunk)
+  else ok, e = pcall(weft.run, function() return chunk() end) end
   if not ok then
     if M.is_usage_error(e) then error(e, 0) end
-    usage_error("%s: %s", path, tostring(e))
+    usage_error("%s: %s", shown, tostring(e))
   end
   P:validate()
   return P
@@ -407,13 +453,13 @@ local function begin_task(run, rec)
   run.nrunning = run.nrunning + 1
   run.last_started = rec
   run.running[rec] = true
-  if run.reporter then run.reporter:started(rec, run) end
 end
 
-local function end_task(run, rec, ok, err)
-  rec.finish = weft.now()
+-- `fresh`: the task was up to date (issue 13) and did not run.
+local function end_task(run, rec, ok, err, fresh)
+  rec.finish = fresh and rec.start or weft.now()
   if ok then
-    rec.status = "done"
+    rec.status = fresh and "up to date" or "done"
   else
     rec.status = is_cancel(err) and "interrupted" or "failed"
     rec.error = err
@@ -491,11 +537,23 @@ local function run_node(run, pos)
   local rec = run.list[pos]
   weft._label(rec.label)
   begin_task(run, rec)
-  local ctx_methods = {
-    add = function(_, name, spec) return add_task(run, rec, name, spec, where(2)) end,
-  }
-  local ok, err = pcall(retry.run, rec, rec.fn or function() end, run.reporter, ctx_methods)
-  end_task(run, rec, ok, err)
+  local ok, err, fresh = true, nil, false
+  if run.incr then   -- issue 13: an up-to-date task is not started
+    ok, fresh = pcall(run.incr.check, run.incr, rec)
+    if not ok then err, fresh = fresh, false end
+  end
+  if ok and not fresh then
+    if run.reporter then run.reporter:started(rec, run) end
+    local ctx_methods = {
+      add = function(_, name, spec) return add_task(run, rec, name, spec, where(2)) end,
+    }
+    repeat   -- issue 13: `weft run --watch` sets rec.restart when a source changed
+      if rec.restart then rec.restart = nil; incremental.restarting(run.incr, rec) end
+      ok, err = pcall(retry.run, rec, rec.fn or function() end, run.reporter, ctx_methods)
+    until not rec.restart
+    if ok and run.incr then ok, err = pcall(run.incr.record, run.incr, rec) end   -- issue 13
+  end
+  end_task(run, rec, ok, err, fresh)
   if not ok then
     if not run.keep_going and not is_cancel(err) then stopping(run, run.nrunning) end
     error(err, 0)
@@ -543,7 +601,10 @@ function Pipeline:run(opts)
   self:validate()
   local list = self:select(targets)
   for _, rec in ipairs(list) do new_record_state(rec) end
+  local incr = incremental.open(self, list, {   -- issue 13: nil without file tasks
+    always = opts.always, explain = opts.explain })
   local run = {
+    incr = incr,
     pipeline = self, list = list, jobs = math.max(1, opts.jobs or 1), targets = targets,
     keep_going = opts.keep_going, reporter = opts.reporter, position = {},
     running = {}, nrunning = 0, slots = {}, nslots = 0,
@@ -570,19 +631,18 @@ function Pipeline:run(opts)
   elseif not ok then
     run.interrupted = true
   end
+  if incr then incr:close() end
   for _, t in ipairs({ watch, watchdog }) do
     t:cancel()
     pcall(t.await, t)
   end
   for _, rec in ipairs(list) do
-    if rec.status == "pending" then
-      rec.status = run.interrupted and "interrupted" or "skipped"
-    end
+    if rec.status == "pending" then rec.status = "skipped" end   -- it never started
   end
   run.finished = weft.now()
   run.ok = not run.interrupted
   for _, rec in ipairs(list) do
-    if rec.status ~= "done" then run.ok = false end
+    if rec.status ~= "done" and rec.status ~= "up to date" then run.ok = false end
   end
   if run.reporter then run.reporter:finish(run) end
   current_run = prev_run

@@ -161,9 +161,11 @@ end
 
 --- The command that reruns just `rec`.
 function M.rerun_command(run, rec)
-  local file = run.pipeline.file
+  local P = run.pipeline
+  local file = P.shown_file or P.file
+  local c = P.run_dir and ("-C " .. shell_word(P.run_dir) .. " ") or ""
   local f = (file and file ~= "Weftfile.lua" and file ~= "(lua)") and ("-f " .. shell_word(file) .. " ") or ""
-  return ("weft run %s%s"):format(f, shell_word(rec.name))
+  return ("weft run %s%s%s"):format(c, f, shell_word(rec.name))
 end
 
 local function tail_lines(rec, n)
