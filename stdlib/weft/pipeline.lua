@@ -265,8 +265,75 @@ local function with_streaming(argv, opts, rec)
       if user_err then user_err(line) end
     end
   end
+  if rec and not o.detach then   -- whose process group to check when the task ends
+    local user_spawn = o.on_spawn
+    o.on_spawn = function(pid)
+      rec.groups[#rec.groups + 1] = { pgid = pid, grace = o.grace }
+      if user_spawn then user_spawn(pid) end
+    end
+  end
   return o
 end
+
+-- {======== background leftovers: processes a task started that outlive it
+
+local uv = weft.uv
+
+-- "pid command" for each process in process group `pgid` (from /proc).
+local function group_members(pgid)
+  local found = {}
+  local dir = uv.fs_scandir("/proc")
+  while dir do
+    local name = uv.fs_scandir_next(dir)
+    if not name then break end
+    if name:match("^%d+$") then
+      local f = io.open("/proc/" .. name .. "/stat")
+      local stat = f and f:read("a")
+      if f then f:close() end
+      local pgrp = stat and stat:match("%) %S+ %d+ (%d+)")
+      if tonumber(pgrp) == pgid then
+        f = io.open("/proc/" .. name .. "/cmdline")
+        local cmd = f and f:read("a") or ""
+        if f then f:close() end
+        cmd = cmd:gsub("%z+$", ""):gsub("%z", " ")
+        if cmd == "" then cmd = stat:match("%((.-)%)") or "?" end
+        found[#found + 1] = name .. " " .. (#cmd > 60 and cmd:sub(1, 57) .. "..." or cmd)
+      end
+    end
+  end
+  return found
+end
+
+local function group_alive(pgid)
+  return uv.kill(-pgid, 0) == 0
+end
+
+-- When a task ends, processes still running in the process group of one
+-- of its processes (`cmd &`) are terminated: TERM, then KILL after the
+-- grace period (the process's `grace`, default 5 s), with a warning naming
+-- them. A process started with `detach = true` is left alone.
+local function end_leftovers(run, rec)
+  for _, g in ipairs(rec.groups or {}) do
+    if group_alive(g.pgid) then
+      local members = group_members(g.pgid)
+      rec.leftovers = rec.leftovers or {}
+      for _, m in ipairs(members) do rec.leftovers[#rec.leftovers + 1] = m end
+      local msg = ("warning: task %s left %d process%s running in the background (TERM sent): %s")
+        :format(rec.name, #members, #members == 1 and "" or "es", table.concat(members, ", "))
+      if run.reporter and run.reporter.progress then run.reporter:progress(msg)
+      else io.stderr:write(msg, "\n") end
+      uv.kill(-g.pgid, "sigterm")
+      local deadline = weft.now() + (g.grace or 5)
+      while group_alive(g.pgid) and weft.now() < deadline do
+        if not pcall(weft.sleep, 0.05) then break end   -- cancelled: KILL now
+      end
+      if group_alive(g.pgid) then uv.kill(-g.pgid, "sigkill") end
+    end
+  end
+  rec.groups = {}
+end
+
+-- }========
 
 local function argv_of(argv)
   local a = {}
@@ -420,7 +487,7 @@ end
 local function new_record_state(rec)
   rec.status = "pending"
   rec.tail, rec.err_tail = {}, {}
-  rec.procs = {}
+  rec.procs, rec.groups, rec.leftovers = {}, {}, nil
   rec.attempts, rec.spans = 0, nil
   rec.start, rec.finish, rec.slot, rec.error = nil, nil, nil, nil
   label_record(rec)
@@ -553,6 +620,7 @@ local function run_node(run, pos)
     until not rec.restart
     if ok and run.incr then ok, err = pcall(run.incr.record, run.incr, rec) end   -- issue 13
   end
+  end_leftovers(run, rec)
   end_task(run, rec, ok, err, fresh)
   if not ok then
     if not run.keep_going and not is_cancel(err) then stopping(run, run.nrunning) end

@@ -275,6 +275,12 @@ function M.render(run, opts)
       interrupted[#interrupted + 1] = rec.name
     end
   end
+  for _, rec in ipairs(run.list) do
+    if rec.leftovers and #rec.leftovers > 0 then
+      out[#out + 1] = paint(("warning: %s left processes running, terminated: %s"):format(rec.name,
+        table.concat(rec.leftovers, ", ")), 33)
+    end
+  end
   if run.timed_out then
     out[#out + 1] = paint("pipeline timed out", 31)
   elseif run.interrupted then
