@@ -44,9 +44,7 @@ local FILL = { done = "#4c9f70", failed = "#c0392b", interrupted = "#e67e22",
 local CHAR_W, ROW_H, TOP = 6.6, 22, 8   -- CHAR_W: an estimate; the script corrects it
 
 local function tail_text(rec, n)
-  local ok, pipeline = pcall(require, "weft.pipeline")
-  local lines = ok and pipeline.tail and pipeline.tail(rec, n) or rec.tail or {}
-  return clean_text(table.concat(lines, "\n"))
+  return clean_text(table.concat(require("weft.pipeline").tail(rec, n), "\n"))
 end
 
 -- The attempts of a task as bars: its spans, or one bar for its whole run.
@@ -204,7 +202,7 @@ function M.html(run)
     "svg{max-width:none}</style></head><body>",
     ("<h1>weft run: %s</h1>"):format(esc(clean_text(run.pipeline.file or ""))),
     ("<p>%s: %s; wall %s; critical path (%s): %s</p>"):format(run.ok and "succeeded" or "failed",
-      esc(summary.render and (summary.render(run):match("^summary: ([^\n]*)") or "") or ""),
+      esc(summary.counts(run)),
       summary.fmt_time(wall), summary.fmt_time(len), esc(table.concat(names, " → "))),
     '<div style="overflow-x:auto">', gantt(run, critical), "</div>",
     "<h2>Tasks</h2><table><tr><th>task</th><th>status</th><th>time</th><th>attempts</th></tr>",

@@ -168,16 +168,12 @@ function M.rerun_command(run, rec)
   return ("weft run %s%s%s"):format(c, f, shell_word(rec.name))
 end
 
+-- The last n lines of rec's stderr (marked " !| "), else of its output.
 local function tail_lines(rec, n)
-  local ok, pipeline = pcall(require, "weft.pipeline")
-  local function ring(stream)
-    if ok and pipeline.tail then return pipeline.tail(rec, n, stream) end
-    local t = (stream == "stderr" and rec.err_tail or rec.tail) or {}
-    return { table.unpack(t, math.max(1, #t - n + 1)) }
-  end
-  local err = ring("stderr")
+  local tail = require("weft.pipeline").tail
+  local err = tail(rec, n, "stderr")
   if #err > 0 then return err, " !| " end
-  return ring(), " | "
+  return tail(rec, n), " | "
 end
 
 local function failure_block(run, rec, opts, paint)
@@ -198,6 +194,7 @@ end
 
 local ORDER = { "done", "up to date", "failed", "interrupted", "skipped" }
 
+--- The tasks counted by status: "480 done, 2 failed, 18 skipped".
 local function counts_line(run)
   local n, seen = {}, {}
   for _, rec in ipairs(run.list) do n[rec.status] = (n[rec.status] or 0) + 1 end
@@ -210,6 +207,8 @@ local function counts_line(run)
   end
   return table.concat(parts, ", ")
 end
+
+M.counts = counts_line
 
 local function full_table(run, out, paint)
   local width = 4
