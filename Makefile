@@ -11,7 +11,7 @@ PKG_UV    = libuv
 
 WARN     = -Wall -Wextra -Werror -Wshadow -Wundef -Wwrite-strings \
            -Wmissing-prototypes -Wstrict-prototypes -Wredundant-decls
-CFLAGS_ALL = -std=c11 $(OPT) -g -fPIC -D_GNU_SOURCE $(WARN) $(SAN) \
+CFLAGS_ALL = -std=c11 $(OPT) -g -fPIC -fvisibility=hidden -D_GNU_SOURCE $(WARN) $(SAN) \
            $(shell pkg-config --cflags $(PKG_LUA) $(PKG_UV)) $(CFLAGS)
 LIBS_UV  = $(shell pkg-config --libs $(PKG_UV)) -lm
 LIBS_LUA = $(shell pkg-config --libs $(PKG_LUA))
@@ -35,7 +35,7 @@ PREFIX  ?= /usr/local
 DESTDIR ?=
 LUA_CMOD = $(PREFIX)/lib/lua/5.4
 
-.PHONY: all deps test check bench demo clean install uninstall
+.PHONY: all deps test check tsan bench demo clean install uninstall
 all: $(BUILD)/weft $(BUILD)/weft.so $(BUILD)/libweft.a $(BUILD)/libweft.so $(BUILD)/weft.pc
 
 $(BUILD)/obj/%.o: host/%.c $(HEADERS) | $(BUILD)/obj
@@ -88,6 +88,14 @@ check: deps
 	  build/asan/weft build/asan/weft.so build/asan/luahost
 	@WEFT_BUILD=build/asan scripts/test.sh
 
+# ThreadSanitizer over what other threads may call (weft_future_post while
+# the runtime closes, weft_interrupt): C fixtures built against build/tsan.
+tsan: deps
+	@$(MAKE) --no-print-directory BUILD=build/tsan OPT=-O1 SAN="-fsanitize=thread" \
+	  build/tsan/libweft.a
+	@TSAN_OPTIONS="halt_on_error=1 suppressions=$(CURDIR)/scripts/tsan.supp" \
+	  WEFT_BUILD=build/tsan scripts/test.sh spec/embed_threads_spec.lua
+
 bench: deps
 	@scripts/deps.sh bench
 	@$(MAKE) --no-print-directory all
@@ -114,6 +122,10 @@ install: all
 	install -m 644 host/weft.h $(DESTDIR)$(PREFIX)/include/weft.h
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' scripts/weft.pc.in \
 	  > $(DESTDIR)$(PREFIX)/lib/pkgconfig/weft.pc
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' scripts/weft-static.pc.in \
+	  > $(DESTDIR)$(PREFIX)/lib/pkgconfig/weft-static.pc
+	install -d $(DESTDIR)$(PREFIX)/share/doc/weft
+	install -m 644 docs/embedding.md $(DESTDIR)$(PREFIX)/share/doc/weft/embedding.md
 	install -m 755 $(BUILD)/weft.so $(DESTDIR)$(LUA_CMOD)/weft.so
 	install -m 644 docs/weft.1 $(DESTDIR)$(PREFIX)/share/man/man1/weft.1
 
@@ -122,10 +134,15 @@ uninstall:
 	  $(DESTDIR)$(PREFIX)/lib/libweft.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libweft.so.$(SOMAJOR) \
 	  $(DESTDIR)$(PREFIX)/lib/libweft.so $(DESTDIR)$(PREFIX)/include/weft.h \
 	  $(DESTDIR)$(PREFIX)/lib/pkgconfig/weft.pc $(DESTDIR)$(LUA_CMOD)/weft.so \
-	  $(DESTDIR)$(PREFIX)/share/man/man1/weft.1
+	  $(DESTDIR)$(PREFIX)/share/man/man1/weft.1 $(DESTDIR)$(PREFIX)/lib/pkgconfig/weft-static.pc \
+	  $(DESTDIR)$(PREFIX)/share/doc/weft/embedding.md
 
 # The Lua module alone, for luarocks (weft-*.rockspec): LUA_LIBDIR from it.
+# Debian's luarocks targets Lua 5.1 unless told: say so instead of
+# installing a 5.4 module into a 5.1 tree.
 install-lua: $(BUILD)/weft.so
+	@case "$(LUA_LIBDIR)" in *rocks-5.4/*|*/5.4|*/5.4/) ;; *) echo "weft is a Lua 5.4 module but luarocks" \
+	  "targets $(LUA_LIBDIR): run 'luarocks --lua-version 5.4 make'" >&2; exit 1;; esac
 	install -d $(LUA_LIBDIR)
 	install -m 755 $(BUILD)/weft.so $(LUA_LIBDIR)/weft.so
 

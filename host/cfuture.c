@@ -10,6 +10,12 @@
 ** while pending it holds a registry reference to its Lua future. The
 ** runtime counts pending C futures: they keep the run alive (it is not a
 ** Deadlock while C still owes a result), through the referenced async.
+**
+** Threads: posting threads touch only the post box, which outlives the
+** runtime (reference-counted by the runtime and by every C future not yet
+** freed). Closing sets box->closed and cuts the futures loose under the
+** box's lock, so a post either was queued before (its push still runs at
+** close, to free its data) or sees 'closed' and frees its future.
 */
 #include <stdlib.h>
 #include <string.h>
@@ -19,9 +25,21 @@
 
 enum { CF_PENDING, CF_CANCELLED };
 
+typedef struct post post;
+
+/* What posting threads share with the loop thread. */
+typedef struct postbox {
+  uv_mutex_t lock;
+  int closed;                 /* the runtime closed: posts are refused */
+  int refs;                   /* the runtime, and each C future not yet freed */
+  uv_async_t *async;          /* valid while !closed */
+  post *head, *tail;
+} postbox;
+
 struct weft_cfuture {
   weft_cfuture_hook hook;     /* first: the Lua future's view of us */
-  weft_runtime *rt;           /* NULL once the runtime has closed */
+  weft_runtime *rt;           /* NULL once the runtime has closed (loop thread only) */
+  postbox *box;               /* never changes */
   weft_queue link;            /* in the runtime's list of C futures */
   int ref;                    /* registry ref to the Lua future, while pending */
   int state;
@@ -29,21 +47,32 @@ struct weft_cfuture {
   void *cancel_ud;
 };
 
-typedef struct post {
-  struct post *next;
+struct post {
+  post *next;
   weft_cfuture *f;
   weft_push_fn push;
   void *data;
-} post;
+};
 
 /* Per runtime, created on first use. */
 typedef struct cf_state {
   uv_async_t async;
-  uv_mutex_t lock;
-  post *head, *tail;
+  postbox *box;
   weft_queue futures;         /* every unresolved C future */
   int npending;
 } cf_state;
+
+/* Drops one reference to b (under its lock), freeing it with the last. */
+static void box_unref(postbox *b) {
+  int last;
+  uv_mutex_lock(&b->lock);
+  last = --b->refs == 0;
+  uv_mutex_unlock(&b->lock);
+  if (last) {
+    uv_mutex_destroy(&b->lock);
+    free(b);
+  }
+}
 
 static cf_state *state_of(weft_runtime *rt) {
   return (cf_state *)rt->cfutures;
@@ -63,10 +92,16 @@ static cf_state *get_state(weft_runtime *rt) {
   if (s != NULL)
     return s;
   s = (cf_state *)calloc(1, sizeof *s);
-  if (s == NULL || uv_mutex_init(&s->lock) != 0) {
+  if (s != NULL)
+    s->box = (postbox *)calloc(1, sizeof *s->box);
+  if (s == NULL || s->box == NULL || uv_mutex_init(&s->box->lock) != 0) {
+    if (s != NULL)
+      free(s->box);
     free(s);
     return NULL;
   }
+  s->box->refs = 1;
+  s->box->async = &s->async;
   uv_async_init(rt->loop, &s->async, deliver_posts);
   s->async.data = rt;
   weft_queue_init(&s->futures);
@@ -74,6 +109,11 @@ static cf_state *get_state(weft_runtime *rt) {
   rt->cfutures = s;
   rt->nhandles_open++;
   return s;
+}
+
+int weft__cfutures_pending(weft_runtime *rt) {
+  cf_state *s = state_of(rt);
+  return s != NULL ? s->npending : 0;
 }
 
 /* Frees f after its one resolving call. */
@@ -86,6 +126,7 @@ static void release(weft_cfuture *f) {
     s->npending--;
     update_ref(s);
   }
+  box_unref(f->box);
   free(f);
 }
 
@@ -105,6 +146,10 @@ weft_cfuture *weft_future_new(lua_State *L) {
     return NULL;
   }
   f->rt = rt;
+  f->box = s->box;
+  uv_mutex_lock(&s->box->lock);
+  s->box->refs++;
+  uv_mutex_unlock(&s->box->lock);
   f->state = CF_PENDING;
   f->hook.cancelled = hook_cancelled;
   weft__future_push_c(L, rt, &f->hook);
@@ -157,37 +202,47 @@ void weft_future_on_cancel(weft_cfuture *f, weft_cancel_fn fn, void *ud) {
 /* {======== posting from other threads */
 
 int weft_future_post(weft_cfuture *f, weft_push_fn push, void *data) {
-  cf_state *s;
+  postbox *b = f->box;
   post *p = (post *)malloc(sizeof *p);
-  if (p == NULL || f->rt == NULL) {
+  uv_mutex_lock(&b->lock);
+  if (b->closed || p == NULL) {
+    uv_mutex_unlock(&b->lock);
     free(p);
+    if (b->closed) {           /* cut loose at close: nobody else has f now */
+      box_unref(b);
+      free(f);
+    }
     return -1;
   }
-  s = state_of(f->rt);
   p->next = NULL;
   p->f = f;
   p->push = push;
   p->data = data;
-  uv_mutex_lock(&s->lock);
-  if (s->tail != NULL)
-    s->tail->next = p;
+  if (b->tail != NULL)
+    b->tail->next = p;
   else
-    s->head = p;
-  s->tail = p;
-  uv_mutex_unlock(&s->lock);
-  uv_async_send(&s->async);
+    b->head = p;
+  b->tail = p;
+  uv_async_send(b->async);
+  uv_mutex_unlock(&b->lock);
   return 0;
+}
+
+/* Takes every queued post, in order. */
+static post *take_posts(postbox *b) {
+  post *p;
+  uv_mutex_lock(&b->lock);
+  p = b->head;
+  b->head = b->tail = NULL;
+  uv_mutex_unlock(&b->lock);
+  return p;
 }
 
 static void deliver_posts(uv_async_t *h) {
   weft_runtime *rt = (weft_runtime *)h->data;
   cf_state *s = state_of(rt);
   lua_State *L = rt->L;
-  post *p;
-  uv_mutex_lock(&s->lock);
-  p = s->head;
-  s->head = s->tail = NULL;
-  uv_mutex_unlock(&s->lock);
+  post *p = take_posts(s->box);
   while (p != NULL) {
     post *next = p->next;
     int top = lua_gettop(L), n = p->push(L, p->data);
@@ -206,29 +261,41 @@ static void deliver_posts(uv_async_t *h) {
 static void state_closed(uv_handle_t *h) {
   weft_runtime *rt = (weft_runtime *)h->data;
   cf_state *s = (cf_state *)((char *)h - offsetof(cf_state, async));
-  uv_mutex_destroy(&s->lock);
   free(s);
   weft__handle_closed(rt);
 }
 
-/* At runtime close: C futures still unresolved are cut loose (their
-   resolving call only frees them), and the async closes. */
+/* At runtime close: posts are refused from now on, C futures still
+   unresolved are cut loose (their resolving call only frees them), posts
+   already queued run their push (so the application frees its data) and
+   their values are dropped, and the async closes. */
 void weft__cfutures_close(weft_runtime *rt) {
   cf_state *s = state_of(rt);
+  postbox *b;
   post *p;
   if (s == NULL)
     return;
+  b = s->box;
+  uv_mutex_lock(&b->lock);
+  b->closed = 1;
+  p = b->head;
+  b->head = b->tail = NULL;
   while (!weft_queue_empty(&s->futures)) {
     weft_cfuture *f = weft_queue_data(weft_queue_head(&s->futures), weft_cfuture, link);
     weft_queue_remove(&f->link);
     f->rt = NULL;
   }
-  for (p = s->head; p != NULL;) {
+  uv_mutex_unlock(&b->lock);
+  while (p != NULL) {
     post *next = p->next;
+    int top = lua_gettop(rt->L);
+    p->push(rt->L, p->data);
+    lua_settop(rt->L, top);
+    release(p->f);
     free(p);
     p = next;
   }
-  s->head = s->tail = NULL;
   rt->cfutures = NULL;
+  box_unref(b);
   uv_close((uv_handle_t *)&s->async, state_closed);
 }

@@ -39,7 +39,13 @@ static int resume_through(lua_State *L, lua_State *co, int narg, int kind) {
   }
   lua_xmove(L, co, narg);
   rt->chain_yieldable = saved && lua_isyieldable(L);
-  status = lua_resume(co, L, narg, &nres);
+  if (weft_unlikely(rt->envelope_on)) {   /* the step budget watches co now */
+    lua_State *outer = weft__envelope_enter(rt, co);
+    status = lua_resume(co, L, narg, &nres);
+    weft__envelope_enter(rt, outer);
+  } else {
+    status = lua_resume(co, L, narg, &nres);
+  }
   rt->chain_yieldable = saved;
   if (status == LUA_YIELD && nres == 1 && rt->current != NULL &&
       lua_touserdata(co, -1) == &weft__suspend_token) {

@@ -25,6 +25,8 @@ static int open_in_state(lua_State *L) {
     return luaL_error(L, "weft_open: weft is already open in this state");
   rt = weft__runtime_create(L, loop);
   rt->may_drive = loop == NULL;
+  weft__envelope_embedded(rt);
+  weft__watch_start(rt);
   luaL_requiref(L, "weft", luaopen_weft, 1);
   lua_pop(L, 1);
   lua_pushlightuserdata(L, rt);
@@ -77,6 +79,7 @@ void weft_close(weft_runtime *rt) {
     else
       break;   /* the rest waits on the application's loop */
   }
+  weft__report_unobserved(L, rt);
   if (rt->owns_state)
     lua_close(L);         /* closes the runtime too */
   else
@@ -99,6 +102,56 @@ int weft_load(weft_runtime *rt, const char *code, size_t len, const char *name) 
   return luaL_loadbuffer(rt->L, code, len, name);
 }
 
+/* Pushes stdlib's weft.sandbox module (also in states without require). */
+static void push_sandbox_module(lua_State *L) {
+  luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
+  if (lua_getfield(L, -1, "weft.sandbox") == LUA_TNIL) {
+    lua_pop(L, 1);
+    luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
+    lua_getfield(L, -1, "weft.sandbox");
+    lua_remove(L, -2);
+    lua_pushliteral(L, "weft.sandbox");
+    lua_call(L, 1, 1);
+    lua_pushvalue(L, -1);
+    lua_setfield(L, -3, "weft.sandbox");
+  }
+  lua_remove(L, -2);
+}
+
+static int make_sandbox(lua_State *L) {
+  const char *const *allow = (const char *const *)lua_touserdata(L, 1);
+  int n = 0;
+  push_sandbox_module(L);
+  lua_getfield(L, -1, "new");
+  lua_newtable(L);
+  for (; allow != NULL && allow[n] != NULL; n++) {
+    lua_pushstring(L, allow[n]);
+    lua_rawseti(L, -2, n + 1);
+  }
+  lua_call(L, 1, 1);
+  return 1;
+}
+
+int weft_sandbox(weft_runtime *rt, const char *const *allow) {
+  lua_State *L = rt->L;
+  lua_pushcfunction(L, make_sandbox);
+  lua_pushlightuserdata(L, (void *)allow);
+  return lua_pcall(L, 1, 1, 0);
+}
+
+int weft_load_env(weft_runtime *rt, const char *code, size_t len, const char *name,
+                  int env_idx) {
+  lua_State *L = rt->L;
+  int status;
+  env_idx = lua_absindex(L, env_idx);
+  status = luaL_loadbufferx(L, code, len, name, "t");
+  if (status == LUA_OK) {
+    lua_pushvalue(L, env_idx);
+    lua_setupvalue(L, -2, 1);   /* a main chunk's one upvalue is _ENV */
+  }
+  return status;
+}
+
 /* Calls weft.<fn> with the function and arguments on top of the stack. */
 static int call_module(weft_runtime *rt, const char *fn, int nargs) {
   lua_State *L = rt->L;
@@ -112,6 +165,11 @@ static int call_module(weft_runtime *rt, const char *fn, int nargs) {
 }
 
 int weft_spawn(weft_runtime *rt, int nargs) {
+  if (weft__watch_refuses_spawn(rt)) {
+    lua_pop(rt->L, nargs + 1);
+    lua_pushliteral(rt->L, "weft_spawn: the runtime is shutting down");
+    return LUA_ERRRUN;
+  }
   return call_module(rt, "spawn", nargs);
 }
 
@@ -127,8 +185,11 @@ int weft_run(weft_runtime *rt, int nargs) {
 int weft_step(weft_runtime *rt) {
   if (rt->may_drive)
     uv_run(rt->loop, UV_RUN_NOWAIT);
-  else if (!weft_queue_empty(&rt->ready))
-    weft__runtime_turn(rt);
+  else {
+    if (!weft_queue_empty(&rt->ready))
+      weft__runtime_turn(rt);
+    weft__watch_turn(rt);
+  }
   return rt->nlive;
 }
 

@@ -19,7 +19,8 @@
   XX(ProcessError)         \
   XX(Deadlock)             \
   XX(IOError)              \
-  XX(HTTPError)
+  XX(HTTPError)            \
+  XX(MemoryError)
 
 static const char *const error_kinds[] = {
 #define XX(name) #name,

@@ -26,6 +26,7 @@
 ** Implements API.md "The event loop and I/O" (HTTP client).
 */
 #include <ctype.h>
+#include <limits.h>
 #include <dlfcn.h>
 #include <strings.h>
 #include <stdlib.h>
@@ -530,8 +531,12 @@ static void opt_timeout(lua_State *L, CURL *e) {
     long ms;
     if (!(s > 0))
       luaL_error(L, "bad option 'timeout' (a number > 0 expected)");
-    ms = (long)(s * 1000 + 0.5);
-    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, ms > 0 ? ms : 1L);
+    /* a deadline past what a long holds (math.huge included) is no
+       deadline at all: libcurl's 0 means "never time out", and casting such
+       a double to long would be undefined behaviour */
+    if (s * 1000 >= (double)LONG_MAX) ms = 0;
+    else ms = (long)(s * 1000 + 0.5) > 0 ? (long)(s * 1000 + 0.5) : 1L;
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, ms);
   }
   lua_pop(L, 1);
 }

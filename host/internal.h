@@ -134,6 +134,7 @@ struct weft_runtime {
   int at_prompt;              /* main_task is a REPL entry: other tasks may be alive beside it */
   int chain_yieldable;        /* can the current resume chain reach the scheduler? */
   int driving;                /* weft.run depth on this runtime */
+  int stop_driving;           /* the CLI got a signal: weft__drive_all returns */
   int closing;
   uint64_t next_id;
   uint64_t turns;             /* scheduler turns run so far */
@@ -158,6 +159,9 @@ struct weft_runtime {
   void (*print)(const char *msg, void *ud);
   void *print_ud;
   int nreported;              /* unobserved errors reported so far */
+  void *envelope;             /* envelope.c's state (memory limit, step budget) */
+  int envelope_on;            /* the scheduler calls envelope.c at each resume */
+  void *watch;                /* watch.c's state (reports, deadlock, shutdown) */
 };
 
 /* runtime.c */
@@ -173,6 +177,7 @@ void weft__ready(weft_runtime *rt, weft_task *t);
 int weft__drive(lua_State *L, weft_runtime *rt, weft_task *t);
 void weft__report(weft_runtime *rt, const char *msg);
 int weft__report_unobserved(lua_State *L, weft_runtime *rt);
+void weft__push_deadlock(lua_State *L, weft_runtime *rt);   /* the Deadlock error */
 int weft__open_runtime(lua_State *L, weft_runtime *rt);
 
 /* task.c */
@@ -226,6 +231,7 @@ struct weft_cfuture_hook {
 };
 void weft__future_push_c(lua_State *L, weft_runtime *rt, weft_cfuture_hook *hook);
 void weft__cfutures_close(weft_runtime *rt);
+int weft__cfutures_pending(weft_runtime *rt);   /* C futures C still owes */
 void weft__handle_closed(weft_runtime *rt);   /* a close callback of weft's own handles ran */
 int weft__future_complete(lua_State *L, int fidx, int state, int nres);
 
@@ -277,6 +283,26 @@ extern int weft__inherit_fd[3];
 /* repl.c (linked into the CLI only): the REPL on the runtime's loop.
    Returns the exit status. */
 int weft__repl(lua_State *L, weft_runtime *rt);
+
+/* envelope.c: the safety envelope (memory limit, step budget, interrupt) */
+void weft__envelope_open(weft_runtime *rt);
+void weft__envelope_close(weft_runtime *rt);
+void weft__envelope_embedded(weft_runtime *rt);
+void weft__envelope_on_resume(weft_runtime *rt, weft_task *t);
+int weft__envelope_after_resume(weft_runtime *rt, weft_task *t, int status);
+lua_State *weft__envelope_enter(weft_runtime *rt, lua_State *co);   /* coro.c */
+int weft__open_envelope(lua_State *L, weft_runtime *rt);
+int weft__envelope_configure(lua_State *L, weft_runtime *rt, const char *memory,
+                             const char *budget, int preempt);
+double weft__parse_size(const char *s);
+double weft__parse_duration(const char *s);
+
+/* watch.c: once per loop turn outside weft.run: reports, deadlock, shutdown */
+void weft__watch_open(lua_State *L, weft_runtime *rt);
+void weft__watch_close(weft_runtime *rt);
+void weft__watch_start(weft_runtime *rt);
+void weft__watch_turn(weft_runtime *rt);
+int weft__watch_refuses_spawn(weft_runtime *rt);
 
 /* util */
 void weft__where(lua_State *L, int level);      /* pushes "file:line" of a Lua caller, or "?" */

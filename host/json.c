@@ -173,19 +173,26 @@ static void unmark_numbers(lua_State *L, int nums) {
   luaL_pushresult(&b);
 }
 
+/* Calls cjson's encode (function and value on top): what it cannot encode
+   (a function, a cycle...) is a bad argument #1 of weft.json.encode. */
+static int encode_call(lua_State *L) {
+  if (lua_pcall(L, 1, 1, 0) != LUA_OK)
+    return luaL_argerror(L, 1, lua_tostring(L, -1));
+  return 1;
+}
+
 static int json_encode(lua_State *L) {
   luaL_checkany(L, 1);
   lua_settop(L, 1);
   lua_getfield(L, lua_upvalueindex(1), "encode");
   if (!any_precise(L, 1, 0)) {
     lua_pushvalue(L, 1);
-    lua_call(L, 1, 1);
-    return 1;
+    return encode_call(L);
   }
   lua_newtable(L);                     /* 3: the numbers */
   lua_pushvalue(L, 2);
   mark_numbers(L, 1, 3, 0);
-  lua_call(L, 1, 1);
+  encode_call(L);
   unmark_numbers(L, 3);
   return 1;
 }

@@ -6,8 +6,8 @@
 **
 ** The process exits once the main task has returned and nothing keeps the
 ** run alive. Exit codes (API.md "CLI"): 0, 1 for an uncaught error (also one
-** in a task nobody awaited, or a deadlock), 2 for usage errors, 130 after
-** SIGINT, 143 after SIGTERM. The first signal cancels every task at its
+** in a task nobody awaited, or a deadlock), 2 for usage errors, 129 after
+** SIGHUP, 130 after SIGINT, 143 after SIGTERM. The first signal cancels every task at its
 ** await point (a hook interrupts a task that never awaits); a second one
 ** exits at once.
 **
@@ -30,15 +30,16 @@ static const char *progname = "weft";
 
 /* {======== signals */
 
-static weft_runtime *signal_rt;
+static weft_runtime *volatile signal_rt;   /* NULL once the run is closing */
 static uv_async_t signal_async;
 static volatile sig_atomic_t signal_count;
 static volatile sig_atomic_t first_signal;
 static volatile sig_atomic_t cancel_pending;
 static volatile sig_atomic_t dump_pending;
+static int serving;   /* finish_run drives what the main task left running */
 
 static int signal_exit_code(int sig) {
-  return sig == SIGTERM ? 143 : 130;
+  return 128 + sig;   /* 129 SIGHUP, 130 SIGINT, 143 SIGTERM, as a shell reports them */
 }
 
 /* Runs inside a task that did not await since the signal: cancel it there. */
@@ -48,7 +49,12 @@ static void interrupt_hook(lua_State *L, lua_Debug *ar) {
 }
 
 static void on_signal(int sig) {
-  weft_task *t = signal_rt->current;
+  weft_task *t;
+  if (signal_rt == NULL) {   /* the runtime is closing or gone: nothing to cancel */
+    weft__process_kill_all_now();
+    _exit(signal_exit_code(sig));
+  }
+  t = signal_rt->current;
   if (signal_count++ > 0) {
     weft__process_kill_all_now();
     _exit(signal_exit_code(first_signal));
@@ -85,6 +91,10 @@ static void signal_work(uv_async_t *h) {
   if (cancel_pending) {
     cancel_pending = 0;
     cancel_all(rt);
+    /* past the main task, what keeps the run alive may be an open server:
+       finish_run now only waits for the cancelled tasks' cleanup */
+    if (serving)
+      rt->stop_driving = 1;
   }
 }
 
@@ -105,6 +115,8 @@ static int restore_signal(lua_State *L) {
     set_handler(SIGINT, on_signal);
   else if (strcmp(name, "SIGTERM") == 0)
     set_handler(SIGTERM, on_signal);
+  else if (strcmp(name, "SIGHUP") == 0)
+    set_handler(SIGHUP, on_signal);
   else if (strcmp(name, "SIGQUIT") == 0)
     set_handler(SIGQUIT, on_quit);
   return 0;
@@ -117,6 +129,7 @@ static void install_signals(lua_State *L, weft_runtime *rt) {
   uv_unref((uv_handle_t *)&signal_async);
   set_handler(SIGINT, on_signal);
   set_handler(SIGTERM, on_signal);
+  set_handler(SIGHUP, on_signal);   /* a closed terminal: clean up as for TERM */
   set_handler(SIGQUIT, on_quit);
   signal(SIGPIPE, SIG_IGN);
   lua_getglobal(L, "weft");
@@ -137,6 +150,9 @@ typedef struct cli {
   int has_chunks;      /* some -e or -l */
   int debug;
   const char *trace;
+  const char *max_memory;   /* --max-memory SIZE */
+  const char *step_budget;  /* --step-budget DURATION */
+  int preempt;              /* --preempt */
 } cli;
 
 static void usage(const char *badopt) {
@@ -155,6 +171,9 @@ static void usage(const char *badopt) {
           "  -W        turn warnings on\n"
           "  --debug   debug mode: spawn sites, slow-step warnings (also WEFT_DEBUG=1)\n"
           "  --trace F write a Chrome trace-event JSON file of the run\n"
+          "  --max-memory SIZE   fail a task that takes the state past SIZE (64M)\n"
+          "  --step-budget TIME  interrupt a task running TIME without awaiting (50ms)\n"
+          "  --preempt           with --step-budget: requeue such a task instead\n"
           "  --        stop handling options\n"
           "  -         stop handling options and execute stdin\n",
           progname, progname);
@@ -186,6 +205,14 @@ static int collect_args(lua_State *L, int argc, char **argv, cli *c) {
         return -1;
       }
       c->trace = argv[i];
+    } else if (strcmp(a, "--max-memory") == 0 || strcmp(a, "--step-budget") == 0) {
+      if (++i >= argc) {
+        usage(NULL);
+        return -1;
+      }
+      *(a[2] == 'm' ? &c->max_memory : &c->step_budget) = argv[i];
+    } else if (strcmp(a, "--preempt") == 0) {
+      c->preempt = 1;
     } else if (strcmp(a, "-i") == 0) {
       c->interactive = 1;
       c->version = 1;
@@ -226,6 +253,20 @@ static void create_arg_table(lua_State *L, char **argv, int argc, int script) {
     lua_rawseti(L, -2, i - script);
   }
   lua_setglobal(L, "arg");
+}
+
+/* -E, as lua.c's: the package library already read LUA_PATH and LUA_CPATH
+   (the libraries are open before the arguments are read), so put back the
+   compiled-in paths and mark the state as lua.c does for later loaders. */
+static void ignore_lua_env(lua_State *L) {
+  lua_pushboolean(L, 1);
+  lua_setfield(L, LUA_REGISTRYINDEX, "LUA_NOENV");
+  lua_getglobal(L, "package");
+  lua_pushliteral(L, LUA_PATH_DEFAULT);
+  lua_setfield(L, -2, "path");
+  lua_pushliteral(L, LUA_CPATH_DEFAULT);
+  lua_setfield(L, -2, "cpath");
+  lua_pop(L, 1);
 }
 
 /* }======== */
@@ -310,7 +351,7 @@ static int run_main(lua_State *L, weft_runtime *rt, cli *c, int argc, char **arg
    the main task failed, cancel what is left and only wait for the tasks to
    finish their cleanup (as asyncio.run does). */
 static int finish_run(lua_State *L, weft_runtime *rt, int main_failed) {
-  int status = 0;
+  int status = 0, rc;
   if (main_failed)
     cancel_all(rt);
   for (;;) {
@@ -319,7 +360,13 @@ static int finish_run(lua_State *L, weft_runtime *rt, int main_failed) {
         uv_run(rt->loop, UV_RUN_ONCE);
       break;
     }
-    if (weft__drive_all(L, rt) == 0)
+    serving = 1;
+    rc = weft__drive_all(L, rt);
+    serving = 0;
+    rt->stop_driving = 0;
+    if (rc == 0 && signal_count > 0)
+      continue;   /* a signal ended the serving: wait for the cleanup */
+    if (rc == 0)
       break;
     fprintf(stderr, "%s: %s\n", progname, luaL_tolstring(L, -1, NULL));
     lua_pop(L, 2);
@@ -412,9 +459,14 @@ int main(int argc, char **argv) {
     lua_newtable(L);
     if (collect_args(L, argc, argv, &c) != 0) {
       status = 2;
+    } else if (weft__envelope_configure(L, rt, c.max_memory, c.step_budget, c.preempt) != 0) {
+      fprintf(stderr, "%s: %s\n", progname, lua_tostring(L, -1));
+      status = 2;
     } else {
       if (c.debug)
         rt->debug = 1;
+      if (c.ignore_env)
+        ignore_lua_env(L);
       create_arg_table(L, argv, argc, c.script);
       if (c.version)
         print_version();
@@ -435,6 +487,7 @@ int main(int argc, char **argv) {
   }
   if (signal_count > 0)
     status = signal_exit_code(first_signal);
+  signal_rt = NULL;   /* a hangup after the run (a closed terminal) must not touch it */
   uv_close((uv_handle_t *)&signal_async, NULL);
   lua_close(L);
   return status;

@@ -90,6 +90,7 @@ LUAMOD_API int luaopen_weft(lua_State *L) {
   module = lua_gettop(L);
   weft__open_errors(L, rt);
   weft__open_runtime(L, rt);
+  weft__open_envelope(L, rt);
   weft__open_task(L, rt);
   weft__open_future(L, rt);
   weft__open_sync(L, rt);

@@ -331,6 +331,8 @@ static int net_connect(lua_State *L) {
   t = weft__current(L, rt, "weft.net.connect");
   if (lua_istable(L, 3) && lua_getfield(L, 3, "timeout") != LUA_TNIL) {
     lua_Number s = lua_tonumber(L, -1);
+    if (lua_type(L, -1) != LUA_TNUMBER)
+      return luaL_error(L, "bad option 'timeout' (number expected, got %s)", luaL_typename(L, -1));
     lua_pop(L, 1);
     lua_pushnumber(L, weft__now(rt) + s);
   } else {
@@ -369,7 +371,7 @@ typedef struct weft_server {
 } weft_server;
 
 static const char SERVE_LUA[] =
-  "local weft, report = ...\n"
+  "local weft, report, stop = ...\n"
   "local function handle(e)\n"
   "  return { e = e, tb = debug.traceback(tostring(e), 2) }\n"
   "end\n"
@@ -384,7 +386,7 @@ static const char SERVE_LUA[] =
   "  end\n"
   "end\n"
   "local function close(server)\n"
-  "  local tasks = server:_stop()\n"
+  "  local tasks = stop(server)\n"
   "  if not tasks then return end\n"
   "  local me, list = weft.current(), {}\n"
   "  for t in pairs(tasks) do if t ~= me then list[#list + 1] = t end end\n"
@@ -435,9 +437,14 @@ static void connection_cb(uv_stream_t *h, int status) {
 
 /* Stops listening; unlinks a Unix socket file. Returns the handle's tasks
    table (nil if already closed). */
+/* server:_stop(), called by the Lua close(): a misuse is close's. */
 static int server_stop(lua_State *L) {
-  weft_server **slot = toserver(L, 1);
-  weft_server *sv = *slot;
+  weft_server **slot = (weft_server **)luaL_testudata(L, 1, WEFT_SERVER_MT);
+  weft_server *sv;
+  if (slot == NULL)
+    return luaL_error(L, "bad argument #1 to 'close' (weft.server expected, got %s)",
+                      luaL_typename(L, 1));
+  sv = *slot;
   if (sv == NULL)
     return 0;
   *slot = NULL;
@@ -706,7 +713,8 @@ static void open_server_class(lua_State *L, weft_runtime *rt) {
   lua_pushvalue(L, -3);                             /* the weft module */
   lua_pushlightuserdata(L, rt);
   lua_pushcclosure(L, report_fn, 1);
-  lua_call(L, 2, 2);                                /* serve, close */
+  lua_pushcfunction(L, server_stop);
+  lua_call(L, 3, 2);                                /* serve, close */
   lua_setfield(L, -3, "close");                     /* methods.close */
 }
 

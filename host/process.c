@@ -34,6 +34,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -54,6 +55,7 @@ static int slot_take(int pid) {
   for (i = 0; i < PGID_SLOTS; i++) {
     if (live_pgids[i] == 0) {
       live_pgids[i] = pid;
+      weft__guard_watch(pid);
       if (i >= pgid_high)
         pgid_high = i + 1;
       return i;
@@ -63,8 +65,10 @@ static int slot_take(int pid) {
 }
 
 static void slot_free(int slot) {
-  if (slot >= 0)
+  if (slot >= 0) {
+    weft__guard_forget(live_pgids[slot]);
     live_pgids[slot] = 0;
+  }
 }
 
 void weft__process_kill_all_now(void) {
@@ -432,9 +436,32 @@ static int spawn_script(spawn_req *r, const char *path) {
   return err;
 }
 
+/* ELF magic or a NUL byte in the first line marks a binary the kernel
+   refused (as bash decides it): /bin/sh would only fail on it with a misleading 127. */
+static int looks_binary(const char *path) {
+  char head[256];
+  ssize_t n;
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return 0;
+  n = read(fd, head, sizeof head);
+  close(fd);
+  if (n <= 0)
+    return 0;
+  if (n >= 4 && memcmp(head, "\177ELF", 4) == 0)
+    return 1;
+  {
+    const char *nl = (const char *)memchr(head, '\n', (size_t)n);
+    size_t first = nl != NULL ? (size_t)(nl - head) : (size_t)n;
+    return memchr(head, '\0', first) != NULL;
+  }
+}
+
 static int spawn_path(spawn_req *r, const char *path) {
   int err = posix_spawn(&r->pid, path, r->fa, r->attr, r->args, r->env);
-  return err == ENOEXEC ? spawn_script(r, path) : err;
+  if (err == ENOEXEC && !looks_binary(path))
+    return spawn_script(r, path);
+  return err;
 }
 
 /* execvp's search of 'dirs' for file, one spawn per candidate. */
@@ -703,7 +730,8 @@ char **weft__proc_env(lua_State *L, int idx) {
   if (idx == 0 || lua_isnoneornil(L, idx))
     return NULL;
   idx = lua_absindex(L, idx);
-  luaL_checktype(L, idx, LUA_TTABLE);
+  if (!lua_istable(L, idx))
+    luaL_error(L, "bad option 'env' (table expected, got %s)", luaL_typename(L, idx));
   extra = env_check(L, idx);
   while (environ[n] != NULL)
     n++;
@@ -734,13 +762,44 @@ char **weft__proc_env(lua_State *L, int idx) {
   return v;
 }
 
-void weft__proc_push_spawn_error(lua_State *L, int rc, int argv_idx) {
+/* The spawn's chdir runs in the child, where its failure looks like the
+   program's: 0 when cwd is a directory we may enter, else the errno. */
+static int cwd_error(const char *cwd) {
+  struct stat st;
+  if (cwd == NULL)
+    return 0;
+  if (stat(cwd, &st) != 0)
+    return errno;
+  if (!S_ISDIR(st.st_mode))
+    return ENOTDIR;
+  return access(cwd, X_OK) == 0 ? 0 : errno;
+}
+
+/* libuv 1.44 has no name for ENOEXEC, which a spawn can give. */
+static const char *spawn_err_name(int rc) {
+  return rc == -ENOEXEC ? "ENOEXEC" : uv_err_name(rc);
+}
+
+static const char *spawn_strerror(int rc) {
+  return rc == -ENOEXEC ? "exec format error" : uv_strerror(rc);
+}
+
+void weft__proc_push_spawn_error(lua_State *L, int rc, int argv_idx, const char *cwd) {
+  int cwd_err = cwd_error(cwd);
   argv_idx = lua_absindex(L, argv_idx);
   lua_geti(L, argv_idx, 1);
-  weft__error_new(L, "ProcessError", "cannot run '%s': %s (%s)", lua_tostring(L, -1),
-                  uv_strerror(rc), uv_err_name(rc));
+  if (cwd_err != 0) {
+    rc = uv_translate_sys_error(cwd_err);
+    weft__error_new(L, "ProcessError", "cannot run '%s' in '%s': %s (%s)", lua_tostring(L, -1),
+                    cwd, spawn_strerror(rc), spawn_err_name(rc));
+    lua_pushstring(L, cwd);
+    lua_setfield(L, -2, "cwd");
+  } else {
+    weft__error_new(L, "ProcessError", "cannot run '%s': %s (%s)", lua_tostring(L, -1),
+                    spawn_strerror(rc), spawn_err_name(rc));
+  }
   lua_remove(L, -2);
-  lua_pushstring(L, uv_err_name(rc));
+  lua_pushstring(L, spawn_err_name(rc));
   lua_setfield(L, -2, "errno");
   lua_pushinteger(L, rc == UV_ENOENT ? 127 : 126);
   lua_setfield(L, -2, "code");
@@ -848,6 +907,10 @@ static int exec_complete(exec_state *ex) {
   if (!ex->proc.exited)
     return 0;
   if (ex->proc.killed)
+    return 1;
+  /* Past a timeout or cancel, what still holds a pipe open escaped the
+     group (setsid): waiting for its EOF would wait for it to end. */
+  if (ex->proc.terminating && !weft__proc_group_alive(&ex->proc))
     return 1;
   for (i = 0; i < 2; i++)
     if (ex->out[i].piped && !ex->out[i].eof)
@@ -1134,19 +1197,56 @@ static const char *push_cmdline(lua_State *L) {
   return lua_tostring(L, -1);
 }
 
+#define TAIL_LINES 5      /* lines of captured stderr a failure message quotes */
+#define TAIL_BYTES 400    /* and at most this many bytes of them */
+
+/* Pushes the end of the captured stderr for a failure message: "" when
+   there is none, ": line" for one line, else the lines indented below. */
+static void push_stderr_tail(lua_State *L, const exec_out *o) {
+  const char *p = o->buf, *start;
+  size_t end = o->len, lines = 0;
+  luaL_Buffer b;
+  if (o->mode != OUT_CAPTURE || p == NULL)
+    end = 0;
+  while (end > 0 && (p[end - 1] == '\n' || p[end - 1] == '\r' || p[end - 1] == ' '))
+    end--;
+  if (end == 0) {
+    lua_pushliteral(L, "");
+    return;
+  }
+  start = p + end;
+  while (start > p && (start[-1] != '\n' || ++lines < TAIL_LINES))
+    start--;
+  luaL_buffinit(L, &b);
+  luaL_addstring(&b, memchr(start, '\n', (size_t)(p + end - start)) ? ":\n  " : ": ");
+  if (p + end - start > TAIL_BYTES) {
+    start = p + end - TAIL_BYTES;
+    luaL_addstring(&b, "...");
+  }
+  for (; start < p + end; start++) {
+    luaL_addchar(&b, *start);
+    if (*start == '\n')
+      luaL_addstring(&b, "  ");
+  }
+  luaL_pushresult(&b);
+}
+
 /* Turns the result on top into a ProcessError and raises it. */
 static int raise_failure(lua_State *L, exec_state *ex) {
   int res = lua_gettop(L);
   const char *prog = push_cmdline(L);
+  const char *tail;
+  push_stderr_tail(L, &ex->out[1]);
+  tail = lua_tostring(L, -1);
   if (ex->timed_out)
-    weft__error_new(L, "ProcessError", "'%s' timed out (killed by signal %d)", prog,
-                    ex->proc.term_signal);
+    weft__error_new(L, "ProcessError", "'%s' timed out (killed by signal %d)%s", prog,
+                    ex->proc.term_signal, tail);
   else if (ex->proc.term_signal)
-    weft__error_new(L, "ProcessError", "'%s' was killed by signal %d", prog,
-                    ex->proc.term_signal);
+    weft__error_new(L, "ProcessError", "'%s' was killed by signal %d%s", prog,
+                    ex->proc.term_signal, tail);
   else
-    weft__error_new(L, "ProcessError", "'%s' exited with code %d", prog,
-                    (int)ex->proc.exit_status);
+    weft__error_new(L, "ProcessError", "'%s' exited with code %d%s", prog,
+                    (int)ex->proc.exit_status, tail);
   lua_pushnil(L);
   while (lua_next(L, res)) {   /* copy code, signal, stdout, stderr */
     lua_pushvalue(L, -2);
@@ -1253,7 +1353,7 @@ static int exec_run(lua_State *L) {
       close_out(&ex->out[i]);
     if (ex->in_piped)
       close_pipe(&ex->in);
-    weft__proc_push_spawn_error(L, rc, S_ARGV);
+    weft__proc_push_spawn_error(L, rc, S_ARGV, o.cwd);
     return lua_error(L);
   }
   start_io(ex);

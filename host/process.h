@@ -96,7 +96,13 @@ void weft__proc_free_strv(char **v);
 
 /* Pushes a ProcessError for a failed spawn: "cannot run 'prog': ...",
    with err.errno (libuv's name, "ENOENT"), err.code 127 or 126, err.argv
-   (a copy of the table at argv_idx). */
-void weft__proc_push_spawn_error(lua_State *L, int rc, int argv_idx);
+   (a copy of the table at argv_idx). When cwd (may be NULL) is no directory
+   the child can enter, the error names it (err.cwd) instead of the program. */
+void weft__proc_push_spawn_error(lua_State *L, int rc, int argv_idx, const char *cwd);
+
+/* guard.c: a forked guard process kills the groups weft started but did
+   not see end, when weft dies (kill -9 included). */
+void weft__guard_watch(int pgid);
+void weft__guard_forget(int pgid);
 
 #endif

@@ -452,7 +452,7 @@ static int process_new(lua_State *L) {
     if (lp->proc.closing)   /* the handle was initialised: its callback frees */
       lp->nopen = 1;
     maybe_free(lp);
-    weft__proc_push_spawn_error(L, rc, S_ARGV);
+    weft__proc_push_spawn_error(L, rc, S_ARGV, so.cwd);
     return lua_error(L);
   }
   lp->nopen = 1;

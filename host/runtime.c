@@ -224,7 +224,7 @@ int weft__report_unobserved(lua_State *L, weft_runtime *rt) {
 /* {======== deadlock */
 
 /* Pushes a Deadlock error naming every waiting task and what it waits on. */
-static void push_deadlock(lua_State *L, weft_runtime *rt) {
+void weft__push_deadlock(lua_State *L, weft_runtime *rt) {
   weft_queue *q;
   int n = 0, i;
   lua_newtable(L);                                 /* waiting */
@@ -322,7 +322,7 @@ int weft__drive(lua_State *L, weft_runtime *rt, weft_task *t) {
       while (target->run_child != NULL && target->run_child->state != WEFT_T_FINISHED)
         target = target->run_child;
       if (target->state == WEFT_T_SUSPENDED) {
-        push_deadlock(L, rt);
+        weft__push_deadlock(L, rt);
         weft__task_interrupt(L, target);
       }
       continue;
@@ -338,13 +338,17 @@ int weft__drive(lua_State *L, weft_runtime *rt, weft_task *t) {
 int weft__drive_all(lua_State *L, weft_runtime *rt) {
   rt->driving++;
   for (;;) {
+    if (rt->stop_driving) {   /* open servers and watchers no longer count */
+      rt->stop_driving = 0;
+      break;
+    }
     if (virtual_jump(rt))
       continue;
     if (!loop_alive(rt)) {
       if (rt->nlive == 0)
         break;
       rt->driving--;
-      push_deadlock(L, rt);
+      weft__push_deadlock(L, rt);
       return 1;
     }
     uv_run(rt->loop, UV_RUN_ONCE);
@@ -554,6 +558,8 @@ static void handle_closed(uv_handle_t *h) {
    and libuv both need that turn before memory goes away). */
 static void runtime_close(weft_runtime *rt) {
   rt->closing = 1;
+  weft__envelope_close(rt);
+  weft__watch_close(rt);
   weft__cfutures_close(rt);
   uv_close((uv_handle_t *)&rt->idle, handle_closed);
   uv_close((uv_handle_t *)&rt->timer, handle_closed);
@@ -631,6 +637,8 @@ weft_runtime *weft__runtime_create(lua_State *L, uv_loop_t *loop) {
   new_ref_table(L, &rt->anchor_ref, NULL);
   new_ref_table(L, &rt->unobserved_ref, NULL);
   new_ref_table(L, &rt->instruments_ref, NULL);
+  weft__envelope_open(rt);
+  weft__watch_open(L, rt);
   {
     const char *dbg = getenv("WEFT_DEBUG");
     rt->debug = dbg != NULL && *dbg != '\0' && strcmp(dbg, "0") != 0;

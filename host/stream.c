@@ -113,6 +113,12 @@ void weft__stream_close(weft_stream *s) {
     weft__task_wake(r, WEFT_CLOSED);
   if (w != NULL)
     weft__task_wake(w, WEFT_CLOSED);
+  /* Bytes weft read ahead but nobody took would make the kernel reset the
+     connection had they stayed in the socket; send that reset so the peer
+     does not take a cut-off conversation for a complete one. */
+  if (s->u.handle.type == UV_TCP && s->len > s->off &&
+      uv_tcp_close_reset(&s->u.tcp, stream_closed) == 0)
+    return;
   uv_close(&s->u.handle, stream_closed);
 }
 
@@ -259,6 +265,8 @@ static int take(lua_State *L, weft_stream *s, size_t n) {
     size_t used = nl ? (size_t)(nl - p) + 1 : avail, len = nl ? used - 1 : avail;
     if (nl == NULL && !(s->eof || s->rerr))
       return 0;
+    if (nl == NULL && s->rerr)      /* a line cut off by a reset is no line */
+      goto end;
     if (used == 0)
       goto end;
     if (nl != NULL && len > 0 && p[len - 1] == '\r')

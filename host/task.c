@@ -470,8 +470,12 @@ void weft__step(weft_runtime *rt, weft_task *t) {
   t->state = WEFT_T_RUNNING;
   rt->current = t;
   rt->chain_yieldable = 1;
+  if (weft_unlikely(rt->envelope_on))
+    weft__envelope_on_resume(rt, t);
   status = lua_resume(co, NULL, nargs, &nres);
   rt->current = NULL;
+  if (weft_unlikely(rt->envelope_on))
+    status = weft__envelope_after_resume(rt, t, status);
   if (status == LUA_YIELD) {
     if (t->state == WEFT_T_RUNNING) {
       /* a plain coroutine.yield() at task level: let the others run */

@@ -6,17 +6,8 @@
 -- in one process; the rockspec installs the module with luarocks.
 local cli = require "support.cli"
 
-local build = os.getenv("WEFT_BUILD") or "build"
-local asan = build:match("asan") ~= nil
-local san = asan and "-fsanitize=address,undefined -fno-omit-frame-pointer" or ""
-
-local function sh(cmd)
-  local p = io.popen(cmd .. " 2>&1; echo \"exit:$?\"")
-  local out = p:read("a")
-  p:close()
-  local code = tonumber(out:match("exit:(%d+)%s*$"))
-  return code, out:gsub("exit:%d+%s*$", "")
-end
+local cbuild = require "support.cbuild"
+local build, asan, san, sh = cbuild.build, cbuild.asan, cbuild.san, cbuild.sh
 
 describe("embedding weft in C", function()
   local prefix, bin, env
@@ -51,7 +42,8 @@ describe("embedding weft in C", function()
 
   it("installs the CLI, libraries, header, pkg-config file, Lua module and man page", function()
     for _, f in ipairs({ "bin/weft", "lib/libweft.a", "lib/libweft.so.0", "lib/libweft.so",
-      "include/weft.h", "lib/pkgconfig/weft.pc", "lib/lua/5.4/weft.so", "share/man/man1/weft.1" }) do
+      "include/weft.h", "lib/pkgconfig/weft.pc", "lib/pkgconfig/weft-static.pc", "lib/lua/5.4/weft.so",
+      "share/man/man1/weft.1", "share/doc/weft/embedding.md" }) do
       assert.is_truthy(cli.read_file(prefix .. "/" .. f), f .. " missing")
     end
     local code, out = sh(env .. " pkg-config --modversion weft")
@@ -83,6 +75,7 @@ describe("embedding weft in C", function()
     assert.matches("script: forever: waiting", out)
     assert.matches("app: closing with 1 tasks still running", out)
     assert.matches("app: delay cancelled, timer stopped", out)
+    assert.matches("app: every task finished its cleanup", out)   -- weft_shutdown's callback
   end)
 
   it("is driven one step at a time from the application's own loop", function()
@@ -111,7 +104,7 @@ describe("embedding weft in C", function()
     local f = assert(io.open(path, "w"))
     f:write(src)
     f:close()
-    local c, o = sh(("%s cc -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror %s $(%s pkg-config --cflags weft) "
+    local c, o = sh(("%s cc -std=c11 -pedantic -Wall -Wextra -Werror %s $(%s pkg-config --cflags weft) "
       .. "-o %s/minimal %s $(%s pkg-config --libs weft)"):format(env, san, env, bin, path, env))
     assert.equal(0, c, o)
     local code, out = sh(("%s %s/minimal"):format(env, bin))
@@ -119,14 +112,43 @@ describe("embedding weft in C", function()
     assert.equal("3 waits, 0.1 s\n", out)
   end)
 
-  it("links statically against libweft.a with pkg-config --static", function()
-    local c, o = sh(("%s cc -std=c11 -D_GNU_SOURCE %s $(%s pkg-config --cflags weft) -o %s/two_static "
-      .. "examples/embed/two_runtimes.c %s/lib/libweft.a $(%s pkg-config --static --libs weft | sed 's/-lweft//')")
-      :format(env, san, env, bin, prefix, env))
+  it("links statically against libweft.a with pkg-config weft-static", function()
+    local c, o = sh(("%s cc -std=c11 %s $(%s pkg-config --cflags weft-static) -o %s/two_static "
+      .. "examples/embed/two_runtimes.c $(%s pkg-config --static --libs weft-static)")
+      :format(env, san, env, bin, env))
     assert.equal(0, c, o)
-    local code, out = sh(bin .. "/two_static")
+    local code, out = sh(bin .. "/two_static")   -- no LD_LIBRARY_PATH: libweft.so not needed
     assert.equal(0, code, out)
     assert.matches("first 6", out)
+    local _, needed = sh("objdump -p " .. bin .. "/two_static | grep NEEDED")
+    assert.is_nil(needed:find("libweft"), needed)
+  end)
+
+  it("weft.h compiles with -std=c11 -pedantic alone, after other headers too", function()
+    local path = bin .. "/pedantic.c"
+    local f = assert(io.open(path, "w"))
+    f:write('#include <stdio.h>\n#include <weft.h>\n'
+      .. 'int main(void) { weft_runtime *rt = weft_new(NULL); weft_close(rt); puts("ok"); return 0; }\n')
+    f:close()
+    local c, o = sh(("cc -std=c11 -pedantic -Wall -Wextra -Werror -I%s/include $(pkg-config --cflags lua5.4) "
+      .. "-c %s -o %s/pedantic.o"):format(prefix, path, bin))
+    assert.equal(0, c, o)
+  end)
+
+  it("libweft.so exports only weft_ and luaopen_ symbols", function()
+    local _, out = sh("nm -D --defined-only " .. prefix .. "/lib/libweft.so.0.1.0")
+    local n = 0
+    for name in out:gmatch("%x+ %a ([%w_]+)") do
+      n = n + 1
+      assert.is_truthy(name:match("^weft_%l") or name:match("^luaopen_"), name)
+    end
+    assert.is_true(n > 20)
+  end)
+
+  it("the man page points to the C API guide", function()
+    local man = cli.read_file(prefix .. "/share/man/man1/weft.1")
+    assert.matches("C API", man)
+    assert.matches("embedding.md", man)
   end)
 
   it("uninstalls what it installed", function()
@@ -149,6 +171,12 @@ describe("the rockspec", function()
     end
     local tree = os.tmpname()
     os.remove(tree)
+    -- Debian's luarocks targets Lua 5.1 by default: a clear error, no 5.1 install
+    local c0, o0 = sh(("luarocks --lua-version 5.1 make --tree %s --deps-mode none weft-0.1.0-1.rockspec")
+      :format(tree))
+    assert.is_true(c0 ~= 0, o0)
+    assert.matches("run 'luarocks %-%-lua%-version 5.4 make'", o0)
+    sh("rm -rf " .. tree)
     local code, out = sh(("luarocks --lua-version 5.4 make --tree %s --deps-mode none weft-0.1.0-1.rockspec")
       :format(tree))
     assert.equal(0, code, out)

@@ -34,6 +34,7 @@ local function clean_up()
 end
 
 busted.subscribe({ "test", "end" }, function(element, parent, status)
+  require("support.cli").stop_all()   -- what a failed test left running
   local problem = leftovers()
   if problem then
     clean_up()

@@ -79,8 +79,16 @@ http {
   static = "http://127.0.0.1:" .. nginx_port .. "/"
 end
 
+-- TERM, and KILL if it is still there a second later: a server that
+-- ignored TERM must not outlive the run.
 local function stop(pid)
-  if pid then os.execute("kill " .. pid .. " 2>/dev/null") end
+  if not pid then return end
+  os.execute("kill " .. pid .. " 2>/dev/null")
+  for _ = 1, 20 do
+    if os.execute("kill -0 " .. pid .. " 2>/dev/null") ~= true then return end
+    os.execute("sleep 0.05")
+  end
+  os.execute("kill -KILL " .. pid .. " 2>/dev/null")
 end
 
 setup(function()
@@ -281,6 +289,15 @@ describe("weft.http failures", function()
     assert.equal("HTTPError", err.kind)
     assert.equal("COULDNT_CONNECT", err.code)
     assert.equal(url, err.url)
+  end)
+
+  it("takes an infinite or huge timeout as no deadline (no undefined cast)", function()
+    -- tried: math.huge, 1e300 and 2^63 ms; each must reach the refused port, not trap
+    for _, t in ipairs({ math.huge, 1e300, 2 ^ 63 / 1000 }) do
+      local url = "http://127.0.0.1:" .. free_port() .. "/"
+      local err = failure(function() return weft.http.get(url, { timeout = t }) end)
+      assert.equal("COULDNT_CONNECT", err.code)
+    end
   end)
 
   it("raises COULDNT_RESOLVE_HOST for an unknown host", function()

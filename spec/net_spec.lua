@@ -378,3 +378,53 @@ describe("streams", function()
     assert.equal(40, #got)
   end)
 end)
+
+-- Defect 8 of issue 14: a cut-off conversation must not read as complete.
+-- weft reads ahead into its own buffer, so a handler that ends with bytes
+-- it never read would otherwise send FIN where the kernel sends RST.
+describe("a connection reset", function()
+  it("raises IOError ECONNRESET after the data that arrived", function()
+    local got = with_server(function(s)
+      s:write("partial")
+      weft.sleep(0.05)          -- the client's bytes arrive, unread
+    end, function(port)
+      local c <close> = net.connect("127.0.0.1", port)
+      c:write(("y"):rep(1000))
+      weft.sleep(0.2)
+      local r = {}
+      r[1] = c:read()
+      local ok, err = pcall(c.read, c)
+      r[2] = ok or err.code
+      return r
+    end)
+    assert.same({ "partial", "ECONNRESET" }, got)
+  end)
+
+  it("a clean close after reading everything still reads as the end", function()
+    local got = with_server(function(s)
+      s:read_line()
+      s:write("bye")
+    end, function(port)
+      local c <close> = net.connect("127.0.0.1", port)
+      c:write("hi\n")
+      return { c:read_all() }
+    end)
+    assert.same({ "bye" }, got)
+  end)
+
+  it("read_all and read_line raise it too", function()
+    for _, method in ipairs { "read_all", "read_line" } do
+      local ok, err = pcall(with_server, function(s)
+        s:write("no newline")
+        weft.sleep(0.05)
+      end, function(port)
+        local c <close> = net.connect("127.0.0.1", port)
+        c:write("unread")
+        weft.sleep(0.2)
+        return c[method](c)
+      end)
+      assert.is_false(ok, method)
+      assert.equal("ECONNRESET", err.code, method)
+    end
+  end)
+end)

@@ -193,3 +193,167 @@ describe("process groups", function()
     assert.is_true(took >= 0.6 and took < 3, "took " .. took)
   end)
 end)
+
+-- Defect 6 of issue 14: a grandchild in its own session keeps the output
+-- pipes open; a timeout or cancel must not wait for it once the child it
+-- started is reaped. Tried: timeout, cancel, SIGTERM to the CLI.
+describe("a detached grandchild", function()
+  local pidfile = os.tmpname()
+  local detach = "setsid sh -c 'echo $$ > " .. pidfile .. "; exec sleep 8'"
+
+  local function kill_grandchild()
+    local f = io.open(pidfile)
+    local pid = f and tonumber(f:read("l"))
+    if f then f:close() end
+    os.remove(pidfile)
+    if pid then os.execute("kill " .. pid .. " 2>/dev/null") end
+    return pid
+  end
+
+  after_each(kill_grandchild)
+
+  it("does not hold up a timeout", function()
+    local took, ok, err = weft.run(function()
+      local t0 = weft.now()
+      local ok, err = pcall(weft.sh, detach, { timeout = 0.3 })
+      return weft.now() - t0, ok, err
+    end)
+    assert.is_false(ok)
+    assert.is_true(err.timeout)
+    assert.is_true(took < 2, "took " .. took)
+  end)
+
+  it("does not hold up a cancel", function()
+    local took, err = weft.run(function()
+      local t0 = weft.now()
+      local t = weft.spawn(weft.sh, detach .. "; sleep 8")
+      while not io.open(pidfile) do weft.sleep(0.01) end
+      t:cancel()
+      local _, e = pcall(t.await, t)
+      return weft.now() - t0, e
+    end)
+    assert.equal("Cancelled", err.kind)
+    assert.is_true(took < 2, "took " .. took)
+  end)
+
+  it("does not hold up the CLI ended by SIGTERM", function()
+    local took, res = weft.run(function()
+      local p = weft.process({ os.getenv("WEFT_BIN") or "build/weft", "-e",
+        ("weft.sh(%q)"):format(detach .. "; sleep 8") }, { stdout = "null", stderr = "null" })
+      while not io.open(pidfile) do weft.sleep(0.01) end
+      local t0 = weft.now()
+      weft.uv.kill(p.pid, "sigterm")
+      local r = p:wait()
+      return weft.now() - t0, r
+    end)
+    assert.equal(143, res.code)
+    assert.is_true(took < 2, "took " .. took)
+  end)
+end)
+
+-- Defect 10 of issue 14: what cannot start is a ProcessError before
+-- anything runs, blaming the right thing. Tried: a file without the x bit
+-- (by path and through PATH), a binary the kernel refuses, a directory, a
+-- missing cwd and a cwd that is a file, through weft.exec and weft.process.
+describe("spawn errors", function()
+  local dir
+  before_each(function()
+    dir = weft.run(weft.fs.tempdir, "weft-spawn-spec-")
+    local function put(name, data, mode)
+      local f = assert(io.open(dir .. "/" .. name, "wb")); f:write(data); f:close()
+      os.execute(("chmod %s %s/%s"):format(mode, dir, name))
+    end
+    put("noexec.sh", "#!/bin/sh\necho ran\n", "644")
+    put("badelf", "\127ELF\2\1\1\0garbage\0\0\0", "755")
+    put("badelf2", "\127ELFgarbage", "755")
+    put("plain.sh", "echo plain-ran\n", "755")
+  end)
+  after_each(function() os.execute("rm -rf " .. dir) end)
+
+  local function spawn_error(argv, opts)
+    local ok, err = pcall(weft.run, weft.exec, argv, opts)
+    assert.is_false(ok, "it ran")
+    assert.equal("ProcessError", err.kind, tostring(err))
+    local ok2, err2 = pcall(weft.run, function()
+      local p = weft.process(argv, opts)
+      return p:wait()
+    end)
+    assert.is_false(ok2, "weft.process gave a running handle")
+    assert.equal(err.errno, err2.errno)
+    return err
+  end
+
+  it("a file without execute permission is EACCES", function()
+    local err = spawn_error({ dir .. "/noexec.sh" })
+    assert.equal("EACCES", err.errno)
+    err = spawn_error({ "noexec.sh" }, { env = { PATH = dir } })
+    assert.equal("EACCES", err.errno)
+  end)
+
+  it("a binary the kernel cannot run is ENOEXEC, not a shell's 127", function()
+    local err = spawn_error({ dir .. "/badelf" })
+    assert.equal("ENOEXEC", err.errno)
+    assert.matches("badelf", err.message)
+    assert.equal("ENOEXEC", spawn_error({ dir .. "/badelf2" }).errno)
+  end)
+
+  it("a directory is EACCES", function()
+    assert.equal("EACCES", spawn_error({ dir }).errno)
+  end)
+
+  it("a missing cwd is blamed, not the program", function()
+    local err = spawn_error({ "ls" }, { cwd = dir .. "/missing" })
+    assert.equal("ENOENT", err.errno)
+    assert.matches("missing", err.message)
+    assert.equal(dir .. "/missing", err.cwd)
+    err = spawn_error({ "ls" }, { cwd = dir .. "/badelf" })
+    assert.equal("ENOTDIR", err.errno)
+    assert.equal(dir .. "/badelf", err.cwd)
+  end)
+
+  it("an executable script without #! still runs through /bin/sh", function()
+    local r = weft.run(weft.exec, { dir .. "/plain.sh" })
+    assert.equal("plain-ran\n", r.stdout)
+  end)
+end)
+
+-- Issues 15 and 18: a failed command says why in its message, not only in
+-- err.stderr. Tried: one line, many lines, a very long line, no stderr, a
+-- timeout, stderr not captured.
+describe("ProcessError messages", function()
+  local function message(cmd, opts)
+    local ok, err = pcall(weft.run, weft.sh, cmd, opts)
+    assert.is_false(ok)
+    return err.message, err
+  end
+
+  it("carry the exit code and the program's own message", function()
+    local msg, err = message("ls /nonexistent-weft-dir")
+    assert.matches("exited with code 2", msg, 1, true)
+    assert.matches("/nonexistent-weft-dir", msg, 1, true)
+    assert.matches("No such file", msg, 1, true)
+    assert.matches("No such file", err.stderr, 1, true)
+  end)
+
+  it("keep only the last few lines, bounded in length", function()
+    local msg, err = message("for i in $(seq 1 50); do echo line$i >&2; done; exit 1")
+    assert.matches("line50", msg, 1, true)
+    assert.not_matches("line40\n", msg, 1, true)
+    assert.matches("line1\n", err.stderr, 1, true)
+    msg = message("head -c 100000 /dev/zero | tr '\\0' x >&2; exit 1")
+    assert.is_true(#msg < 1000, "message of " .. #msg .. " bytes")
+  end)
+
+  it("say nothing more when stderr is empty or not captured", function()
+    local msg = message("exit 3")
+    assert.matches("exited with code 3$", msg)
+    msg = message("echo oops >&2; exit 3", { stderr = "null" })
+    assert.matches("exited with code 3$", msg)
+  end)
+
+  it("on a timeout too", function()
+    local msg = message("echo started-$((1+1)) >&2; sleep 10", { timeout = 0.3 })
+    assert.matches("timed out", msg, 1, true)
+    assert.matches("started-2", msg, 1, true)
+  end)
+end)

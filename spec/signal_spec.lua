@@ -76,3 +76,106 @@ describe("weft.on_signal", function()
     assert.has_error(function() weft.on_signal("SIGUSR1") end)
   end)
 end)
+
+-- Defect 7 of issue 14: children must not outlive weft, however it ends.
+-- Each run starts three process groups of two sleeps each and writes their
+-- pids; after SIGHUP, a closed terminal and kill -9, none may be left.
+describe("children die with weft", function()
+  local cli = require "support.cli"
+  local proc = require "support.proc"
+  local pidfile
+  local script = [[
+    local f = ...
+    for _ = 1, 3 do
+      weft.spawn(weft.sh, "sleep 100 & echo $! >> " .. f .. "; echo $$ >> " .. f .. "; exec sleep 100")
+    end
+    local ok, err = pcall(weft.sleep, 100)
+    local h = io.open(f .. ".cancelled", "w")
+    h:write(tostring(err.kind))
+    h:close()
+    error(err, 0)
+  ]]
+
+  local function read_pids(want)
+    for _ = 1, 250 do
+      local pids = {}
+      local s = cli.read_file(pidfile) or ""
+      for pid in s:gmatch("%d+") do pids[#pids + 1] = tonumber(pid) end
+      if #pids >= want then return pids end
+      cli.sleep(0.02)
+    end
+    error("the children did not start")
+  end
+
+  local function survivors(pids)
+    local left = {}
+    for _, pid in ipairs(pids) do
+      if not proc.gone(pid) then left[#left + 1] = pid end
+    end
+    for _, pid in ipairs(left) do os.execute("kill -KILL " .. pid .. " 2>/dev/null") end
+    return left
+  end
+
+  before_each(function() pidfile = os.tmpname() end)
+  after_each(function()
+    os.remove(pidfile)
+    os.remove(pidfile .. ".cancelled")   -- written by a run whose cleanup ran
+  end)
+
+  local function args() return { "-e", ("assert(load(%q))(%q)"):format(script, pidfile) } end
+
+  it("SIGHUP is handled as SIGTERM: exit 129, children terminated", function()
+    local h = cli.start(args())
+    local pids = read_pids(6)
+    h.signal("HUP")
+    local code = h.wait(10)
+    h.cleanup()
+    local cancelled = cli.read_file(pidfile .. ".cancelled")
+    os.remove(pidfile .. ".cancelled")
+    assert.equal(129, code)
+    assert.equal("Cancelled", cancelled)   -- cleanup ran: handled, not the default action
+    assert.same({}, survivors(pids))
+  end)
+
+  it("kill -9 of weft leaves no child running", function()
+    local h = cli.start(args())
+    local pids = read_pids(6)
+    h.signal("KILL")
+    h.wait(10)
+    h.cleanup()
+    assert.same({}, survivors(pids))
+  end)
+
+  it("closing its terminal (tmux kill-session) leaves no child running", function()
+    if os.execute("command -v tmux >/dev/null") ~= true then
+      return pending("needs tmux")
+    end
+    local session = "weft-spec-" .. math.random(1e9)
+    local parts = {}
+    for i, a in ipairs(args()) do parts[i] = cli.quote(a) end
+    -- a server of our own (-L): closing its only session closes the terminal
+    assert(os.execute(("tmux -L %s new-session -d -s %s %s"):format(session, session,
+      cli.quote(cli.quote(cli.bin) .. " " .. table.concat(parts, " ")))))
+    local ok, pids = pcall(read_pids, 6)
+    os.execute(("tmux -L %s kill-session -t %s 2>/dev/null"):format(session, session))
+    assert(ok, pids)
+    assert.same({}, survivors(pids))
+  end)
+end)
+
+-- Found with defect 14 of issue 14: spec/http_spec.lua's server outlived
+-- `make test` because the first SIGTERM cancelled every task but left the
+-- run serving an open server once the main task had returned.
+describe("the CLI after its main task returned", function()
+  local cli = require "support.cli"
+  for _, case in ipairs { { "TERM", 143 }, { "HUP", 129 }, { "INT", 130 } } do
+    it("ends on the first SIG" .. case[1] .. " while a server listens", function()
+      local h = cli.start({ "-e", "weft.net.listen('127.0.0.1', 0, function() end); print('ready'); io.stdout:flush()" })
+      assert.is_true(h.wait_output("ready", 5), h.stderr())
+      h.signal(case[1])
+      local code = h.wait(5)
+      h.cleanup()
+      assert.equal(case[2], code)
+    end)
+  end
+end)

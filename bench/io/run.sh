@@ -3,9 +3,11 @@
 # (weft, then each peer, PAIRS times), reporting medians and the median of
 # the per-pair ratios. Needs build/weft.so (WEFT_BUILD to pick another
 # build), lua-luv, python3, curl and nginx (scripts/deps.sh installs them).
-#   bench/io/run.sh [all|pingpong|bulk|http|files|threads]
+#   bench/io/run.sh [all|pingpong|bulk|http|files|threads|lines]
 # Sizes: PINGPONG_N (100000), BULK_BYTES (1 GiB), HTTP_N (10000),
-# FILES_N (10000), PAIRS (5; bulk uses BULK_PAIRS, 3).
+# FILES_N (10000), LINES_N (200000), PAIRS (5; bulk uses BULK_PAIRS, 3).
+# lines (issue 14): weft.fs file:lines() vs io.lines, stream read_line vs
+# plain reads of the same bytes (pairs and ratios printed by lines.lua).
 set -eu
 cd "$(dirname "$0")/../.."
 export WEFT_BUILD=${WEFT_BUILD:-build}
@@ -118,8 +120,12 @@ threads() {
   done
 }
 
+lines() {
+  lua5.4 bench/io/lines.lua "${LINES_N:-200000}" "$PAIRS"
+}
+
 case "$what" in
-  all) pingpong; bulk; http; files; threads ;;
-  pingpong|bulk|http|files|threads) "$what" ;;
-  *) echo "usage: $0 [all|pingpong|bulk|http|files|threads]" >&2; exit 2 ;;
+  all) pingpong; bulk; http; files; threads; lines ;;
+  pingpong|bulk|http|files|threads|lines) "$what" ;;
+  *) echo "usage: $0 [all|pingpong|bulk|http|files|threads|lines]" >&2; exit 2 ;;
 esac

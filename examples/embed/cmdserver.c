@@ -6,7 +6,8 @@
 **   app.delay(ms)        completed by a uv timer
 **   app.checksum(text)   computed on libuv's thread pool, resolved from
 **                        the worker thread
-** Commands: "run NAME [ARG]" (scripts/NAME.lua), "tasks", "quit".
+** Commands: "run NAME [ARG]" (scripts/NAME.lua), "tasks", "quit" (shuts the
+** runtime down in two steps: weft_shutdown, then weft_close).
 ** With --step, weft owns its loop and the application drives it one
 ** non-blocking step at a time from a loop of its own.
 **   ./cmdserver [--step] [SCRIPT_DIR] < commands
@@ -221,6 +222,13 @@ static void open_app_module(lua_State *L) {
   lua_setglobal(L, "app");
 }
 
+static void shutdown_done(weft_runtime *r, void *loop) {
+  (void)r;
+  printf("app: every task finished its cleanup\n");
+  fflush(stdout);
+  uv_stop((uv_loop_t *)loop);
+}
+
 int main(int argc, char **argv) {
   int step = argc > 1 && strcmp(argv[1], "--step") == 0;
   uv_loop_t loop;
@@ -251,6 +259,11 @@ int main(int argc, char **argv) {
   }
   printf("app: closing with %d tasks still running\n", weft_pending(rt));
   fflush(stdout);
+  if (!step) {
+    /* two steps: the tasks' cleanup may await, so the loop runs meanwhile */
+    weft_shutdown(rt, shutdown_done, &loop);
+    uv_run(&loop, UV_RUN_DEFAULT);
+  }
   weft_close(rt);
   uv_run(&loop, UV_RUN_DEFAULT);      /* let closed handles finish */
   uv_loop_close(&loop);

@@ -57,6 +57,26 @@ local function sleep(s)
 end
 M.sleep = sleep
 
+local started = {}   -- handles of M.start whose process may still run
+
+--- Stops (TERM, then KILL after a second) every process M.start started
+-- that still runs; spec/helper.lua calls it after each test, so a failed
+-- assertion between start and wait leaves nothing behind.
+function M.stop_all()
+  for h in pairs(started) do
+    started[h] = nil
+    if h.pid and M.alive(h.pid) then
+      h.signal("TERM")
+      for _ = 1, 20 do
+        if not M.alive(h.pid) then break end
+        sleep(0.05)
+      end
+      h.signal("KILL")
+    end
+    h.cleanup()
+  end
+end
+
 --- Starts `weft ARGS...` in the background. Returns a handle with
 -- `pid`, `wait_output(pattern, seconds)`, `signal(name)`, `wait(seconds)`.
 function M.start(args)
@@ -82,8 +102,9 @@ function M.start(args)
     return false
   end
   function h.signal(name)
-    os.execute(("kill -%s %d"):format(name, h.pid))
+    os.execute(("kill -%s %d 2>/dev/null"):format(name, h.pid))
   end
+  started[h] = true
   --- Waits for the exit; returns the exit code (nil on timeout, after killing it).
   function h.wait(seconds)
     for _ = 1, (seconds or 10) * 20 do

@@ -101,7 +101,7 @@ local function help_text()
     require("weft.options").help(OPTIONS), "\n",
     "Exit status: 0 all tasks succeeded, 1 a task failed or the run timed out,\n",
     "2 usage error (unknown option or target, missing file, bad Weftfile),\n",
-    "130 interrupted (Ctrl-C), 143 terminated (SIGTERM).\n",
+    "129 hangup (terminal closed), 130 interrupted (Ctrl-C), 143 terminated (SIGTERM).\n",
     "Environment: NO_COLOR disables colours; CI=true or TERM=dumb forces plain\n",
     "output; GITHUB_ACTIONS=true wraps each task's output in ::group:: lines and\n",
     "GITLAB_CI in collapsed sections.\n",

@@ -24,10 +24,24 @@ local function fail(op, err, path, path2)
     { code = code, path = path }), 3)
 end
 
+local function argerror(fname, n, msg)
+  error(("bad argument #%d to '%s' (%s)"):format(n, fname, msg), 4)
+end
+
+-- The type name luaL_typeerror would give: a metatable's __name first.
+local function typename(v)
+  local mt = getmetatable(v)
+  return type(mt) == "table" and type(mt.__name) == "string" and mt.__name or type(v)
+end
+
 local function check_path(fname, n, v)
-  if type(v) ~= "string" then
-    error(("bad argument #%d to '%s' (string expected, got %s)"):format(n, fname, type(v)), 3)
-  end
+  if type(v) ~= "string" then argerror(fname, n, "string expected, got " .. type(v)) end
+end
+
+-- An options table: nil or a table, as Lua's own libraries check.
+local function check_opts(fname, n, v)
+  if v ~= nil and type(v) ~= "table" then argerror(fname, n, "table expected, got " .. typename(v)) end
+  return v
 end
 
 --- Calls luv's fs function `fn(...)` with a callback and awaits it. Returns
@@ -68,13 +82,27 @@ local function read_fd(fd, size, offset)
   return ok, data
 end
 
+--- Writes all of `data`: the kernel may take less than asked (a full disk
+-- takes what fits), so the rest is written again until it all went or the
+-- kernel says why not (ENOSPC). Offset -1 appends.
 local function write_fd(fd, data, offset)
-  local ok, err = request(uv.fs_write, nil, fd, data, offset)
-  return ok, err
+  local done = 0
+  while done < #data do
+    local rest = done == 0 and data or data:sub(done + 1)
+    local ok, n = request(uv.fs_write, nil, fd, rest, offset < 0 and -1 or offset + done)
+    if not ok then return false, n end
+    if n == 0 then return false, "ENOSPC: no space left on device" end
+    done = done + n
+  end
+  return true
 end
 
+-- Closes at once, not through a request: a close must also happen in a
+-- task that is being cancelled or is failing, where awaiting raises (and
+-- cancelled the request, leaking the descriptor). A close of a file does
+-- not wait for the disk.
 local function close_quietly(fd)
-  request(uv.fs_close, nil, fd)
+  uv.fs_close(fd)
 end
 
 --- Reads a whole file. Open, reads and close are chained in luv
@@ -120,8 +148,9 @@ local function write_all(op, path, data, flags)
     error(("bad argument #2 to '%s' (string expected, got %s)"):format(op, type(data)), 3)
   end
   local fd = open_fd(op, path, flags)
-  local ok, err = write_fd(fd, data, flags == "a" and -1 or 0)
+  local done, ok, err = pcall(write_fd, fd, data, flags == "a" and -1 or 0)
   close_quietly(fd)
+  if not done then error(ok, 0) end   -- cancelled: the descriptor is closed
   if not ok then fail(op, err, path) end
 end
 
@@ -167,6 +196,7 @@ end
 --- Creates a directory; with `{parents=true}` as `mkdir -p`.
 function M.mkdir(path, opts)
   check_path("mkdir", 1, path)
+  check_opts("mkdir", 2, opts)
   local ok, err = mkdir_one(path)
   if ok then return end
   if not (opts and opts.parents) then fail("mkdir", err, path) end
@@ -216,6 +246,7 @@ end
 -- (a missing path is then fine, as `rm -rf`).
 function M.remove(path, opts)
   check_path("remove", 1, path)
+  check_opts("remove", 2, opts)
   if opts and opts.recursive then return remove_tree(path) end
   local ok, st = request(uv.fs_lstat, nil, path)
   if not ok then fail("remove", st, path) end
@@ -363,51 +394,66 @@ local modes = { r = "r", w = "w", a = "a", ["r+"] = "r+", ["w+"] = "w+", ["a+"] 
 function M.open(path, mode)
   check_path("open", 1, path)
   mode = mode or "r"
+  check_path("open", 2, mode)
   local flags = modes[(mode:gsub("b", ""))]
   if not flags then error(("bad argument #2 to 'open' (invalid mode '%s')"):format(mode), 2) end
   local fd = open_fd("open", path, flags)
-  return setmetatable({ fd = fd, path = path, pos = 0, buf = "", append = flags:sub(1, 1) == "a" }, File)
+  return setmetatable({ fd = fd, path = path, base = 0, buf = "", off = 1, append = flags:sub(1, 1) == "a" }, File)
 end
 
-local function checkfile(f, name)
+local function checkfile(f, name, closed_ok)
   if getmetatable(f) ~= File then
-    error(("bad argument #1 to '%s' (weft.file expected)"):format(name), 3)
+    error(("bad argument #1 to '%s' (weft.file expected, got %s)"):format(name, typename(f)), 3)
   end
-  if not f.fd then error("attempt to use a closed file", 3) end
+  if not f.fd and not closed_ok then error("attempt to use a closed file", 3) end
 end
+
+-- The read buffer: f.buf holds bytes read ahead from file offset f.base,
+-- the unread ones from index f.off on, so the file position is
+-- f.base + f.off - 1. Taking a line only moves f.off (copying the rest of
+-- the buffer made each line cost a 64 KiB copy).
+local CHUNK = 262144
+local find, sub = string.find, string.sub
+
+local function avail(f) return #f.buf - f.off + 1 end
+local function position(f) return f.base + f.off - 1 end
 
 -- Reads more into the buffer; false at end of file.
 local function fill(f)
-  local ok, data = read_fd(f.fd, 65536, f.pos + #f.buf)
+  local ok, data = read_fd(f.fd, CHUNK, f.base + #f.buf)
   if not ok then fail("read", data, f.path) end
   if data == "" then return false end
-  f.buf = f.buf .. data
+  f.base = position(f)
+  if f.off > #f.buf then f.buf = data else f.buf = sub(f.buf, f.off) .. data end
+  f.off = 1
   return true
 end
 
 local function take(f, n)
-  local s = f.buf:sub(1, n)
-  f.buf = f.buf:sub(n + 1)
-  f.pos = f.pos + #s
+  local off = f.off
+  local s = sub(f.buf, off, off + n - 1)
+  f.off = off + #s
   return s
 end
 
 local function read_line(f, keep)
   while true do
-    local i = f.buf:find("\n", 1, true)
+    local buf, off = f.buf, f.off
+    local i = find(buf, "\n", off, true)
     if i then
-      local s = take(f, i)
-      return keep and s or s:sub(1, -2)
+      f.off = i + 1
+      return sub(buf, off, keep and i or i - 1)
     end
     if not fill(f) then
-      if f.buf == "" then return nil end
-      return take(f, #f.buf)
+      if avail(f) == 0 then return nil end
+      return take(f, avail(f))
     end
   end
 end
 
 local function read_number(f)
-  while #f.buf < 256 and fill(f) do end
+  while avail(f) < 256 and fill(f) do end
+  f.base, f.buf, f.off = position(f), sub(f.buf, f.off), 1
   local ws, num = f.buf:match("^(%s*)([%+%-]?[%w%.]*[%+%-]?[%w%.]*)")
   local n = tonumber(num)
   if not n then
@@ -424,18 +470,19 @@ end
 
 local function read_one(f, fmt)
   if type(fmt) == "number" then
-    while #f.buf < fmt and fill(f) do end
-    if fmt > 0 and f.buf == "" then return nil end
-    if fmt == 0 then return (f.buf ~= "" or fill(f)) and "" or nil end
+    while avail(f) < fmt and fill(f) do end
+    if fmt > 0 and avail(f) == 0 then return nil end
+    if fmt == 0 then return (avail(f) > 0 or fill(f)) and "" or nil end
     return take(f, fmt)
   end
-  fmt = tostring(fmt):gsub("^%*", ""):sub(1, 1)
+  if type(fmt) ~= "string" then error("bad argument #1 to 'read' (invalid format)", 3) end
+  fmt = fmt:gsub("^%*", ""):sub(1, 1)
   if fmt == "l" then return read_line(f, false) end
   if fmt == "L" then return read_line(f, true) end
   if fmt == "n" then return read_number(f) end
   if fmt == "a" then
     while fill(f) do end
-    return take(f, #f.buf)
+    return take(f, avail(f))
   end
   error(("bad argument #1 to 'read' (invalid format '%s')"):format(fmt), 3)
 end
@@ -465,10 +512,11 @@ function File:write(...)
     parts[i] = tostring(v)
   end
   local data = concat(parts, "", 1, parts.n)
-  local ok, err = write_fd(self.fd, data, self.append and -1 or self.pos)
+  local pos = position(self)
+  local ok, err = write_fd(self.fd, data, self.append and -1 or pos)
   if not ok then fail("write", err, self.path) end
-  self.buf = ""
-  self.pos = self.append and self.pos or self.pos + #data
+  self.buf, self.off = "", 1
+  self.base = self.append and pos or pos + #data
   return self
 end
 
@@ -476,7 +524,18 @@ end
 function File:lines(...)
   checkfile(self, "lines")
   local fmts = pack(...)
-  if fmts.n == 0 then fmts = { "l", n = 1 } end
+  if fmts.n == 0 then   -- the common case, without read's format dispatch
+    return function()
+      local buf, off = self.buf, self.off
+      local i = find(buf, "\n", off, true)
+      if i and self.fd then
+        self.off = i + 1
+        return sub(buf, off, i - 1)
+      end
+      checkfile(self, "lines")
+      return read_line(self, false)
+    end
+  end
   return function() return self:read(unpack(fmts, 1, fmts.n)) end
 end
 
@@ -484,9 +543,20 @@ end
 function File:seek(whence, offset)
   checkfile(self, "seek")
   whence, offset = whence or "cur", offset or 0
+  if type(whence) ~= "string" then
+    error(("bad argument #1 to 'seek' (string expected, got %s)"):format(type(whence)), 2)
+  end
+  if math.type(offset) ~= "integer" then
+    local n = math.tointeger(offset)
+    if not n then
+      error(("bad argument #2 to 'seek' (%s)"):format(type(offset) == "number" and
+        "number has no integer representation" or "number expected, got " .. type(offset)), 2)
+    end
+    offset = n
+  end
   local base
   if whence == "set" then base = 0
-  elseif whence == "cur" then base = self.pos
+  elseif whence == "cur" then base = position(self)
   elseif whence == "end" then
     local ok, st = request(uv.fs_fstat, nil, self.fd)
     if not ok then fail("seek", st, self.path) end
@@ -494,12 +564,13 @@ function File:seek(whence, offset)
   else
     error(("bad argument #1 to 'seek' (invalid option '%s')"):format(whence), 2)
   end
-  self.pos, self.buf = base + offset, ""
-  return self.pos
+  self.base, self.buf, self.off = base + offset, "", 1
+  return self.base
 end
 
 --- Closes the file (again is fine).
 function File:close()
+  checkfile(self, "close", true)
   if self.fd then
     local fd = self.fd
     self.fd = nil
@@ -508,7 +579,11 @@ function File:close()
   return true
 end
 
-File.__close = function(f) if f.fd then pcall(File.close, f) end end
+-- <close> runs while the scope ends, also in a task that failed or was
+-- cancelled: File.close does not await, so the descriptor never outlives it.
+File.__close = function(f)
+  if getmetatable(f) == File and f.fd then File.close(f) end
+end
 File.__gc = function(f) if f.fd then uv.fs_close(f.fd); f.fd = nil end end
 File.__tostring = function(f)
   return f.fd and ("weft.file (%s)"):format(f.path) or "weft.file (closed)"
@@ -539,7 +614,14 @@ function M.watch(path)
 end
 
 --- Waits for the next change: `name, event`; nil after close.
+local function checkwatcher(w, name)
+  if getmetatable(w) ~= Watcher then
+    error(("bad argument #1 to '%s' (weft.watcher expected, got %s)"):format(name, typename(w)), 3)
+  end
+end
+
 function Watcher:next()
+  checkwatcher(self, "next")
   if not self.ev then return nil end
   local item = self.q:get()
   if not self.ev then return nil end
@@ -549,6 +631,7 @@ end
 
 --- Stops watching; later `next()` returns nil.
 function Watcher:close()
+  checkwatcher(self, "close")
   if self.ev then
     self.ev:close()
     self.ev = nil

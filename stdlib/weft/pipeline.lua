@@ -726,6 +726,14 @@ end
 --- Runs a pipeline built in plain Lua: `weft.pipeline.run(P, opts)` is
 -- `P:run(opts)` inside `weft.run` when called outside a task.
 function M.run(P, opts)
+  if getmetatable(P) ~= Pipeline then
+    local mt = getmetatable(P)
+    local got = type(mt) == "table" and type(mt.__name) == "string" and mt.__name or type(P)
+    error(("bad argument #1 to 'run' (pipeline expected, got %s)"):format(got), 2)
+  end
+  if opts ~= nil and type(opts) ~= "table" then
+    error(("bad argument #2 to 'run' (table expected, got %s)"):format(type(opts)), 2)
+  end
   if weft.current() then return P:run(opts) end
   return weft.run(function() return P:run(opts) end)
 end
