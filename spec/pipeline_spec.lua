@@ -273,7 +273,9 @@ describe("weft run", function()
       p:close()
       if screen:match("%[0/3%] 2 running  %d+%.%d%ds") then break end
     end
-    os.execute(("tmux -L %s kill-server 2>/dev/null"):format(sock))
+    -- Ctrl-C and a moment for weft to exit, so it does not outlive the spec
+    os.execute(("tmux -L %s send-keys C-c; sleep 0.5; tmux -L %s kill-server 2>/dev/null")
+      :format(sock, sock))
     assert.matches("  build +%d+%.%d%ds *\n  lint +%d+%.%d%ds *\n%[0/3%] 2 running  %d+%.%d%ds", screen)
   end)
 end)

@@ -44,7 +44,12 @@ describe("weft run on a terminal (tmux)", function()
     if not has_tmux then pending("tmux is not installed") end
   end)
   after_each(function()
-    if sock then os.execute(("tmux -L %s kill-server 2>/dev/null"):format(sock)) end
+    if sock then
+      -- end weft itself first (it outlives a killed tmux by its grace period)
+      tmux(sock, "send-keys C-c")
+      wait_screen(sock, "EXIT=%d+", 10)
+      os.execute(("tmux -L %s kill-server 2>/dev/null"):format(sock))
+    end
     sock = nil
   end)
 
@@ -104,6 +109,8 @@ describe("weft run on a terminal (tmux)", function()
     assert.is_true(ok)
     local coloured = tmux(sock, "capture-pane -p -e")
     assert.matches("\27%[%d+mbuild", coloured)
+    tmux(sock, "send-keys C-c")
+    wait_screen(sock, "EXIT=%d+", 10)
     os.execute(("tmux -L %s kill-server 2>/dev/null"):format(sock))
     sock = start("-f " .. FIX .. "live.lua -j 2", "NO_COLOR=1")
     _, ok = wait_screen(sock, "2 running")

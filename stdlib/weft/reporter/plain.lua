@@ -67,7 +67,9 @@ end
 
 -- Flushes task output at the end of this scheduler turn.
 function Plain:schedule_flush()
-  if self.flusher or not weft.current() then return end
+  if not weft.current() then return self:turn_ended() end   -- no turn to wait for
+  -- (a flusher cancelled before it ran, by Ctrl-C, is done without flushing)
+  if self.flusher and not self.flusher:done() then return end
   self.flusher = weft.spawn(function()
     self.flusher = nil
     self:turn_ended()
