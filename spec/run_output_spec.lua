@@ -20,9 +20,10 @@ describe("weft run output", function()
     assert.not_matches("? |", r.stdout, 1, true)
   end)
 
-  it("prefixes io.write text line by line, joining pieces and ending the last at the task's end", function()
+  it("prefixes io.write and io.stdout:write text line by line, joining pieces and ending the last at the task's end", function()
     local r = run(FIX .. "attribution.lua -j 3")
-    assert.matches("writer | part one, part two\nwriter | 42 on its own line\n", r.stdout, 1, true)
+    assert.matches("writer | part one, part two\nwriter | 42 on its own line\nwriter | chained\n"
+      .. "writer | through io.stdout\n", r.stdout, 1, true)
     assert.matches("writer | unterminated\n", r.stdout, 1, true)
   end)
 end)

@@ -426,7 +426,26 @@ local function task_io_write(...)
     last = stop
   end
   partial[key] = text:sub(last)
-  return io.stdout
+end
+
+-- io.stdout as a Weftfile sees it: `write` goes through the prefixer as
+-- io.write does; every other method is the real file's.
+local task_stdout = setmetatable({}, {
+  __index = function(_, k)
+    local v = io.stdout[k]
+    if type(v) ~= "function" then return v end
+    return function(self, ...) return v(io.stdout, ...) end
+  end,
+  __tostring = function() return tostring(io.stdout) end,
+})
+function task_stdout.write(self, ...)
+  task_io_write(...)
+  return self
+end
+
+local function task_io_write_file(...)
+  task_io_write(...)
+  return task_stdout
 end
 
 -- }========
@@ -450,7 +469,7 @@ function M.load(path, opts)
   local env = setmetatable({}, { __index = _G })
   env.weft = task_weft()
   env.print = task_print
-  env.io = setmetatable({ write = task_io_write }, { __index = io })
+  env.io = setmetatable({ write = task_io_write_file, stdout = task_stdout }, { __index = io })
   env.task = function(name)
     local at = where(2)
     return function(spec) return P:task(name, spec, at) end
