@@ -9,7 +9,7 @@
 ** whose deadline cancels the task; its __close turns that cancellation, and
 ** only that one, into Timeout (counted as asyncio's uncancel() does).
 **
-** Implements API.md "Waiting on several".
+** User docs: docs/reference.md "Waiting on several".
 */
 #include <math.h>
 #include <string.h>
@@ -184,11 +184,7 @@ static weft_multi *multi_new(lua_State *L, int tasks, int n, int mode, weft_task
   m->first_failed = 0;
   for (i = 0; i < n; i++)
     weft_queue_init(&m->e[i].w.node);
-  if (luaL_newmetatable(L, MULTI_MT)) {
-    lua_pushcfunction(L, multi_gc);
-    lua_setfield(L, -2, "__gc");
-  }
-  lua_setmetatable(L, -2);
+  luaL_setmetatable(L, MULTI_MT);
   weft__where(L, 1);
   lua_setiuservalue(L, -2, 1);
   for (i = 0; i < n; i++) {   /* every entry is set before any can fire */
@@ -518,13 +514,7 @@ static int combine_timeout(lua_State *L) {
   sc->deadline.fire = scope_fire;
   sc->owner = t;
   sc->seconds = s;
-  if (luaL_newmetatable(L, SCOPE_MT)) {
-    lua_pushcfunction(L, scope_close);
-    lua_setfield(L, -2, "__close");
-    lua_pushcfunction(L, scope_gc);
-    lua_setfield(L, -2, "__gc");
-  }
-  lua_setmetatable(L, -2);
+  luaL_setmetatable(L, SCOPE_MT);
   lua_replace(L, 1);                 /* scope, fn, args... */
   lua_toclose(L, 1);
   weft__deadline_arm(rt, &sc->deadline, weft__now(rt) + (s > 0 ? s : 0));
@@ -622,11 +612,7 @@ static int group_spawn(lua_State *L) {
     return luaL_error(L, "group:spawn: the group is shutting down after a failure");
   child = weft__spawn(L, g->owner->rt, lua_gettop(L) - 2);   /* task on top */
   r = (group_record *)lua_newuserdatauv(L, sizeof *r, 1);
-  if (luaL_newmetatable(L, RECORD_MT)) {
-    lua_pushcfunction(L, record_gc);
-    lua_setfield(L, -2, "__gc");
-  }
-  lua_setmetatable(L, -2);
+  luaL_setmetatable(L, RECORD_MT);
   lua_pushvalue(L, -2);
   lua_setiuservalue(L, -2, 1);          /* the record keeps its child */
   r->g = g;
@@ -844,7 +830,27 @@ static const luaL_Reg combine_funcs[] = {
   {NULL, NULL}
 };
 
+static const luaL_Reg multi_metas[] = {
+  {"__gc", multi_gc},
+  {NULL, NULL}
+};
+
+static const luaL_Reg scope_metas[] = {
+  {"__close", scope_close},
+  {"__gc", scope_gc},
+  {NULL, NULL}
+};
+
+static const luaL_Reg record_metas[] = {
+  {"__gc", record_gc},
+  {NULL, NULL}
+};
+
 int weft__open_combine(lua_State *L, weft_runtime *rt) {
+  weft__class(L, rt, MULTI_MT, NULL, NULL, multi_metas);
+  weft__class(L, rt, SCOPE_MT, NULL, NULL, scope_metas);
+  weft__class(L, rt, RECORD_MT, NULL, NULL, record_metas);
+  lua_pop(L, 3);
   weft__new_class(L, rt, WEFT_GROUP_MT, group_methods, group_tostring);
   lua_pushlightuserdata(L, rt);
   luaL_setfuncs(L, combine_funcs, 1);

@@ -9,7 +9,7 @@
 ** rt->chain_yieldable tracks whether every resume between the task and the
 ** running coroutine could yield, so an await that could not reach the
 ** scheduler fails before it registers anything.
-** Implements API.md "Running and tasks" (coroutines inside tasks).
+** User docs: docs/reference.md "Running and tasks" (coroutines inside tasks).
 */
 #include <lualib.h>
 

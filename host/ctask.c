@@ -133,7 +133,7 @@ int weft_task_result(weft_task *t, lua_State *L, int *n) {
   weft_task_push(L, t);
   obj = lua_gettop(L);
   weft__mark_observed(L, t);
-  lua_getiuservalue(L, obj, WEFT_TASK_UV_CO);
+  lua_getiuservalue(L, obj, WEFT_TASK_UV_RESULTS);
   if (t->done.state != WEFT_DONE) {
     lua_getiuservalue(L, obj, WEFT_TASK_UV_TRACEBACK);
     lua_remove(L, obj);

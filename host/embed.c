@@ -2,11 +2,11 @@
 ** embed.c: the public C API of weft.h for applications: creating a
 ** runtime on the application's loop or weft's own, loading and running
 ** code as tasks, stepping, closing, and where reports and print go.
-** (C futures are in future.c, next to the Lua ones.)
+** (C futures are in cfuture.c, beside future.c's Lua ones.)
 **
 ** Ownership: weft_new makes the Lua state and weft_close closes it;
 ** weft_open leaves the state to the caller and only closes the runtime.
-** Implements API.md "C embedding".
+** User docs: docs/embedding.md.
 */
 #include <stdio.h>
 #include <string.h>

@@ -502,12 +502,25 @@ static int run_finish_plain(lua_State *L, int status, lua_KContext base) {
   return lua_gettop(L) - (int)base;
 }
 
+/* A function, or a value whose metatable has __call (left off the stack). */
+static int is_callable(lua_State *L, int i) {
+  if (lua_type(L, i) == LUA_TFUNCTION)
+    return 1;
+  if (luaL_getmetafield(L, i, "__call") == LUA_TNIL)
+    return 0;
+  lua_pop(L, 1);
+  return 1;
+}
+
 static int run_with_options(lua_State *L) {
   weft_runtime *rt = WEFT_UPRT(L);
   envelope *e = env_of(rt);
   saved old;
   int status;
-  if (lua_type(L, 1) != LUA_TTABLE || luaL_getmetafield(L, 1, "__call") != LUA_TNIL) {
+  if (lua_type(L, 1) != LUA_TTABLE || is_callable(L, 1)) {
+    /* checked here, not by the wrapped run, so the message names 'run' */
+    if (!is_callable(L, 1))
+      return luaL_typeerror(L, 1, "function");
     lua_pushvalue(L, lua_upvalueindex(2));
     lua_insert(L, 1);
     lua_callk(L, lua_gettop(L) - 1, LUA_MULTRET, 0, run_finish_plain);

@@ -2,9 +2,11 @@
 ** errors.c: the error values weft raises. Each is a table with 'kind' and
 ** 'message' (plus kind-specific fields) sharing one metatable whose
 ** __tostring prints "Kind: message". Kinds come from one list, so names
-** cannot drift. Errors raised by user code are never wrapped.
-** Implements API.md "Errors".
+** cannot drift. Errors raised by user code are never wrapped. libuv's error
+** codes become messages in one place (weft__uv_error_new).
+** User docs: docs/reference.md "Errors".
 */
+#include <errno.h>
 #include <stdarg.h>
 #include <string.h>
 
@@ -40,6 +42,29 @@ void weft__error_new(lua_State *L, const char *kind, const char *fmt, ...) {
   va_end(ap);
   lua_setfield(L, -2, "message");
   luaL_setmetatable(L, WEFT_ERROR_MT);
+}
+
+/* libuv's name for an error code; libuv 1.44 has none for ENOEXEC (what
+   posix_spawn reports for a file that is no program). */
+const char *weft__uv_err_name(int rc) {
+  return rc == -ENOEXEC ? "ENOEXEC" : uv_err_name(rc);
+}
+
+static const char *uv_message(int rc) {
+  return rc == -ENOEXEC ? "exec format error" : uv_strerror(rc);
+}
+
+/* The one formatter of libuv errors: pushes a new error of 'kind' whose
+   message is the formatted text, then ": <libuv's message> (<ERRNAME>)",
+   "cannot run 'x': no such file or directory (ENOENT)". */
+void weft__uv_error_new(lua_State *L, const char *kind, int rc, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  lua_pushvfstring(L, fmt, ap);
+  va_end(ap);
+  weft__error_new(L, kind, "%s: %s (%s)", lua_tostring(L, -1), uv_message(rc),
+                  weft__uv_err_name(rc));
+  lua_remove(L, -2);
 }
 
 /* Is the value at idx a weft error of 'kind'? */
@@ -106,10 +131,7 @@ static const luaL_Reg errors_funcs[] = {
 };
 
 int weft__open_errors(lua_State *L, weft_runtime *rt) {
-  luaL_newmetatable(L, WEFT_ERROR_MT);
-  lua_pushcfunction(L, error_tostring);
-  lua_setfield(L, -2, "__tostring");
-  lua_pop(L, 1);
+  weft__new_class(L, rt, WEFT_ERROR_MT, NULL, error_tostring);
   lua_pushlightuserdata(L, rt);
   luaL_setfuncs(L, errors_funcs, 1);
   return 0;

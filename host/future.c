@@ -1,11 +1,12 @@
 /*
-** future.c: weft.future, a value some task or callback provides later.
-** set/fail/cancel complete it once; await suspends until then. The waiter
-** list and outcome are a weft_completion, the same as a task's.
+** future.c: completions and waiter lists (what every wait is built on:
+** weft__wake_waiters), and weft.future, a value some task or callback
+** provides later. set/fail/cancel complete it once; await suspends until
+** then. The waiter list and outcome are a weft_completion, as a task's.
 **
 ** Ownership: the future's results (or error) live in user value 1, the
 ** "file:line" where it was created in user value 2 (for wait descriptions).
-** Implements API.md "Primitives" (weft.future).
+** User docs: docs/reference.md "Primitives" (weft.future).
 */
 #include <string.h>
 
@@ -24,6 +25,21 @@ void weft__completion_init(weft_completion *c) {
   c->state = WEFT_PENDING;
   c->observed = 0;
   c->nresults = 0;
+}
+
+void weft__wake_waiters(weft_queue *q, int reason, lua_Integer n) {
+  while (n != 0 && !weft_queue_empty(q)) {
+    weft_queue *node = weft_queue_head(q);
+    weft_waiter *w = weft_queue_data(node, weft_waiter, node);
+    weft_queue_remove(node);
+    w->wake(w, reason);
+    if (n > 0)
+      n--;
+  }
+}
+
+void weft__completion_wake_all(weft_completion *c) {
+  weft__wake_waiters(&c->waiters, WEFT_WOKEN, -1);
 }
 
 static weft_future *checkfuture(lua_State *L, int idx) {
@@ -217,22 +233,6 @@ static const luaL_Reg future_funcs[] = {
   {"future", future_new},
   {NULL, NULL}
 };
-
-/* Makes metatable 'name' with 'methods' (each with the runtime as upvalue 1)
-   as __index and 'tostring' as __tostring. Shared by every primitive. */
-void weft__new_class(lua_State *L, weft_runtime *rt, const char *name,
-                     const luaL_Reg *methods, lua_CFunction tostring) {
-  luaL_newmetatable(L, name);
-  lua_newtable(L);
-  lua_pushlightuserdata(L, rt);
-  luaL_setfuncs(L, methods, 1);
-  lua_setfield(L, -2, "__index");
-  if (tostring != NULL) {
-    lua_pushcfunction(L, tostring);
-    lua_setfield(L, -2, "__tostring");
-  }
-  lua_pop(L, 1);
-}
 
 int weft__open_future(lua_State *L, weft_runtime *rt) {
   weft__new_class(L, rt, WEFT_FUTURE_MT, future_methods, future_tostring);

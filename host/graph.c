@@ -3,14 +3,19 @@
 **
 ** The graph becomes a sorter (sorter_lua.c) and a block with one slot per
 ** node. Each started node runs work(node, results) as a light task (task.c):
-** its memory is a task struct in a chunk the block owns, and it has no Lua
-** object unless something asks for one. Its slot is a waiter linked into
+** its memory comes from a task slab (task.c) whose chunks the block holds,
+** and it has no Lua object unless something asks for one. Its slot is a waiter linked into
 ** the task's completion list, so when the task finishes, node_wake (C, no
 ** Lua running) stores the first result, marks the node done in the sorter
 ** and starts the nodes that became ready, up to `limit` and to
 ** STARTS_PER_TURN in one scheduler turn (the caller, requeued each turn,
 ** starts the rest). Nothing ever scans the pending work: the whole run
 ** costs O(nodes + edges) plus a heap operation per node.
+**
+** The block is also the run work gets as its third argument: run:add
+** grows the graph while it runs (the sorter takes nodes and edges after
+** prepare; added nodes' slots live in chunks the block frees, as slots
+** never move once a task's list links them).
 **
 ** A failure (without keep_going) stops the run: every running task is
 ** cancelled and nothing more starts; the caller is woken once no node
@@ -25,7 +30,7 @@
 ** completion looks nothing up). g->ref lives until the last
 ** node task has finished, even when the caller stopped waiting; a node
 ** task's object, once made, holds the block too. Its __gc unlinks any slot
-** still linked. Implements API.md "Graph runner".
+** still linked. User docs: docs/reference.md "Sorter and graph runner".
 */
 #include <stdlib.h>
 #include <string.h>
@@ -45,8 +50,6 @@ enum {
   GV_WHERE = 1, GV_SORTER, GV_WORK, GV_RESULTS, GV_FAILURES,
   GV_CANCELLED, GV_CHUNKS, GV_ENV, GRAPH_NUV = GV_ENV
 };
-
-#define CHUNK_TASKS 64   /* node tasks made at once */
 
 /* The caller's stack while it waits. */
 enum { A_GRAPH = 1, A_WORK, A_OPTS, A_SORTER, A_BLOCK, A_SAVED };
@@ -76,9 +79,7 @@ struct weft_graph {
   uint64_t turn;          /* the scheduler turn 'started' counts for */
   int started;            /* nodes started in that turn */
   int abandoned;          /* the caller left (interrupted twice): end quietly */
-  weft_task **spare;      /* node task memory free for the next start */
-  int nspare, cap_spare;
-  weft_task *release;     /* finished in the last node_wake: spare at the next */
+  weft_task_slab slab;    /* node task memory (task.c) */
   lua_State *env;         /* node_wake's own stack: block, then push_env's three */
   int total;              /* nodes, those added while running (add) included */
   graph_slot **extra;     /* slots of added nodes: chunks of EXTRA_SLOTS */
@@ -159,44 +160,14 @@ static int push_env(lua_State *L, int gi) {
   return env;
 }
 
-static void add_spare(lua_State *L, weft_graph *g, weft_task *t) {
-  if (g->nspare == g->cap_spare) {
-    int cap = g->cap_spare ? g->cap_spare * 2 : CHUNK_TASKS;
-    weft_task **p = (weft_task **)realloc(g->spare, (size_t)cap * sizeof *p);
-    if (p == NULL)
-      luaL_error(L, "weft.run_graph: not enough memory");
-    g->spare = p;
-    g->cap_spare = cap;
-  }
-  g->spare[g->nspare++] = t;
-}
-
-/* Memory for a node task: a spare one, or a new chunk of them kept in the
-   block's chunk list (user value GV_CHUNKS of the block at gi). Node tasks
-   are light: they get a Lua object only if someone asks for it, and that
-   object then holds the block (so the chunk) alive. */
-static weft_task *take_task_memory(lua_State *L, weft_graph *g, int gi) {
-  if (g->nspare == 0) {
-    weft_task *chunk;
-    int i;
-    lua_getiuservalue(L, gi, GV_CHUNKS);
-    chunk = (weft_task *)lua_newuserdatauv(L, CHUNK_TASKS * sizeof *chunk, 0);
-    lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
-    lua_pop(L, 1);
-    for (i = CHUNK_TASKS - 1; i >= 0; i--)
-      add_spare(L, g, &chunk[i]);
-  }
-  return g->spare[--g->nspare];
-}
-
-/* Spawns work(node, results, run) for node id (run: the block, for add). */
+/* Spawns work(node, results) for node id. */
 static void start_node(lua_State *L, weft_graph *g, int gi, int env, int id) {
   graph_slot *sl = slot_at(g, id);
-  weft_task *t = take_task_memory(L, g, gi);
+  weft_task *t = weft__slab_take(L, &g->slab, gi, GV_CHUNKS);
   lua_pushvalue(L, env + E_WORK);
   weft__sorter_push_node(L, env + E_SORTER, id);
   lua_pushvalue(L, env + E_RESULTS);
-  lua_pushvalue(L, gi);
+  lua_pushvalue(L, gi);   /* the run, for add */
   weft__spawn_light(L, g->rt, t, 3, g->ref);
   t->label = g->owner->label;   /* node_wake runs with no current task */
   sl->task = t;
@@ -304,9 +275,7 @@ static void node_wake(weft_waiter *w, int reason) {
     lua_pushvalue(g->rt->L, -1);
     lua_xmove(g->rt->L, L, 1);
     record_result(L, g, ENV_ENV, id);
-    if (g->release != NULL)
-      add_spare(L, g, g->release);
-    g->release = t;
+    weft__slab_give(L, &g->slab, t);
   } else {
     weft__push_task(L, t);   /* finishing: the runtime still holds it */
     record(L, g, ENV_BLOCK, ENV_ENV, id, t, lua_gettop(L));
@@ -527,8 +496,7 @@ static int graph_gc(lua_State *L) {
   weft_graph *g = (weft_graph *)lua_touserdata(L, 1);
   int i;
   unlink_all(g);
-  free(g->spare);
-  g->spare = NULL;
+  weft__slab_free(&g->slab);
   for (i = 0; i < g->nextra; i++)
     free(g->extra[i]);
   free(g->extra);
@@ -537,7 +505,6 @@ static int graph_gc(lua_State *L) {
   g->total = g->n;
   return 0;
 }
-
 
 /* Pushes a new block for the prepared sorter at A_SORTER. */
 static weft_graph *new_block(lua_State *L, weft_runtime *rt, weft_task *owner,
@@ -551,19 +518,11 @@ static weft_graph *new_block(lua_State *L, weft_runtime *rt, weft_task *owner,
   g->sorter = s;
   g->n = n;
   g->ref = LUA_NOREF;
-  g->spare = NULL;
+  memset(&g->slab, 0, sizeof g->slab);
   g->total = n;
   for (i = 0; i < n; i++)
     init_slot(g, &g->slots[i], i);
-  if (luaL_newmetatable(L, GRAPH_MT)) {
-    lua_pushcfunction(L, graph_gc);
-    lua_setfield(L, -2, "__gc");
-    lua_createtable(L, 0, 1);
-    lua_pushcfunction(L, graph_add);
-    lua_setfield(L, -2, "add");
-    lua_setfield(L, -2, "__index");
-  }
-  lua_setmetatable(L, -2);
+  luaL_setmetatable(L, GRAPH_MT);
   weft__where(L, 1);
   lua_setiuservalue(L, -2, GV_WHERE);
   lua_pushvalue(L, A_SORTER);
@@ -719,7 +678,19 @@ static const luaL_Reg graph_funcs[] = {
   {NULL, NULL}
 };
 
+static const luaL_Reg graph_methods[] = {
+  {"add", graph_add},
+  {NULL, NULL}
+};
+
+static const luaL_Reg graph_metas[] = {
+  {"__gc", graph_gc},
+  {NULL, NULL}
+};
+
 int weft__open_graph(lua_State *L, weft_runtime *rt) {
+  weft__class(L, rt, GRAPH_MT, graph_methods, NULL, graph_metas);
+  lua_pop(L, 1);
   lua_pushlightuserdata(L, rt);
   luaL_setfuncs(L, graph_funcs, 1);
   return 0;

@@ -26,7 +26,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "process.h"
+#include "spawn.h"
 
 #define GUARD_SLOTS 4096
 #define GUARD_GRACE_TICKS 20          /* 20 x 50 ms from TERM to KILL */

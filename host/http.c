@@ -23,7 +23,7 @@
 ** libcurl (and the thirty libraries it pulls in: TLS, Kerberos, LDAP...)
 ** is loaded with dlopen on the first request, not linked: linking it made
 ** every weft start pay for their relocations (weft -e '' took 6x lua5.4).
-** Implements API.md "The event loop and I/O" (HTTP client).
+** User docs: docs/io.md "HTTP client".
 */
 #include <ctype.h>
 #include <limits.h>
@@ -104,6 +104,7 @@ typedef struct http_state http_state;
 typedef struct http_xfer http_xfer;
 
 struct http_state {
+  weft_holder hold;           /* first: handle data may point at either */
   CURLM *multi;
   uv_timer_t timer;           /* curl's timeout */
   uv_async_t keep;            /* referenced while transfers run */
@@ -112,8 +113,6 @@ struct http_state {
   weft_queue socks;           /* sockets being watched */
   int cleaning;               /* curl_multi_cleanup is running */
   int ntransfers;
-  int nopen;                  /* handles whose close callback has not run */
-  int released;
 };
 
 typedef struct http_sock {
@@ -171,23 +170,15 @@ static const char *code_name(CURLcode rc) {
 
 /* {======== the multi handle on the loop */
 
-static void state_maybe_free(http_state *hs) {
-  if (hs->released && hs->nopen == 0)
-    free(hs);
-}
-
-static void state_handle_closed(uv_handle_t *h) {
-  http_state *hs = (http_state *)h->data;
-  hs->nopen--;
-  state_maybe_free(hs);
+static void state_free(weft_holder *h) {
+  free(h);   /* (the holder is the state's first member) */
 }
 
 static void sock_closed(uv_handle_t *h) {
   http_sock *s = (http_sock *)h->data;
   http_state *hs = s->hs;
   free(s);
-  hs->nopen--;
-  state_maybe_free(hs);
+  weft__holder_closed(&hs->hold);
 }
 
 /* Marks every finished transfer done and wakes its task. */
@@ -267,7 +258,7 @@ static int on_curl_socket(CURL *easy, curl_socket_t fd, int what, void *ud, void
     s->poll.data = s;
     s->hs = hs;
     s->fd = fd;
-    hs->nopen++;
+    hs->hold.nopen++;
     weft_queue_insert_tail(&hs->socks, &s->node);
     uv_unref((uv_handle_t *)&s->poll);
     curl_multi_assign(hs->multi, fd, s);
@@ -283,8 +274,8 @@ static int on_curl_socket(CURL *easy, curl_socket_t fd, int what, void *ud, void
 static char state_key;
 
 static void close_state_handle(http_state *hs, uv_handle_t *h) {
-  h->data = hs;
-  uv_close(h, state_handle_closed);
+  h->data = &hs->hold;
+  uv_close(h, weft__holder_close_cb);
 }
 
 /* The registry box's __gc: transfers still added are removed (their own
@@ -308,8 +299,7 @@ static int state_gc(lua_State *L) {
     sock_close(hs, weft_queue_data(weft_queue_head(&hs->socks), http_sock, node));
   close_state_handle(hs, (uv_handle_t *)&hs->timer);
   close_state_handle(hs, (uv_handle_t *)&hs->keep);
-  hs->released = 1;
-  state_maybe_free(hs);
+  weft__holder_release(&hs->hold);
   return 0;
 }
 
@@ -342,7 +332,8 @@ static http_state *get_state(lua_State *L, weft_runtime *rt) {
   uv_async_init(rt->loop, &hs->keep, keep_cb);
   hs->timer.data = hs;
   hs->keep.data = hs;
-  hs->nopen = 2;
+  hs->hold.nopen = 2;
+  hs->hold.free = state_free;
   uv_unref((uv_handle_t *)&hs->timer);
   uv_unref((uv_handle_t *)&hs->keep);
   curl_multi_setopt(hs->multi, CURLMOPT_SOCKETFUNCTION, on_curl_socket);
@@ -429,7 +420,7 @@ static void xfer_free(http_xfer *x) {
   free(x);
 }
 
-static char xfer_key;   /* the box metatable */
+#define XFER_BOX_MT "weft.http_transfer"
 
 static int xfer_gc(lua_State *L) {
   http_xfer **box = (http_xfer **)lua_touserdata(L, 1);
@@ -757,8 +748,7 @@ static int do_request(lua_State *L) {
   hs = get_state(L, rt);
   box = (http_xfer **)lua_newuserdatauv(L, sizeof *box, 0);
   *box = NULL;
-  lua_rawgetp(L, LUA_REGISTRYINDEX, &xfer_key);
-  lua_setmetatable(L, -2);
+  luaL_setmetatable(L, XFER_BOX_MT);
   lua_replace(L, S_BOX);
   if ((x = (http_xfer *)calloc(1, sizeof *x)) == NULL)
     return luaL_error(L, "weft: out of memory");
@@ -838,10 +828,9 @@ static const luaL_Reg http_funcs[] = {
 };
 
 int weft__open_http(lua_State *L, weft_runtime *rt) {
-  lua_createtable(L, 0, 1);
-  lua_pushcfunction(L, xfer_gc);
-  lua_setfield(L, -2, "__gc");
-  lua_rawsetp(L, LUA_REGISTRYINDEX, &xfer_key);
+  static const luaL_Reg xfer_metas[] = {{"__gc", xfer_gc}, {NULL, NULL}};
+  weft__class(L, rt, XFER_BOX_MT, NULL, NULL, xfer_metas);
+  lua_pop(L, 1);
   lua_createtable(L, 0, 3);
   lua_pushlightuserdata(L, rt);
   luaL_setfuncs(L, http_funcs, 1);

@@ -9,7 +9,7 @@
 ** Ownership: the registry holds an array of installed instrument handles;
 ** each handle keeps a private copy of its hooks in user value 1.
 ** Also here: weft__dump_tasks, the text of the SIGQUIT dump.
-** Implements API.md "Seeing inside" (weft.instrument).
+** User docs: docs/debugging.md (weft.instrument).
 */
 #include <string.h>
 

@@ -73,7 +73,7 @@ enum {
 
 /* Task user values. */
 enum {
-  WEFT_TASK_UV_CO = 1,        /* the thread while alive; then the results or error */
+  WEFT_TASK_UV_RESULTS = 1,   /* the results (a table if more than one) or the error */
   WEFT_TASK_UV_NAME,          /* name string, nil for the default "task-<id>" */
   WEFT_TASK_UV_PENDING,       /* error to raise at the next await point */
   WEFT_TASK_UV_CREATED,       /* "file:line" of its spawn (debug mode) */
@@ -173,32 +173,18 @@ int weft__drive_all(lua_State *L, weft_runtime *rt);
 double weft__now(weft_runtime *rt);
 void weft__deadline_arm(weft_runtime *rt, weft_deadline *d, double when);
 void weft__deadline_disarm(weft_runtime *rt, weft_deadline *d);
-void weft__ready(weft_runtime *rt, weft_task *t);
 int weft__drive(lua_State *L, weft_runtime *rt, weft_task *t);
 void weft__report(weft_runtime *rt, const char *msg);
 int weft__report_unobserved(lua_State *L, weft_runtime *rt);
 void weft__push_deadlock(lua_State *L, weft_runtime *rt);   /* the Deadlock error */
 int weft__open_runtime(lua_State *L, weft_runtime *rt);
-
-/* task.c */
-weft_task *weft__checktask(lua_State *L, int idx);
-weft_task *weft__totask(lua_State *L, int idx);
-weft_task *weft__task_at(weft_runtime *rt, lua_State *L, int idx);   /* fast totask */
-void weft__push_awaited(lua_State *L, weft_task *t);   /* what a suspended task waits on, or nil */
-weft_task *weft__spawn(lua_State *L, weft_runtime *rt, int nargs);  /* fn, args on top -> task */
-/* Spawns fn(args...) (the top nargs + 1 slots, popped) as a task in the
-   caller's memory t, with no Lua object until one is asked for
-   (weft__push_task makes it then). anchor_ref is a registry ref to what
-   keeps t's memory alive, valid while the task is unfinished. When a light
-   task finishes with results, its waiters are woken with the first result
-   (or nil) on top of rt->L and t must not be reused before that returns. */
-void weft__spawn_light(lua_State *L, weft_runtime *rt, weft_task *t, int nargs,
-                       int anchor_ref);
-weft_task *weft__task_ptr(lua_State *L, int idx);   /* the task of a known task object */
 void weft__runtime_free(weft_runtime *rt);
+void weft__handle_closed(weft_runtime *rt);   /* a close callback of weft's own handles ran */
+void weft__where(lua_State *L, int level);      /* pushes "file:line" of a Lua caller, or "?" */
+
+/* sched.c */
+void weft__ready(weft_runtime *rt, weft_task *t);
 weft_task *weft__current(lua_State *L, weft_runtime *rt, const char *what);
-void weft__push_task(lua_State *L, weft_task *t);  /* unfinished tasks only; makes a light one's object */
-void weft__push_task_name(lua_State *L, int idx);
 void weft__task_wake(weft_task *t, int reason);
 int weft__task_cancel(lua_State *L, weft_task *t, int reason_idx);
 void weft__task_interrupt(lua_State *L, weft_task *t);   /* error on top -> delivered at await */
@@ -215,40 +201,86 @@ int weft__pending_is(lua_State *L, weft_task *t, const char *kind);
    L at once (a task busy in a loop that never awaits). */
 void weft__cancel_from_hook(lua_State *L, weft_runtime *rt);
 void weft__check_pending(lua_State *L, weft_task *t);
+void weft__uncancel(weft_task *t);
+void weft__step(weft_runtime *rt, weft_task *t);
+void weft__runtime_turn(weft_runtime *rt);
+int weft__open_sched(lua_State *L, weft_runtime *rt);
+
+/* task.c */
+weft_task *weft__checktask(lua_State *L, int idx);
+weft_task *weft__totask(lua_State *L, int idx);
+weft_task *weft__task_at(weft_runtime *rt, lua_State *L, int idx);   /* fast totask */
+void weft__push_awaited(lua_State *L, weft_task *t);   /* what a suspended task waits on, or nil */
+weft_task *weft__spawn(lua_State *L, weft_runtime *rt, int nargs);  /* fn, args on top -> task */
+/* Spawns fn(args...) (the top nargs + 1 slots, popped) as a task in the
+   caller's memory t, with no Lua object until one is asked for
+   (weft__push_task makes it then). anchor_ref is a registry ref to what
+   keeps t's memory alive, valid while the task is unfinished. When a light
+   task finishes with results, its waiters are woken with the first result
+   (or nil) on top of rt->L and t must not be reused before that returns. */
+void weft__spawn_light(lua_State *L, weft_runtime *rt, weft_task *t, int nargs,
+                       int anchor_ref);
+weft_task *weft__task_ptr(lua_State *L, int idx);   /* the task of a known task object */
+/* Light task memory for a spawner (run_graph): chunks held by the owner's
+   user value, spares reused. */
+typedef struct weft_task_slab {
+  weft_task **spare;
+  int nspare, cap;
+  weft_task *release;         /* given back last: spare from the next give */
+} weft_task_slab;
+weft_task *weft__slab_take(lua_State *L, weft_task_slab *s, int owner, int uv);
+void weft__slab_give(lua_State *L, weft_task_slab *s, weft_task *t);
+void weft__slab_free(weft_task_slab *s);
+void weft__push_task(lua_State *L, weft_task *t);  /* unfinished tasks only; makes a light one's object */
+void weft__push_task_name(lua_State *L, int idx);
 int weft__push_results(lua_State *L, int idx);   /* pushes results or raises the error */
 void weft__push_outcome(lua_State *L, int idx);  /* first result or the error value */
 void weft__describe_wait(lua_State *L, weft_task *t);   /* pushes "event created at x:3" */
-void weft__uncancel(weft_task *t);
 void weft__mark_observed(lua_State *L, weft_task *t);
-void weft__step(weft_runtime *rt, weft_task *t);
-void weft__runtime_turn(weft_runtime *rt);
+/* Stores the outcome of a task that returned (status LUA_OK, nres results
+   on top of its thread) or failed, gives its thread back and wakes its
+   waiters. */
+void weft__task_finish(weft_runtime *rt, weft_task *t, int status, int nres);
 int weft__open_task(lua_State *L, weft_runtime *rt);
 
-/* future.c: the C side of a future C code resolves (cfuture.c) */
+/* future.c */
+/* the C side of a future C code resolves (cfuture.c) */
 typedef struct weft_cfuture_hook weft_cfuture_hook;
 struct weft_cfuture_hook {
   void (*cancelled)(weft_cfuture_hook *hook);   /* Lua will not take a result */
 };
 void weft__future_push_c(lua_State *L, weft_runtime *rt, weft_cfuture_hook *hook);
-void weft__cfutures_close(weft_runtime *rt);
-int weft__cfutures_pending(weft_runtime *rt);   /* C futures C still owes */
-void weft__handle_closed(weft_runtime *rt);   /* a close callback of weft's own handles ran */
 int weft__future_complete(lua_State *L, int fidx, int state, int nres);
-
-/* future.c */
 void weft__completion_init(weft_completion *c);
 void weft__completion_wake_all(weft_completion *c);
 /* Unlinks and wakes the first n waiters of q (all of them if n < 0). */
 void weft__wake_waiters(weft_queue *q, int reason, lua_Integer n);
+int weft__open_future(lua_State *L, weft_runtime *rt);
+
+/* cfuture.c */
+int weft__cfutures_pending(weft_runtime *rt);   /* C futures C still owes */
+void weft__cfutures_close(weft_runtime *rt);
+
+/* class.c */
+/* the metatables of weft's types */
+void weft__class(lua_State *L, weft_runtime *rt, const char *name,
+                 const luaL_Reg *methods, lua_CFunction index, const luaL_Reg *metas);
 void weft__new_class(lua_State *L, weft_runtime *rt, const char *name,
                      const luaL_Reg *methods, lua_CFunction tostring);
-int weft__open_future(lua_State *L, weft_runtime *rt);
+
+/* errors.c */
+void weft__error_new(lua_State *L, const char *kind, const char *fmt, ...);
+void weft__uv_error_new(lua_State *L, const char *kind, int rc, const char *fmt, ...);
+const char *weft__uv_err_name(int rc);
+int weft__error_is(lua_State *L, int idx, const char *kind);
+int weft__open_errors(lua_State *L, weft_runtime *rt);
 
 /* coro.c */
 extern char weft__suspend_token;               /* its address is the yield marker */
 int weft__open_coro(lua_State *L, weft_runtime *rt);
 
-/* instrument.c: calls the hooks of every installed instrument. Each call
+/* instrument.c */
+/* calls the hooks of every installed instrument. Each call
    is made only when rt->instruments != 0. */
 void weft__hook_spawned(lua_State *L, weft_runtime *rt, weft_task *t);
 void weft__hook_step(weft_runtime *rt, weft_task *t, uint64_t started, uint64_t ended);
@@ -257,55 +289,89 @@ void weft__hook_cancelled(lua_State *L, weft_runtime *rt, weft_task *t);
 int weft__open_instrument(lua_State *L, weft_runtime *rt);
 void weft__dump_tasks(lua_State *L, weft_runtime *rt);   /* pushes the text */
 
-/* errors.c */
-void weft__error_new(lua_State *L, const char *kind, const char *fmt, ...);
-int weft__error_is(lua_State *L, int idx, const char *kind);
-int weft__open_errors(lua_State *L, weft_runtime *rt);
-
-/* sync.c, combine.c */
+/* sync.c */
 int weft__open_sync(lua_State *L, weft_runtime *rt);
-int weft__open_queue(lua_State *L, weft_runtime *rt);
-int weft__open_combine(lua_State *L, weft_runtime *rt);
-int weft__open_sorter(lua_State *L, weft_runtime *rt);   /* sorter_lua.c */
-int weft__open_graph(lua_State *L, weft_runtime *rt);    /* graph.c */
-int weft__open_process(lua_State *L, weft_runtime *rt);  /* process.c */
-int weft__open_io(lua_State *L, weft_runtime *rt);       /* io.c: luv, fs, net, http, json, signals, threads */
-int weft__open_hash(lua_State *L, weft_runtime *rt);     /* hash.c: weft._hash */
-int weft__open_statedb(lua_State *L, weft_runtime *rt);  /* statedb.c: weft._statedb */
 
-/* process.c: from a signal handler (async-signal-safe): KILL every live
+/* sync_queue.c */
+int weft__open_queue(lua_State *L, weft_runtime *rt);
+
+/* combine.c */
+int weft__open_combine(lua_State *L, weft_runtime *rt);
+
+/* sorter_lua.c */
+int weft__open_sorter(lua_State *L, weft_runtime *rt);
+
+/* graph.c */
+int weft__open_graph(lua_State *L, weft_runtime *rt);
+
+/* process.c */
+int weft__open_process(lua_State *L, weft_runtime *rt);  /* weft.process */
+
+/* spawn.c */
+int weft__open_spawn(lua_State *L, weft_runtime *rt);
+/* from a signal handler (async-signal-safe): KILL every live
    child process group at once. */
 void weft__process_kill_all_now(void);
-/* process.c: what a child's inherited stdout (1) or stderr (2) really gets,
+/* what a child's inherited stdout (1) or stderr (2) really gets,
    or -1 for the fd itself; the REPL relays a terminal through a pipe. */
 extern int weft__inherit_fd[3];
 
-/* repl.c (linked into the CLI only): the REPL on the runtime's loop.
+/* exec.c */
+int weft__open_exec(lua_State *L, weft_runtime *rt);     /* weft.exec, weft.sh */
+
+/* io.c */
+int weft__open_io(lua_State *L, weft_runtime *rt);       /* luv, fs, net, http, json, signals, threads */
+
+/* repl.c */
+/* Linked into the CLI only: the REPL on the runtime's loop.
    Returns the exit status. */
 int weft__repl(lua_State *L, weft_runtime *rt);
 
-/* envelope.c: the safety envelope (memory limit, step budget, interrupt) */
+/* envelope.c */
+/* the safety envelope (memory limit, step budget, interrupt) */
 void weft__envelope_open(weft_runtime *rt);
 void weft__envelope_close(weft_runtime *rt);
 void weft__envelope_embedded(weft_runtime *rt);
 void weft__envelope_on_resume(weft_runtime *rt, weft_task *t);
 int weft__envelope_after_resume(weft_runtime *rt, weft_task *t, int status);
-lua_State *weft__envelope_enter(weft_runtime *rt, lua_State *co);   /* coro.c */
+lua_State *weft__envelope_enter(weft_runtime *rt, lua_State *co);
 int weft__open_envelope(lua_State *L, weft_runtime *rt);
 int weft__envelope_configure(lua_State *L, weft_runtime *rt, const char *memory,
                              const char *budget, int preempt);
 double weft__parse_size(const char *s);
 double weft__parse_duration(const char *s);
 
-/* watch.c: once per loop turn outside weft.run: reports, deadlock, shutdown */
+/* handle.c */
+/* what an owner of libuv handles embeds to be freed once its
+   Lua side let go (weft__holder_release) and each of its handles closed
+   (weft__holder_closed from the close callback, or weft__holder_close_cb
+   as the callback when handle->data is the holder). */
+typedef struct weft_holder weft_holder;
+struct weft_holder {
+  int nopen;                  /* handles whose close callback has not run */
+  int released;               /* the Lua side let go */
+  void (*free)(weft_holder *h);   /* frees the owner */
+};
+void weft__holder_closed(weft_holder *h);
+void weft__holder_release(weft_holder *h);
+void weft__holder_close_cb(uv_handle_t *handle);
+
+/* hash.c */
+int weft__open_hash(lua_State *L, weft_runtime *rt);     /* weft._hash */
+
+/* module.c */
+void weft__stdlib_require(lua_State *L, const char *name);   /* pushes what it returns */
+
+/* statedb.c */
+int weft__open_statedb(lua_State *L, weft_runtime *rt);  /* weft._statedb */
+
+/* watch.c */
+/* once per loop turn outside weft.run: reports, deadlock, shutdown */
 void weft__watch_open(lua_State *L, weft_runtime *rt);
 void weft__watch_close(weft_runtime *rt);
 void weft__watch_start(weft_runtime *rt);
 void weft__watch_turn(weft_runtime *rt);
 int weft__watch_refuses_spawn(weft_runtime *rt);
-
-/* util */
-void weft__where(lua_State *L, int level);      /* pushes "file:line" of a Lua caller, or "?" */
 
 #define WEFT_UPRT(L) ((weft_runtime *)lua_touserdata((L), lua_upvalueindex(1)))
 

@@ -53,7 +53,6 @@ int weft__open_io(lua_State *L, weft_runtime *rt) {
   weft__open_net(L, rt);
   weft__open_thread(L, rt);
   weft__open_http(L, rt);
-  weft__open_process_live(L, rt);
   lua_newuserdatauv(L, 1, 0);
   lua_createtable(L, 0, 1);
   lua_pushcfunction(L, io_gc);

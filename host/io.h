@@ -1,6 +1,6 @@
 /*
 ** io.h: what the I/O files (io.c, uvbind.c, json.c, stream.c, net.c,
-** thread.c, http.c, process_live.c) share: their open functions and the
+** thread.c, http.c, process.c) share: their open functions and the
 ** stream type that TCP, Unix sockets and process pipes have in common.
 ** Implements nothing itself; see each file's header.
 */
@@ -63,7 +63,6 @@ int weft__open_stream(lua_State *L, weft_runtime *rt);
 int weft__open_net(lua_State *L, weft_runtime *rt);
 int weft__open_thread(lua_State *L, weft_runtime *rt);
 int weft__open_http(lua_State *L, weft_runtime *rt);
-int weft__open_process_live(lua_State *L, weft_runtime *rt);   /* weft.process */
 void weft__uv_close_all(lua_State *L);   /* before the runtime closes */
 
 /* thread.c: sizes libuv's thread pool once, before its first use. */

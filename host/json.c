@@ -8,7 +8,7 @@
 ** fractions such as 1/3): they go through cjson as marker strings that are
 ** replaced afterwards, so what is encoded decodes to the same value while
 ** 0.1 still encodes as 0.1. Invalid JSON raises cjson's message,
-** which gives the character position. Implements API.md "JSON".
+** which gives the character position. User docs: docs/io.md (weft.json).
 **
 ** Ownership: one cjson instance lives in the upvalues of encode and decode.
 */

@@ -5,7 +5,7 @@
 ** inside one main task, so top-level code can await.
 **
 ** The process exits once the main task has returned and nothing keeps the
-** run alive. Exit codes (API.md "CLI"): 0, 1 for an uncaught error (also one
+** run alive. Exit codes (docs/weft.1): 0, 1 for an uncaught error (also one
 ** in a task nobody awaited, or a deadlock), 2 for usage errors, 129 after
 ** SIGHUP, 130 after SIGINT, 143 after SIGTERM. The first signal cancels every task at its
 ** await point (a hook interrupts a task that never awaits); a second one
@@ -271,31 +271,11 @@ static void ignore_lua_env(lua_State *L) {
 
 /* }======== */
 
-/* What the main task runs: the -e and -l actions in order, then the script. */
-static const char main_chunk[] =
-  "local actions, script, args = ...\n"
-  "for _, a in ipairs(actions) do\n"
-  "  if a[1] == 'e' then\n"
-  "    local f, err = load(a[2], '=(command line)')\n"
-  "    if not f then error(err, 0) end\n"
-  "    f()\n"
-  "  else\n"
-  "    local name, mod = a[2]:match('^([^=]+)=(.+)$')\n"
-  "    name = name or a[2]\n"
-  "    _G[name] = require(mod or a[2])\n"
-  "  end\n"
-  "end\n"
-  "if script then\n"
-  "  local f, err = loadfile(script ~= '-' and script or nil)\n"
-  "  if not f then error(err, 0) end\n"
-  "  f(table.unpack(args, 1, args.n))\n"
-  "end\n";
-
 /* Prints the failure of the finished task on top of L, as lua(1) does. */
 static void report_failure(lua_State *L) {
   int task = lua_gettop(L);
   const char *msg;
-  lua_getiuservalue(L, task, WEFT_TASK_UV_CO);
+  lua_getiuservalue(L, task, WEFT_TASK_UV_RESULTS);
   if (lua_type(L, -1) == LUA_TSTRING || luaL_getmetafield(L, -1, "__tostring") != LUA_TNIL) {
     if (lua_type(L, -1) != LUA_TSTRING)
       lua_pop(L, 1);
@@ -314,8 +294,12 @@ static int run_main(lua_State *L, weft_runtime *rt, cli *c, int argc, char **arg
   int status = 0, i;
   weft_task *t;
   /* actions table is on top */
-  if (luaL_loadbuffer(L, main_chunk, sizeof main_chunk - 1, "=weft") != LUA_OK)
+  lua_getglobal(L, "require");   /* what the main task runs: stdlib/weft/main.lua */
+  lua_pushliteral(L, "weft.main");
+  if (lua_pcall(L, 1, 1, 0) != LUA_OK)
     return 1;
+  lua_getfield(L, -1, "run");
+  lua_remove(L, -2);
   lua_insert(L, -2);                                    /* chunk, actions */
   if (c->script)
     lua_pushstring(L, argv[c->script]);

@@ -35,6 +35,18 @@ static int load_entry(lua_State *L, const weft_stdlib_entry *e) {
   return 1;
 }
 
+/* Pushes what the embedded stdlib module 'name' returns, loading it now
+   (not through package.loaded: host files use it while luaopen_weft runs,
+   before package.preload serves the stdlib). Raises if there is none. */
+void weft__stdlib_require(lua_State *L, const char *name) {
+  const weft_stdlib_entry *e = find_stdlib(name);
+  if (e == NULL)
+    luaL_error(L, "weft: no embedded module '%s'", name);
+  load_entry(L, e);
+  lua_pushstring(L, name);
+  lua_call(L, 1, 1);
+}
+
 /* package.preload loader: upvalue 1 is the entry. */
 static int stdlib_loader(lua_State *L) {
   const weft_stdlib_entry *e = (const weft_stdlib_entry *)lua_touserdata(L, lua_upvalueindex(1));
@@ -90,6 +102,7 @@ LUAMOD_API int luaopen_weft(lua_State *L) {
   module = lua_gettop(L);
   weft__open_errors(L, rt);
   weft__open_runtime(L, rt);
+  weft__open_sched(L, rt);
   weft__open_envelope(L, rt);
   weft__open_task(L, rt);
   weft__open_future(L, rt);
@@ -99,8 +112,10 @@ LUAMOD_API int luaopen_weft(lua_State *L) {
   weft__open_instrument(L, rt);
   weft__open_sorter(L, rt);
   weft__open_graph(L, rt);
-  weft__open_process(L, rt);
+  weft__open_spawn(L, rt);
+  weft__open_exec(L, rt);
   weft__open_io(L, rt);
+  weft__open_process(L, rt);   /* after io: its pipes are streams */
   weft__open_coro(L, rt);
   weft__open_hash(L, rt);
   weft__open_statedb(L, rt);

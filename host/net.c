@@ -12,10 +12,10 @@
 ** A server is a malloc'd listening handle plus a userdata that holds a
 ** registry reference to itself while it listens, so a server nobody refers
 ** to goes on serving until closed. Each connection runs the Lua function
-** SERVE_LUA as a task: handler(stream) under xpcall, then the stream is
+** stdlib/weft/net_serve.lua's serve as a task: handler(stream) under xpcall, then the stream is
 ** closed and a failure printed (with the peer) without failing the task.
 ** User values: 1 handler, 2 set of running handler tasks, 3 Unix path.
-** Implements API.md "Network — weft.net".
+** User docs: docs/io.md (weft.net).
 */
 #include <stdio.h>
 #include <stdlib.h>
@@ -269,10 +269,9 @@ static int connect_next(lua_State *L, weft_task *t) {
   int rc;
   if (i >= l->n) {
     int err = lua_isinteger(L, C_ERR) ? (int)lua_tointeger(L, C_ERR) : UV_EAI_NONAME;
-    weft__push_uv_error(L, err, "connect", NULL);
-    lua_pushfstring(L, "connect to %s port %d: %s (%s)", lua_tostring(L, C_HOST),
-                    (int)lua_tointeger(L, C_PORT), uv_strerror(err), uv_err_name(err));
-    lua_setfield(L, -2, "message");
+    lua_pushfstring(L, "connect to %s port %d", lua_tostring(L, C_HOST),
+                    (int)lua_tointeger(L, C_PORT));
+    weft__push_uv_error(L, err, lua_tostring(L, -1), NULL);
     return lua_error(L);
   }
   lua_pushinteger(L, i + 1);
@@ -365,35 +364,10 @@ typedef struct weft_server {
   weft_runtime *rt;
   struct weft_server **slot;
   int ref;                   /* registry ref to the userdata while open */
-  int serve_ref;             /* the SERVE_LUA function */
+  int serve_ref;             /* stdlib/weft/net_serve.lua's serve */
   int port;
   int is_unix;
 } weft_server;
-
-static const char SERVE_LUA[] =
-  "local weft, report, stop = ...\n"
-  "local function handle(e)\n"
-  "  return { e = e, tb = debug.traceback(tostring(e), 2) }\n"
-  "end\n"
-  "local function serve(handler, stream, tasks, peer)\n"
-  "  local me = weft.current()\n"
-  "  tasks[me] = true\n"
-  "  local ok, err = xpcall(handler, handle, stream)\n"
-  "  tasks[me] = nil\n"
-  "  stream:close()\n"
-  "  if not ok and not weft.is_error(err.e, 'Cancelled') then\n"
-  "    report('weft.net: handler error (peer ' .. peer .. '): ' .. err.tb .. '\\n')\n"
-  "  end\n"
-  "end\n"
-  "local function close(server)\n"
-  "  local tasks = stop(server)\n"
-  "  if not tasks then return end\n"
-  "  local me, list = weft.current(), {}\n"
-  "  for t in pairs(tasks) do if t ~= me then list[#list + 1] = t end end\n"
-  "  for _, t in ipairs(list) do t:cancel() end\n"
-  "  if me and #list > 0 then weft.wait(list) end\n"
-  "end\n"
-  "return serve, close\n";
 
 static weft_server **toserver(lua_State *L, int idx) {
   return (weft_server **)luaL_checkudata(L, idx, WEFT_SERVER_MT);
@@ -578,10 +552,8 @@ static int net_listen(lua_State *L) {
   rc = uv_tcp_bind(&sv->u.tcp, (struct sockaddr *)&ss, 0);
   if (rc < 0) {
     uv_close(&sv->u.handle, server_closed);
-    weft__push_uv_error(L, rc, "listen", NULL);
-    lua_pushfstring(L, "listen on %s port %d: %s (%s)", host, (int)port, uv_strerror(rc),
-                    uv_err_name(rc));
-    lua_setfield(L, -2, "message");
+    lua_pushfstring(L, "listen on %s port %d", host, (int)port);
+    weft__push_uv_error(L, rc, lua_tostring(L, -1), NULL);
     return lua_error(L);
   }
   if (uv_tcp_getsockname(&sv->u.tcp, (struct sockaddr *)&bound, &len) == 0)
@@ -695,21 +667,21 @@ static int report_fn(lua_State *L) {
 
 /* Makes the server metatable; pushes the methods table and serve. */
 static void open_server_class(lua_State *L, weft_runtime *rt) {
-  luaL_newmetatable(L, WEFT_SERVER_MT);
-  lua_pushcfunction(L, server_index);
-  lua_setfield(L, -2, "__index");
-  lua_pushcfunction(L, server_gc);
-  lua_setfield(L, -2, "__gc");
-  lua_pushcfunction(L, server_gc);
-  lua_setfield(L, -2, "__close");
-  lua_pushcfunction(L, server_tostring);
-  lua_setfield(L, -2, "__tostring");
+  static const luaL_Reg metas[] = {
+    {"__index", server_index},   /* methods are the server's user value 4 */
+    {"__gc", server_gc},
+    {"__close", server_gc},
+    {"__tostring", server_tostring},
+    {NULL, NULL}
+  };
+  weft__class(L, rt, WEFT_SERVER_MT, NULL, NULL, metas);
   lua_pop(L, 1);
   lua_createtable(L, 0, 2);                         /* methods */
   lua_pushcfunction(L, server_stop);
   lua_setfield(L, -2, "_stop");
-  if (luaL_loadbuffer(L, SERVE_LUA, sizeof SERVE_LUA - 1, "=weft.net") != LUA_OK)
-    lua_error(L);
+  weft__stdlib_require(L, "weft.net_serve");
+  lua_getfield(L, -1, "bind");
+  lua_remove(L, -2);
   lua_pushvalue(L, -3);                             /* the weft module */
   lua_pushlightuserdata(L, rt);
   lua_pushcclosure(L, report_fn, 1);

@@ -1,1457 +1,472 @@
 /*
-** process.c: the spawn path (process.h) and weft.exec / weft.sh.
+** process.c: weft.process, a running process to talk to through its
+** pipes, built on the spawn path of spawn.h (own process group, TERM then
+** KILL after the grace period, reaping) and on the stream type of stream.c
+** (each "pipe" is a weft stream: reads that keep what a cancelled read did
+** not take, writes with back-pressure).
 **
-** Every child runs in its own session and process group, so weft can signal
-** the whole tree a command started. Children are started with posix_spawn,
-** not uv_spawn: glibc's is a vfork (CLONE_VM | CLONE_VFORK), where libuv
-** 1.44 forks and copies the page tables of every mapping of this process
-** (about 250: libcurl and friends), which cost ~0.25 ms per child. The
-** child gets what uv_spawn's got: setsid, stdio (socketpairs, /dev/null or
-** inherited fds), cwd, env (PATH searched in it, scripts without #! run by
-** /bin/sh as execvp does), default signal handling and an empty mask.
-** Children are reaped here: a SIGCHLD watcher per runtime, referenced while
-** any child is unreaped, waitpid()s the runtime's own pids.
-** Termination is TERM to the group, then KILL after a grace period on the
-** runtime clock; a waiting task resumes only after the leader was reaped and
-** its pipes reached EOF (or the group was KILLed). Live groups are kept
-** twice: on a per-runtime list (closed with the Lua state: TERM, grace,
-** KILL, reap) and in a static table of pgids written with sig_atomic_t
-** stores only, that weft__process_kill_all_now() reads from a signal handler.
-**
-** weft.exec owns a malloc'd exec_state (libuv holds its handles until their
-** close callbacks) reached from a userdata box on the calling C frame; the
-** state is freed when both the Lua side let go and every handle has closed.
-** Output is read straight into one growing buffer per stream (doubling, so a
-** 100 MB capture costs amortised O(n) copies). Line callbacks never run from
-** libuv: a read that brings a newline only wakes the task, and the exec
-** continuation hands the complete lines to Lua, then suspends again.
-** Implements API.md "Processes" (exec, sh; weft.process builds on process.h).
+** Ownership: a live_proc (the weft_proc and its waiters) is malloc'd, since
+** libuv holds the process handle until its close callback. The Lua userdata
+** is a box pointing to it; the live_proc is freed once both the box let go
+** (close or __gc) and the handle's close callback has run. The streams are
+** separate userdata kept in the box's user values 1-3 (stdin, stdout,
+** stderr); they own their pipes. The process handle is closed as soon as
+** the leader has been reaped; after a termination by weft, an unreferenced
+** timer first watches the rest of the group until it is gone or KILLed at
+** the end of the grace period. An exited process holds nothing else.
+** A box collected while its process runs terminates it (TERM, grace, KILL);
+** when the runtime closes, spawn.c reaps what is left.
+** User docs: docs/io.md "Processes" (weft.process).
 */
-#include <errno.h>
-#include <fcntl.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/types.h>
-#include <sys/wait.h>
-#include <time.h>
-#include <unistd.h>   /* environ (_GNU_SOURCE) */
 
-#include "process.h"
+#include "io.h"
+#include "spawn.h"
 
+#define WEFT_PROCESS_MT "weft.process"
 
-/* {======== the signal-safe table of live process groups */
+enum { PIPE_PIPE = 0, PIPE_INHERIT, PIPE_NULL };
 
-#define PGID_SLOTS 4096
-
-static volatile sig_atomic_t live_pgids[PGID_SLOTS];
-static volatile sig_atomic_t pgid_high;   /* slots in use are below this */
-
-static int slot_take(int pid) {
-  int i;
-  for (i = 0; i < PGID_SLOTS; i++) {
-    if (live_pgids[i] == 0) {
-      live_pgids[i] = pid;
-      weft__guard_watch(pid);
-      if (i >= pgid_high)
-        pgid_high = i + 1;
-      return i;
-    }
-  }
-  return -1;   /* table full: the group is still on the runtime's list */
-}
-
-static void slot_free(int slot) {
-  if (slot >= 0) {
-    weft__guard_forget(live_pgids[slot]);
-    live_pgids[slot] = 0;
-  }
-}
-
-void weft__process_kill_all_now(void) {
-  int i, n = pgid_high;
-  for (i = 0; i < n; i++) {
-    int pid = live_pgids[i];
-    if (pid > 0)
-      kill(-pid, SIGKILL);
-  }
-}
-
-/* }======== */
-
-/* {======== the per-runtime state: live list and reaper */
-
-/* Lives in malloc'd memory: the SIGCHLD handle's close callback frees it,
-   after lua_close. The Lua registry holds a box pointing to it. */
-typedef struct weft_proc_set {
-  weft_runtime *rt;
-  weft_queue live;        /* weft_procs not yet closed */
-  uv_signal_t chld;       /* SIGCHLD: reaps the pids of this runtime */
-  int chld_open;          /* chld was initialised and started */
-  int children;           /* spawned, not reaped: chld is referenced if > 0 */
-  int *orphans;           /* closed before their reaping: reaped silently */
-  int norphans, orphans_cap;
-} proc_set;
-
-static char set_key;
-
-static proc_set *get_set(lua_State *L) {
-  proc_set *s;
-  lua_rawgetp(L, LUA_REGISTRYINDEX, &set_key);
-  s = *(proc_set **)lua_touserdata(L, -1);
-  lua_pop(L, 1);
-  return s;
-}
-
-static void child_gone(proc_set *s) {
-  if (--s->children == 0)
-    uv_unref((uv_handle_t *)&s->chld);
-}
-
-/* Records what waitpid reported, as libuv's exit callback would. */
-static void proc_reaped(weft_proc *p, int st) {
-  p->exited = 1;
-  p->exit_status = WIFEXITED(st) ? WEXITSTATUS(st) : 0;
-  p->term_signal = WIFSIGNALED(st) ? WTERMSIG(st) : 0;
-  child_gone(p->set);
-}
-
-/* waitpid(pid, WNOHANG): the pid when reaped, 0 while it runs, -1 when it is
-   not (or no longer) this process's child. */
-static int try_reap(int pid, int *st) {
-  int r;
-  do
-    r = waitpid(pid, st, WNOHANG);
-  while (r < 0 && errno == EINTR);
-  return r;
-}
-
-static void reap_orphans(proc_set *s) {
-  int i, st;
-  for (i = 0; i < s->norphans; i++)
-    if (try_reap(s->orphans[i], &st) != 0)
-      s->orphans[i--] = s->orphans[--s->norphans];
-}
-
-/* A closed proc whose leader still runs: reaped later, without a word. */
-static void add_orphan(proc_set *s, int pid) {
-  if (s->norphans == s->orphans_cap) {
-    int cap = s->orphans_cap ? s->orphans_cap * 2 : 8;
-    int *grown = (int *)realloc(s->orphans, (size_t)cap * sizeof *grown);
-    if (grown == NULL)
-      return;   /* it stays a zombie, as with a closed uv_process_t */
-    s->orphans = grown;
-    s->orphans_cap = cap;
-  }
-  s->orphans[s->norphans++] = pid;
-}
-
-/* Some child exited: reap every one of ours that did. on_exit may close its
-   own proc (leaving the list), never another. */
-static void on_sigchld(uv_signal_t *h, int signum) {
-  proc_set *s = (proc_set *)h->data;
-  weft_queue *q, *next;
-  (void)signum;
-  for (q = s->live.next; q != &s->live; q = next) {
-    weft_proc *p = weft_queue_data(q, weft_proc, live_node);
-    int st;
-    next = q->next;
-    if (p->exited || try_reap(p->pid, &st) <= 0)
-      continue;   /* (-1, ECHILD: someone else reaped it; libuv waits on) */
-    proc_reaped(p, st);
-    if (p->on_exit != NULL)
-      p->on_exit(p);
-  }
-  if (s->norphans > 0)
-    reap_orphans(s);
-}
-
-/* Starts the SIGCHLD watcher before the first spawn (unreferenced). */
-static int chld_start(proc_set *s) {
-  int rc;
-  if (s->chld_open)
-    return 0;
-  rc = uv_signal_init(s->rt->loop, &s->chld);
-  if (rc != 0)
-    return rc;
-  s->chld.data = s;
-  s->rt->nhandles_open++;
-  s->chld_open = 1;
-  uv_unref((uv_handle_t *)&s->chld);
-  return uv_signal_start(&s->chld, on_sigchld, SIGCHLD);
-}
-
-static void chld_closed(uv_handle_t *h) {
-  proc_set *s = (proc_set *)h->data;
-  weft_runtime *rt = s->rt;
-  free(s);
-  weft__handle_closed(rt);
-}
-
-static double clock_s(void) {
-  return (double)uv_hrtime() * 1e-9;
-}
-
-static void nap(void) {
-  struct timespec ts = {0, 10 * 1000 * 1000};
-  nanosleep(&ts, NULL);
-}
-
-/* The runtime is closing: terminate and reap every live group now, without
-   the loop (TERM, up to the longest grace period, KILL), then let owners
-   close their handles. */
-static void reap_all_now(proc_set *s) {
-  weft_queue *q;
-  double grace = 0, until;
-  int left = 0;
-  for (q = s->live.next; q != &s->live; q = q->next) {
-    weft_proc *p = weft_queue_data(q, weft_proc, live_node);
-    if (!p->exited) {
-      kill(-p->pid, SIGTERM);
-      if (p->grace_s > grace)
-        grace = p->grace_s;
-      left++;
-    }
-  }
-  until = clock_s() + grace;
-  while (left > 0 && clock_s() < until) {
-    nap();
-    for (q = s->live.next; q != &s->live; q = q->next) {
-      weft_proc *p = weft_queue_data(q, weft_proc, live_node);
-      int st;
-      if (!p->exited && try_reap(p->pid, &st) == p->pid) {
-        proc_reaped(p, st);
-        left--;
-      }
-    }
-  }
-  for (q = s->live.next; q != &s->live; q = q->next) {
-    weft_proc *p = weft_queue_data(q, weft_proc, live_node);
-    int st = 0;
-    kill(-p->pid, SIGKILL);   /* the leader and whatever stayed in its group */
-    if (!p->exited) {
-      while (waitpid(p->pid, &st, 0) < 0 && errno == EINTR)
-        ;
-      proc_reaped(p, st);
-    }
-  }
-  while (!weft_queue_empty(&s->live)) {
-    weft_proc *p = weft_queue_data(weft_queue_head(&s->live), weft_proc, live_node);
-    if (p->on_abandon != NULL)
-      p->on_abandon(p);
-    if (!p->closing)
-      weft__proc_close(p);
-  }
-}
-
-static int set_gc(lua_State *L) {
-  proc_set *s = *(proc_set **)lua_touserdata(L, 1);
-  if (s == NULL)
-    return 0;
-  reap_all_now(s);
-  reap_orphans(s);
-  free(s->orphans);
-  if (s->chld_open)
-    uv_close((uv_handle_t *)&s->chld, chld_closed);
-  else
-    free(s);
-  return 0;
-}
-
-/* }======== */
-
-/* {======== posix_spawn */
-
-#define MAX_STDIO 16
-
-/* What the child gets and what the parent keeps, per stdio slot. */
-typedef struct spawn_io {
-  int n;
-  int child[MAX_STDIO];    /* fd to dup2 onto the slot, or -1 */
-  int parent[MAX_STDIO];   /* our end of a created pipe, or -1 */
-  int owned[MAX_STDIO];    /* child[i] is ours to close after the spawn */
-} spawn_io;
-
-static void io_close(spawn_io *io, int parents_too) {
-  int i;
-  for (i = 0; i < io->n; i++) {
-    if (io->owned[i] && io->child[i] >= 0)
-      close(io->child[i]);
-    if (parents_too && io->parent[i] >= 0)
-      close(io->parent[i]);
-  }
-}
-
-/* A pipe for slot i: a close-on-exec socketpair with 64 KB buffers, as
-   uv_spawn makes it (a stream the parent can shut down; the child sees the
-   same kind of fd as before). */
-static int io_pipe(spawn_io *io, int i) {
-  int fds[2], size = 64 * 1024, k;
-  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0)
-    return -errno;
-  for (k = 0; k < 2; k++) {
-    setsockopt(fds[k], SOL_SOCKET, SO_RCVBUF, &size, sizeof size);
-    setsockopt(fds[k], SOL_SOCKET, SO_SNDBUF, &size, sizeof size);
-  }
-  io->child[i] = fds[1];
-  io->parent[i] = fds[0];
-  io->owned[i] = 1;
-  return 0;
-}
-
-/* An inherited fd 0-2 becomes blocking, as uv_spawn's child does it. */
-static void io_blocking(int fd) {
-  int fl = fcntl(fd, F_GETFL);
-  if (fl >= 0 && (fl & O_NONBLOCK))
-    fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
-}
-
-int weft__inherit_fd[3] = {-1, -1, -1};
-
-/* Fills io from o->stdio: creates pipes, finds inherited fds. */
-static int io_prepare(spawn_io *io, const uv_process_options_t *o) {
-  int i, rc = 0;
-  io->n = o->stdio_count;
-  if (io->n > MAX_STDIO)
-    return UV_EINVAL;
-  for (i = 0; i < io->n; i++) {
-    io->child[i] = io->parent[i] = -1;
-    io->owned[i] = 0;
-  }
-  for (i = 0; i < io->n && rc == 0; i++) {
-    const uv_stdio_container_t *c = &o->stdio[i];
-    int mask = c->flags & (UV_IGNORE | UV_CREATE_PIPE | UV_INHERIT_FD | UV_INHERIT_STREAM);
-    if (mask == UV_CREATE_PIPE) {
-      if (c->data.stream == NULL || c->data.stream->type != UV_NAMED_PIPE)
-        rc = UV_EINVAL;
-      else
-        rc = io_pipe(io, i);
-    } else if (mask == UV_INHERIT_FD || mask == UV_INHERIT_STREAM) {
-      uv_os_fd_t fd = c->data.fd;
-      if (mask == UV_INHERIT_STREAM && uv_fileno((uv_handle_t *)c->data.stream, &fd) != 0)
-        fd = -1;
-      if (fd >= 1 && fd <= 2 && weft__inherit_fd[fd] >= 0)
-        fd = weft__inherit_fd[fd];   /* the REPL's relay (repl.c) */
-      if (fd < 0)
-        rc = UV_EINVAL;
-      io->child[i] = fd;
-      if (fd >= 0 && i <= 2)
-        io_blocking(fd);
-    } else if (mask != UV_IGNORE) {
-      rc = UV_EINVAL;
-    }
-  }
-  /* A source below its slot could be overwritten by an earlier dup2 (say
-     stdout and stderr swapped): move it out of the way first. */
-  for (i = 0; i < io->n && rc == 0; i++) {
-    int fd = io->child[i];
-    if (fd >= 0 && fd < i) {
-      int high = fcntl(fd, F_DUPFD_CLOEXEC, io->n);
-      if (high < 0)
-        rc = -errno;
-      else {
-        if (io->owned[i])
-          close(fd);
-        io->child[i] = high;
-        io->owned[i] = 1;
-      }
-    }
-  }
-  if (rc != 0)
-    io_close(io, 1);
-  return rc;
-}
-
-static int io_actions(posix_spawn_file_actions_t *fa, const spawn_io *io, const char *cwd) {
-  int i, rc = 0;
-  for (i = 0; i < io->n && rc == 0; i++) {
-    if (io->child[i] >= 0)
-      rc = posix_spawn_file_actions_adddup2(fa, io->child[i], i);   /* clears CLOEXEC */
-    else if (i <= 2)   /* ignored: /dev/null, as uv_spawn does */
-      rc = posix_spawn_file_actions_addopen(fa, i, "/dev/null", i == 0 ? O_RDONLY : O_RDWR, 0);
-  }
-  if (rc == 0 && cwd != NULL)
-    rc = posix_spawn_file_actions_addchdir_np(fa, cwd);
-  return rc;
-}
-
-/* Adds sig to set even where sigaddset refuses: glibc's posix_spawn child
-   sets glibc's own signals (32, 33) to SIG_IGN, which exec keeps, unless
-   they are in the sigdefault set; sigaddset rejects them. */
-static void sigset_add_raw(sigset_t *set, int sig) {
-#ifdef __GLIBC__
-  unsigned long *w = (unsigned long *)(void *)set;
-  size_t bits = 8 * sizeof *w;
-  w[(size_t)(sig - 1) / bits] |= 1UL << ((size_t)(sig - 1) % bits);
-#else
-  sigaddset(set, sig);
-#endif
-}
-
-/* The child's own session, default handling for signals 1-31 (and glibc's
-   32, 33, as a forked child has them) and an empty mask: what uv_spawn's
-   child does before its exec. */
-static int spawn_attrs(posix_spawnattr_t *a, int detached) {
-  sigset_t set;
-  int sig;
-  short flags = POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF;
-  if (detached)
-    flags |= POSIX_SPAWN_SETSID;
-  sigemptyset(&set);
-  posix_spawnattr_setsigmask(a, &set);
-  for (sig = 1; sig < 34; sig++)
-    if (sig != SIGKILL && sig != SIGSTOP)
-      sigset_add_raw(&set, sig);
-  posix_spawnattr_setsigdefault(a, &set);
-  return posix_spawnattr_setflags(a, flags);
-}
-
-typedef struct spawn_req {
-  pid_t pid;
-  char **args, **env;
-  posix_spawn_file_actions_t *fa;
-  posix_spawnattr_t *attr;
-} spawn_req;
-
-/* A file that is executable but no binary runs through /bin/sh, as
-   execvp does it (posix_spawn alone reports ENOEXEC). */
-static int spawn_script(spawn_req *r, const char *path) {
-  size_t n = 0, i;
-  char **argv;
-  int err;
-  while (r->args[n] != NULL)
-    n++;
-  argv = (char **)malloc((n + 2) * sizeof *argv);
-  if (argv == NULL)
-    return ENOMEM;
-  argv[0] = (char *)"/bin/sh";
-  argv[1] = (char *)path;
-  for (i = 1; i <= n; i++)
-    argv[i + 1] = r->args[i];
-  err = posix_spawn(&r->pid, "/bin/sh", r->fa, r->attr, argv, r->env);
-  free(argv);
-  return err;
-}
-
-/* ELF magic or a NUL byte in the first line marks a binary the kernel
-   refused (as bash decides it): /bin/sh would only fail on it with a misleading 127. */
-static int looks_binary(const char *path) {
-  char head[256];
-  ssize_t n;
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0)
-    return 0;
-  n = read(fd, head, sizeof head);
-  close(fd);
-  if (n <= 0)
-    return 0;
-  if (n >= 4 && memcmp(head, "\177ELF", 4) == 0)
-    return 1;
-  {
-    const char *nl = (const char *)memchr(head, '\n', (size_t)n);
-    size_t first = nl != NULL ? (size_t)(nl - head) : (size_t)n;
-    return memchr(head, '\0', first) != NULL;
-  }
-}
-
-static int spawn_path(spawn_req *r, const char *path) {
-  int err = posix_spawn(&r->pid, path, r->fa, r->attr, r->args, r->env);
-  if (err == ENOEXEC && !looks_binary(path))
-    return spawn_script(r, path);
-  return err;
-}
-
-/* execvp's search of 'dirs' for file, one spawn per candidate. */
-static int spawn_search(spawn_req *r, const char *file, const char *dirs) {
-  size_t flen = strlen(file);
-  int seen_eacces = 0;
-  const char *p = dirs, *z;
-  for (;; p = z + 1) {
-    char *buf;
-    size_t dlen;
-    int err;
-    z = strchrnul(p, ':');
-    dlen = (size_t)(z - p);
-    buf = (char *)malloc(dlen + flen + 2);
-    if (buf == NULL)
-      return ENOMEM;
-    memcpy(buf, p, dlen);
-    buf[dlen] = '/';
-    memcpy(buf + dlen + (dlen > 0), file, flen + 1);   /* "" is the current dir */
-    err = spawn_path(r, buf);
-    free(buf);
-    if (err == EACCES)
-      seen_eacces = 1;
-    else if (err != ENOENT && err != ENOTDIR && err != ESTALE && err != ENODEV && err != ETIMEDOUT)
-      return err;
-    if (*z == '\0')
-      return seen_eacces ? EACCES : ENOENT;
-  }
-}
-
-static const char *env_path(char **env) {
-  for (; *env != NULL; env++)
-    if (strncmp(*env, "PATH=", 5) == 0)
-      return *env + 5;
-  return NULL;
-}
-
-/* Runs file as execvp would in a child whose environ is r->env: PATH is
-   looked up in that environment. posix_spawnp searches the parent's PATH,
-   which is the same one in the usual case. Returns 0 or an errno. */
-static int spawn_file(spawn_req *r, const char *file, int own_env) {
-  const char *dirs = getenv("PATH");
-  if (strchr(file, '/') != NULL)
-    return spawn_path(r, file);
-  if (own_env) {
-    const char *mine = env_path(r->env);
-    if (mine == NULL ? dirs != NULL : dirs == NULL || strcmp(mine, dirs) != 0)
-      return spawn_search(r, file, mine != NULL ? mine : "/bin:/usr/bin");
-  }
-  {
-    int err = posix_spawnp(&r->pid, file, r->fa, r->attr, r->args, r->env);
-    if (err != ENOEXEC)
-      return err;
-  }
-  return spawn_search(r, file, dirs != NULL ? dirs : "/bin:/usr/bin");
-}
-
-/* Hands our end of every created pipe to its stream. */
-static void io_open_streams(spawn_io *io, const uv_process_options_t *o) {
-  int i;
-  for (i = 0; i < io->n; i++) {
-    if (io->parent[i] < 0)
-      continue;
-    if (uv_pipe_open((uv_pipe_t *)o->stdio[i].data.stream, io->parent[i]) != 0)
-      close(io->parent[i]);   /* the child sees EOF or EPIPE */
-    io->parent[i] = -1;
-  }
-}
-
-/* Starts the child of o. Returns 0 (*pid set) or a negative UV_E* code. */
-static int spawn_child(const uv_process_options_t *o, int *pid) {
-  posix_spawn_file_actions_t fa;
-  posix_spawnattr_t attr;
-  spawn_io io;
-  spawn_req r;
-  int err;
-  if (o->flags & (UV_PROCESS_SETUID | UV_PROCESS_SETGID))
-    return UV_ENOTSUP;
-  err = io_prepare(&io, o);
-  if (err != 0)
-    return err;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawnattr_init(&attr);
-  err = io_actions(&fa, &io, o->cwd);
-  if (err == 0)
-    err = spawn_attrs(&attr, (o->flags & UV_PROCESS_DETACHED) != 0);
-  if (err == 0) {
-    r.args = o->args;
-    r.env = o->env != NULL ? o->env : environ;
-    r.fa = &fa;
-    r.attr = &attr;
-    err = spawn_file(&r, o->file, o->env != NULL);
-  }
-  posix_spawn_file_actions_destroy(&fa);
-  posix_spawnattr_destroy(&attr);
-  io_close(&io, err != 0);
-  if (err != 0)
-    return uv_translate_sys_error(err);
-  io_open_streams(&io, o);
-  *pid = (int)r.pid;
-  return 0;
-}
-
-/* }======== */
-
-/* {======== the spawn path */
-
-static void proc_closed(uv_handle_t *h) {
-  weft_proc *p = (weft_proc *)h->data;
-  if (p->on_close != NULL)
-    p->on_close(p);
-}
-
-int weft__proc_spawn(lua_State *L, weft_runtime *rt, weft_proc *p,
-                     uv_process_options_t *o) {
-  proc_set *s = get_set(L);
-  int rc, pid = 0;
-  p->rt = rt;
-  p->set = s;
-  p->slot = -1;
-  p->grace.slot = WEFT_HEAP_NONE;
-  weft_queue_init(&p->live_node);
-  if (p->grace_s <= 0)
-    p->grace_s = WEFT_PROC_GRACE;
-  o->flags |= UV_PROCESS_DETACHED;
-  uv_idle_init(rt->loop, &p->handle);
-  p->handle.data = p;
-  rc = chld_start(s);   /* before the child exists: its SIGCHLD is not lost */
-  if (rc == 0)
-    rc = spawn_child(o, &pid);
-  if (rc != 0) {
-    p->closing = 1;
-    uv_close((uv_handle_t *)&p->handle, proc_closed);
-    return rc;
-  }
-  p->pid = pid;
-  if (s->children++ == 0)
-    uv_ref((uv_handle_t *)&s->chld);
-  p->slot = slot_take(p->pid);
-  weft_queue_insert_tail(&s->live, &p->live_node);
-  return 0;
-}
-
-int weft__proc_signal(weft_proc *p, int sig) {
-  if (p->pid <= 0 || p->closing || (p->exited && !weft__proc_group_alive(p)))
-    return -1;
-  return kill(-p->pid, sig) == 0 ? 0 : -1;
-}
-
-int weft__proc_group_alive(weft_proc *p) {
-  if (p->pid <= 0)
-    return 0;
-  return kill(-p->pid, 0) == 0 || errno == EPERM;
-}
-
-static void grace_fire(weft_deadline *d) {
-  weft_proc *p = weft_queue_data(d, weft_proc, grace);
-  if (p->exited && !weft__proc_group_alive(p))
-    return;
-  kill(-p->pid, SIGKILL);
-  p->killed = 1;
-  if (p->on_kill != NULL)
-    p->on_kill(p);
-}
-
-void weft__proc_terminate(weft_proc *p) {
-  if (p->terminating || p->closing || p->pid <= 0)
-    return;
-  p->terminating = 1;
-  if (p->exited && !weft__proc_group_alive(p))
-    return;
-  kill(-p->pid, SIGTERM);
-  p->grace.fire = grace_fire;
-  weft__deadline_arm(p->rt, &p->grace, weft__now(p->rt) + p->grace_s);
-}
-
-void weft__proc_close(weft_proc *p) {
-  if (p->closing)
-    return;
-  p->closing = 1;
-  weft__deadline_disarm(p->rt, &p->grace);
-  slot_free(p->slot);
-  p->slot = -1;
-  weft_queue_remove(&p->live_node);
-  if (!p->exited && p->pid > 0) {   /* nobody waits for it any more */
-    add_orphan(p->set, p->pid);
-    child_gone(p->set);
-  }
-  uv_close((uv_handle_t *)&p->handle, proc_closed);
-}
-
-int weft__proc_code(const weft_proc *p) {
-  return p->term_signal ? 128 + p->term_signal : (int)p->exit_status;
-}
-
-/* }======== */
-
-/* {======== argv and env */
-
-void weft__proc_free_strv(char **v) {
-  size_t i;
-  if (v == NULL)
-    return;
-  for (i = 0; v[i] != NULL; i++)
-    free(v[i]);
-  free(v);
-}
-
-static char **strv_new(lua_State *L, size_t n) {
-  char **v = (char **)calloc(n + 1, sizeof *v);
-  if (v == NULL)
-    luaL_error(L, "weft: out of memory");
-  return v;
-}
-
-/* Copies the string on top into v[i] and pops it; frees v and raises on
-   failure. */
-static void strv_set(lua_State *L, char **v, size_t i) {
-  size_t len;
-  const char *s = lua_tolstring(L, -1, &len);
-  v[i] = (char *)malloc(len + 1);
-  if (v[i] == NULL) {
-    weft__proc_free_strv(v);
-    luaL_error(L, "weft: out of memory");
-  }
-  memcpy(v[i], s, len + 1);
-  lua_pop(L, 1);
-}
-
-char **weft__proc_argv(lua_State *L, int idx) {
-  lua_Integer n = luaL_len(L, idx), i;
-  char **v;
-  luaL_argcheck(L, n >= 1, idx, "argv must hold the program name");
-  for (i = 1; i <= n; i++) {
-    if (lua_geti(L, idx, i) != LUA_TSTRING && !lua_isnumber(L, -1))
-      luaL_argerror(L, idx, lua_pushfstring(L, "argv[%I] is not a string", i));
-    lua_pop(L, 1);
-  }
-  v = strv_new(L, (size_t)n);
-  for (i = 1; i <= n; i++) {
-    lua_geti(L, idx, i);
-    lua_tostring(L, -1);
-    strv_set(L, v, (size_t)i - 1);
-  }
-  return v;
-}
-
-/* Checks the env table at idx; returns how many entries it has. */
-static size_t env_check(lua_State *L, int idx) {
-  size_t n = 0;
-  lua_pushnil(L);
-  while (lua_next(L, idx)) {
-    int vt = lua_type(L, -1);
-    if (lua_type(L, -2) != LUA_TSTRING ||
-        !(vt == LUA_TSTRING || vt == LUA_TNUMBER || (vt == LUA_TBOOLEAN && !lua_toboolean(L, -1))))
-      luaL_error(L, "env: names must be strings and values strings, numbers or false");
-    n++;
-    lua_pop(L, 1);
-  }
-  return n;
-}
-
-char **weft__proc_env(lua_State *L, int idx) {
-  size_t n = 0, extra, k = 0, i;
-  char **v;
-  if (idx == 0 || lua_isnoneornil(L, idx))
-    return NULL;
-  idx = lua_absindex(L, idx);
-  if (!lua_istable(L, idx))
-    luaL_error(L, "bad option 'env' (table expected, got %s)", luaL_typename(L, idx));
-  extra = env_check(L, idx);
-  while (environ[n] != NULL)
-    n++;
-  v = strv_new(L, n + extra);
-  for (i = 0; i < n; i++) {      /* inherited entries the table does not name */
-    const char *eq = strchr(environ[i], '=');
-    if (eq == NULL)
-      continue;
-    lua_pushlstring(L, environ[i], (size_t)(eq - environ[i]));
-    if (lua_rawget(L, idx) != LUA_TNIL) {
-      lua_pop(L, 1);
-      continue;
-    }
-    lua_pop(L, 1);
-    lua_pushstring(L, environ[i]);
-    strv_set(L, v, k++);
-  }
-  lua_pushnil(L);
-  while (lua_next(L, idx)) {
-    if (lua_type(L, -1) == LUA_TBOOLEAN) {
-      lua_pop(L, 1);
-      continue;
-    }
-    lua_pushfstring(L, "%s=%s", lua_tostring(L, -2), lua_tostring(L, -1));
-    strv_set(L, v, k++);
-    lua_pop(L, 1);
-  }
-  return v;
-}
-
-/* The spawn's chdir runs in the child, where its failure looks like the
-   program's: 0 when cwd is a directory we may enter, else the errno. */
-static int cwd_error(const char *cwd) {
-  struct stat st;
-  if (cwd == NULL)
-    return 0;
-  if (stat(cwd, &st) != 0)
-    return errno;
-  if (!S_ISDIR(st.st_mode))
-    return ENOTDIR;
-  return access(cwd, X_OK) == 0 ? 0 : errno;
-}
-
-/* libuv 1.44 has no name for ENOEXEC, which a spawn can give. */
-static const char *spawn_err_name(int rc) {
-  return rc == -ENOEXEC ? "ENOEXEC" : uv_err_name(rc);
-}
-
-static const char *spawn_strerror(int rc) {
-  return rc == -ENOEXEC ? "exec format error" : uv_strerror(rc);
-}
-
-void weft__proc_push_spawn_error(lua_State *L, int rc, int argv_idx, const char *cwd) {
-  int cwd_err = cwd_error(cwd);
-  argv_idx = lua_absindex(L, argv_idx);
-  lua_geti(L, argv_idx, 1);
-  if (cwd_err != 0) {
-    rc = uv_translate_sys_error(cwd_err);
-    weft__error_new(L, "ProcessError", "cannot run '%s' in '%s': %s (%s)", lua_tostring(L, -1),
-                    cwd, spawn_strerror(rc), spawn_err_name(rc));
-    lua_pushstring(L, cwd);
-    lua_setfield(L, -2, "cwd");
-  } else {
-    weft__error_new(L, "ProcessError", "cannot run '%s': %s (%s)", lua_tostring(L, -1),
-                    spawn_strerror(rc), spawn_err_name(rc));
-  }
-  lua_remove(L, -2);
-  lua_pushstring(L, spawn_err_name(rc));
-  lua_setfield(L, -2, "errno");
-  lua_pushinteger(L, rc == UV_ENOENT ? 127 : 126);
-  lua_setfield(L, -2, "code");
-  lua_pushvalue(L, argv_idx);
-  lua_setfield(L, -2, "argv");
-}
-
-/* }======== */
-
-/* {======== weft.exec: state */
-
-enum { OUT_CAPTURE = 0, OUT_INHERIT, OUT_NULL };
-
-/* Stack slots of exec_run while it waits (see exec_run). */
-enum { S_ARGV = 1, S_OPTS, S_ON_OUT, S_ON_ERR, S_CBERR, S_BOX };
-
-typedef struct exec_state exec_state;
-
-typedef struct exec_out {
-  uv_pipe_t pipe;
-  exec_state *ex;
-  char *buf;
-  size_t len, cap;
-  size_t seen;        /* bytes already handed to the line callback */
-  size_t scanned;     /* bytes searched for a newline */
-  int mode;           /* OUT_* */
-  int lines;          /* a line callback wants this stream */
-  int piped, eof;
-} exec_out;
-
-struct exec_state {
+typedef struct live_proc {
   weft_proc proc;
-  exec_out out[2];
-  uv_pipe_t in;
-  uv_write_t wreq;
-  char *in_data;
-  size_t in_len;
-  int in_piped;
-  weft_deadline timeout;
-  weft_task *task;        /* the task waiting, or NULL */
-  int nopen;              /* handles whose close callback has not run */
-  int released;           /* the Lua side let go */
-  int timed_out;
-  int check;
-  char **argv, **env;     /* until the spawn */
-};
+  uv_timer_t straggle;    /* after a terminated leader's exit: the rest of its group */
+  double kill_at;         /* when the stragglers get KILL (runtime clock) */
+  int watching;           /* straggle is open */
+  weft_queue waiters;     /* tasks in wait() or close() */
+  weft_holder hold;       /* freed once the box let go and every handle closed */
+} live_proc;
 
-static void exec_maybe_free(exec_state *ex) {
-  if (ex->nopen > 0 || !ex->released)
-    return;
-  free(ex->out[0].buf);
-  free(ex->out[1].buf);
-  free(ex->in_data);
-  weft__proc_free_strv(ex->argv);
-  weft__proc_free_strv(ex->env);
-  free(ex);
+typedef struct proc_box {
+  live_proc *lp;          /* NULL once released */
+  int pid;
+  int exited, code, signal;   /* copied when released after the exit */
+} proc_box;
+
+static const char *const stdio_names[] = {"stdin", "stdout", "stderr"};
+
+/* {======== life of a live_proc */
+
+static void live_free(weft_holder *h) {
+  free(weft_queue_data(h, live_proc, hold));
 }
 
-static void handle_closed(uv_handle_t *h) {
-  exec_state *ex = (exec_state *)h->data;
-  ex->nopen--;
-  exec_maybe_free(ex);
+static void wake_all(live_proc *lp) {
+  weft__wake_waiters(&lp->waiters, WEFT_WOKEN, -1);
 }
 
-static void out_closed(uv_handle_t *h) {
-  exec_state *ex = ((exec_out *)h->data)->ex;
-  ex->nopen--;
-  exec_maybe_free(ex);
+static void proc_closed(weft_proc *p) {
+  weft__holder_closed(&((live_proc *)p->data)->hold);
 }
 
-static void proc_handle_closed(weft_proc *p) {
-  exec_state *ex = (exec_state *)p->data;
-  ex->nopen--;
-  exec_maybe_free(ex);
+static void straggle_closed(uv_handle_t *h) {
+  weft__holder_closed(&((live_proc *)h->data)->hold);
 }
 
-static void close_pipe(uv_pipe_t *pipe) {
-  if (!uv_is_closing((uv_handle_t *)pipe))
-    uv_close((uv_handle_t *)pipe, handle_closed);
+static void stop_straggle(live_proc *lp) {
+  if (lp->watching) {
+    lp->watching = 0;
+    uv_close((uv_handle_t *)&lp->straggle, straggle_closed);
+  }
 }
 
-static void close_out(exec_out *o) {
-  if (o->piped && !uv_is_closing((uv_handle_t *)&o->pipe))
-    uv_close((uv_handle_t *)&o->pipe, out_closed);
+/* Every 10 ms after the leader's exit: closes once the group is gone,
+   KILLs it when the grace period ends. */
+static void straggle_tick(uv_timer_t *h) {
+  live_proc *lp = (live_proc *)h->data;
+  weft_proc *p = &lp->proc;
+  if (weft__proc_group_alive(p)) {
+    if (weft__now(p->rt) < lp->kill_at)
+      return;
+    kill(-p->pid, SIGKILL);
+    p->killed = 1;
+  }
+  stop_straggle(lp);
+  weft__proc_close(p);
 }
 
-/* Closes every handle still open; the state is freed by the last close. */
-static void exec_close(exec_state *ex) {
-  int i;
-  weft__deadline_disarm(ex->proc.rt, &ex->timeout);
-  for (i = 0; i < 2; i++)
-    close_out(&ex->out[i]);
-  if (ex->in_piped)
-    close_pipe(&ex->in);
-  weft__proc_close(&ex->proc);
+/* The leader was terminated by weft and reaped but its group lives on (or
+   has not been reaped by init yet): watch it with an unreferenced timer
+   instead of the grace deadline, so nothing waits on the stragglers. */
+static void watch_stragglers(live_proc *lp) {
+  weft_proc *p = &lp->proc;
+  lp->kill_at = p->grace.slot != WEFT_HEAP_NONE ? p->grace.when : weft__now(p->rt);
+  weft__deadline_disarm(p->rt, &p->grace);
+  uv_timer_init(p->rt->loop, &lp->straggle);
+  lp->straggle.data = lp;
+  lp->watching = 1;
+  lp->hold.nopen++;
+  uv_timer_start(&lp->straggle, straggle_tick, 10, 10);
+  uv_unref((uv_handle_t *)&lp->straggle);
 }
 
-static void exec_wake(exec_state *ex) {
-  if (ex->task != NULL)
-    weft__task_wake(ex->task, WEFT_WOKEN);
+static void proc_exited(weft_proc *p) {
+  live_proc *lp = (live_proc *)p->data;
+  if (p->terminating && !p->killed && weft__proc_group_alive(p))
+    watch_stragglers(lp);
+  else
+    weft__proc_close(p);
+  wake_all(lp);
 }
 
-static int exec_complete(exec_state *ex) {
-  int i;
-  if (!ex->proc.exited)
-    return 0;
-  if (ex->proc.killed)
-    return 1;
-  /* Past a timeout or cancel, what still holds a pipe open escaped the
-     group (setsid): waiting for its EOF would wait for it to end. */
-  if (ex->proc.terminating && !weft__proc_group_alive(&ex->proc))
-    return 1;
-  for (i = 0; i < 2; i++)
-    if (ex->out[i].piped && !ex->out[i].eof)
-      return 0;
-  return 1;
-}
-
-static void on_exit_or_kill(weft_proc *p) {
-  exec_wake((exec_state *)p->data);
-}
-
-/* The runtime is closing with this process still open. */
+/* The runtime closes with the process still open (spawn.c reaped it). */
 static void on_abandon(weft_proc *p) {
-  exec_state *ex = (exec_state *)p->data;
-  ex->task = NULL;
-  exec_close(ex);
-}
-
-static void timeout_fire(weft_deadline *d) {
-  exec_state *ex = weft_queue_data(d, exec_state, timeout);
-  ex->timed_out = 1;
-  weft__proc_terminate(&ex->proc);
-  exec_wake(ex);
+  stop_straggle((live_proc *)p->data);
+  weft__proc_close(p);
+  wake_all((live_proc *)p->data);
 }
 
 /* }======== */
 
-/* {======== weft.exec: pipes */
+/* {======== the box */
 
-#define READ_CHUNK 65536
-
-static void out_alloc(uv_handle_t *h, size_t hint, uv_buf_t *b) {
-  exec_out *o = (exec_out *)h->data;
-  (void)hint;
-  if (o->cap - o->len < READ_CHUNK) {
-    size_t cap = o->cap * 2 > o->len + READ_CHUNK ? o->cap * 2 : o->len + READ_CHUNK;
-    char *grown = (char *)realloc(o->buf, cap);
-    if (grown == NULL) {
-      *b = uv_buf_init(NULL, 0);   /* read_cb gets UV_ENOBUFS */
-      return;
-    }
-    o->buf = grown;
-    o->cap = cap;
-  }
-  *b = uv_buf_init(o->buf + o->len, (unsigned int)(o->cap - o->len));
+static proc_box *checkbox(lua_State *L, int idx) {
+  return (proc_box *)luaL_checkudata(L, idx, WEFT_PROCESS_MT);
 }
 
-static void out_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b) {
-  exec_out *o = (exec_out *)s->data;
-  (void)b;
-  if (n > 0) {
-    if (o->lines && memchr(o->buf + o->len, '\n', (size_t)n) != NULL) {
-      o->len += (size_t)n;
-      exec_wake(o->ex);
-      return;
-    }
-    o->len += (size_t)n;
-  } else if (n < 0) {
-    o->eof = 1;
-    uv_read_stop(s);
-    exec_wake(o->ex);
-  }
+/* The box lets go of its live_proc, terminating a process still running. */
+static void release(proc_box *b) {
+  live_proc *lp = b->lp;
+  if (lp == NULL)
+    return;
+  b->lp = NULL;
+  b->exited = lp->proc.exited;
+  b->code = weft__proc_code(&lp->proc);
+  b->signal = lp->proc.term_signal;
+  if (!lp->proc.exited)
+    weft__proc_terminate(&lp->proc);
+  else if (!lp->proc.closing && !lp->watching)
+    weft__proc_close(&lp->proc);
+  weft__holder_release(&lp->hold);
 }
 
-static void in_written(uv_write_t *req, int status) {
-  exec_state *ex = (exec_state *)req->data;
-  (void)status;   /* a child that does not read its input is not an error */
-  close_pipe(&ex->in);
-}
-
-static void init_pipe(exec_state *ex, uv_pipe_t *pipe, void *data) {
-  uv_pipe_init(ex->proc.rt->loop, pipe, 0);
-  pipe->data = data;
-  ex->nopen++;
-}
-
-/* Fills the uv stdio entries and creates the pipes they name. */
-static void setup_stdio(exec_state *ex, uv_stdio_container_t *stdio) {
-  int i;
-  if (ex->in_data != NULL) {
-    init_pipe(ex, &ex->in, ex);
-    ex->in_piped = 1;
-    stdio[0].flags = (uv_stdio_flags)(UV_CREATE_PIPE | UV_READABLE_PIPE);
-    stdio[0].data.stream = (uv_stream_t *)&ex->in;
-  } else {
-    stdio[0].flags = UV_INHERIT_FD;
-    stdio[0].data.fd = 0;
-  }
-  for (i = 0; i < 2; i++) {
-    exec_out *o = &ex->out[i];
-    o->ex = ex;
-    if (o->mode == OUT_CAPTURE || o->lines) {
-      init_pipe(ex, &o->pipe, o);
-      o->piped = 1;
-      stdio[i + 1].flags = (uv_stdio_flags)(UV_CREATE_PIPE | UV_WRITABLE_PIPE);
-      stdio[i + 1].data.stream = (uv_stream_t *)&o->pipe;
-    } else if (o->mode == OUT_INHERIT) {
-      stdio[i + 1].flags = UV_INHERIT_FD;
-      stdio[i + 1].data.fd = i + 1;
-    } else {
-      stdio[i + 1].flags = UV_IGNORE;   /* the child gets /dev/null for 0-2 */
-    }
-  }
-}
-
-static void start_io(exec_state *ex) {
-  int i;
-  for (i = 0; i < 2; i++)
-    if (ex->out[i].piped)
-      uv_read_start((uv_stream_t *)&ex->out[i].pipe, out_alloc, out_read);
-  if (ex->in_piped) {
-    uv_buf_t b = uv_buf_init(ex->in_data, (unsigned int)ex->in_len);
-    ex->wreq.data = ex;
-    if (uv_write(&ex->wreq, (uv_stream_t *)&ex->in, &b, 1, in_written) != 0)
-      close_pipe(&ex->in);
-  }
-}
-
-/* }======== */
-
-/* {======== weft.exec: options */
-
-static int opt_field(lua_State *L, const char *name, int type, const char *what) {
-  int t = lua_getfield(L, S_OPTS, name);
-  if (t != LUA_TNIL && t != type && !(type == LUA_TNUMBER && lua_isnumber(L, -1)))
-    return luaL_error(L, "bad option '%s' (%s expected, got %s)", name, what,
-                      luaL_typename(L, -1));
-  return t != LUA_TNIL;
-}
-
-static int opt_mode(lua_State *L, const char *name) {
-  static const char *const modes[] = {"capture", "inherit", "null", NULL};
-  int mode = OUT_CAPTURE;
-  if (opt_field(L, name, LUA_TSTRING, "string")) {
-    const char *s = lua_tostring(L, -1);
-    for (mode = 0; modes[mode] != NULL && strcmp(modes[mode], s) != 0; mode++)
-      ;
-    if (modes[mode] == NULL)
-      luaL_error(L, "bad option '%s' (\"capture\", \"inherit\" or \"null\" expected, got \"%s\")",
-                 name, s);
-  }
-  lua_pop(L, 1);
-  return mode;
-}
-
-static double opt_seconds(lua_State *L, const char *name, double dflt) {
-  double s = dflt;
-  if (opt_field(L, name, LUA_TNUMBER, "number")) {
-    s = lua_tonumber(L, -1);
-    if (!(s >= 0))
-      luaL_error(L, "bad option '%s' (a number >= 0 expected)", name);
-  }
-  lua_pop(L, 1);
-  return s;
-}
-
-/* Pushes the line callback option 'name' (or nil) into stack slot 'slot'. */
-static void opt_callback(lua_State *L, const char *name, int slot) {
-  opt_field(L, name, LUA_TFUNCTION, "function");
-  lua_replace(L, slot);
-}
-
-/* Reads every option into ex (slots S_ON_OUT, S_ON_ERR are filled). */
-static void parse_opts(lua_State *L, exec_state *ex, double *timeout) {
-  ex->out[0].mode = opt_mode(L, "stdout");
-  ex->out[1].mode = opt_mode(L, "stderr");
-  opt_callback(L, "on_stdout", S_ON_OUT);
-  opt_callback(L, "on_stderr", S_ON_ERR);
-  opt_field(L, "on_spawn", LUA_TFUNCTION, "function");   /* called by exec_run */
-  lua_pop(L, 1);
-  ex->out[0].lines = !lua_isnil(L, S_ON_OUT);
-  ex->out[1].lines = !lua_isnil(L, S_ON_ERR);
-  *timeout = opt_seconds(L, "timeout", -1);
-  ex->proc.grace_s = opt_seconds(L, "grace", WEFT_PROC_GRACE);
-  if (ex->proc.grace_s == 0)
-    ex->proc.grace_s = 1e-9;   /* zero means KILL right after TERM */
-  ex->check = 1;
-  if (lua_getfield(L, S_OPTS, "check") != LUA_TNIL)
-    ex->check = lua_toboolean(L, -1);
-  lua_pop(L, 1);
-  if (opt_field(L, "stdin", LUA_TSTRING, "string")) {
-    size_t len;
-    const char *s = lua_tolstring(L, -1, &len);
-    ex->in_data = (char *)malloc(len > 0 ? len : 1);
-    if (ex->in_data == NULL)
-      luaL_error(L, "weft: out of memory");
-    memcpy(ex->in_data, s, len);
-    ex->in_len = len;
-  }
-  lua_pop(L, 1);
-}
-
-/* }======== */
-
-/* {======== weft.exec: the wait */
-
-static char box_key;   /* the box metatable in the registry */
-
-static int box_gc(lua_State *L) {
-  exec_state **box = (exec_state **)lua_touserdata(L, 1);
-  exec_state *ex = *box;
-  if (ex == NULL)
-    return 0;
-  *box = NULL;
-  ex->task = NULL;
-  ex->released = 1;
-  if (!ex->proc.exited && !ex->proc.closing)
-    weft__proc_terminate(&ex->proc);   /* reap_all_now finishes the job */
-  exec_maybe_free(ex);
+static int process_gc(lua_State *L) {
+  release(checkbox(L, 1));
   return 0;
 }
 
-/* Calls the line callback of stream o (stack slot fn) for every complete
-   line, and for the rest too when 'final'. A callback error is kept in
-   S_CBERR, stops further delivery and terminates the process. */
-static void deliver(lua_State *L, exec_state *ex, exec_out *o, int fn, int final) {
-  while (o->lines && o->buf != NULL) {
-    char *start = o->buf + o->seen, *nl;
-    size_t n;
-    nl = (char *)memchr(o->buf + o->scanned, '\n', o->len - o->scanned);
-    if (nl == NULL) {
-      o->scanned = o->len;
-      if (!final || o->seen == o->len)
-        break;
-      n = o->len - o->seen;
-    } else {
-      n = (size_t)(nl - start);
-    }
-    o->seen += n + (nl != NULL);
-    o->scanned = o->seen;
-    lua_pushvalue(L, fn);
-    lua_pushlstring(L, start, n);
-    if (lua_pcall(L, 1, 0, 0) != LUA_OK) {
-      lua_replace(L, S_CBERR);
-      ex->out[0].lines = ex->out[1].lines = 0;
-      weft__proc_terminate(&ex->proc);
-    }
-  }
-  if (o->mode != OUT_CAPTURE && o->seen > 0) {   /* keep only the partial line */
-    memmove(o->buf, o->buf + o->seen, o->len - o->seen);
-    o->len -= o->seen;
-    o->scanned -= o->seen;
-    o->seen = 0;
-  }
-}
-
-static void push_stream(lua_State *L, exec_out *o) {
-  if (o->mode == OUT_CAPTURE)
-    lua_pushlstring(L, o->buf != NULL ? o->buf : "", o->len);
-  else
-    lua_pushnil(L);
-}
-
-/* Pushes {code=, signal=, stdout=, stderr=}. */
-static void push_result(lua_State *L, exec_state *ex) {
-  lua_createtable(L, 0, 4);
-  lua_pushinteger(L, ex->timed_out ? 124 : weft__proc_code(&ex->proc));
+/* Pushes {code=, signal=} of an exited process. */
+static int push_status(lua_State *L, int code, int sig) {
+  lua_createtable(L, 0, 2);
+  lua_pushinteger(L, code);
   lua_setfield(L, -2, "code");
-  if (ex->proc.term_signal) {
-    lua_pushinteger(L, ex->proc.term_signal);
+  if (sig != 0) {
+    lua_pushinteger(L, sig);
     lua_setfield(L, -2, "signal");
   }
-  push_stream(L, &ex->out[0]);
-  lua_setfield(L, -2, "stdout");
-  push_stream(L, &ex->out[1]);
-  lua_setfield(L, -2, "stderr");
-}
-
-/* Pushes the command line for messages: argv joined by spaces, cut at
-   about 200 bytes. */
-static const char *push_cmdline(lua_State *L) {
-  luaL_Buffer b;
-  lua_Integer i, n = luaL_len(L, S_ARGV);
-  luaL_buffinit(L, &b);
-  for (i = 1; i <= n && luaL_bufflen(&b) < 200; i++) {
-    if (i > 1)
-      luaL_addchar(&b, ' ');
-    lua_geti(L, S_ARGV, i);
-    luaL_addvalue(&b);
-  }
-  if (i <= n || luaL_bufflen(&b) > 200) {
-    luaL_buffsub(&b, luaL_bufflen(&b) > 200 ? luaL_bufflen(&b) - 200 : 0);
-    luaL_addstring(&b, "...");
-  }
-  luaL_pushresult(&b);
-  return lua_tostring(L, -1);
-}
-
-#define TAIL_LINES 5      /* lines of captured stderr a failure message quotes */
-#define TAIL_BYTES 400    /* and at most this many bytes of them */
-
-/* Pushes the end of the captured stderr for a failure message: "" when
-   there is none, ": line" for one line, else the lines indented below. */
-static void push_stderr_tail(lua_State *L, const exec_out *o) {
-  const char *p = o->buf, *start;
-  size_t end = o->len, lines = 0;
-  luaL_Buffer b;
-  if (o->mode != OUT_CAPTURE || p == NULL)
-    end = 0;
-  while (end > 0 && (p[end - 1] == '\n' || p[end - 1] == '\r' || p[end - 1] == ' '))
-    end--;
-  if (end == 0) {
-    lua_pushliteral(L, "");
-    return;
-  }
-  start = p + end;
-  while (start > p && (start[-1] != '\n' || ++lines < TAIL_LINES))
-    start--;
-  luaL_buffinit(L, &b);
-  luaL_addstring(&b, memchr(start, '\n', (size_t)(p + end - start)) ? ":\n  " : ": ");
-  if (p + end - start > TAIL_BYTES) {
-    start = p + end - TAIL_BYTES;
-    luaL_addstring(&b, "...");
-  }
-  for (; start < p + end; start++) {
-    luaL_addchar(&b, *start);
-    if (*start == '\n')
-      luaL_addstring(&b, "  ");
-  }
-  luaL_pushresult(&b);
-}
-
-/* Turns the result on top into a ProcessError and raises it. */
-static int raise_failure(lua_State *L, exec_state *ex) {
-  int res = lua_gettop(L);
-  const char *prog = push_cmdline(L);
-  const char *tail;
-  push_stderr_tail(L, &ex->out[1]);
-  tail = lua_tostring(L, -1);
-  if (ex->timed_out)
-    weft__error_new(L, "ProcessError", "'%s' timed out (killed by signal %d)%s", prog,
-                    ex->proc.term_signal, tail);
-  else if (ex->proc.term_signal)
-    weft__error_new(L, "ProcessError", "'%s' was killed by signal %d%s", prog,
-                    ex->proc.term_signal, tail);
-  else
-    weft__error_new(L, "ProcessError", "'%s' exited with code %d%s", prog,
-                    (int)ex->proc.exit_status, tail);
-  lua_pushnil(L);
-  while (lua_next(L, res)) {   /* copy code, signal, stdout, stderr */
-    lua_pushvalue(L, -2);
-    lua_insert(L, -2);
-    lua_settable(L, -4);
-  }
-  if (ex->timed_out) {
-    lua_pushboolean(L, 1);
-    lua_setfield(L, -2, "timeout");
-  }
-  lua_pushvalue(L, S_ARGV);
-  lua_setfield(L, -2, "argv");
-  return lua_error(L);
-}
-
-/* The process is reaped and its output read: release everything, then
-   raise (cancellation, callback error, timeout, failure) or return. */
-static int exec_done(lua_State *L, weft_task *t, exec_state *ex) {
-  exec_state **box = (exec_state **)lua_touserdata(L, S_BOX);
-  push_result(L, ex);
-  ex->task = NULL;
-  *box = NULL;
-  ex->released = 1;
-  exec_close(ex);
-  if (t->deliver)
-    return weft__raise_pending(L, t);
-  if (!lua_isnil(L, S_CBERR)) {
-    lua_pushvalue(L, S_CBERR);
-    return lua_error(L);
-  }
-  if (ex->timed_out || (ex->check && (ex->proc.term_signal || ex->proc.exit_status != 0)))
-    return raise_failure(L, ex);
   return 1;
 }
 
-static int finish_exec(lua_State *L, int status, lua_KContext ctx) {
-  weft_task *t = WEFT_UPRT(L)->current;
-  exec_state *ex = *(exec_state **)lua_touserdata(L, S_BOX);
-  int final;
-  (void)status;
-  (void)ctx;
-  if (t->deliver)
-    weft__proc_terminate(&ex->proc);
-  final = exec_complete(ex);
-  deliver(L, ex, &ex->out[0], S_ON_OUT, final);
-  deliver(L, ex, &ex->out[1], S_ON_ERR, final);
-  if (final)
-    return exec_done(L, t, ex);
-  return weft__suspend(L, t, "process", 0, 0, finish_exec);
+static int push_result(lua_State *L, proc_box *b) {
+  if (b->lp != NULL)
+    return push_status(L, weft__proc_code(&b->lp->proc), b->lp->proc.term_signal);
+  return push_status(L, b->code, b->signal);
 }
 
-/* exec with argv at S_ARGV and options at S_OPTS (stack exactly 2). */
-static int exec_run(lua_State *L) {
-  weft_runtime *rt = WEFT_UPRT(L);
-  uv_process_options_t o;
-  uv_stdio_container_t stdio[3];
-  exec_state *ex, **box;
-  double timeout;
+static int process_index(lua_State *L) {
+  proc_box *b = checkbox(L, 1);
+  const char *key = lua_tostring(L, 2);
+  int i;
+  if (key != NULL && strcmp(key, "pid") == 0) {
+    lua_pushinteger(L, b->pid);
+    return 1;
+  }
+  for (i = 0; key != NULL && i < 3; i++) {
+    if (strcmp(key, stdio_names[i]) == 0) {
+      lua_getiuservalue(L, 1, i + 1);
+      return 1;
+    }
+  }
+  lua_pushvalue(L, 2);
+  lua_rawget(L, lua_upvalueindex(2));   /* the methods */
+  return 1;
+}
+
+static int process_tostring(lua_State *L) {
+  proc_box *b = checkbox(L, 1);
+  int running = b->lp != NULL && !b->lp->proc.exited;
+  lua_pushfstring(L, "weft.process (pid %d, %s)", b->pid, running ? "running" : "exited");
+  return 1;
+}
+
+/* }======== */
+
+/* {======== wait, close, kill */
+
+/* Can the running code suspend here (a task, no C boundary)? */
+static weft_task *can_wait(lua_State *L, weft_runtime *rt) {
+  weft_task *t = rt->current;
+  if (t == NULL || !lua_isyieldable(L) || (L != t->co && !rt->chain_yieldable))
+    return NULL;
+  return t;
+}
+
+/* Continuation of wait and close (ctx 1 for close): a cancellation
+   terminates the group, and the task resumes only once it is reaped. */
+static int finish_wait(lua_State *L, int status, lua_KContext ctx) {
+  weft_task *t = WEFT_UPRT(L)->current;
+  proc_box *b = checkbox(L, 1);
+  live_proc *lp = b->lp;
+  (void)status;
+  if (lp != NULL && !lp->proc.exited) {
+    if (t->deliver)
+      weft__proc_terminate(&lp->proc);
+    weft_queue_insert_tail(&lp->waiters, &t->wait.node);
+    return weft__suspend(L, t, "process", 1, ctx, finish_wait);
+  }
+  weft__check_pending(L, t);
+  if (ctx)
+    return 0;
+  return push_result(L, b);
+}
+
+static int process_wait(lua_State *L) {
+  proc_box *b = checkbox(L, 1);
   weft_task *t;
-  int rc;
-  lua_settop(L, S_BOX);
-  box = (exec_state **)lua_newuserdatauv(L, sizeof *box, 0);
-  *box = NULL;
-  lua_rawgetp(L, LUA_REGISTRYINDEX, &box_key);
-  lua_setmetatable(L, -2);
-  lua_replace(L, S_BOX);
-  ex = (exec_state *)calloc(1, sizeof *ex);
-  if (ex == NULL)
-    return luaL_error(L, "weft: out of memory");
-  ex->timeout.slot = WEFT_HEAP_NONE;
-  ex->proc.rt = rt;
-  ex->proc.grace.slot = WEFT_HEAP_NONE;
-  *box = ex;             /* from here the box frees ex if we raise */
-  parse_opts(L, ex, &timeout);
-  ex->argv = weft__proc_argv(L, S_ARGV);
-  lua_getfield(L, S_OPTS, "env");
-  ex->env = weft__proc_env(L, -1);
+  lua_settop(L, 1);
+  if (b->lp == NULL || b->lp->proc.exited)
+    return push_result(L, b);
+  t = weft__current(L, WEFT_UPRT(L), "process:wait");
+  weft_queue_insert_tail(&b->lp->waiters, &t->wait.node);
+  return weft__suspend(L, t, "process", 1, 0, finish_wait);
+}
+
+/* Closes the streams, terminates a running process and waits for it (not
+   outside a task or where Lua cannot yield: then the loop reaps it later).
+   Idempotent; wait() still tells the outcome afterwards. */
+static int process_close(lua_State *L) {
+  proc_box *b = checkbox(L, 1);
+  weft_runtime *rt = WEFT_UPRT(L);
+  weft_task *t;
+  int i;
+  lua_settop(L, 1);
+  for (i = 1; i <= 3; i++) {
+    weft_stream **slot;
+    if (lua_getiuservalue(L, 1, i) == LUA_TUSERDATA) {
+      slot = (weft_stream **)lua_touserdata(L, -1);
+      if (*slot != NULL)
+        weft__stream_close(*slot);
+    }
+    lua_pop(L, 1);
+  }
+  if (b->lp == NULL || b->lp->proc.exited)
+    return 0;
+  weft__proc_terminate(&b->lp->proc);
+  if ((t = can_wait(L, rt)) == NULL)
+    return 0;
+  weft_queue_insert_tail(&b->lp->waiters, &t->wait.node);
+  return weft__suspend(L, t, "process", 1, 1, finish_wait);
+}
+
+static const struct { const char *name; int sig; } signals[] = {
+  {"SIGHUP", SIGHUP}, {"SIGINT", SIGINT}, {"SIGQUIT", SIGQUIT}, {"SIGKILL", SIGKILL},
+  {"SIGUSR1", SIGUSR1}, {"SIGUSR2", SIGUSR2}, {"SIGTERM", SIGTERM}, {"SIGALRM", SIGALRM},
+  {"SIGPIPE", SIGPIPE}, {"SIGCONT", SIGCONT}, {"SIGSTOP", SIGSTOP}, {"SIGTSTP", SIGTSTP},
+  {"SIGWINCH", SIGWINCH}, {NULL, 0}
+};
+
+static int check_signal(lua_State *L, int idx) {
+  int i;
+  const char *name;
+  if (lua_isnoneornil(L, idx))
+    return SIGTERM;
+  if (lua_type(L, idx) == LUA_TNUMBER) {
+    lua_Integer n = luaL_checkinteger(L, idx);
+    luaL_argcheck(L, n > 0 && n < 65, idx, "not a signal number");
+    return (int)n;
+  }
+  name = luaL_checkstring(L, idx);
+  for (i = 0; signals[i].name != NULL; i++)
+    if (strcmp(name, signals[i].name) == 0 || strcmp(name, signals[i].name + 3) == 0)
+      return signals[i].sig;
+  return luaL_argerror(L, idx, lua_pushfstring(L, "unknown signal '%s'", name));
+}
+
+/* p:kill([signal]): signals the group; false when the process has exited. */
+static int process_kill(lua_State *L) {
+  proc_box *b = checkbox(L, 1);
+  int sig = check_signal(L, 2);
+  int ok = b->lp != NULL && !b->lp->proc.exited && weft__proc_signal(&b->lp->proc, sig) == 0;
+  lua_pushboolean(L, ok);
+  return 1;
+}
+
+/* }======== */
+
+/* {======== weft.process */
+
+/* Stack of process_new: argv, options, box, then scratch. */
+enum { S_ARGV = 1, S_OPTS, S_BOX };
+
+static int opt_stdio(lua_State *L, const char *name) {
+  static const char *const modes[] = {"pipe", "inherit", "null", NULL};
+  return weft__proc_opt_stdio(L, S_OPTS, name, modes);   /* PIPE_PIPE when absent */
+}
+
+static double opt_grace(lua_State *L) {
+  double s = WEFT_PROC_GRACE;
+  int t = lua_getfield(L, S_OPTS, "grace");
+  if (t != LUA_TNIL) {
+    if (!lua_isnumber(L, -1) || !((s = lua_tonumber(L, -1)) >= 0))
+      luaL_error(L, "bad option 'grace' (a number >= 0 expected)");
+  }
   lua_pop(L, 1);
-  t = weft__current(L, rt, "weft.exec");
+  return s > 0 ? s : 1e-9;   /* zero means KILL right after TERM */
+}
+
+/* The options that can raise, read before anything is allocated. */
+typedef struct spawn_opts {
+  int mode[3];
+  double grace;
+  const char *cwd;      /* kept alive by the options table */
+} spawn_opts;
+
+static void parse_opts(lua_State *L, spawn_opts *so) {
+  int i, t;
+  for (i = 0; i < 3; i++)
+    so->mode[i] = opt_stdio(L, stdio_names[i]);
+  so->grace = opt_grace(L);
+  so->cwd = NULL;
+  t = lua_getfield(L, S_OPTS, "cwd");
+  if (t != LUA_TNIL && t != LUA_TSTRING)
+    luaL_error(L, "bad option 'cwd' (string expected, got %s)", luaL_typename(L, -1));
+  so->cwd = lua_tostring(L, -1);
+  lua_pop(L, 1);
+  t = lua_getfield(L, S_OPTS, "env");
+  if (t != LUA_TNIL && t != LUA_TTABLE)
+    luaL_error(L, "bad option 'env' (table expected, got %s)", luaL_typename(L, -1));
+  lua_pop(L, 1);
+}
+
+/* Creates the pipe streams the modes ask for and fills stdio. Returns 0 or
+   a negative code (streams made so far are in s[] either way). */
+static int setup_stdio(weft_runtime *rt, const spawn_opts *so, weft_stream **s,
+                       uv_stdio_container_t *stdio) {
+  int i;
+  for (i = 0; i < 3; i++) {
+    s[i] = NULL;
+    if (so->mode[i] == PIPE_INHERIT) {
+      stdio[i].flags = UV_INHERIT_FD;
+      stdio[i].data.fd = i;
+    } else if (so->mode[i] == PIPE_NULL) {
+      stdio[i].flags = UV_IGNORE;   /* spawn.c gives them /dev/null */
+    } else {
+      if ((s[i] = weft__stream_alloc(rt)) == NULL)
+        return UV_ENOMEM;
+      uv_pipe_init(rt->loop, &s[i]->u.pipe, 0);
+      stdio[i].flags = (uv_stdio_flags)(UV_CREATE_PIPE |
+                                        (i == 0 ? UV_READABLE_PIPE : UV_WRITABLE_PIPE));
+      stdio[i].data.stream = weft__stream_handle(s[i]);
+    }
+  }
+  return 0;
+}
+
+/* Spawns with argv and env copied from Lua; frees them. */
+static int spawn(lua_State *L, weft_runtime *rt, live_proc *lp, const spawn_opts *so,
+                 uv_stdio_container_t *stdio) {
+  uv_process_options_t o;
+  char **argv = weft__proc_argv(L, S_ARGV), **env;
+  int rc;
+  lua_getfield(L, S_OPTS, "env");
+  env = weft__proc_env(L, -1);   /* raises only on a bad table: checked above */
+  lua_pop(L, 1);
   memset(&o, 0, sizeof o);
-  memset(stdio, 0, sizeof stdio);
-  o.file = ex->argv[0];
-  o.args = ex->argv;
-  o.env = ex->env;
-  if (opt_field(L, "cwd", LUA_TSTRING, "string"))
-    o.cwd = lua_tostring(L, -1);
+  o.file = argv[0];
+  o.args = argv;
+  o.env = env;
+  o.cwd = so->cwd;
   o.stdio_count = 3;
   o.stdio = stdio;
-  setup_stdio(ex, stdio);
-  ex->proc.data = ex;
-  ex->proc.on_exit = on_exit_or_kill;
-  ex->proc.on_kill = on_exit_or_kill;
-  ex->proc.on_close = proc_handle_closed;
-  ex->proc.on_abandon = on_abandon;
-  ex->nopen++;
-  rc = weft__proc_spawn(L, rt, &ex->proc, &o);
-  lua_pop(L, 1);
-  weft__proc_free_strv(ex->argv);
-  weft__proc_free_strv(ex->env);
-  ex->argv = ex->env = NULL;
+  rc = weft__proc_spawn(L, rt, &lp->proc, &o);
+  weft__proc_free_strv(argv);
+  weft__proc_free_strv(env);
+  return rc;
+}
+
+static live_proc *new_live_proc(lua_State *L, double grace) {
+  live_proc *lp = (live_proc *)calloc(1, sizeof *lp);
+  if (lp == NULL)
+    luaL_error(L, "weft: out of memory");
+  weft_queue_init(&lp->waiters);
+  lp->hold.free = live_free;
+  lp->proc.grace_s = grace;
+  lp->proc.data = lp;
+  lp->proc.on_exit = proc_exited;
+  lp->proc.on_close = proc_closed;
+  lp->proc.on_abandon = on_abandon;
+  return lp;
+}
+
+static int process_new(lua_State *L) {
+  weft_runtime *rt = WEFT_UPRT(L);
+  uv_stdio_container_t stdio[3];
+  weft_stream *s[3];
+  spawn_opts so;
+  proc_box *b;
+  live_proc *lp;
+  int rc, i;
+  luaL_checktype(L, 1, LUA_TTABLE);
+  weft__proc_args(L);
+  parse_opts(L, &so);
+  weft__proc_free_strv(weft__proc_argv(L, S_ARGV));   /* raise before allocating */
+  b = (proc_box *)lua_newuserdatauv(L, sizeof *b, 3);
+  memset(b, 0, sizeof *b);
+  luaL_setmetatable(L, WEFT_PROCESS_MT);
+  memset(stdio, 0, sizeof stdio);
+  lp = new_live_proc(L, so.grace);
+  rc = setup_stdio(rt, &so, s, stdio);
+  if (rc == 0)
+    rc = spawn(L, rt, lp, &so, stdio);
   if (rc != 0) {
-    int i;
-    for (i = 0; i < 2; i++)
-      close_out(&ex->out[i]);
-    if (ex->in_piped)
-      close_pipe(&ex->in);
-    weft__proc_push_spawn_error(L, rc, S_ARGV, o.cwd);
+    for (i = 0; i < 3; i++)
+      if (s[i] != NULL)
+        weft__stream_close(s[i]);
+    if (lp->proc.closing)   /* the handle was initialised: its callback frees */
+      lp->hold.nopen = 1;
+    weft__holder_release(&lp->hold);
+    weft__proc_push_spawn_error(L, rc, S_ARGV, so.cwd);
     return lua_error(L);
   }
-  start_io(ex);
-  /* on_spawn(pid): tells the caller the process group (weft run checks it
-     for background leftovers when the task ends); an error there is
-     treated as an on_stdout error: the process is terminated, then it is
-     raised */
-  if (lua_getfield(L, S_OPTS, "on_spawn") == LUA_TFUNCTION) {   /* checked by parse_opts */
-    lua_pushinteger(L, ex->proc.pid);
-    if (lua_pcall(L, 1, 0, 0) != LUA_OK) {
-      lua_replace(L, S_CBERR);
-      ex->out[0].lines = ex->out[1].lines = 0;
-      weft__proc_terminate(&ex->proc);
-    }
-  } else {
+  lp->hold.nopen = 1;
+  b->lp = lp;
+  b->pid = lp->proc.pid;
+  for (i = 0; i < 3; i++) {
+    if (s[i] == NULL)
+      continue;
+    lua_pushfstring(L, "pid %d %s", b->pid, stdio_names[i]);
+    weft__stream_push(L, s[i], lua_tostring(L, -1));
+    lua_setiuservalue(L, S_BOX, i + 1);
     lua_pop(L, 1);
   }
-  if (timeout >= 0) {
-    ex->timeout.fire = timeout_fire;
-    weft__deadline_arm(rt, &ex->timeout, weft__now(rt) + timeout);
-  }
-  ex->task = t;
-  return weft__suspend(L, t, "process", 0, 0, finish_exec);
+  return 1;
 }
 
 /* }======== */
 
-/* {======== Lua functions */
+static const luaL_Reg process_methods[] = {
+  {"wait", process_wait},
+  {"kill", process_kill},
+  {"close", process_close},
+  {NULL, NULL}
+};
 
-/* Leaves argv at 1 and the options table at 2 (the same table when only one
-   was given). */
-static void normalize_args(lua_State *L) {
-  if (lua_isnoneornil(L, 2)) {
-    lua_settop(L, 1);
-    lua_pushvalue(L, 1);
-  } else {
-    luaL_checktype(L, 2, LUA_TTABLE);
-    lua_settop(L, 2);
-  }
-}
-
-static int process_exec(lua_State *L) {
-  luaL_checktype(L, 1, LUA_TTABLE);
-  normalize_args(L);
-  return exec_run(L);
-}
-
-static int process_sh(lua_State *L) {
-  luaL_checkstring(L, 1);
-  normalize_args(L);
-  if (lua_type(L, 2) == LUA_TSTRING) {   /* no options given */
-    lua_pop(L, 1);
-    lua_newtable(L);
-  }
-  lua_createtable(L, 3, 0);
-  lua_pushliteral(L, "/bin/sh");
-  lua_rawseti(L, -2, 1);
-  lua_pushliteral(L, "-c");
-  lua_rawseti(L, -2, 2);
-  lua_pushvalue(L, 1);
-  lua_rawseti(L, -2, 3);
-  lua_replace(L, 1);
-  return exec_run(L);
-}
-
-/* }======== */
+static const luaL_Reg process_metas[] = {
+  {"__tostring", process_tostring},
+  {"__gc", process_gc},
+  {"__close", process_close},
+  {NULL, NULL}
+};
 
 static const luaL_Reg process_funcs[] = {
-  {"exec", process_exec},
-  {"sh", process_sh},
+  {"process", process_new},
   {NULL, NULL}
 };
 
 int weft__open_process(lua_State *L, weft_runtime *rt) {
-  proc_set **box;
-  struct sigaction old;
-  /* A child that stops reading must not kill the host with SIGPIPE; the
-     child gets every signal's default back (spawn_attrs). */
-  if (sigaction(SIGPIPE, NULL, &old) == 0 && old.sa_handler == SIG_DFL)
-    signal(SIGPIPE, SIG_IGN);
-  box = (proc_set **)lua_newuserdatauv(L, sizeof *box, 0);
-  *box = NULL;
-  lua_createtable(L, 0, 1);
-  lua_pushcfunction(L, set_gc);
-  lua_setfield(L, -2, "__gc");
-  lua_setmetatable(L, -2);
-  lua_rawsetp(L, LUA_REGISTRYINDEX, &set_key);
-  *box = (proc_set *)calloc(1, sizeof **box);
-  if (*box == NULL)
-    return luaL_error(L, "weft: out of memory");
-  (*box)->rt = rt;
-  weft_queue_init(&(*box)->live);
-  lua_createtable(L, 0, 1);
-  lua_pushcfunction(L, box_gc);
-  lua_setfield(L, -2, "__gc");
-  lua_rawsetp(L, LUA_REGISTRYINDEX, &box_key);
+  weft__class(L, rt, WEFT_PROCESS_MT, process_methods, process_index, process_metas);
+  lua_pop(L, 1);
   lua_pushlightuserdata(L, rt);
   luaL_setfuncs(L, process_funcs, 1);
   return 0;

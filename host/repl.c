@@ -301,7 +301,7 @@ static void report_above(weft_runtime *rt, const char *msg, void *ud) {
 
    A child started with stdout or stderr "inherit" would write on the
    terminal over the prompt. On a terminal the REPL gives it a pipe instead
-   (weft__inherit_fd, process.c) and relays what arrives through
+   (weft__inherit_fd, spawn.c) and relays what arrives through
    write_above. The read ends are unreferenced: they never keep the loop
    alive nor hide a deadlock. */
 

@@ -1,14 +1,14 @@
 /*
-** runtime.c: one runtime per Lua state. It owns the ready queue and the turn
-** that resumes ready tasks, the deadline heap behind a single uv_timer, the
-** clock (real or virtual), the drive loop of weft.run with deadlock
-** detection, and the report of errors nobody observed.
+** runtime.c: one runtime per Lua state. It owns the deadline heap behind a
+** single uv_timer, the clock (real or virtual), the drive loop of weft.run
+** with deadlock detection, and the report of errors nobody observed. The
+** ready queue and the turn are the scheduler's (sched.c).
 **
 ** The runtime struct is malloc'd (libuv may still hold its handles after the
 ** Lua state is gone); a userdata box in the registry closes it from __gc.
 ** Every module function gets the runtime as light userdata upvalue 1.
-** Implements API.md "Running and tasks" (run, sleep, yield, now) and
-** "Deadlock"; weft.run_virtual from "Seeing inside".
+** User docs: docs/reference.md "Running and tasks" (run, now)
+** and "Deadlock"; weft.run_virtual in docs/debugging.md.
 */
 #include <math.h>
 #include <stdio.h>
@@ -25,6 +25,20 @@ double weft__now(weft_runtime *rt) {
   if (rt->virtual_time)
     return rt->vclock;
   return (double)uv_hrtime() * 1e-9;
+}
+
+/* Pushes "file:line" of the first Lua caller from level up, or "?" (spawn
+   sites, where primitives were made). */
+void weft__where(lua_State *L, int level) {
+  lua_Debug ar;
+  for (; lua_getstack(L, level, &ar); level++) {
+    lua_getinfo(L, "Sl", &ar);
+    if (ar.currentline > 0) {
+      lua_pushfstring(L, "%s:%d", ar.short_src, ar.currentline);
+      return;
+    }
+  }
+  lua_pushliteral(L, "?");
 }
 
 static void timer_cb(uv_timer_t *h);
@@ -101,39 +115,6 @@ void weft__deadline_disarm(weft_runtime *rt, weft_deadline *d) {
 
 /* }======== */
 
-/* {======== the ready queue and the turn */
-
-static void idle_cb(uv_idle_t *h) {
-  weft__runtime_turn((weft_runtime *)h->data);
-}
-
-void weft__ready(weft_runtime *rt, weft_task *t) {
-  if (t->state != WEFT_T_NEW)
-    t->state = WEFT_T_READY;
-  if (weft_queue_empty(&rt->ready) && !rt->closing)
-    uv_idle_start(&rt->idle, idle_cb);
-  weft_queue_insert_tail(&rt->ready, &t->ready_node);
-}
-
-/* Resumes the tasks that were ready when the turn began; tasks they wake
-   wait for the next turn, so a task that yields lets every other one run. */
-void weft__runtime_turn(weft_runtime *rt) {
-  weft_queue batch;
-  weft_queue_init(&batch);
-  weft_queue_move(&rt->ready, &batch);
-  rt->turns++;
-  rt->turn_clock = weft__now(rt);
-  while (!weft_queue_empty(&batch)) {
-    weft_queue *q = weft_queue_head(&batch);
-    weft_queue_remove(q);
-    weft__step(rt, weft_queue_data(q, weft_task, ready_node));
-  }
-  if (weft_queue_empty(&rt->ready))
-    uv_idle_stop(&rt->idle);
-}
-
-/* }======== */
-
 /* {======== reports */
 
 /* Pushes " (spawned at x.lua:3)" for the task at idx in debug mode, else "". */
@@ -198,7 +179,7 @@ int weft__report_unobserved(lua_State *L, weft_runtime *rt) {
     weft__push_task_name(L, task);
     push_spawn_site(L, task);
     lua_pushliteral(L, " that nobody awaited: ");
-    lua_getiuservalue(L, task, WEFT_TASK_UV_CO);
+    lua_getiuservalue(L, task, WEFT_TASK_UV_RESULTS);
     luaL_tolstring(L, -1, NULL);
     lua_remove(L, -2);
     lua_pushliteral(L, "\n");
@@ -484,45 +465,6 @@ static int rt_run_virtual(lua_State *L) {
 
 /* {======== sleep, yield, now, current */
 
-static void sleep_fire(weft_deadline *d) {
-  weft__task_wake(weft_queue_data(d, weft_task, deadline), WEFT_WOKEN);
-}
-
-static int finish_sleep(lua_State *L, int status, lua_KContext ctx) {
-  weft_task *t = WEFT_UPRT(L)->current;
-  (void)status;
-  (void)ctx;
-  if (t->deliver)
-    return weft__raise_pending(L, t);
-  return 0;
-}
-
-int weft__requeue(lua_State *L, weft_task *t, lua_KContext ctx, lua_KFunction k) {
-  t->wake_reason = WEFT_WOKEN;
-  t->on = NULL;
-  weft__ready(t->rt, t);
-  lua_pushlightuserdata(L, &weft__suspend_token);
-  return lua_yieldk(L, 1, ctx, k);
-}
-
-static int rt_yield(lua_State *L) {
-  weft_runtime *rt = WEFT_UPRT(L);
-  return weft__requeue(L, weft__current(L, rt, "weft.yield"), 0, finish_sleep);
-}
-
-static int rt_sleep(lua_State *L) {
-  weft_runtime *rt = WEFT_UPRT(L);
-  double s = luaL_checknumber(L, 1);
-  weft_task *t;
-  luaL_argcheck(L, !isnan(s), 1, "not a number");
-  if (s <= 0)
-    return rt_yield(L);
-  t = weft__current(L, rt, "weft.sleep");
-  t->deadline.fire = sleep_fire;
-  weft__deadline_arm(rt, &t->deadline, weft__now(rt) + s);
-  return weft__suspend(L, t, "sleep", 0, 0, finish_sleep);
-}
-
 static int rt_now(lua_State *L) {
   lua_pushnumber(L, weft__now(WEFT_UPRT(L)));
   return 1;
@@ -695,7 +637,7 @@ static int rt_stats(lua_State *L) {
   c.rt = rt;
   c.n = 0;
   uv_walk(rt->loop, count_handle, &c);
-  lua_createtable(L, 0, 4);
+  lua_createtable(L, 0, 5);
   lua_pushinteger(L, rt->nlive);
   lua_setfield(L, -2, "tasks");
   lua_pushinteger(L, (lua_Integer)rt->deadlines.n);
@@ -704,6 +646,8 @@ static int rt_stats(lua_State *L) {
   lua_setfield(L, -2, "handles");
   lua_pushboolean(L, rt->timer_armed_for >= 0);
   lua_setfield(L, -2, "timer");
+  lua_pushinteger(L, rt->nreported);   /* errors reported that nobody observed */
+  lua_setfield(L, -2, "reported");
   return 1;
 }
 
@@ -713,8 +657,6 @@ static const luaL_Reg runtime_funcs[] = {
   {"_stats", rt_stats},
   {"run", rt_run},
   {"run_virtual", rt_run_virtual},
-  {"sleep", rt_sleep},
-  {"yield", rt_yield},
   {"now", rt_now},
   {"_hrtime", rt_hrtime},
   {NULL, NULL}

@@ -10,7 +10,7 @@
 ** numbers ascending, the strings ascending, and any other key in table
 ** order. Errors name the node as Lua would print it (strings quoted).
 ** Also serves graph.c (weft__sorter_push_graph and friends, sorter.h).
-** Implements API.md "Topological sorter".
+** User docs: docs/reference.md "Sorter and graph runner".
 */
 #include <math.h>
 #include <stdlib.h>

@@ -1,6 +1,6 @@
 /*
 ** stream.c: the one stream type of weft, over uv_stream_t, shared by TCP
-** and Unix sockets (net.c) and process pipes (process_live.c), as libuv's
+** and Unix sockets (net.c) and process pipes (process.c), as libuv's
 ** stream.c serves tcp, pipe and tty.
 **
 ** Reading runs in the background into a buffer (up to STREAM_HIGH bytes
@@ -15,7 +15,7 @@
 ** Ownership: the weft_stream (handle, requests, buffer) is malloc'd and
 ** freed in the close callback; the userdata holds a pointer to it, cleared
 ** by close. __gc and __close close. User value 1 is the peer's description.
-** Implements API.md "The event loop and I/O" (streams).
+** User docs: docs/io.md (streams).
 */
 #include <signal.h>
 #include <stdlib.h>
@@ -33,11 +33,10 @@ enum { READ_ANY = 0, READ_LINE, READ_ALL };
 
 int weft__push_uv_error(lua_State *L, int rc, const char *what, const char *path) {
   if (path != NULL)
-    weft__error_new(L, "IOError", "%s %s: %s (%s)", what, path, uv_strerror(rc),
-                    uv_err_name(rc));
+    weft__uv_error_new(L, "IOError", rc, "%s %s", what, path);
   else
-    weft__error_new(L, "IOError", "%s: %s (%s)", what, uv_strerror(rc), uv_err_name(rc));
-  lua_pushstring(L, uv_err_name(rc));
+    weft__uv_error_new(L, "IOError", rc, "%s", what);
+  lua_pushstring(L, weft__uv_err_name(rc));
   lua_setfield(L, -2, "code");
   if (path != NULL) {
     lua_pushstring(L, path);
@@ -491,13 +490,15 @@ static const luaL_Reg stream_methods[] = {
   {NULL, NULL}
 };
 
+static const luaL_Reg stream_metas[] = {
+  {"__tostring", stream_tostring},
+  {"__gc", stream_gc},
+  {"__close", stream_gc},
+  {NULL, NULL}
+};
+
 int weft__open_stream(lua_State *L, weft_runtime *rt) {
-  weft__new_class(L, rt, WEFT_STREAM_MT, stream_methods, stream_tostring);
-  luaL_getmetatable(L, WEFT_STREAM_MT);
-  lua_pushcfunction(L, stream_gc);
-  lua_setfield(L, -2, "__gc");
-  lua_pushcfunction(L, stream_gc);
-  lua_setfield(L, -2, "__close");
+  weft__class(L, rt, WEFT_STREAM_MT, stream_methods, NULL, stream_metas);
   lua_pop(L, 1);
   return 0;
 }

@@ -11,7 +11,7 @@
 ** Ownership: each object keeps the "file:line" of its creation in user value
 ** 1 (wait descriptions), a condition its lock in user value 2, and a lock or
 ** semaphore the guard that `with` closes in user value 2.
-** Implements API.md "Primitives" (all but queue and future).
+** User docs: docs/reference.md "Primitives" (all but queue and future).
 */
 #include "internal.h"
 
@@ -230,11 +230,7 @@ static void push_guard(lua_State *L, int obj) {
   if (lua_getiuservalue(L, obj, 2) != LUA_TUSERDATA) {
     lua_pop(L, 1);
     lua_newuserdatauv(L, 0, 1);
-    if (luaL_newmetatable(L, "weft.guard")) {
-      lua_pushcfunction(L, guard_close);
-      lua_setfield(L, -2, "__close");
-    }
-    lua_setmetatable(L, -2);
+    luaL_setmetatable(L, "weft.guard");
     lua_pushvalue(L, obj);
     lua_setiuservalue(L, -2, 1);
     lua_pushvalue(L, -1);
@@ -459,7 +455,14 @@ static const luaL_Reg sync_funcs[] = {
   {"condition", condition_new}, {NULL, NULL}
 };
 
+static const luaL_Reg guard_metas[] = {
+  {"__close", guard_close},
+  {NULL, NULL}
+};
+
 int weft__open_sync(lua_State *L, weft_runtime *rt) {
+  weft__class(L, rt, "weft.guard", NULL, NULL, guard_metas);
+  lua_pop(L, 1);
   weft__new_class(L, rt, WEFT_EVENT_MT, event_methods, event_tostring);
   weft__new_class(L, rt, WEFT_LOCK_MT, lock_methods, slots_tostring);
   weft__new_class(L, rt, WEFT_SEMAPHORE_MT, semaphore_methods, slots_tostring);

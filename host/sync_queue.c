@@ -11,7 +11,7 @@
 **
 ** Ownership: user value 1 is the creation "file:line", user value 2 the
 ** ring (a table indexed 1..cap).
-** Implements API.md "Primitives" (weft.queue).
+** User docs: docs/reference.md "Primitives" (weft.queue).
 */
 #include "internal.h"
 

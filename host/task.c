@@ -1,7 +1,9 @@
 /*
-** task.c: the task userdata and its life: spawn, the one lua_resume call
-** (weft__step), finish, cancel, await, status. A task is a Lua thread driven
-** by C; finished threads go back to a pool for the next spawn.
+** task.c: the task object: its memory and Lua object, its thread (from a
+** pool of finished ones), spawn, storing its outcome when it finishes
+** (weft__task_finish), and the task methods (await, cancel, status...). A
+** task is a Lua thread driven by C: the scheduler (sched.c) makes it ready,
+** steps, suspends and wakes it.
 **
 ** Ownership: while unfinished, a task is referenced from the registry
 ** (t->ref), so dropping the handle in Lua loses nothing; its thread is held
@@ -11,12 +13,17 @@
 ** t->on_idx); a pending error, then the traceback of a failure, is user
 ** value 3.
 **
-** A light task (weft__spawn_light, for run_graph's nodes) lives in memory
-** its spawner owns and has no Lua object, registry ref or user values until
-** something asks for its object (weft.current_task, weft.tasks, a
-** cancellation, a failure, an instrument): weft__push_task then makes a
-** small object pointing to it, holding the spawner's memory alive.
-** Implements API.md "Running and tasks" (spawn, current, the task methods).
+** One form: every task object starts with a pointer to its task
+** (weft__task_ptr). weft.spawn's object holds the task right behind that
+** pointer. A light task (weft__spawn_light, for run_graph's nodes) lives in
+** a slab of task memory (weft__slab_take) whose chunks its spawner holds,
+** and has no Lua object, registry ref or user values until something asks
+** for its object (weft.current_task, weft.tasks, a cancellation, a failure,
+** an instrument): weft__push_task then makes one, holding the spawner (and
+** so the slab) alive. Code outside this file reaches a task's object only
+** through weft__push_task, never through t->ref.
+** User docs: docs/reference.md "Running and tasks" (spawn, current, the task
+** methods).
 */
 #include <stdio.h>
 #include <string.h>
@@ -27,12 +34,18 @@
 
 /* {======== helpers */
 
-/* A task object is the task itself, or (for a light task given an object
-   late) a pointer to it: the size tells which. */
+/* Every task object starts with a pointer to its task: to the task right
+   behind it (weft.spawn), or into a slab (a light task given an object
+   late). This is the one way from an object to its task. */
 weft_task *weft__task_ptr(lua_State *L, int idx) {
-  void *p = lua_touserdata(L, idx);
-  return lua_rawlen(L, idx) == sizeof(weft_task *) ? *(weft_task **)p : (weft_task *)p;
+  return *(weft_task **)lua_touserdata(L, idx);
 }
+
+/* The object weft.spawn makes: the pointer, then the task itself. */
+typedef struct task_object {
+  weft_task *t;
+  weft_task task;
+} task_object;
 
 weft_task *weft__totask(lua_State *L, int idx) {
   return luaL_testudata(L, idx, WEFT_TASK_MT) ? weft__task_ptr(L, idx) : NULL;
@@ -62,7 +75,7 @@ static weft_task *check_task_at(weft_runtime *rt, lua_State *L, int idx) {
   return t;
 }
 
-/* Gives a light task its object: a pointer to it, holding what holds it. */
+/* Gives a light task its object: the pointer, holding what holds it. */
 static void make_object(lua_State *L, weft_task *t) {
   weft_task **box = (weft_task **)lua_newuserdatauv(L, sizeof *box, WEFT_TASK_UV_ANCHOR);
   *box = t;
@@ -101,16 +114,55 @@ void weft__push_task_name(lua_State *L, int idx) {
   lua_remove(L, -2);
 }
 
-void weft__where(lua_State *L, int level) {
-  lua_Debug ar;
-  for (; lua_getstack(L, level, &ar); level++) {
-    lua_getinfo(L, "Sl", &ar);
-    if (ar.currentline > 0) {
-      lua_pushfstring(L, "%s:%d", ar.short_src, ar.currentline);
-      return;
-    }
+/* }======== */
+
+/* {======== the slab of light task memory */
+
+#define SLAB_CHUNK 64   /* light tasks made at once */
+
+static void slab_push(lua_State *L, weft_task_slab *s, weft_task *t) {
+  if (s->nspare == s->cap) {
+    int cap = s->cap ? s->cap * 2 : SLAB_CHUNK;
+    weft_task **p = (weft_task **)realloc(s->spare, (size_t)cap * sizeof *p);
+    if (p == NULL)
+      luaL_error(L, "weft: not enough memory for tasks");
+    s->spare = p;
+    s->cap = cap;
   }
-  lua_pushliteral(L, "?");
+  s->spare[s->nspare++] = t;
+}
+
+/* Memory for a light task: a spare one, or a new chunk of them appended to
+   the table in user value uv of the owner at idx (the owner then holds the
+   chunks, and a light task's object holds the owner). */
+weft_task *weft__slab_take(lua_State *L, weft_task_slab *s, int owner, int uv) {
+  if (s->nspare == 0) {
+    weft_task *chunk;
+    int i;
+    lua_getiuservalue(L, owner, uv);
+    chunk = (weft_task *)lua_newuserdatauv(L, SLAB_CHUNK * sizeof *chunk, 0);
+    lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
+    lua_pop(L, 1);
+    for (i = SLAB_CHUNK - 1; i >= 0; i--)
+      slab_push(L, s, &chunk[i]);
+  }
+  return s->spare[--s->nspare];
+}
+
+/* Gives back the memory of a light task that finished without an object.
+   It is reused from the next give on: the finish that called its waiters
+   is still on the C stack. */
+void weft__slab_give(lua_State *L, weft_task_slab *s, weft_task *t) {
+  if (s->release != NULL)
+    slab_push(L, s, s->release);
+  s->release = t;
+}
+
+void weft__slab_free(weft_task_slab *s) {
+  free(s->spare);
+  s->spare = NULL;
+  s->nspare = s->cap = 0;
+  s->release = NULL;
 }
 
 /* }======== */
@@ -219,12 +271,14 @@ static void start_task(lua_State *L, weft_runtime *rt, weft_task *t, int nargs) 
    the new task. It starts on a later turn. */
 weft_task *weft__spawn(lua_State *L, weft_runtime *rt, int nargs) {
   int fidx = lua_gettop(L) - nargs;
+  task_object *obj;
   weft_task *t;
   if (!lua_isfunction(L, fidx) && luaL_getmetafield(L, fidx, "__call") == LUA_TNIL)
     luaL_typeerror(L, fidx, "function");
   else if (!lua_isfunction(L, fidx))
     lua_pop(L, 1);
-  t = (weft_task *)lua_newuserdatauv(L, sizeof *t, WEFT_TASK_NUV);
+  obj = (task_object *)lua_newuserdatauv(L, sizeof *obj, WEFT_TASK_NUV);
+  t = obj->t = &obj->task;
   init_task(rt, t, weft__now(rt));
   lua_rawgeti(L, LUA_REGISTRYINDEX, rt->task_mt_ref);
   lua_setmetatable(L, -2);
@@ -287,7 +341,7 @@ static void store_results(lua_State *co, weft_task *t, int nres) {
     t->done.state = WEFT_DONE;
     return;
   }
-  lua_setiuservalue(co, -2, WEFT_TASK_UV_CO);
+  lua_setiuservalue(co, -2, WEFT_TASK_UV_RESULTS);
   t->done.nresults = nres;
   t->done.state = WEFT_DONE;
 }
@@ -310,7 +364,7 @@ static void store_error(weft_runtime *rt, lua_State *co, weft_task *t) {
   lua_xmove(co, L, 1);                                    /* task, tb, error */
   lua_settop(co, 0);
   cancelled = weft__error_is(L, -1, "Cancelled");
-  lua_setiuservalue(L, -3, WEFT_TASK_UV_CO);
+  lua_setiuservalue(L, -3, WEFT_TASK_UV_RESULTS);
   lua_setiuservalue(L, -2, WEFT_TASK_UV_TRACEBACK);
   t->done.state = cancelled ? WEFT_CANCELLED : WEFT_FAILED;
   if (!cancelled) {
@@ -321,21 +375,6 @@ static void store_error(weft_runtime *rt, lua_State *co, weft_task *t) {
     lua_pop(L, 1);
   }
   lua_pop(L, 1);
-}
-
-void weft__wake_waiters(weft_queue *q, int reason, lua_Integer n) {
-  while (n != 0 && !weft_queue_empty(q)) {
-    weft_queue *node = weft_queue_head(q);
-    weft_waiter *w = weft_queue_data(node, weft_waiter, node);
-    weft_queue_remove(node);
-    w->wake(w, reason);
-    if (n > 0)
-      n--;
-  }
-}
-
-void weft__completion_wake_all(weft_completion *c) {
-  weft__wake_waiters(&c->waiters, WEFT_WOKEN, -1);
 }
 
 /* Marks t finished, takes it off the live list and gives its thread (co)
@@ -368,7 +407,7 @@ static void light_finish(weft_runtime *rt, weft_task *t, int nres) {
   lua_pop(L, 1);
 }
 
-static void task_finish(weft_runtime *rt, weft_task *t, int status, int nres) {
+void weft__task_finish(weft_runtime *rt, weft_task *t, int status, int nres) {
   lua_State *co = t->co;
   if (t->light) {
     if (status == LUA_OK && !rt->instruments) {
@@ -402,228 +441,6 @@ static void task_finish(weft_runtime *rt, weft_task *t, int status, int nres) {
 
 /* }======== */
 
-/* {======== the step: the only lua_resume of a task */
-
-/* Debug mode: where the task is about to resume ("file:line"), pushed on
-   the main thread. */
-static void push_resume_site(weft_runtime *rt, weft_task *t) {
-  lua_Debug ar;
-  int level;
-  if (t->state == WEFT_T_NEW) {
-    lua_pushvalue(t->co, 1);
-    lua_getinfo(t->co, ">S", &ar);
-    lua_pushfstring(rt->L, "%s:%d", ar.short_src, ar.linedefined);
-    return;
-  }
-  for (level = 0; lua_getstack(t->co, level, &ar); level++) {
-    lua_getinfo(t->co, "Sl", &ar);
-    if (ar.currentline > 0) {
-      lua_pushfstring(rt->L, "%s:%d", ar.short_src, ar.currentline);
-      return;
-    }
-  }
-  lua_pushliteral(rt->L, "?");
-}
-
-static void warn_slow_step(weft_runtime *rt, weft_task *t, double seconds, int site) {
-  lua_State *L = rt->L;
-  lua_pushliteral(L, "weft: slow step: task ");
-  weft__push_task(L, t);
-  weft__push_task_name(L, -1);
-  lua_remove(L, -2);
-  {
-    char ran[48];
-    snprintf(ran, sizeof ran, "%.3f", seconds);
-    lua_pushfstring(L, " ran %s s without awaiting (resumed at %s)\n", ran,
-                    lua_tostring(L, site));
-  }
-  lua_concat(L, 3);
-  weft__report(rt, lua_tostring(L, -1));
-  lua_pop(L, 1);
-}
-
-#define WEFT_SLOW_STEP 0.1
-
-void weft__step(weft_runtime *rt, weft_task *t) {
-  lua_State *co = t->co;
-  int nargs = 0, nres = 0, status, site = 0;
-  uint64_t started = 0;
-  if (t->state == WEFT_T_NEW) {
-    nargs = lua_gettop(co) - 1;
-    if (t->deliver) {   /* cancelled before it started: run none of it */
-      lua_settop(co, 0);
-      weft__push_task(co, t);
-      lua_getiuservalue(co, -1, WEFT_TASK_UV_PENDING);
-      lua_remove(co, -2);
-      t->deliver = 0;
-      task_finish(rt, t, LUA_ERRRUN, 0);
-      return;
-    }
-  }
-  if (weft_unlikely(rt->debug || rt->instruments)) {
-    if (rt->debug) {
-      push_resume_site(rt, t);
-      site = lua_gettop(rt->L);
-    }
-    started = uv_hrtime();
-  }
-  t->state = WEFT_T_RUNNING;
-  rt->current = t;
-  rt->chain_yieldable = 1;
-  if (weft_unlikely(rt->envelope_on))
-    weft__envelope_on_resume(rt, t);
-  status = lua_resume(co, NULL, nargs, &nres);
-  rt->current = NULL;
-  if (weft_unlikely(rt->envelope_on))
-    status = weft__envelope_after_resume(rt, t, status);
-  if (status == LUA_YIELD) {
-    if (t->state == WEFT_T_RUNNING) {
-      /* a plain coroutine.yield() at task level: let the others run */
-      t->wake_reason = WEFT_WOKEN;
-      weft__ready(rt, t);
-    }
-    lua_pop(co, nres);
-  }
-  if (weft_unlikely(started != 0)) {
-    uint64_t ended = uv_hrtime();
-    if (site != 0) {
-      double seconds = (double)(ended - started) * 1e-9;
-      if (seconds > WEFT_SLOW_STEP)
-        warn_slow_step(rt, t, seconds, site);
-      lua_remove(rt->L, site);
-    }
-#ifndef WEFT_NO_INSTRUMENT
-    if (rt->instruments)
-      weft__hook_step(rt, t, started, ended);
-#endif
-  }
-  if (status != LUA_YIELD)
-    task_finish(rt, t, status, nres);
-}
-
-/* }======== */
-
-/* {======== suspension */
-
-/* Returns the running task, or raises when there is none or when the caller
-   cannot yield to the scheduler. A pending cancellation is raised here, so
-   every awaiting call is a cancellation point even when it would not wait. */
-weft_task *weft__current(lua_State *L, weft_runtime *rt, const char *what) {
-  weft_task *t = rt->current;
-  if (weft_unlikely(t == NULL))
-    luaL_error(L, "%s: not inside a task (start one with weft.run or weft.spawn)", what);
-  if (weft_unlikely(!lua_isyieldable(L) || (L != t->co && !rt->chain_yieldable)))
-    luaL_error(L, "%s: cannot await here: Lua cannot yield across this C call "
-               "(a table.sort comparator, a metamethod called from C, a __close "
-               "run by a dying task...)", what);
-  if (weft_unlikely(t->deliver))
-    weft__raise_pending(L, t);
-  return t;
-}
-
-int weft__suspend(lua_State *L, weft_task *t, const char *on, int on_idx,
-                  lua_KContext ctx, lua_KFunction k) {
-  t->state = WEFT_T_SUSPENDED;
-  t->on = on;
-  t->on_L = L;   /* the object stays on this frame's stack while it waits */
-  t->on_idx = on_idx != 0 ? lua_absindex(L, on_idx) : 0;
-  if (weft_unlikely(t->deliver))   /* asked for while it ran: never lost */
-    weft__task_wake(t, WEFT_INTERRUPTED);
-  lua_pushlightuserdata(L, &weft__suspend_token);
-  return lua_yieldk(L, 1, ctx, k);
-}
-
-void weft__task_wake(weft_task *t, int reason) {
-  if (t->state != WEFT_T_SUSPENDED)
-    return;
-  if (weft_queue_linked(&t->wait.node))
-    weft_queue_remove(&t->wait.node);
-  weft__deadline_disarm(t->rt, &t->deadline);
-  t->wake_reason = (unsigned char)reason;
-  weft__ready(t->rt, t);
-}
-
-/* Delivers the error on top of L to t at its await point (popping it).
-   If one is already pending, the first one wins. */
-void weft__task_interrupt(lua_State *L, weft_task *t) {
-  if (t->state == WEFT_T_FINISHED || t->deliver) {
-    lua_pop(L, 1);
-    return;
-  }
-  weft__push_task(L, t);
-  lua_insert(L, -2);
-  lua_setiuservalue(L, -2, WEFT_TASK_UV_PENDING);
-  lua_pop(L, 1);
-  t->deliver = 1;
-  weft__task_wake(t, WEFT_INTERRUPTED);
-}
-
-int weft__raise_pending(lua_State *L, weft_task *t) {
-  t->deliver = 0;
-  weft__push_task(L, t);
-  lua_getiuservalue(L, -1, WEFT_TASK_UV_PENDING);
-  lua_pushnil(L);
-  lua_setiuservalue(L, -3, WEFT_TASK_UV_PENDING);
-  return lua_error(L);
-}
-
-/* Is t's pending error a weft error of this kind (a Deadlock, say)? */
-int weft__pending_is(lua_State *L, weft_task *t, const char *kind) {
-  int is;
-  if (!t->deliver)
-    return 0;
-  weft__push_task(L, t);
-  lua_getiuservalue(L, -1, WEFT_TASK_UV_PENDING);
-  is = weft__error_is(L, -1, kind);
-  lua_pop(L, 2);
-  return is;
-}
-
-void weft__cancel_from_hook(lua_State *L, weft_runtime *rt) {
-  weft_task *t = rt->current;
-  lua_sethook(L, NULL, 0, 0);
-  if (t != NULL && L == t->co) {
-    weft__task_cancel(L, t, 0);
-    weft__raise_pending(L, t);
-  }
-}
-
-void weft__check_pending(lua_State *L, weft_task *t) {
-  if (t->deliver)
-    weft__raise_pending(L, t);
-}
-
-/* Requests cancellation; the reason (if reason_idx != 0) becomes the
-   message. Returns 0 when t had already finished. */
-int weft__task_cancel(lua_State *L, weft_task *t, int reason_idx) {
-  if (t->state == WEFT_T_FINISHED)
-    return 0;
-  t->cancel_requests++;
-#ifndef WEFT_NO_INSTRUMENT
-  if (weft_unlikely(t->rt->instruments))
-    weft__hook_cancelled(L, t->rt, t);
-#endif
-  if (t->deliver)
-    return 1;
-  if (reason_idx != 0 && !lua_isnoneornil(L, reason_idx)) {
-    weft__error_new(L, "Cancelled", "%s", luaL_tolstring(L, reason_idx, NULL));
-    lua_remove(L, -2);
-    lua_pushvalue(L, reason_idx);
-    lua_setfield(L, -2, "reason");
-  } else {
-    weft__error_new(L, "Cancelled", "task was cancelled");
-  }
-  weft__task_interrupt(L, t);
-  return 1;
-}
-
-void weft__uncancel(weft_task *t) {
-  if (t->cancel_requests > 0)
-    t->cancel_requests--;
-}
-
-/* }======== */
-
 /* {======== outcomes */
 
 /* Pushes the results of the finished task at idx, or raises its error
@@ -632,7 +449,7 @@ int weft__push_results(lua_State *L, int idx) {
   weft_task *t = weft__task_ptr(L, idx);   /* callers checked it */
   int n = t->done.nresults, i;
   weft__mark_observed(L, t);
-  lua_getiuservalue(L, idx, WEFT_TASK_UV_CO);
+  lua_getiuservalue(L, idx, WEFT_TASK_UV_RESULTS);
   if (t->done.state != WEFT_DONE) {
     /* The REPL shows where a re-raised error was first raised: it reads
        registry["weft.reraised"] = {error, traceback} (stdlib/weft/repl.lua). */
@@ -659,7 +476,7 @@ void weft__push_outcome(lua_State *L, int idx) {
     lua_pushnil(L);
     return;
   }
-  lua_getiuservalue(L, idx, WEFT_TASK_UV_CO);
+  lua_getiuservalue(L, idx, WEFT_TASK_UV_RESULTS);
   if (t->done.state == WEFT_DONE && t->done.nresults > 1) {
     lua_rawgeti(L, -1, 1);
     lua_remove(L, -2);
@@ -893,22 +710,16 @@ static const luaL_Reg task_funcs[] = {
   {NULL, NULL}
 };
 
+static const luaL_Reg task_metas[] = {
+  {"__newindex", task_newindex},
+  {"__tostring", task_tostring},
+  {NULL, NULL}
+};
+
 int weft__open_task(lua_State *L, weft_runtime *rt) {
-  luaL_newmetatable(L, WEFT_TASK_MT);
+  weft__class(L, rt, WEFT_TASK_MT, task_methods, task_index, task_metas);
   rt->task_mt = lua_topointer(L, -1);
-  lua_pushvalue(L, -1);
-  rt->task_mt_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-  lua_pushlightuserdata(L, rt);
-  lua_newtable(L);
-  lua_pushlightuserdata(L, rt);
-  luaL_setfuncs(L, task_methods, 1);
-  lua_pushcclosure(L, task_index, 2);
-  lua_setfield(L, -2, "__index");
-  lua_pushcfunction(L, task_newindex);
-  lua_setfield(L, -2, "__newindex");
-  lua_pushcfunction(L, task_tostring);
-  lua_setfield(L, -2, "__tostring");
-  lua_pop(L, 1);
+  rt->task_mt_ref = luaL_ref(L, LUA_REGISTRYINDEX);   /* (pops it) */
   lua_pushlightuserdata(L, rt);
   luaL_setfuncs(L, task_funcs, 1);
   return 0;

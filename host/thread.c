@@ -13,7 +13,7 @@
 ** copied results; after_work frees it when its task has left (cancelled:
 ** the result is abandoned, the thread is not interrupted), otherwise the
 ** task's continuation does. The pool is sized to CPUs + 4 unless
-** UV_THREADPOOL_SIZE is set (see size_pool). Implements API.md "Threads".
+** UV_THREADPOOL_SIZE is set (see size_pool). User docs: docs/io.md (weft.thread).
 */
 #include <stdio.h>
 #include <stdlib.h>

@@ -6,7 +6,7 @@
 ** opened with luv_set_loop(weft's loop) and registered as package.loaded.luv.
 ** When luv came first, its loop is adopted: the runtime, still idle at
 ** require time, moves its two handles onto luv's loop (see adopt_loop; the
-** runtime should rather be created on that loop, see the report to the lead).
+** runtime should rather be created on that loop).
 **
 ** Errors in luv callbacks go through luv_set_callback to uv_pcall, which
 ** prints them like an unobserved task error and counts them in
@@ -14,9 +14,10 @@
 ** when weft's I/O state is finalised.
 **
 ** Exit safety: luv 1.44 frees a handle's memory in __gc when the handle is
-** closing, even if libuv has not run its close callback yet (the crash in
-** FACTS.md). Every luv handle metatable gets a __gc that, for such a handle,
-** lets the close callback free it instead. Implements API.md "weft.uv".
+** closing, even if libuv has not run its close callback yet: the process
+** crashed at exit. Every luv handle metatable gets a __gc that, for such a
+** handle, lets the close callback free it instead. User docs: docs/io.md
+** (weft.uv).
 */
 #include <stdio.h>
 #include <stdlib.h>

@@ -49,9 +49,12 @@ describe("weft.fs whole files", function()
   end)
 
   it("checks its arguments and raises outside a task", function()
-    assert.has_error(function() weft.run(fs.read, 42) end)
-    assert.has_error(function() weft.run(fs.write, "/tmp/x", {}) end)
-    assert.has_error(function() fs.read("/etc/hostname") end)
+    assert.has_error(function() weft.run(fs.read, 42) end,
+      "bad argument #1 to 'read' (string expected, got number)")
+    assert.has_error(function() weft.run(fs.write, "/tmp/x", {}) end,
+      "bad argument #2 to 'write' (string expected, got table)")
+    assert.has_error(function() fs.read("/etc/hostname") end,
+      "future:await: not inside a task (start one with weft.run or weft.spawn)")
   end)
 end)
 
@@ -171,7 +174,8 @@ describe("weft.fs.open", function()
     local ok, err = pcall(weft.run, fs.open, "/nonexistent/f")
     assert.is_false(ok)
     assert.equal("ENOENT", err.code)
-    assert.has_error(function() weft.run(fs.open, "/tmp", "q") end)
+    assert.has_error(function() weft.run(fs.open, "/tmp", "q") end,
+      "bad argument #2 to 'open' (invalid mode 'q')")
   end)
 end)
 

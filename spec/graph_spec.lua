@@ -75,7 +75,7 @@ describe("weft.run_graph", function()
   it("rejects a bad limit", function()
     assert.has_error(function()
       weft.run(function() weft.run_graph({}, print, {limit = 0}) end)
-    end)
+    end, "bad argument #3 to 'run_graph' (limit must be a positive integer)")
   end)
 
   it("raises CycleError before running anything", function()
@@ -206,14 +206,18 @@ describe("weft.run_graph", function()
   end)
 
   it("raises outside a task", function()
-    assert.has_error(function() weft.run_graph({}, print) end)
+    assert.has_error(function() weft.run_graph({}, print) end,
+      "weft.run_graph: not inside a task (start one with weft.run or weft.spawn)")
   end)
 
   it("checks its arguments", function()
     weft.run(function()
-      assert.has_error(function() weft.run_graph(nil, print) end)
-      assert.has_error(function() weft.run_graph({}, 42) end)
-      assert.has_error(function() weft.run_graph({a = 1}, print) end)
+      assert.has_error(function() weft.run_graph(nil, print) end,
+        "bad argument #1 to 'run_graph' (table expected, got nil)")
+      assert.has_error(function() weft.run_graph({}, 42) end,
+        "bad argument #2 to 'run_graph' (function expected, got number)")
+      assert.has_error(function() weft.run_graph({a = 1}, print) end,
+        'bad argument #1 to \'run_graph\' (graph["a"] must be an array of predecessors, not a number)')
     end)
   end)
 

@@ -33,6 +33,24 @@ local function clean_up()
   end
 end
 
+-- A spec fails when one of its tasks failed and nobody observed the error
+-- (weft reported it on stderr when its run ended): such an error would
+-- otherwise only show as noise between the dots.
+local reported_before = 0
+busted.subscribe({ "test", "start" }, function()
+  reported_before = weft._stats().reported
+  return nil, true
+end)
+busted.subscribe({ "test", "end" }, function(element, parent, status)
+  local n = weft._stats().reported - reported_before
+  if n > 0 and status == "success" then
+    local problem = ("%d task error%s nobody observed (see stderr)"):format(n, n > 1 and "s" or "")
+    busted.publish({ "failure", "it" }, element, parent, problem, {})
+    busted.publish({ "failure" }, element, parent, problem, {})
+  end
+  return nil, true
+end)
+
 busted.subscribe({ "test", "end" }, function(element, parent, status)
   require("support.cli").stop_all()   -- what a failed test left running
   local problem = leftovers()

@@ -326,7 +326,8 @@ describe("weft.http failures", function()
         "bad argument #1 to 'request' (table expected, got string)")
       assert.has_error(function() weft.http.request({}) end,
         "bad option 'url' (string expected, got nil)")
-      assert.has_error(function() weft.http.get(base, { timeout = "soon" }) end)
+      assert.has_error(function() weft.http.get(base, { timeout = "soon" }) end,
+        "bad option 'timeout' (number expected, got string)")
       assert.has_error(function() weft.http.get(base, { headers = 1 }) end,
         "bad option 'headers' (table expected, got number)")
       assert.has_error(function() weft.http.get(base, { on_data = 1 }) end,

@@ -79,8 +79,10 @@ describe("weft.instrument", function()
   end)
 
   it("checks its argument", function()
-    assert.has_error(function() weft.instrument() end)
-    assert.has_error(function() weft.instrument({ step = 1 }) end)
+    assert.has_error(function() weft.instrument() end,
+      "bad argument #1 to 'instrument' (table expected, got no value)")
+    assert.has_error(function() weft.instrument({ step = 1 }) end,
+      "bad argument #1 to 'weft.instrument' (hooks.step must be a function)")
   end)
 end)
 

@@ -142,13 +142,17 @@ describe("weft.net.listen and connect", function()
   end)
 
   it("checks its arguments", function()
-    assert.has_error(function() net.listen("127.0.0.1", 0) end)
-    assert.has_error(function() net.listen("127.0.0.1", "x", print) end)
-    assert.has_error(function() net.listen("127.0.0.1", 70000, print) end)
+    assert.has_error(function() net.listen("127.0.0.1", 0) end,
+      "bad argument #3 to 'listen' (function expected, got no value)")
+    assert.has_error(function() net.listen("127.0.0.1", "x", print) end,
+      "bad argument #2 to 'listen' (number expected, got string)")
+    assert.has_error(function() net.listen("127.0.0.1", 70000, print) end,
+      "bad argument #2 to 'listen' (not a port number)")
   end)
 
   it("raises outside a task", function()
-    assert.has_error(function() net.connect("127.0.0.1", 1) end, nil)
+    assert.has_error(function() net.connect("127.0.0.1", 1) end,
+      "weft.net.connect: not inside a task (start one with weft.run or weft.spawn)")
   end)
 end)
 

@@ -228,7 +228,8 @@ describe("weft.process", function()
   it("rejects bad arguments", function()
     assert.has_error(function() weft.process("sort") end,
       "bad argument #1 to 'process' (table expected, got string)")
-    assert.has_error(function() weft.process({}) end)
+    assert.has_error(function() weft.process({}) end,
+      "bad argument #1 to 'process' (argv must hold the program name)")
     assert.has_error(function() weft.process({ "sort" }, { stdout = "capture" }) end,
       "bad option 'stdout' (\"pipe\", \"inherit\" or \"null\" expected, got \"capture\")")
     assert.has_error(function() weft.process({ "sort" }, { cwd = 3 }) end,
@@ -240,13 +241,15 @@ describe("weft.process", function()
   it("rejects an unknown signal name", function()
     weft.run(function()
       local p <close> = weft.process({ "sleep", "10" }, { stdout = "null" })
-      assert.has_error(function() p:kill("SIGNOPE") end)
+      assert.has_error(function() p:kill("SIGNOPE") end,
+        "bad argument #1 to 'kill' (unknown signal 'SIGNOPE')")
     end)
   end)
 
   it("raises outside a task when waiting", function()
     local p = weft.process({ "sleep", "10" })
-    assert.has_error(function() p:wait() end)
+    assert.has_error(function() p:wait() end,
+      "process:wait: not inside a task (start one with weft.run or weft.spawn)")
     p:close()   -- outside a task: terminates without waiting
     weft.run(function() assert.equal(15, p:wait().signal) end)
   end)

@@ -111,12 +111,15 @@ describe("weft.exec", function()
   end)
 
   it("raises outside a task", function()
-    assert.has_error(function() weft.exec { "true" } end)
+    assert.has_error(function() weft.exec { "true" } end,
+      "weft.exec: not inside a task (start one with weft.run or weft.spawn)")
   end)
 
   it("checks its options", function()
-    assert.has_error(function() weft.run(weft.exec, { "true" }, { stdout = "bogus" }) end)
-    assert.has_error(function() weft.run(weft.exec, {}) end)
+    assert.has_error(function() weft.run(weft.exec, { "true" }, { stdout = "bogus" }) end,
+      "bad option 'stdout' (\"capture\", \"inherit\" or \"null\" expected, got \"bogus\")")
+    assert.has_error(function() weft.run(weft.exec, {}) end,
+      "bad argument #1 to 'weft.exec' (argv must hold the program name)")
   end)
 end)
 

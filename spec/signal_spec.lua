@@ -71,9 +71,12 @@ describe("weft.on_signal", function()
   end)
 
   it("checks its arguments", function()
-    assert.has_error(function() weft.on_signal("USR1", print) end)
-    assert.has_error(function() weft.on_signal("SIGNOPE", print) end)
-    assert.has_error(function() weft.on_signal("SIGUSR1") end)
+    assert.has_error(function() weft.on_signal("USR1", print) end,
+      "bad argument #1 to 'on_signal' (signal name such as \"SIGHUP\" expected, got \"USR1\")")
+    assert.has_error(function() weft.on_signal("SIGNOPE", print) end,
+      "bad argument #1 to 'on_signal' (unknown signal SIGNOPE)")
+    assert.has_error(function() weft.on_signal("SIGUSR1") end,
+      "bad argument #2 to 'on_signal' (function expected, got nil)")
   end)
 end)
 

@@ -165,10 +165,14 @@ describe("weft.sorter", function()
 
     it("rejects nil and NaN", function()
       local ts = weft.sorter()
-      assert.has_error(function() ts:add(nil) end)
-      assert.has_error(function() ts:add(0 / 0) end)
-      assert.has_error(function() ts:add(1, nil) end)
-      assert.has_error(function() weft.sorter({[1] = {0 / 0}}) end)
+      assert.has_error(function() ts:add(nil) end,
+        "bad argument #1 to 'add' (a node cannot be nil)")
+      assert.has_error(function() ts:add(0 / 0) end,
+        "bad argument #1 to 'add' (a node cannot be NaN)")
+      assert.has_error(function() ts:add(1, nil) end,
+        "bad argument #2 to 'add' (a node cannot be nil)")
+      assert.has_error(function() weft.sorter({[1] = {0 / 0}}) end,
+        "bad argument #1 to 'sorter' (graph[1][1] is NaN, which cannot be a node)")
     end)
 
     it("rejects a graph entry that is not an array", function()
@@ -221,7 +225,8 @@ describe("weft.sorter", function()
 
     it("still hands out the nodes outside the cycle", function()
       local ts = weft.sorter({[1] = {2}, [2] = {1}, [3] = {}, [4] = {3}})
-      assert.has_error(function() ts:prepare() end)
+      assert.error_matches(function() ts:prepare() end,
+        "^CycleError: nodes are in a cycle: 1 %-> 2 %-> 1$")
       assert.same({3}, ts:get_ready())
       ts:done(3)
       assert.same({4}, ts:get_ready())

@@ -36,8 +36,13 @@ describe("weft.run", function()
   end)
 
   it("rejects a non-function", function()
-    assert.has_error(function() weft.run(42) end)
-    assert.has_error(function() weft.spawn() end)
+    assert.has_error(function() weft.run(42) end,
+      "bad argument #1 to 'run' (function expected, got number)")
+    -- a callable table runs as a function (its __call is not passed as an argument)
+    local callable = setmetatable({}, { __call = function(_, ...) return select("#", ...), ... end })
+    assert.same({ 1, "a" }, { weft.run(callable, "a") })
+    assert.has_error(function() weft.spawn() end,
+      "bad argument #1 to 'spawn' (function expected, got no value)")
   end)
 end)
 
@@ -89,8 +94,10 @@ describe("task methods", function()
       assert.equal("task-" .. t.id, t.name)
       t.name = "worker"
       assert.equal("worker", t.name)
-      assert.has_error(function() t.name = 3 end)
-      assert.has_error(function() t.other = 1 end)
+      assert.has_error(function() t.name = 3 end,
+        "bad argument #3 to 'newindex' (string expected, got number)")
+      assert.has_error(function() t.other = 1 end,
+        "bad argument #2 to 'newindex' (only 'name' can be set on a task)")
       t:await()
     end)
   end)
@@ -119,7 +126,7 @@ describe("task methods", function()
   it("result() never waits", function()
     weft.run(function()
       local t = weft.spawn(function() return 1, 2 end)
-      assert.has_error(function() t:result() end, nil)
+      assert.error_matches(function() t:result() end, '^result: task "task%-%d+" has not finished$')
       local ok, err = pcall(t.result, t)
       assert.is_false(ok)
       assert.matches("has not finished", err)
@@ -310,8 +317,10 @@ describe("weft.sleep and weft.yield", function()
 
   it("checks its argument", function()
     weft.run(function()
-      assert.has_error(function() weft.sleep("x") end)
-      assert.has_error(function() weft.sleep(0 / 0) end)
+      assert.has_error(function() weft.sleep("x") end,
+        "bad argument #1 to 'sleep' (number expected, got string)")
+      assert.has_error(function() weft.sleep(0 / 0) end,
+        "bad argument #1 to 'sleep' (not a number)")
     end)
   end)
 

@@ -41,8 +41,10 @@ describe("weft.thread", function()
     local ok, err = pcall(weft.run, weft.thread, function() return io.stdout end)
     assert.is_false(ok)
     assert.matches("result 1 cannot be copied", err)
-    assert.has_error(function() weft.run(weft.thread, print) end)
-    assert.has_error(function() weft.run(weft.thread, 42) end)
+    assert.has_error(function() weft.run(weft.thread, print) end,
+      "bad argument #1 to 'weft.thread' (a Lua function expected (a C function cannot be copied))")
+    assert.has_error(function() weft.run(weft.thread, 42) end,
+      "bad argument #1 to 'weft.thread' (function expected, got number)")
   end)
 
   it("runs several at once while the loop keeps answering", function()
@@ -74,6 +76,7 @@ describe("weft.thread", function()
   end)
 
   it("raises outside a task", function()
-    assert.has_error(function() weft.thread(function() end) end)
+    assert.has_error(function() weft.thread(function() end) end,
+      "weft.thread: not inside a task (start one with weft.run or weft.spawn)")
   end)
 end)

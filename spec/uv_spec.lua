@@ -6,13 +6,14 @@ local build = os.getenv("WEFT_BUILD") or "build"
 -- with weft's build on the cpath; returns its output and exit status.
 local function lua(code)
   local interp = arg and arg[-1] or "lua5.4"
-  local f = assert(io.open("/tmp/weft_uv_spec.lua", "w"))
+  local path = os.tmpname()   -- a fresh file: specs may run side by side
+  local f = assert(io.open(path, "w"))
   f:write(('package.cpath = "./%s/?.so;" .. package.cpath\n'):format(build), code)
   f:close()
-  local p = io.popen(interp .. " /tmp/weft_uv_spec.lua 2>&1; echo \"exit=$?\"")
+  local p = io.popen(interp .. " " .. path .. " 2>&1; echo \"exit=$?\"")
   local out = p:read("a")
   p:close()
-  os.remove("/tmp/weft_uv_spec.lua")
+  os.remove(path)
   return out
 end
 

@@ -4,7 +4,7 @@
 -- A cancelled call cancels its request when libuv still can; otherwise the
 -- callback releases what the request made (an opened descriptor is closed).
 -- Failures raise `IOError` with `code` (libuv's name), `path` (the first path)
--- and a message naming the code and every path. Implements API.md "Files".
+-- and a message naming the code and every path. User docs: docs/io.md (weft.fs).
 -- @module weft.fs
 local weft = require "weft"
 local uv = weft.uv

@@ -2,7 +2,7 @@
 -- a luv signal handle of its own (so every handler of a signal runs, and an
 -- open handler keeps the run alive); the luv callback only spawns the task.
 -- When the last handler of a signal is closed, libuv puts the default
--- action back. Implements API.md "Signals".
+-- action back. User docs: docs/io.md (weft.on_signal).
 -- @module weft.signal
 local weft = require "weft"
 local uv = weft.uv

@@ -5,44 +5,7 @@
 -- @module weft.trace
 local M = {}
 
-local escapes = { ['"'] = '\\"', ["\\"] = "\\\\", ["\b"] = "\\b", ["\f"] = "\\f",
-  ["\n"] = "\\n", ["\r"] = "\\r", ["\t"] = "\\t" }
-
-local function encode_string(s)
-  return '"' .. s:gsub('[%c"\\]', function(c)
-    return escapes[c] or ("\\u%04x"):format(c:byte())
-  end) .. '"'
-end
-
---- A small JSON encoder: strings, finite numbers (integers stay integral),
--- booleans, nil/null, arrays (tables with [1] or empty `{}` marked by
--- `M.array`) and objects with string keys (sorted, so output is stable).
-local array_mt = {}
-function M.array(t) return setmetatable(t or {}, array_mt) end
-
-function M.encode(v)
-  local t = type(v)
-  if t == "string" then return encode_string(v)
-  elseif t == "number" then
-    if v ~= v or v == math.huge or v == -math.huge then return "null" end
-    if math.type(v) == "integer" then return tostring(v) end
-    return ("%.17g"):format(v)
-  elseif t == "boolean" then return tostring(v)
-  elseif t == "nil" then return "null"
-  elseif t == "table" then
-    local parts = {}
-    if getmetatable(v) == array_mt or v[1] ~= nil then
-      for i = 1, #v do parts[i] = M.encode(v[i]) end
-      return "[" .. table.concat(parts, ",") .. "]"
-    end
-    local keys = {}
-    for k in pairs(v) do keys[#keys + 1] = tostring(k) end
-    table.sort(keys)
-    for i, k in ipairs(keys) do parts[i] = encode_string(k) .. ":" .. M.encode(v[k]) end
-    return "{" .. table.concat(parts, ",") .. "}"
-  end
-  error("cannot encode a " .. t .. " as JSON")
-end
+local writer = require "weft.trace_writer"
 
 local function us(s) return math.floor(s * 1e6 + 0.5) end
 
@@ -72,10 +35,11 @@ function M.events(run)
 end
 
 --- Writes the trace of `run` to `path`.
+-- @raise when the file cannot be written
 function M.write(run, path)
-  local f = assert(io.open(path, "wb"))
-  f:write(M.encode({ traceEvents = M.events(run), displayTimeUnit = "ms" }), "\n")
-  f:close()
+  local w = writer.open(path)
+  for _, ev in ipairs(M.events(run)) do w:event(ev) end
+  w:close()
 end
 
 return M

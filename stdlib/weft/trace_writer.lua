@@ -1,40 +1,12 @@
 --- Chrome trace-event JSON, streamed to a file: the format Perfetto and
--- chrome://tracing open. One writer serves `weft --trace` (any script) and
--- `weft run --trace` (pipelines).
+-- chrome://tracing open. One writer serves `weft --trace` (any script,
+-- weft.trace_run) and `weft run --trace` (pipelines, weft.trace); each event
+-- is encoded by weft.json.
 -- @module weft.trace_writer
 local M = {}
 
-local format, concat, type, pairs, tostring = string.format, table.concat, type, pairs, tostring
+local encode = require("weft").json.encode
 local floor = math.floor
-
-local escapes = { ['"'] = '\\"', ["\\"] = "\\\\", ["\b"] = "\\b", ["\f"] = "\\f",
-  ["\n"] = "\\n", ["\r"] = "\\r", ["\t"] = "\\t" }
-
-local function quote(s)
-  s = tostring(s):gsub('[%c"\\]', function(c)
-    return escapes[c] or format("\\u%04x", c:byte())
-  end)
-  return '"' .. s .. '"'
-end
-M.quote = quote
-
-local function encode(v)
-  local t = type(v)
-  if t == "string" then return quote(v) end
-  if t == "number" then
-    if v ~= v or v == math.huge or v == -math.huge then return "null" end
-    if math.type(v) == "integer" then return tostring(v) end
-    return format("%.3f", v)
-  end
-  if t == "boolean" then return tostring(v) end
-  if t == "table" then
-    local parts = {}
-    for k, x in pairs(v) do parts[#parts + 1] = quote(k) .. ":" .. encode(x) end
-    return "{" .. concat(parts, ",") .. "}"
-  end
-  return "null"
-end
-M.encode = encode
 
 local Writer = {}
 Writer.__index = Writer
@@ -56,9 +28,7 @@ end
 function Writer:event(ev)
   if not self.file then return end
   ev.pid = ev.pid or 1
-  local parts = {}
-  for k, v in pairs(ev) do parts[#parts + 1] = quote(k) .. ":" .. encode(v) end
-  self.file:write(self.first and "" or ",\n", "{", concat(parts, ","), "}")
+  self.file:write(self.first and "" or ",\n", encode(ev))
   self.first = false
 end
 

@@ -1,10 +1,11 @@
 /*
-** process.h: the spawn path every weft process goes through (process.c),
-** shared with whatever builds on it (weft.process and its pipes).
+** spawn.h: the spawn path every weft process goes through (spawn.c),
+** shared with what builds on it: exec.c (weft.exec, weft.sh) and process.c
+** (weft.process).
 **
 ** A weft_proc is one child started with posix_spawn (vfork semantics: no
 ** page tables are copied) in its own session and process group (setsid, so
-** the group id is the pid). process.c reaps it itself: one SIGCHLD watcher
+** the group id is the pid). spawn.c reaps it itself: one SIGCHLD watcher
 ** per runtime, referenced only while some child is unreaped, waitpid()s each
 ** of the runtime's own pids (libuv's watcher for uv_spawn's pids never sees
 ** them). While its handle is open the proc is on the runtime's list of live
@@ -32,15 +33,15 @@
 ** then KILL, is reaped, and p->on_abandon(p) is asked to close the owner's
 ** handles (it must call weft__proc_close()).
 */
-#ifndef WEFT_PROCESS_H
-#define WEFT_PROCESS_H
+#ifndef WEFT_SPAWN_H
+#define WEFT_SPAWN_H
 
 #include "internal.h"
 
 #define WEFT_PROC_GRACE 5.0     /* default seconds between TERM and KILL */
 
 typedef struct weft_proc weft_proc;
-struct weft_proc_set;           /* process.c's per-runtime state */
+struct weft_proc_set;           /* spawn.c's per-runtime state */
 typedef void (*weft_proc_cb)(weft_proc *p);
 
 struct weft_proc {
@@ -93,6 +94,16 @@ char **weft__proc_argv(lua_State *L, int idx);
 char **weft__proc_env(lua_State *L, int idx);
 
 void weft__proc_free_strv(char **v);
+
+/* Leaves argv at 1 and the options table at 2 (argv itself when no options
+   table was given): weft.exec(argv [, opts]) and weft.process alike. */
+void weft__proc_args(lua_State *L);
+
+/* The stdio option 'name' of the options table at opts: the index of its
+   value in modes (three names, then NULL), 0 when it is absent. Raises
+   "bad option 'stdout' ("a", "b" or "c" expected, got "x")". */
+int weft__proc_opt_stdio(lua_State *L, int opts, const char *name,
+                         const char *const modes[]);
 
 /* Pushes a ProcessError for a failed spawn: "cannot run 'prog': ...",
    with err.errno (libuv's name, "ENOENT"), err.code 127 or 126, err.argv

@@ -1,0 +1,610 @@
+/*
+** exec.c: weft.exec and weft.sh, a command run to completion on the spawn
+** path (spawn.h), its output captured or handed over line by line.
+**
+** Ownership: weft.exec owns a malloc'd exec_state (libuv holds its handles
+** until their close callbacks) reached from a userdata box on the calling C
+** frame; the state is freed when both the Lua side let go and every handle
+** has closed. Output is read straight into one growing buffer per stream
+** (doubling, so a 100 MB capture costs amortised O(n) copies). Line callbacks
+** never run from libuv: a read that brings a newline only wakes the task, and
+** the exec continuation hands the complete lines to Lua, then suspends again.
+** User docs: docs/io.md "Processes", docs/pipelines.md (line callbacks).
+*/
+#include <stdlib.h>
+#include <string.h>
+
+#include "spawn.h"
+
+/* {======== weft.exec: state */
+
+enum { OUT_CAPTURE = 0, OUT_INHERIT, OUT_NULL };
+
+/* Stack slots of exec_run while it waits (see exec_run). */
+enum { S_ARGV = 1, S_OPTS, S_ON_OUT, S_ON_ERR, S_CBERR, S_BOX };
+
+typedef struct exec_state exec_state;
+
+typedef struct exec_out {
+  uv_pipe_t pipe;
+  exec_state *ex;
+  char *buf;
+  size_t len, cap;
+  size_t seen;        /* bytes already handed to the line callback */
+  size_t scanned;     /* bytes searched for a newline */
+  int mode;           /* OUT_* */
+  int lines;          /* a line callback wants this stream */
+  int piped, eof;
+} exec_out;
+
+struct exec_state {
+  weft_proc proc;
+  exec_out out[2];
+  uv_pipe_t in;
+  uv_write_t wreq;
+  char *in_data;
+  size_t in_len;
+  int in_piped;
+  weft_deadline timeout;
+  weft_task *task;        /* the task waiting, or NULL */
+  weft_holder hold;       /* freed once the box let go and every handle closed */
+  int timed_out;
+  int check;
+  char **argv, **env;     /* until the spawn */
+};
+
+static void exec_free(weft_holder *h) {
+  exec_state *ex = weft_queue_data(h, exec_state, hold);
+  free(ex->out[0].buf);
+  free(ex->out[1].buf);
+  free(ex->in_data);
+  weft__proc_free_strv(ex->argv);
+  weft__proc_free_strv(ex->env);
+  free(ex);
+}
+
+static void proc_handle_closed(weft_proc *p) {
+  weft__holder_closed(&((exec_state *)p->data)->hold);
+}
+
+/* (The pipes' data is no longer read once they close.) */
+static void close_pipe(exec_state *ex, uv_pipe_t *pipe) {
+  if (!uv_is_closing((uv_handle_t *)pipe)) {
+    pipe->data = &ex->hold;
+    uv_close((uv_handle_t *)pipe, weft__holder_close_cb);
+  }
+}
+
+static void close_out(exec_out *o) {
+  if (o->piped)
+    close_pipe(o->ex, &o->pipe);
+}
+
+/* Closes every handle still open; the state is freed by the last close. */
+static void exec_close(exec_state *ex) {
+  int i;
+  weft__deadline_disarm(ex->proc.rt, &ex->timeout);
+  for (i = 0; i < 2; i++)
+    close_out(&ex->out[i]);
+  if (ex->in_piped)
+    close_pipe(ex, &ex->in);
+  weft__proc_close(&ex->proc);
+}
+
+static void exec_wake(exec_state *ex) {
+  if (ex->task != NULL)
+    weft__task_wake(ex->task, WEFT_WOKEN);
+}
+
+static int exec_complete(exec_state *ex) {
+  int i;
+  if (!ex->proc.exited)
+    return 0;
+  if (ex->proc.killed)
+    return 1;
+  /* Past a timeout or cancel, what still holds a pipe open escaped the
+     group (setsid): waiting for its EOF would wait for it to end. */
+  if (ex->proc.terminating && !weft__proc_group_alive(&ex->proc))
+    return 1;
+  for (i = 0; i < 2; i++)
+    if (ex->out[i].piped && !ex->out[i].eof)
+      return 0;
+  return 1;
+}
+
+static void on_exit_or_kill(weft_proc *p) {
+  exec_wake((exec_state *)p->data);
+}
+
+/* The runtime is closing with this process still open. */
+static void on_abandon(weft_proc *p) {
+  exec_state *ex = (exec_state *)p->data;
+  ex->task = NULL;
+  exec_close(ex);
+}
+
+static void timeout_fire(weft_deadline *d) {
+  exec_state *ex = weft_queue_data(d, exec_state, timeout);
+  ex->timed_out = 1;
+  weft__proc_terminate(&ex->proc);
+  exec_wake(ex);
+}
+
+/* }======== */
+
+/* {======== weft.exec: pipes */
+
+#define READ_CHUNK 65536
+
+static void out_alloc(uv_handle_t *h, size_t hint, uv_buf_t *b) {
+  exec_out *o = (exec_out *)h->data;
+  (void)hint;
+  if (o->cap - o->len < READ_CHUNK) {
+    size_t cap = o->cap * 2 > o->len + READ_CHUNK ? o->cap * 2 : o->len + READ_CHUNK;
+    char *grown = (char *)realloc(o->buf, cap);
+    if (grown == NULL) {
+      *b = uv_buf_init(NULL, 0);   /* read_cb gets UV_ENOBUFS */
+      return;
+    }
+    o->buf = grown;
+    o->cap = cap;
+  }
+  *b = uv_buf_init(o->buf + o->len, (unsigned int)(o->cap - o->len));
+}
+
+static void out_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b) {
+  exec_out *o = (exec_out *)s->data;
+  (void)b;
+  if (n > 0) {
+    if (o->lines && memchr(o->buf + o->len, '\n', (size_t)n) != NULL) {
+      o->len += (size_t)n;
+      exec_wake(o->ex);
+      return;
+    }
+    o->len += (size_t)n;
+  } else if (n < 0) {
+    o->eof = 1;
+    uv_read_stop(s);
+    exec_wake(o->ex);
+  }
+}
+
+static void in_written(uv_write_t *req, int status) {
+  exec_state *ex = (exec_state *)req->data;
+  (void)status;   /* a child that does not read its input is not an error */
+  close_pipe(ex, &ex->in);
+}
+
+static void init_pipe(exec_state *ex, uv_pipe_t *pipe, void *data) {
+  uv_pipe_init(ex->proc.rt->loop, pipe, 0);
+  pipe->data = data;
+  ex->hold.nopen++;
+}
+
+/* Fills the uv stdio entries and creates the pipes they name. */
+static void setup_stdio(exec_state *ex, uv_stdio_container_t *stdio) {
+  int i;
+  if (ex->in_data != NULL) {
+    init_pipe(ex, &ex->in, ex);
+    ex->in_piped = 1;
+    stdio[0].flags = (uv_stdio_flags)(UV_CREATE_PIPE | UV_READABLE_PIPE);
+    stdio[0].data.stream = (uv_stream_t *)&ex->in;
+  } else {
+    stdio[0].flags = UV_INHERIT_FD;
+    stdio[0].data.fd = 0;
+  }
+  for (i = 0; i < 2; i++) {
+    exec_out *o = &ex->out[i];
+    o->ex = ex;
+    if (o->mode == OUT_CAPTURE || o->lines) {
+      init_pipe(ex, &o->pipe, o);
+      o->piped = 1;
+      stdio[i + 1].flags = (uv_stdio_flags)(UV_CREATE_PIPE | UV_WRITABLE_PIPE);
+      stdio[i + 1].data.stream = (uv_stream_t *)&o->pipe;
+    } else if (o->mode == OUT_INHERIT) {
+      stdio[i + 1].flags = UV_INHERIT_FD;
+      stdio[i + 1].data.fd = i + 1;
+    } else {
+      stdio[i + 1].flags = UV_IGNORE;   /* the child gets /dev/null for 0-2 */
+    }
+  }
+}
+
+static void start_io(exec_state *ex) {
+  int i;
+  for (i = 0; i < 2; i++)
+    if (ex->out[i].piped)
+      uv_read_start((uv_stream_t *)&ex->out[i].pipe, out_alloc, out_read);
+  if (ex->in_piped) {
+    uv_buf_t b = uv_buf_init(ex->in_data, (unsigned int)ex->in_len);
+    ex->wreq.data = ex;
+    if (uv_write(&ex->wreq, (uv_stream_t *)&ex->in, &b, 1, in_written) != 0)
+      close_pipe(ex, &ex->in);
+  }
+}
+
+/* }======== */
+
+/* {======== weft.exec: options */
+
+static int opt_field(lua_State *L, const char *name, int type, const char *what) {
+  int t = lua_getfield(L, S_OPTS, name);
+  if (t != LUA_TNIL && t != type && !(type == LUA_TNUMBER && lua_isnumber(L, -1)))
+    return luaL_error(L, "bad option '%s' (%s expected, got %s)", name, what,
+                      luaL_typename(L, -1));
+  return t != LUA_TNIL;
+}
+
+static int opt_mode(lua_State *L, const char *name) {
+  static const char *const modes[] = {"capture", "inherit", "null", NULL};
+  return weft__proc_opt_stdio(L, S_OPTS, name, modes);   /* OUT_CAPTURE when absent */
+}
+
+static double opt_seconds(lua_State *L, const char *name, double dflt) {
+  double s = dflt;
+  if (opt_field(L, name, LUA_TNUMBER, "number")) {
+    s = lua_tonumber(L, -1);
+    if (!(s >= 0))
+      luaL_error(L, "bad option '%s' (a number >= 0 expected)", name);
+  }
+  lua_pop(L, 1);
+  return s;
+}
+
+/* Pushes the line callback option 'name' (or nil) into stack slot 'slot'. */
+static void opt_callback(lua_State *L, const char *name, int slot) {
+  opt_field(L, name, LUA_TFUNCTION, "function");
+  lua_replace(L, slot);
+}
+
+/* Reads every option into ex (slots S_ON_OUT, S_ON_ERR are filled). */
+static void parse_opts(lua_State *L, exec_state *ex, double *timeout) {
+  ex->out[0].mode = opt_mode(L, "stdout");
+  ex->out[1].mode = opt_mode(L, "stderr");
+  opt_callback(L, "on_stdout", S_ON_OUT);
+  opt_callback(L, "on_stderr", S_ON_ERR);
+  opt_field(L, "on_spawn", LUA_TFUNCTION, "function");   /* called by exec_run */
+  lua_pop(L, 1);
+  ex->out[0].lines = !lua_isnil(L, S_ON_OUT);
+  ex->out[1].lines = !lua_isnil(L, S_ON_ERR);
+  *timeout = opt_seconds(L, "timeout", -1);
+  ex->proc.grace_s = opt_seconds(L, "grace", WEFT_PROC_GRACE);
+  if (ex->proc.grace_s == 0)
+    ex->proc.grace_s = 1e-9;   /* zero means KILL right after TERM */
+  ex->check = 1;
+  if (lua_getfield(L, S_OPTS, "check") != LUA_TNIL)
+    ex->check = lua_toboolean(L, -1);
+  lua_pop(L, 1);
+  if (opt_field(L, "stdin", LUA_TSTRING, "string")) {
+    size_t len;
+    const char *s = lua_tolstring(L, -1, &len);
+    ex->in_data = (char *)malloc(len > 0 ? len : 1);
+    if (ex->in_data == NULL)
+      luaL_error(L, "weft: out of memory");
+    memcpy(ex->in_data, s, len);
+    ex->in_len = len;
+  }
+  lua_pop(L, 1);
+}
+
+/* }======== */
+
+/* {======== weft.exec: the wait */
+
+#define EXEC_BOX_MT "weft.exec_box"
+
+static int box_gc(lua_State *L) {
+  exec_state **box = (exec_state **)lua_touserdata(L, 1);
+  exec_state *ex = *box;
+  if (ex == NULL)
+    return 0;
+  *box = NULL;
+  ex->task = NULL;
+  if (!ex->proc.exited && !ex->proc.closing)
+    weft__proc_terminate(&ex->proc);   /* reap_all_now finishes the job */
+  weft__holder_release(&ex->hold);
+  return 0;
+}
+
+/* Calls the line callback of stream o (stack slot fn) for every complete
+   line, and for the rest too when 'final'. A callback error is kept in
+   S_CBERR, stops further delivery and terminates the process. */
+static void deliver(lua_State *L, exec_state *ex, exec_out *o, int fn, int final) {
+  while (o->lines && o->buf != NULL) {
+    char *start = o->buf + o->seen, *nl;
+    size_t n;
+    nl = (char *)memchr(o->buf + o->scanned, '\n', o->len - o->scanned);
+    if (nl == NULL) {
+      o->scanned = o->len;
+      if (!final || o->seen == o->len)
+        break;
+      n = o->len - o->seen;
+    } else {
+      n = (size_t)(nl - start);
+    }
+    o->seen += n + (nl != NULL);
+    o->scanned = o->seen;
+    lua_pushvalue(L, fn);
+    lua_pushlstring(L, start, n);
+    if (lua_pcall(L, 1, 0, 0) != LUA_OK) {
+      lua_replace(L, S_CBERR);
+      ex->out[0].lines = ex->out[1].lines = 0;
+      weft__proc_terminate(&ex->proc);
+    }
+  }
+  if (o->mode != OUT_CAPTURE && o->seen > 0) {   /* keep only the partial line */
+    memmove(o->buf, o->buf + o->seen, o->len - o->seen);
+    o->len -= o->seen;
+    o->scanned -= o->seen;
+    o->seen = 0;
+  }
+}
+
+static void push_stream(lua_State *L, exec_out *o) {
+  if (o->mode == OUT_CAPTURE)
+    lua_pushlstring(L, o->buf != NULL ? o->buf : "", o->len);
+  else
+    lua_pushnil(L);
+}
+
+/* Pushes {code=, signal=, stdout=, stderr=}. */
+static void push_result(lua_State *L, exec_state *ex) {
+  lua_createtable(L, 0, 4);
+  lua_pushinteger(L, ex->timed_out ? 124 : weft__proc_code(&ex->proc));
+  lua_setfield(L, -2, "code");
+  if (ex->proc.term_signal) {
+    lua_pushinteger(L, ex->proc.term_signal);
+    lua_setfield(L, -2, "signal");
+  }
+  push_stream(L, &ex->out[0]);
+  lua_setfield(L, -2, "stdout");
+  push_stream(L, &ex->out[1]);
+  lua_setfield(L, -2, "stderr");
+}
+
+/* Pushes the command line for messages: argv joined by spaces, cut at
+   about 200 bytes. */
+static const char *push_cmdline(lua_State *L) {
+  luaL_Buffer b;
+  lua_Integer i, n = luaL_len(L, S_ARGV);
+  luaL_buffinit(L, &b);
+  for (i = 1; i <= n && luaL_bufflen(&b) < 200; i++) {
+    if (i > 1)
+      luaL_addchar(&b, ' ');
+    lua_geti(L, S_ARGV, i);
+    luaL_addvalue(&b);
+  }
+  if (i <= n || luaL_bufflen(&b) > 200) {
+    luaL_buffsub(&b, luaL_bufflen(&b) > 200 ? luaL_bufflen(&b) - 200 : 0);
+    luaL_addstring(&b, "...");
+  }
+  luaL_pushresult(&b);
+  return lua_tostring(L, -1);
+}
+
+#define TAIL_LINES 5      /* lines of captured stderr a failure message quotes */
+#define TAIL_BYTES 400    /* and at most this many bytes of them */
+
+/* Pushes the end of the captured stderr for a failure message: "" when
+   there is none, ": line" for one line, else the lines indented below. */
+static void push_stderr_tail(lua_State *L, const exec_out *o) {
+  const char *p = o->buf, *start;
+  size_t end = o->len, lines = 0;
+  luaL_Buffer b;
+  if (o->mode != OUT_CAPTURE || p == NULL)
+    end = 0;
+  while (end > 0 && (p[end - 1] == '\n' || p[end - 1] == '\r' || p[end - 1] == ' '))
+    end--;
+  if (end == 0) {
+    lua_pushliteral(L, "");
+    return;
+  }
+  start = p + end;
+  while (start > p && (start[-1] != '\n' || ++lines < TAIL_LINES))
+    start--;
+  luaL_buffinit(L, &b);
+  luaL_addstring(&b, memchr(start, '\n', (size_t)(p + end - start)) ? ":\n  " : ": ");
+  if (p + end - start > TAIL_BYTES) {
+    start = p + end - TAIL_BYTES;
+    luaL_addstring(&b, "...");
+  }
+  for (; start < p + end; start++) {
+    luaL_addchar(&b, *start);
+    if (*start == '\n')
+      luaL_addstring(&b, "  ");
+  }
+  luaL_pushresult(&b);
+}
+
+/* Turns the result on top into a ProcessError and raises it. */
+static int raise_failure(lua_State *L, exec_state *ex) {
+  int res = lua_gettop(L);
+  const char *prog = push_cmdline(L);
+  const char *tail;
+  push_stderr_tail(L, &ex->out[1]);
+  tail = lua_tostring(L, -1);
+  if (ex->timed_out)
+    weft__error_new(L, "ProcessError", "'%s' timed out (killed by signal %d)%s", prog,
+                    ex->proc.term_signal, tail);
+  else if (ex->proc.term_signal)
+    weft__error_new(L, "ProcessError", "'%s' was killed by signal %d%s", prog,
+                    ex->proc.term_signal, tail);
+  else
+    weft__error_new(L, "ProcessError", "'%s' exited with code %d%s", prog,
+                    (int)ex->proc.exit_status, tail);
+  lua_pushnil(L);
+  while (lua_next(L, res)) {   /* copy code, signal, stdout, stderr */
+    lua_pushvalue(L, -2);
+    lua_insert(L, -2);
+    lua_settable(L, -4);
+  }
+  if (ex->timed_out) {
+    lua_pushboolean(L, 1);
+    lua_setfield(L, -2, "timeout");
+  }
+  lua_pushvalue(L, S_ARGV);
+  lua_setfield(L, -2, "argv");
+  return lua_error(L);
+}
+
+/* The process is reaped and its output read: release everything, then
+   raise (cancellation, callback error, timeout, failure) or return. */
+static int exec_done(lua_State *L, weft_task *t, exec_state *ex) {
+  exec_state **box = (exec_state **)lua_touserdata(L, S_BOX);
+  push_result(L, ex);
+  ex->task = NULL;
+  *box = NULL;
+  ex->hold.released = 1;   /* the last close callback frees it */
+  exec_close(ex);
+  if (t->deliver)
+    return weft__raise_pending(L, t);
+  if (!lua_isnil(L, S_CBERR)) {
+    lua_pushvalue(L, S_CBERR);
+    return lua_error(L);
+  }
+  if (ex->timed_out || (ex->check && (ex->proc.term_signal || ex->proc.exit_status != 0)))
+    return raise_failure(L, ex);
+  return 1;
+}
+
+static int finish_exec(lua_State *L, int status, lua_KContext ctx) {
+  weft_task *t = WEFT_UPRT(L)->current;
+  exec_state *ex = *(exec_state **)lua_touserdata(L, S_BOX);
+  int final;
+  (void)status;
+  (void)ctx;
+  if (t->deliver)
+    weft__proc_terminate(&ex->proc);
+  final = exec_complete(ex);
+  deliver(L, ex, &ex->out[0], S_ON_OUT, final);
+  deliver(L, ex, &ex->out[1], S_ON_ERR, final);
+  if (final)
+    return exec_done(L, t, ex);
+  return weft__suspend(L, t, "process", 0, 0, finish_exec);
+}
+
+/* exec with argv at S_ARGV and options at S_OPTS (stack exactly 2). */
+static int exec_run(lua_State *L) {
+  weft_runtime *rt = WEFT_UPRT(L);
+  uv_process_options_t o;
+  uv_stdio_container_t stdio[3];
+  exec_state *ex, **box;
+  double timeout;
+  weft_task *t;
+  int rc;
+  lua_settop(L, S_BOX);
+  box = (exec_state **)lua_newuserdatauv(L, sizeof *box, 0);
+  *box = NULL;
+  luaL_setmetatable(L, EXEC_BOX_MT);
+  lua_replace(L, S_BOX);
+  ex = (exec_state *)calloc(1, sizeof *ex);
+  if (ex == NULL)
+    return luaL_error(L, "weft: out of memory");
+  ex->timeout.slot = WEFT_HEAP_NONE;
+  ex->hold.free = exec_free;
+  ex->proc.rt = rt;
+  ex->proc.grace.slot = WEFT_HEAP_NONE;
+  *box = ex;             /* from here the box frees ex if we raise */
+  parse_opts(L, ex, &timeout);
+  ex->argv = weft__proc_argv(L, S_ARGV);
+  lua_getfield(L, S_OPTS, "env");
+  ex->env = weft__proc_env(L, -1);
+  lua_pop(L, 1);
+  t = weft__current(L, rt, "weft.exec");
+  memset(&o, 0, sizeof o);
+  memset(stdio, 0, sizeof stdio);
+  o.file = ex->argv[0];
+  o.args = ex->argv;
+  o.env = ex->env;
+  if (opt_field(L, "cwd", LUA_TSTRING, "string"))
+    o.cwd = lua_tostring(L, -1);
+  o.stdio_count = 3;
+  o.stdio = stdio;
+  setup_stdio(ex, stdio);
+  ex->proc.data = ex;
+  ex->proc.on_exit = on_exit_or_kill;
+  ex->proc.on_kill = on_exit_or_kill;
+  ex->proc.on_close = proc_handle_closed;
+  ex->proc.on_abandon = on_abandon;
+  ex->hold.nopen++;
+  rc = weft__proc_spawn(L, rt, &ex->proc, &o);
+  lua_pop(L, 1);
+  weft__proc_free_strv(ex->argv);
+  weft__proc_free_strv(ex->env);
+  ex->argv = ex->env = NULL;
+  if (rc != 0) {
+    int i;
+    for (i = 0; i < 2; i++)
+      close_out(&ex->out[i]);
+    if (ex->in_piped)
+      close_pipe(ex, &ex->in);
+    weft__proc_push_spawn_error(L, rc, S_ARGV, o.cwd);
+    return lua_error(L);
+  }
+  start_io(ex);
+  /* on_spawn(pid): tells the caller the process group (weft run checks it
+     for background leftovers when the task ends); an error there is
+     treated as an on_stdout error: the process is terminated, then it is
+     raised */
+  if (lua_getfield(L, S_OPTS, "on_spawn") == LUA_TFUNCTION) {   /* checked by parse_opts */
+    lua_pushinteger(L, ex->proc.pid);
+    if (lua_pcall(L, 1, 0, 0) != LUA_OK) {
+      lua_replace(L, S_CBERR);
+      ex->out[0].lines = ex->out[1].lines = 0;
+      weft__proc_terminate(&ex->proc);
+    }
+  } else {
+    lua_pop(L, 1);
+  }
+  if (timeout >= 0) {
+    ex->timeout.fire = timeout_fire;
+    weft__deadline_arm(rt, &ex->timeout, weft__now(rt) + timeout);
+  }
+  ex->task = t;
+  return weft__suspend(L, t, "process", 0, 0, finish_exec);
+}
+
+/* }======== */
+
+/* {======== Lua functions */
+
+static int process_exec(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  weft__proc_args(L);
+  return exec_run(L);
+}
+
+static int process_sh(lua_State *L) {
+  luaL_checkstring(L, 1);
+  weft__proc_args(L);
+  if (lua_type(L, 2) == LUA_TSTRING) {   /* no options given */
+    lua_pop(L, 1);
+    lua_newtable(L);
+  }
+  lua_createtable(L, 3, 0);
+  lua_pushliteral(L, "/bin/sh");
+  lua_rawseti(L, -2, 1);
+  lua_pushliteral(L, "-c");
+  lua_rawseti(L, -2, 2);
+  lua_pushvalue(L, 1);
+  lua_rawseti(L, -2, 3);
+  lua_replace(L, 1);
+  return exec_run(L);
+}
+
+/* }======== */
+
+static const luaL_Reg exec_funcs[] = {
+  {"exec", process_exec},
+  {"sh", process_sh},
+  {NULL, NULL}
+};
+
+int weft__open_exec(lua_State *L, weft_runtime *rt) {
+  static const luaL_Reg box_metas[] = {{"__gc", box_gc}, {NULL, NULL}};
+  weft__class(L, rt, EXEC_BOX_MT, NULL, NULL, box_metas);
+  lua_pop(L, 1);
+  lua_pushlightuserdata(L, rt);
+  luaL_setfuncs(L, exec_funcs, 1);
+  return 0;
+}
