@@ -25,6 +25,8 @@
 -- @module weft.reporter.output
 local M = {}
 
+local find = string.find
+
 local Output = {}
 Output.__index = Output
 
@@ -109,7 +111,14 @@ end
 -- @string text one line, without its newline
 -- @bool[opt] keep_sgr keep colour (SGR) sequences, ending the line with a reset
 function M.clean(text, keep_sgr)
-  if not text:find("[\1-\8\11-\31\127]") then return text end   -- the common case
+  -- the common case, checked with plain finds (memchr: a class pattern
+  -- costs 1.5 us on an 80-byte line): no ESC, CR, BS, BEL or SO (the
+  -- characters that move the cursor, ring, or switch the character set);
+  -- a line with one of them is cleaned of every control character
+  if not (find(text, "\27", 1, true) or find(text, "\r", 1, true) or find(text, "\8", 1, true)
+      or find(text, "\7", 1, true) or find(text, "\14", 1, true)) then
+    return text
+  end
   text = text:gsub("\r+$", "")
   local last = text:match(".*\r(.*)")
   if last then text = last end

@@ -67,11 +67,14 @@ end
 
 -- Flushes task output at the end of this scheduler turn.
 function Plain:schedule_flush()
+  -- once per turn: a flag, not a look at the flusher, as it runs per line
+  -- (a flusher cancelled before it ran, by Ctrl-C, never clears it: the
+  -- next progress line does)
+  if self.flush_pending then return end
   if not weft.current() then return self:turn_ended() end   -- no turn to wait for
-  -- (a flusher cancelled before it ran, by Ctrl-C, is done without flushing)
-  if self.flusher and not self.flusher:done() then return end
+  self.flush_pending = true
   self.flusher = weft.spawn(function()
-    self.flusher = nil
+    self.flush_pending = false
     self:turn_ended()
   end)
   self.flusher.name = "weft-output"
@@ -88,6 +91,7 @@ function Plain:line(rec, stream, text)
 end
 
 function Plain:progress(msg)
+  self.flush_pending = false
   self.output:flush()
   self.err:write(msg, "\n")
   self.err:flush()
