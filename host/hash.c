@@ -2,8 +2,10 @@
 ** hash.c: content identity for incremental pipelines. Owns `weft._hash`:
 ** 128-bit XXH3 digests of files and strings (hex), one stat that returns what
 ** the up-to-date cache keys on (kind, size, mtime in ns, inode), and the wall
-** clock in ns the racy-timestamp rule compares mtimes with. stdlib/weft/
-** incremental.lua keeps the cache; weft.fs.hash is `file` below.
+** clock in ns the racy-timestamp rule compares mtimes with, `verify`, the
+** loop that tells an up-to-date task by stat alone on a no-op run, and
+** `defhash`, the digest of a task's definition without building its text.
+** stdlib/weft/incremental.lua keeps the cache; weft.fs.hash is `file` below.
 **
 ** The calls block the calling thread: a file is read in 64 KiB pieces with
 ** plain read(2), which for the source files of a build is cheaper than a trip
@@ -11,6 +13,7 @@
 */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -125,10 +128,306 @@ static int hash_now_ns(lua_State *L) {
   return 1;
 }
 
+/* {======== verify: the no-op fast path of stdlib/weft/incremental.lua */
+
+/* One recorded file: "path\thash\tsize\tmtime_ns\tino\tchecked_ns". */
+typedef struct recorded {
+  char path[PATH_MAX];
+  int missing;   /* hash "-": the file did not exist */
+  long long size, mtime, ino, checked;
+} recorded;
+
+/* Parses one integer field ending at a tab, a newline or the end (plain
+   digits and a sign: strtoll's locale handling costs more than the stat). */
+static const char *parse_int(const char *p, const char *end, long long *out) {
+  int neg = 0, digits = 0;
+  unsigned long long v = 0;
+  if (p < end && *p == '-') {
+    neg = 1;
+    p++;
+  }
+  for (; p < end && *p >= '0' && *p <= '9'; p++, digits++) {
+    if (digits == 19)
+      return NULL;
+    v = v * 10 + (unsigned long long)(*p - '0');
+  }
+  if (digits == 0 || v > (unsigned long long)LLONG_MAX || (p < end && *p != '\t'))
+    return NULL;
+  *out = neg ? -(long long)v : (long long)v;
+  return p < end ? p + 1 : p;
+}
+
+/* Parses the line [p, end); 0 when it is not in the recorded form. */
+static int parse_recorded(const char *p, const char *end, recorded *r) {
+  const char *tab = memchr(p, '\t', (size_t)(end - p));
+  const char *hash;
+  size_t n;
+  if (tab == NULL || (n = (size_t)(tab - p)) == 0 || n >= sizeof r->path)
+    return 0;
+  memcpy(r->path, p, n);
+  r->path[n] = '\0';
+  hash = tab + 1;
+  tab = memchr(hash, '\t', (size_t)(end - hash));
+  if (tab == NULL)
+    return 0;
+  r->missing = tab - hash == 1 && hash[0] == '-';
+  p = parse_int(tab + 1, end, &r->size);
+  if (p) p = parse_int(p, end, &r->mtime);
+  if (p) p = parse_int(p, end, &r->ino);
+  if (p) p = parse_int(p, end, &r->checked);
+  return p != NULL;
+}
+
+/* Is the file as recorded: the same stat, hashed more than racy_ns after
+   its mtime (a write in the same clock tick would not change the stat), or
+   still missing? Then its content is the recorded one without reading it. */
+static int still_recorded(const recorded *r, long long racy_ns) {
+  struct stat sb;
+  long long mtime;
+  if (stat(r->path, &sb) != 0)
+    return r->missing && (errno == ENOENT || errno == ENOTDIR);
+  if (r->missing || S_ISDIR(sb.st_mode))
+    return 0;
+  mtime = (long long)sb.st_mtim.tv_sec * 1000000000 + sb.st_mtim.tv_nsec;
+  return (long long)sb.st_size == r->size && mtime == r->mtime
+         && (long long)sb.st_ino == r->ino && r->checked - mtime > racy_ns;
+}
+
+/* verify(text, racy_ns) -> true | false, line: is every file of `text` (lines
+   as above) still as recorded? `line` is the first that is not, or that does
+   not parse. Reads no file content: one stat per line. */
+static int hash_verify(lua_State *L) {
+  size_t len;
+  const char *text = luaL_checklstring(L, 1, &len);
+  long long racy_ns = (long long)luaL_checkinteger(L, 2);
+  const char *p = text, *end = text + len;
+  recorded r;
+  lua_Integer line = 0;
+  while (p < end) {
+    const char *nl = memchr(p, '\n', (size_t)(end - p));
+    const char *stop = nl ? nl : end;
+    line++;
+    if (!parse_recorded(p, stop, &r) || !still_recorded(&r, racy_ns)) {
+      lua_pushboolean(L, 0);
+      lua_pushinteger(L, line);
+      return 2;
+    }
+    p = nl ? nl + 1 : end;
+  }
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* }======== */
+
+/* {======== defhash: a task's definition key, digested as it is walked
+
+   What it covers is what stdlib/weft/incremental.lua's definition() writes
+   out (and a change to any of it changes the digest): each named field's
+   value, the body's bytecode (stripped, so moving it does not count) and the
+   value of each variable it captures but _ENV, recursively. Tables with a
+   metatable count as "an object", C functions as "a C function"; a table
+   met again on the way down is "a cycle", one deeper than 12 "deep". A
+   table's pairs are digested one by one and summed, so their order does not
+   matter; a sequence is digested in order. */
+
+#define DEF_DEPTH 12
+
+typedef struct def_walk {
+  XXH3_state_t *st[DEF_DEPTH + 3];   /* one per depth: pairs are digested apart */
+  const void *path[DEF_DEPTH + 3];   /* the tables and functions being walked */
+  int npath;
+} def_walk;
+
+static void feed(def_walk *w, int depth, const void *p, size_t n) {
+  XXH3_128bits_update(w->st[depth], p, n);
+}
+
+static void feed_tag(def_walk *w, int depth, char tag) { feed(w, depth, &tag, 1); }
+
+static int on_path(def_walk *w, const void *p) {
+  int i;
+  for (i = 0; i < w->npath; i++)
+    if (w->path[i] == p)
+      return 1;
+  return 0;
+}
+
+static XXH3_state_t *state_at(lua_State *L, def_walk *w, int depth) {
+  if (w->st[depth] == NULL && (w->st[depth] = XXH3_createState()) == NULL)
+    luaL_error(L, "weft: out of memory");
+  XXH3_128bits_reset(w->st[depth]);
+  return w->st[depth];
+}
+
+static int dump_writer(lua_State *L, const void *p, size_t n, void *ud) {
+  (void)L;
+  XXH3_128bits_update((XXH3_state_t *)ud, p, n);
+  return 0;
+}
+
+static void feed_value(lua_State *L, def_walk *w, int idx, int depth);
+
+static void feed_table(lua_State *L, def_walk *w, int idx, int depth) {
+  lua_Integer n = (lua_Integer)lua_rawlen(L, idx), count = 0, i;
+  XXH128_hash_t sum = {0, 0};
+  lua_pushnil(L);
+  while (lua_next(L, idx) != 0) {
+    count++;
+    lua_pop(L, 1);
+  }
+  if (count == n) {   /* a sequence: its order matters */
+    feed_tag(w, depth, 'A');
+    feed(w, depth, &n, sizeof n);
+    for (i = 1; i <= n; i++) {
+      lua_rawgeti(L, idx, i);
+      feed_value(L, w, lua_gettop(L), depth);
+      lua_pop(L, 1);
+    }
+    return;
+  }
+  lua_pushnil(L);
+  while (lua_next(L, idx) != 0) {
+    XXH128_hash_t h;
+    state_at(L, w, depth + 1);
+    feed_value(L, w, lua_gettop(L) - 1, depth + 1);
+    feed_value(L, w, lua_gettop(L), depth + 1);
+    h = XXH3_128bits_digest(w->st[depth + 1]);
+    sum.low64 += h.low64;
+    sum.high64 += h.high64;
+    lua_pop(L, 1);
+  }
+  feed_tag(w, depth, 'T');
+  feed(w, depth, &count, sizeof count);
+  feed(w, depth, &sum, sizeof sum);
+}
+
+static void feed_function(lua_State *L, def_walk *w, int idx, int depth) {
+  const char *name;
+  int i;
+  if (lua_iscfunction(L, idx)) {
+    feed_tag(w, depth, 'C');
+    return;
+  }
+  feed_tag(w, depth, 'F');
+  lua_pushvalue(L, idx);
+  lua_dump(L, dump_writer, w->st[depth], 1);
+  lua_pop(L, 1);
+  for (i = 1; (name = lua_getupvalue(L, idx, i)) != NULL; i++) {
+    if (strcmp(name, "_ENV") != 0) {
+      feed_tag(w, depth, 'u');
+      feed(w, depth, name, strlen(name) + 1);
+      feed_value(L, w, lua_gettop(L), depth);
+    }
+    lua_pop(L, 1);
+  }
+}
+
+/* Feeds the value at idx (absolute) into the state of `depth`; values
+   nested in it count one level deeper for the depth limit. */
+static void feed_value(lua_State *L, def_walk *w, int idx, int depth) {
+  int t = lua_type(L, idx);
+  luaL_checkstack(L, 8, "definition too deep");
+  switch (t) {
+    case LUA_TNIL: feed_tag(w, depth, 'n'); break;
+    case LUA_TBOOLEAN: feed_tag(w, depth, lua_toboolean(L, idx) ? 't' : 'f'); break;
+    case LUA_TNUMBER:
+      if (lua_isinteger(L, idx)) {
+        lua_Integer v = lua_tointeger(L, idx);
+        feed_tag(w, depth, 'i');
+        feed(w, depth, &v, sizeof v);
+      } else {
+        lua_Number v = lua_tonumber(L, idx);
+        feed_tag(w, depth, 'd');
+        feed(w, depth, &v, sizeof v);
+      }
+      break;
+    case LUA_TSTRING: {
+      size_t len;
+      const char *s = lua_tolstring(L, idx, &len);
+      feed_tag(w, depth, 's');
+      feed(w, depth, &len, sizeof len);
+      feed(w, depth, s, len);
+      break;
+    }
+    case LUA_TTABLE:
+    case LUA_TFUNCTION: {
+      const void *p = lua_topointer(L, idx);
+      if (t == LUA_TTABLE && lua_getmetatable(L, idx)) {
+        lua_pop(L, 1);
+        feed_tag(w, depth, 'o');
+      } else if (on_path(w, p)) {
+        feed_tag(w, depth, 'c');
+      } else if (w->npath > DEF_DEPTH) {
+        feed_tag(w, depth, 'D');
+      } else {
+        w->path[w->npath++] = p;
+        if (t == LUA_TTABLE)
+          feed_table(L, w, idx, depth);
+        else
+          feed_function(L, w, idx, depth);
+        w->npath--;
+      }
+      break;
+    }
+    default:
+      feed_tag(w, depth, 'x');
+      feed(w, depth, &t, sizeof t);
+  }
+}
+
+static int walk_definition(lua_State *L) {
+  def_walk *w = (def_walk *)lua_touserdata(L, 4);
+  lua_Integer i, n = (lua_Integer)lua_rawlen(L, 2);
+  state_at(L, w, 0);
+  for (i = 1; i <= n; i++) {
+    lua_rawgeti(L, 2, i);   /* a field name */
+    lua_pushvalue(L, -1);
+    if (lua_rawget(L, 1) != LUA_TNIL) {
+      feed_tag(w, 0, 'k');
+      feed_value(L, w, lua_gettop(L) - 1, 0);
+      feed_value(L, w, lua_gettop(L), 0);
+    }
+    lua_pop(L, 2);
+  }
+  if (!lua_isnil(L, 3)) {
+    feed_tag(w, 0, 'B');
+    feed_value(L, w, 3, 0);
+  }
+  push_hex(L, XXH3_128bits_digest(w->st[0]));
+  return 1;
+}
+
+/* defhash(spec, names, fn) -> hex: see above; `names` the key fields, sorted. */
+static int hash_defhash(lua_State *L) {
+  def_walk w;
+  int status, i;
+  luaL_checktype(L, 1, LUA_TTABLE);
+  luaL_checktype(L, 2, LUA_TTABLE);
+  if (!lua_isnoneornil(L, 3))
+    luaL_checktype(L, 3, LUA_TFUNCTION);
+  lua_settop(L, 3);
+  memset(&w, 0, sizeof w);
+  lua_pushcfunction(L, walk_definition);   /* the states are freed on errors too */
+  lua_pushvalue(L, 1);
+  lua_pushvalue(L, 2);
+  lua_pushvalue(L, 3);
+  lua_pushlightuserdata(L, &w);
+  status = lua_pcall(L, 4, 1, 0);
+  for (i = 0; i < DEF_DEPTH + 3; i++)
+    XXH3_freeState(w.st[i]);
+  if (status != LUA_OK)
+    return lua_error(L);
+  return 1;
+}
+
+/* }======== */
+
 int weft__open_hash(lua_State *L, weft_runtime *rt) {
   static const luaL_Reg funcs[] = {
     {"file", hash_file}, {"string", hash_string}, {"stat", hash_stat},
-    {"now_ns", hash_now_ns}, {NULL, NULL}
+    {"now_ns", hash_now_ns}, {"verify", hash_verify},
+    {"defhash", hash_defhash}, {NULL, NULL}
   };
   (void)rt;
   luaL_newlib(L, funcs);

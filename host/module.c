@@ -13,6 +13,8 @@ typedef struct weft_stdlib_entry {
   const char *path;        /* source path, for chunk names */
   const unsigned char *src;
   size_t len;
+  const unsigned char *code;   /* the same compiled by scripts/embed.lua, with debug info */
+  size_t code_len;
 } weft_stdlib_entry;
 
 extern const weft_stdlib_entry weft__stdlib[];   /* generated: build/stdlib.c */
@@ -27,8 +29,22 @@ static const weft_stdlib_entry *find_stdlib(const char *name) {
   return NULL;
 }
 
+/* Bytecode is valid only for the Lua release that wrote it: the one whose
+   headers this file was compiled with (the interpreter that ran embed.lua
+   comes from the same package). Another liblua at run time gets the source. */
+static int same_lua_release(void) {
+  return strstr(lua_ident, LUA_RELEASE " ") != NULL;
+}
+
 static int load_entry(lua_State *L, const weft_stdlib_entry *e) {
   lua_pushfstring(L, "@%s", e->path);
+  if (e->code != NULL && same_lua_release()) {
+    if (luaL_loadbufferx(L, (const char *)e->code, e->code_len, lua_tostring(L, -1), "b") == LUA_OK) {
+      lua_remove(L, -2);
+      return 1;
+    }
+    lua_pop(L, 1);
+  }
   if (luaL_loadbufferx(L, (const char *)e->src, e->len, lua_tostring(L, -1), "t") != LUA_OK)
     return lua_error(L);
   lua_remove(L, -2);

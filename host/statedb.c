@@ -6,6 +6,7 @@
 **   db:prepare(sql) -> stmt | fail, message
 **   stmt:run(...) -> changes | fail, message       (binds ..., steps to the end)
 **   stmt:rows(...) -> { {col, ...}, ... } | fail, message
+**   stmt:first(...) -> true, col, ... | false (no row) | fail, message
 **   db:close()
 **   lock(path) -> lk | fail, message   (creates the file; holds nothing yet)
 **   lk:try() -> true when this process now holds the exclusive flock
@@ -188,6 +189,29 @@ static int stmt_rows(lua_State *L) {
   return 1;
 }
 
+/* The first row's columns as values, without a table per row: a no-op run
+   looks up each task's row by key. */
+static int stmt_first(lua_State *L) {
+  sqlite3_stmt *st = check_stmt(L);
+  int rc, c, ncol;
+  bind_args(L, st);
+  rc = sqlite3_step(st);
+  if (rc == SQLITE_DONE) {
+    sqlite3_reset(st);
+    lua_pushboolean(L, 0);
+    return 1;
+  }
+  if (rc != SQLITE_ROW)
+    return step_error(L, st);
+  ncol = sqlite3_column_count(st);
+  luaL_checkstack(L, ncol + 1, "too many columns");
+  lua_pushboolean(L, 1);
+  for (c = 0; c < ncol; c++)
+    push_column(L, st, c);
+  sqlite3_reset(st);
+  return ncol + 1;
+}
+
 static int stmt_gc(lua_State *L) {
   stmt_box *s = (stmt_box *)luaL_checkudata(L, 1, STMT_MT);
   if (s->st != NULL) {
@@ -249,7 +273,8 @@ int weft__open_statedb(lua_State *L, weft_runtime *rt) {
     {"exec", db_exec}, {"prepare", db_prepare}, {"close", db_close}, {NULL, NULL}
   };
   static const luaL_Reg stmt_methods[] = {
-    {"run", stmt_run}, {"rows", stmt_rows}, {"finalize", stmt_gc}, {NULL, NULL}
+    {"run", stmt_run}, {"rows", stmt_rows}, {"first", stmt_first}, {"finalize", stmt_gc},
+    {NULL, NULL}
   };
   static const luaL_Reg lock_methods[] = {
     {"try", lock_try}, {"release", lock_release}, {NULL, NULL}

@@ -10,7 +10,7 @@
 set -eu
 cd "$(dirname "$0")/../.."
 ROOT=$(pwd)
-WEFT=$ROOT/build/weft
+WEFT=${WEFT:-$ROOT/build/weft}   # WEFT=... measures another build
 PAIRS=${PAIRS:-5}
 NTASKS=${NTASKS:-2000}
 NFILES=${NFILES:-10000}
@@ -18,18 +18,7 @@ JOBS=${JOBS:-2}
 [ -x "$WEFT" ] || { echo "build weft first (make all)" >&2; exit 1; }
 command -v ninja >/dev/null || { echo "ninja missing: scripts/deps.sh bench" >&2; exit 1; }
 
-W=$(mktemp -d "${TMPDIR:-/tmp}/weft-bench-incr.XXXXXX")
-trap 'rm -rf "$W"' EXIT
-SRC=$W/src
-mkdir -p "$SRC/examples/build" "$SRC/scripts"
-cp -r host stdlib "$SRC/"
-cp scripts/embed.lua "$SRC/scripts/"
-cp examples/build/Weftfile.lua "$SRC/examples/build/"
-lua5.4 bench/incremental/gen.lua build "$SRC" "$W/out-make" "$W/out-ninja"
-
-# the flags are passed in, as gen.lua bakes them into the peers' files
-INCLUDES=$(pkg-config --cflags lua5.4 libuv)
-LIBS="$(pkg-config --libs lua5.4 libuv) -llua5.4-luv -llua5.4-cjson -ldl -lm -lxxhash -lsqlite3 -ledit"
+. bench/incremental/tree.sh
 weft_build() {
   "$WEFT" run -f "$SRC/examples/build/Weftfile.lua" -j"$JOBS" "OUT=$W/out-weft" \
     "INCLUDES=$INCLUDES" "LIBS=$LIBS" "$@"
@@ -44,8 +33,6 @@ usec() {
   t1=$(date +%s%N)
   echo $(((t1 - t0) / 1000))
 }
-median() { sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
-ms() { awk -v u="$1" 'BEGIN {printf "%.1f ms", u/1000}'; }
 # tasks that ran in the last build: weft counts "done" rows, ninja "[n/m]"
 # lines, make the commands it echoed
 ran_weft() { grep -c '^  [^ ].* done ' "$W/last.out" || true; }

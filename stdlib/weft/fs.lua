@@ -3,13 +3,13 @@
 -- awaits, so each one suspends only its task and is a cancellation point.
 -- A cancelled call cancels its request when libuv still can; otherwise the
 -- callback releases what the request made (an opened descriptor is closed).
+-- `glob` is the exception: it lists directories synchronously (see there).
 -- Failures raise `IOError` with `code` (libuv's name), `path` (the first path)
 -- and a message naming the code and every path. User docs: docs/io.md (weft.fs).
 -- @module weft.fs
 local weft = require "weft"
 local uv = weft.uv
 
-weft._size_pool()   -- every call below runs on libuv's thread pool
 
 local M = {}
 
@@ -46,7 +46,13 @@ end
 
 --- Calls luv's fs function `fn(...)` with a callback and awaits it. Returns
 -- ok, results...; `release(results...)` runs if the caller left first.
+local pool_sized = false
+
 local function request(fn, release, ...)
+  if not pool_sized then   -- these run on libuv's thread pool: start it on first use
+    weft._size_pool()
+    pool_sized = true
+  end
   local f = weft.future()
   local args = pack(...)
   local left = false
@@ -303,13 +309,21 @@ local function join(dir, name)
   return dir .. "/" .. name
 end
 
+-- A glob reads directories, never file contents: it calls libuv synchronously
+-- (the thread pool's start alone would cost more than a whole glob; issue 13).
+local function sync(fn, ...)
+  local r, err = fn(...)
+  if r == nil then return false, err end
+  return true, r
+end
+
 local function is_dir(path)
-  local ok, st = request(uv.fs_stat, nil, path == "" and "." or path)
+  local ok, st = sync(uv.fs_stat, path == "" and "." or path)
   return ok and st.type == "directory"
 end
 
 local function entries(dir)
-  local ok, req = request(uv.fs_scandir, nil, dir == "" and "." or dir)
+  local ok, req = sync(uv.fs_scandir, dir == "" and "." or dir)
   if not ok then return {} end
   local names = {}
   while true do
@@ -338,7 +352,7 @@ local function glob_in(dir, segs, i, out)
   if not pat then
     local p = join(dir, seg)
     if i == #segs then
-      if request(uv.fs_lstat, nil, p) then out[#out + 1] = p end
+      if sync(uv.fs_lstat, p) then out[#out + 1] = p end
     elseif is_dir(p) then
       glob_in(p, segs, i + 1, out)
     end

@@ -19,10 +19,14 @@
 -- content of every source (plus depfile entries), of every generated file and
 -- the output signature of every dependency are what was recorded then.
 -- Content is XXH3-128 (weft._hash), read only when (size, mtime_ns, inode)
--- differ from the cache or the cached hash was taken within RACY_NS of the
--- file's mtime (a write in the same clock tick would leave the stat alone).
--- State: `.weft/state.db` (SQLite, WAL) beside the pipeline file, one
--- transaction per finished task; `.weft/lock` serialises runs.
+-- differ from what was recorded with the hash or the hash was taken within
+-- RACY_NS of the file's mtime (a write in the same clock tick would leave the
+-- stat alone).
+-- State: `.weft/state.db` (SQLite, WAL) beside the pipeline file, one row
+-- per task holding, for each file it read or generated, the path, hash and
+-- the stat the hash was taken at; one transaction per finished task;
+-- `.weft/lock` serialises runs. A no-op run is one row lookup and one
+-- weft._hash.verify (a stat per file, in C) per task, and writes nothing.
 -- @module weft.incremental
 local weft = require "weft"
 local H = weft._hash
@@ -31,14 +35,16 @@ local globpat = require "weft.globpat"
 
 local M = {}
 
-local VERSION = 2
+local VERSION = 4
 local RACY_NS = 1000000000   -- above every filesystem's mtime granularity we meet
 
+-- tasks.sources: the task's sources as expanded then, one per line;
+-- inputs (sources, then depfile entries) and outputs: "path\thash\tsize\t
+-- mtime_ns\tinode\tchecked_ns" lines (hash "-": missing), as weft._hash.verify
+-- reads them; deps: "name\toutput signature" lines.
 local SCHEMA = [[
-CREATE TABLE IF NOT EXISTS files(path TEXT PRIMARY KEY, size INTEGER, mtime INTEGER,
-  ino INTEGER, checked INTEGER, hash TEXT);
 CREATE TABLE IF NOT EXISTS tasks(key TEXT PRIMARY KEY, defhash TEXT, def TEXT,
-  inputs TEXT, outputs TEXT, deps TEXT, outsig TEXT);
+  sources TEXT, inputs TEXT, outputs TEXT, deps TEXT, outsig TEXT);
 ]]
 
 local function default_warn(msg)
@@ -232,6 +238,9 @@ end
 
 --- The parts of a task's definition, in a fixed order: {name, value} pairs
 -- (fields as `field NAME`, the body as `body`, each captured value by name).
+-- The key compared from run to run is weft._hash.defhash over the same
+-- things (no text built on a no-op run); this text is stored beside it, for
+-- the reason a changed definition gives.
 local key_fields = setmetatable({}, { __mode = "k" })   -- fields table -> sorted names
 
 local function key_field_names(fields)
@@ -312,17 +321,36 @@ end
 
 -- }========
 
--- {======== recorded lists: "path\thash\n"
+-- {======== recorded lists
 
-local function encode_map(list)
+-- Files: { path, hash, size, mtime_ns, inode, checked_ns } <-> a text line.
+local function encode_files(list)
+  local lines = {}
+  for i, e in ipairs(list) do
+    lines[i] = e[1] .. "\t" .. e[2] .. "\t" .. e[3] .. "\t" .. e[4] .. "\t" .. e[5] .. "\t" .. e[6]
+  end
+  return table.concat(lines, "\n")
+end
+
+local function decode_files(text)
+  local list, int = {}, math.tointeger
+  for path, h, size, mtime, ino, checked in (text or ""):gmatch(
+      "([^\t\n]+)\t([^\t\n]*)\t(%-?%d+)\t(%-?%d+)\t(%-?%d+)\t(%-?%d+)") do
+    list[#list + 1] = { path, h, int(size), int(mtime), int(ino), int(checked) }
+  end
+  return list
+end
+
+-- Dependencies: { name, signature } <-> "name\tsignature".
+local function encode_pairs(list)
   local lines = {}
   for i, e in ipairs(list) do lines[i] = e[1] .. "\t" .. e[2] end
   return table.concat(lines, "\n")
 end
 
-local function decode_map(text)
+local function decode_pairs(text)
   local list = {}
-  for path, h in (text or ""):gmatch("([^\t\n]+)\t([^\n]*)") do list[#list + 1] = { path, h } end
+  for name, v in (text or ""):gmatch("([^\t\n]+)\t([^\n]*)") do list[#list + 1] = { name, v } end
   return list
 end
 
@@ -344,29 +372,43 @@ end
 
 local function basename(p) return p:match("([^/]*)$") end
 
+-- The statements a run uses, prepared once.
+local STATEMENTS = {
+  get_task = "SELECT defhash, sources, inputs, outputs, deps, outsig FROM tasks WHERE key = ?",
+  get_def = "SELECT def FROM tasks WHERE key = ?",
+  put_task = "INSERT OR REPLACE INTO tasks(key, defhash, def, sources, inputs, outputs, deps,"
+    .. " outsig) VALUES (?,?,?,?,?,?,?,?)",
+  put_files = "UPDATE tasks SET inputs = ?, outputs = ? WHERE key = ?",
+}
+
+-- Raises the message of a failed statement call.
+local function must(ok, ...)
+  if ok == nil then error(..., 0) end
+  return ok, ...
+end
+
 -- Opens (or recreates) the database; nil and a warning when it cannot.
+-- The schema is written once: WAL mode is a property of the file, and a
+-- file of this VERSION has the tables.
 local function open_db(dir, warn)
   local path = dir .. "/state.db"
   local function try()
     local db, err = DB.open(path)
     if not db then return nil, err end
-    local ok, e = db:exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;")
-    if not ok then db:close(); return nil, e end
-    local rows = db:prepare("PRAGMA user_version")
-    local r = rows and rows:rows()
-    local v = r and r[1] and r[1][1]
-    if v ~= VERSION then
-      local n = db:prepare("SELECT count(*) FROM sqlite_master")
-      local c = n and n:rows()
-      if c and c[1] and c[1][1] > 0 then
-        warn(("%s was written by another version of weft (%s); starting afresh"):format(path,
-          tostring(v)))
-        db:exec("DROP TABLE IF EXISTS files; DROP TABLE IF EXISTS tasks;")
+    local ok, e = pcall(function()
+      must(db:exec("PRAGMA synchronous=NORMAL"))
+      local _, v = must(must(db:prepare("PRAGMA user_version")):first())
+      if v ~= VERSION then
+        local _, n = must(must(db:prepare("SELECT count(*) FROM sqlite_master")):first())
+        if n > 0 then
+          warn(("%s was written by another version of weft (%s); starting afresh"):format(path,
+            tostring(v)))
+          must(db:exec("DROP TABLE IF EXISTS files; DROP TABLE IF EXISTS tasks;"))
+        end
+        must(db:exec("PRAGMA journal_mode=WAL; " .. SCHEMA
+          .. ("PRAGMA user_version = %d;"):format(VERSION)))
       end
-      ok, e = db:exec(SCHEMA .. ("PRAGMA user_version = %d;"):format(VERSION))
-      if not ok then db:close(); return nil, e end
-    end
-    ok, e = db:exec(SCHEMA)
+    end)
     if not ok then db:close(); return nil, e end
     return db
   end
@@ -398,36 +440,50 @@ local function take_lock(dir, warn)
   return lk
 end
 
+-- What the last run recorded for a task (looked up once per run), or nil.
+local function recorded(self, name)
+  local key = self.prefix .. name
+  local r = self.records[key]
+  if r == nil then
+    r = false
+    if self.get_task then
+      local ok, defhash, sources, inputs, outputs, deps, outsig = self.get_task:first(key)
+      if ok then
+        r = { defhash = defhash, sources = sources or "", inputs = inputs or "",
+          outputs = outputs or "", deps = deps or "", outsig = outsig }
+      elseif ok == nil then
+        self.warn(("cannot read task %q from .weft/state.db (%s); it runs"):format(name,
+          tostring(defhash)))
+      end
+    end
+    self.records[key] = r
+  end
+  return r or nil
+end
+
 -- A source that is a directory is a usage error, raised before anything
--- runs; a path hashed as a file before is not stat'ed again here.
+-- runs. A task whose sources are those its row recorded as files is left to
+-- its check (weft._hash.verify sees a directory): no stat per source here.
 local function check_sources(self, list)
   for _, rec in ipairs(list) do
-    for _, p in ipairs(as_list(rec.sources)) do
-      if not self.cache[normalize(p)] and not has_glob(p) and H.stat(p) == "directory" then
-        require("weft.pipeline").usage_error("%s: task %q: source %s is a directory, not a file",
-          rec.where or "?", rec.name, p)
+    local prev = rec.sources and not self.disabled and recorded(self, rec.name)
+    local sources = as_list(rec.sources)
+    if not (prev and prev.sources == table.concat(sources, "\n")) then
+      for _, p in ipairs(sources) do
+        if not has_glob(p) and H.stat(p) == "directory" then
+          require("weft.pipeline").usage_error("%s: task %q: source %s is a directory, not a file",
+            rec.where or "?", rec.name, p)
+        end
       end
     end
   end
 end
 
-local function load_state(self)
-  local db = self.db
-  for _, r in ipairs(db:prepare("SELECT path, size, mtime, ino, checked, hash FROM files"):rows() or {}) do
-    self.cache[r[1]] = r   -- path, size, mtime, ino, checked (ns), hash
-  end
-  for _, r in ipairs(db:prepare(
-      "SELECT key, defhash, def, inputs, outputs, deps, outsig FROM tasks"):rows() or {}) do
-    self.records[r[1]] = { defhash = r[2], def = r[3], inputs = r[4], outputs = r[5],
-      deps = r[6], outsig = r[7] }
-  end
-  self.put_file = db:prepare(
-    "INSERT OR REPLACE INTO files(path, size, mtime, ino, checked, hash) VALUES (?,?,?,?,?,?)")
-  self.put_task = db:prepare("INSERT OR REPLACE INTO tasks(key, defhash, def, inputs, outputs,"
-    .. " deps, outsig) VALUES (?,?,?,?,?,?,?)")
+local function prepare(self)
+  for name, sql in pairs(STATEMENTS) do self[name] = must(self.db:prepare(sql)) end
 end
 
--- Takes the lock and reads the database; on any failure, warns and leaves
+-- Takes the lock and opens the database; on any failure, warns and leaves
 -- the state disabled (everything runs, nothing is recorded).
 local function open_state(self, dir)
   local ok = weft.uv.fs_mkdir(dir, 493) or weft.uv.fs_stat(dir)
@@ -443,8 +499,8 @@ local function open_state(self, dir)
     return
   end
   self.db = db
-  local lok, err = pcall(load_state, self)
-  if not lok or not self.put_file or not self.put_task then
+  local pok, err = pcall(prepare, self)
+  if not pok then
     self.warn(("cannot read %s/state.db (%s); running everything, recording nothing"):format(dir,
       tostring(err)))
     self.disabled = true
@@ -463,7 +519,7 @@ function M.open(P, list, opts)
   if not any then return nil end
   local self = setmetatable({
     P = P, opts = opts, warn = opts.warn or default_warn, cache = {}, records = {},
-    dirty = {}, outsig = {}, prefix = basename(P.file or "(lua)") .. ":",
+    refresh = {}, outsig = {}, prefix = basename(P.file or "(lua)") .. ":",
     fields = opts.fields or require("weft.taskspec").FIELDS,
   }, State)
   local dir = state_dir(P)
@@ -474,10 +530,9 @@ function M.open(P, list, opts)
     local db = DB.open(dir .. "/state.db")
     if db and db:exec("SELECT 1 FROM tasks LIMIT 1") then
       self.db = db
-      pcall(load_state, self)
+      if not pcall(prepare, self) then self.db = nil end
     end
-    self.db = nil
-    if db then db:close() end
+    if db and not self.db then db:close() end
     return self
   end
   open_state(self, dir)
@@ -489,25 +544,32 @@ function M.open(P, list, opts)
   return self
 end
 
---- The content hash of `path` through the cache: hex, or nil and "missing"
--- / "directory" / an error message.
+--- The content hash of `path` through the cache: hex and the cache entry
+-- { path, size, mtime_ns, inode, checked_ns, hash }, or nil and "missing" /
+-- "directory" / an error message.
 function State:hash(path)
   local kind, size, mtime, ino = H.stat(path)
   if not kind then return nil, "missing" end
   if kind == "directory" then return nil, "directory" end
   local c = self.cache[path]
   if c and c[2] == size and c[3] == mtime and c[4] == ino and c[5] - mtime > RACY_NS then
-    return c[6]
+    return c[6], c
   end
   local now = H.now_ns()
   local h, err = H.file(path)
   if not h then return nil, err end
-  self.cache[path] = { path, size, mtime, ino, now, h }   -- a row of the files table
-  self.dirty[path] = true
-  return h
+  c = { path, size, mtime, ino, now, h }
+  self.cache[path] = c
+  return h, c
 end
 
--- Hashes each path; { {path, hash-or-"-"}... } and the first problem.
+-- A recorded file entry for `path` hashed as `h` (nil: missing) from `c`.
+local function file_entry(path, h, c)
+  if not h then return { path, "-", 0, 0, 0, 0 } end
+  return { path, h, c[2], c[3], c[4], c[5] }
+end
+
+-- Hashes each path; { file entry... } and the first problem.
 function State:hash_list(paths, name, what)
   local out = {}
   for i, p in ipairs(paths) do
@@ -517,9 +579,26 @@ function State:hash_list(paths, name, what)
         why == "directory" and "a directory, not a file" or ("unreadable: " .. why)) },
         { __tostring = function(e) return e.message end }), 0)
     end
-    out[i] = { p, h or "-" }
+    out[i] = file_entry(p, h, why)
   end
   return out
+end
+
+-- The recorded definition text of a task (only a reason needs it).
+local function recorded_def(self, name)
+  if not self.get_def then return nil end
+  local ok, def = self.get_def:first(self.prefix .. name)
+  return ok and def or nil
+end
+
+-- Lets the cache know what a row recorded: a file whose stat is still the
+-- recorded one is not read again.
+local function learn(self, files)
+  for _, e in ipairs(files) do
+    if #e[2] == 32 and not self.cache[e[1]] then
+      self.cache[e[1]] = { e[1], e[3], e[4], e[5], e[6], e[2] }
+    end
+  end
 end
 
 local function depfile_entries(path, warn, name)
@@ -546,12 +625,6 @@ local function depfile_entries(path, warn, name)
   return out
 end
 
--- The inputs recorded for a task: its sources, then depfile entries.
-local function current_inputs(self, rec)
-  local inputs = expand(rec.sources, self.warn_globs and self.warn, "sources", rec.name)
-  return self:hash_list(inputs, rec.name, "source")
-end
-
 -- The deps' output signatures in this run, as "name\tsig" entries.
 local function dep_signatures(self, rec)
   local out = {}
@@ -565,16 +638,19 @@ end
 -- Why `rec` must run, given what was recorded; nil when up to date.
 local function reason(self, rec, prev, def_parts, defhash, inputs)
   if not prev then return "never ran" end
-  if prev.defhash ~= defhash then return definition_reason(prev.def, def_parts) end
-  for _, e in ipairs(decode_map(prev.outputs)) do
+  if prev.defhash ~= defhash then
+    return definition_reason(recorded_def(self, rec.name), def_parts)
+  end
+  local outputs = decode_files(prev.outputs)
+  for _, e in ipairs(outputs) do
     local h = self:hash(e[1])
     if not h then return e[1] .. " is missing" end
     if h ~= e[2] then return e[1] .. " was changed since it was generated" end
   end
-  local recorded, now = {}, {}
+  local recorded_inputs, now = {}, {}
   for _, e in ipairs(inputs) do now[e[1]] = e[2] end
-  for _, e in ipairs(decode_map(prev.inputs)) do
-    recorded[e[1]] = true
+  for _, e in ipairs(decode_files(prev.inputs)) do
+    recorded_inputs[e[1]] = true
     local h = now[e[1]]
     if h == nil then h = self:hash(e[1]) elseif h == "-" then h = nil end
     if h ~= (e[2] ~= "-" and e[2] or nil) then
@@ -582,43 +658,79 @@ local function reason(self, rec, prev, def_parts, defhash, inputs)
     end
   end
   for _, e in ipairs(inputs) do
-    if not recorded[e[1]] then return e[1] .. " is a new source" end
+    if not recorded_inputs[e[1]] then return e[1] .. " is a new source" end
   end
   local generated = {}
-  for _, e in ipairs(decode_map(prev.outputs)) do generated[e[1]] = true end
+  for _, e in ipairs(outputs) do generated[e[1]] = true end
   for _, p in ipairs(M.literal_generates(rec)) do
     if not generated[p] and not self:hash(p) then return p .. " is missing" end
   end
   local deps = {}
-  for _, e in ipairs(decode_map(prev.deps)) do deps[e[1]] = e[2] end
+  for _, e in ipairs(decode_pairs(prev.deps)) do deps[e[1]] = e[2] end
   for _, e in ipairs(dep_signatures(self, rec)) do
     if deps[e[1]] ~= e[2] then return ("dependency %q produced different output"):format(e[1]) end
   end
   return nil
 end
 
+-- The no-op fast path: the same definition, sources, dependency outputs,
+-- and every recorded file still at its recorded stat (weft._hash.verify).
+-- Implies that reason() finds nothing.
+local function unchanged(self, rec, prev, defhash, sources)
+  return prev.defhash == defhash and prev.sources == table.concat(sources, "\n")
+    and prev.deps == encode_pairs(dep_signatures(self, rec))
+    and H.verify(prev.outputs, RACY_NS) and H.verify(prev.inputs, RACY_NS)
+end
+
+-- A task found up to date although some file's stat changed (touched, or
+-- hashed too soon after its write): record the stats now, so that the next
+-- run takes the fast path. Written by close().
+local function restat(self, key, prev)
+  local function now(text)
+    local list = decode_files(text)
+    for i, e in ipairs(list) do
+      local c = self.cache[e[1]]
+      if c and c[6] == e[2] then list[i] = file_entry(e[1], c[6], c) end
+    end
+    return encode_files(list)
+  end
+  self.refresh[key] = { now(prev.inputs), now(prev.outputs) }
+end
+
 --- Is `rec` up to date? Returns fresh, reason. Prints the reason with
 -- --explain. Raises a usage error for a source that is a directory.
-function State:check(rec)
+-- `thorough` skips the fast path (a restarted task must hash its sources).
+function State:check(rec, thorough)
   if not is_incremental(rec) then
     if self.opts.explain then
       io.stderr:write(("explain: %s runs: it has no sources or generates\n"):format(rec.name))
     end
     return false, "it has no sources or generates"
   end
-  self.warn_globs = true
-  local inputs = current_inputs(self, rec)
-  self.warn_globs = false
+  local sources = expand(rec.sources, self.warn, "sources", rec.name)
+  local defhash = H.defhash(rec.spec or {}, key_field_names(self.fields), rec.fn)
+  rec.incr = { sources = sources, defhash = defhash, started_ns = H.now_ns() }
+  local prev = not self.disabled and recorded(self, rec.name)
+  if prev and not thorough and not self.opts.always and unchanged(self, rec, prev, defhash, sources) then
+    self.outsig[rec.name] = prev.outsig
+    return true
+  end
+  -- the definition as text: what a reason names and the next run compares with
   local parts = M.definition(rec, self.fields)
-  local deftext = encode_parts(parts)
-  local defhash = H.string(deftext)
-  rec.incr = { inputs = inputs, def = deftext, defhash = defhash, started_ns = H.now_ns() }
+  rec.incr.def = encode_parts(parts)
+  if prev then
+    learn(self, decode_files(prev.inputs))
+    learn(self, decode_files(prev.outputs))
+  end
+  local inputs = self:hash_list(sources, rec.name, "source")
+  rec.incr.inputs = inputs
   local why
   if self.opts.always then why = "-B/--always"
   elseif self.disabled then why = "the state in .weft/ is not usable"
-  else why = reason(self, rec, self.records[self.prefix .. rec.name], parts, defhash, inputs) end
+  else why = reason(self, rec, prev, parts, defhash, inputs) end
   if not why then
-    self.outsig[rec.name] = self.records[self.prefix .. rec.name].outsig
+    self.outsig[rec.name] = prev.outsig
+    restat(self, self.prefix .. rec.name, prev)
     return true
   end
   if self.opts.explain then
@@ -626,14 +738,6 @@ function State:check(rec)
     io.stderr:flush()
   end
   return false, why
-end
-
-local function flush_files(self)
-  for path in pairs(self.dirty) do
-    local c = self.cache[path]
-    assert(self.put_file:run(path, c[2], c[3], c[4], c[5], c[6]))
-  end
-  self.dirty = {}
 end
 
 --- Records `rec` after its body succeeded: hashes what it generated (a
@@ -649,7 +753,7 @@ function State:record(rec)
   for i, e in ipairs(outputs) do sig[i] = e[1] .. "=" .. e[2] end
   local outsig = H.string(table.concat(sig, "\n"))
   self.outsig[rec.name] = outsig
-  if self.disabled or not rec.incr then return end
+  if self.disabled or not rec.incr or not rec.incr.inputs then return end
   local inputs = rec.incr.inputs
   if rec.depfile then
     local seen = {}
@@ -665,22 +769,23 @@ function State:record(rec)
       for _, e in ipairs(hashed) do
         -- hashed after the run: one written while the task ran may not be what
         -- it read, so it must not look recorded
-        local c = self.cache[e[1]]
-        if c and c[3] >= rec.incr.started_ns and not produced[e[1]] then
-          e[2] = "written while the task ran"
+        if e[4] >= rec.incr.started_ns and not produced[e[1]] then
+          e = { e[1], "written while the task ran", 0, 0, 0, 0 }
         end
         inputs[#inputs + 1] = e
       end
     end
   end
-  local row = { defhash = rec.incr.defhash, def = rec.incr.def, inputs = encode_map(inputs),
-    outputs = encode_map(outputs), deps = encode_map(dep_signatures(self, rec)), outsig = outsig }
+  local key = self.prefix .. rec.name
+  local row = { defhash = rec.incr.defhash, def = rec.incr.def,
+    sources = table.concat(rec.incr.sources, "\n"), inputs = encode_files(inputs),
+    outputs = encode_files(outputs), deps = encode_pairs(dep_signatures(self, rec)),
+    outsig = outsig }
   local ok, err = pcall(function()
-    assert(self.db:exec("BEGIN IMMEDIATE"))
-    flush_files(self)
-    assert(self.put_task:run(self.prefix .. rec.name, row.defhash, row.def, row.inputs,
-      row.outputs, row.deps, row.outsig))
-    assert(self.db:exec("COMMIT"))
+    must(self.db:exec("BEGIN IMMEDIATE"))
+    must(self.put_task:run(key, row.defhash, row.def, row.sources, row.inputs, row.outputs,
+      row.deps, row.outsig))
+    must(self.db:exec("COMMIT"))
   end)
   if not ok then
     self.db:exec("ROLLBACK")
@@ -689,13 +794,14 @@ function State:record(rec)
     self.disabled = true
     return
   end
-  self.records[self.prefix .. rec.name] = row
+  self.records[key] = row
+  self.refresh[key] = nil
 end
 
 --- Before a task restarted by `weft run --watch` runs again: hash its
 -- sources anew, so that what is recorded is what this attempt read.
 function M.restarting(state, rec)
-  if state and is_incremental(rec) then pcall(state.check, state, rec) end
+  if state and is_incremental(rec) then pcall(state.check, state, rec, true) end
 end
 
 --- The paths `rec` read in its last check or record (sources and depfile
@@ -704,23 +810,28 @@ function State:inputs_of(rec)
   local out, seen = {}, {}
   local function add(list)
     for _, e in ipairs(list) do
-      if not seen[e[1]] then seen[e[1]] = true; out[#out + 1] = e[1] end
+      local p = type(e) == "table" and e[1] or e
+      if not seen[p] then seen[p] = true; out[#out + 1] = p end
     end
   end
-  add(rec.incr and rec.incr.inputs or {})
-  local prev = self.records[self.prefix .. rec.name]
-  if prev then add(decode_map(prev.inputs)) end
+  add(rec.incr and (rec.incr.inputs or rec.incr.sources) or {})
+  local prev = recorded(self, rec.name)
+  if prev then add(decode_files(prev.inputs)) end
   return out
 end
 
---- Writes the hashes taken during the run and releases the lock.
+--- Writes the stats taken for up-to-date tasks (see restat) and releases
+-- the lock. A run that changed nothing writes nothing.
 function State:close()
-  if self.db and not self.disabled and next(self.dirty) then
+  if self.db and not self.disabled and next(self.refresh) then
     pcall(function()
-      assert(self.db:exec("BEGIN IMMEDIATE"))
-      flush_files(self)
-      assert(self.db:exec("COMMIT"))
+      must(self.db:exec("BEGIN IMMEDIATE"))
+      for key, files in pairs(self.refresh) do must(self.put_files:run(files[1], files[2], key)) end
+      must(self.db:exec("COMMIT"))
     end)
+  end
+  for name in pairs(STATEMENTS) do
+    if self[name] then self[name]:finalize(); self[name] = nil end
   end
   if self.db then self.db:close(); self.db = nil end
   if self.lock then self.lock:release(); self.lock = nil end
@@ -753,7 +864,10 @@ function M.why(P, name, opts)
     verdict[rec.name] = why
     return why
   end
-  local r = visit(P.by_name[name])
+  local ok, r = pcall(visit, P.by_name[name])
+  st.refresh = {}   -- readonly: writes nothing
+  st:close()
+  if not ok then error(r, 0) end
   return r or nil
 end
 

@@ -1,0 +1,196 @@
+-- What makes a short `weft` run short (bench/README.md, incremental section,
+-- has the times): the stdlib is embedded precompiled but keeps its names and
+-- lines, and listing directories starts no threads.
+local cli = require "spec.support.cli"
+
+describe("the embedded stdlib", function()
+  it("keeps chunk names and line numbers, so tracebacks point into stdlib/weft", function()
+    local r = cli.run({ "-e", [[
+      local info = debug.getinfo(require("weft.pipeline").load, "S")
+      print(info.source, info.linedefined > 0)
+      print(select(2, pcall(require("weft.pipeline").load, "/nonexistent/Weftfile.lua")))
+      local ok, err = xpcall(weft.fs.read, debug.traceback, 42)
+      print(err)
+    ]] })
+    assert.equal(0, r.code, r.stderr)
+    assert.matches("^@stdlib/weft/pipeline.lua\ttrue\n", r.stdout)
+    assert.matches("no pipeline file /nonexistent/Weftfile.lua", r.stdout, 1, true)
+    assert.matches("stdlib/weft/fs.lua:%d+: in ", r.stdout)
+  end)
+end)
+
+describe("weft.fs.glob", function()
+  local function threads_after(code)
+    local r = cli.run({ "-e", code .. [[
+      local f = io.open("/proc/self/status")
+      print(f:read("a"):match("Threads:%s*(%d+)"))
+      f:close()
+    ]] })
+    assert.equal(0, r.code, r.stderr)
+    return r.stdout
+  end
+
+  it("lists directories without starting libuv's thread pool, inside a task or not", function()
+    assert.equal("true\n1\n", threads_after(
+      "weft.run(function() print(#weft.fs.glob('host/*.c') > 0) end)"))
+    assert.equal("true\n1\n", threads_after("print(#weft.fs.glob('spec/*_spec.lua') > 0)"))
+  end)
+
+  it("still starts the pool for the calls that read and write files", function()
+    assert.is_not.equal("1\n",
+      threads_after("weft.run(function() weft.fs.read('Makefile') end)"))
+  end)
+end)
+
+describe("a no-op weft run", function()
+  local weft = require "weft"
+  local Q = cli.quote
+
+  local function write(path, text)
+    local f = assert(io.open(path, "wb"))
+    f:write(text)
+    f:close()
+  end
+
+  local function stat_of(path)
+    local kind, size, mtime, ino = weft._hash.stat(path)
+    return kind and ("%s %d %d %d"):format(kind, size, mtime, ino) or "missing"
+  end
+
+  it("writes nothing to .weft/ once the recorded files are older than the racy window", function()
+    local dir = os.tmpname()
+    os.remove(dir)
+    assert(os.execute("mkdir -p " .. Q(dir)))
+    write(dir .. "/in.txt", "x\n")
+    write(dir .. "/Weftfile.lua", [[
+task "copy" { sources = { "in.txt" }, generates = { "out.txt" }, function()
+  local f = assert(io.open("log", "a")); f:write("copy\n"); f:close()
+  weft.sh("cp in.txt out.txt")
+end }
+default "copy"
+]])
+    local function run()
+      local r = cli.run({ "run", "-C", dir }, { env = "CI=true" })
+      assert.equal(0, r.code, r.stderr)
+      local f = io.open(dir .. "/log")
+      local ran = f and f:read("a") or ""
+      if f then f:close() end
+      os.remove(dir .. "/log")
+      return ran
+    end
+    assert.equal("copy\n", run())
+    -- files written a moment ago are hashed again (racy); once they are old,
+    -- the stats recorded with the hashes decide
+    assert(os.execute(("touch -d '-5 seconds' %s/in.txt %s/out.txt"):format(Q(dir), Q(dir))))
+    assert.equal("", run())   -- touched, same content: not run, stats recorded
+    local before = stat_of(dir .. "/.weft/state.db")
+    assert.equal("", run())
+    assert.equal(before, stat_of(dir .. "/.weft/state.db"))
+    assert.equal("missing", stat_of(dir .. "/.weft/state.db-wal"))
+    write(dir .. "/in.txt", "y\n")   -- and a real change is still seen
+    assert.equal("copy\n", run())
+    os.execute("rm -rf " .. Q(dir))
+  end)
+end)
+
+describe("weft._hash.verify", function()
+  local weft = require "weft"
+  local H = weft._hash
+
+  it("is true when every recorded file has its recorded stat, hashed after the racy window", function()
+    local p = os.tmpname()
+    local f = assert(io.open(p, "wb"))
+    f:write("abc")
+    f:close()
+    local _, size, mtime, ino = H.stat(p)
+    local function line(path, h, sz, mt, i, checked)
+      return table.concat({ path, h, sz, mt, i, checked }, "\t")
+    end
+    local late = mtime + 2000000000
+    assert.is_true(H.verify(line(p, "h", size, mtime, ino, late), 1000000000))
+    assert.is_true(H.verify("", 1000000000))
+    -- hashed within the racy window of its mtime: the stat proves nothing
+    assert.same({ false, 1 }, { H.verify(line(p, "h", size, mtime, ino, mtime + 10), 1000000000) })
+    assert.same({ false, 2 }, { H.verify(line(p, "h", size, mtime, ino, late) .. "\n"
+      .. line(p, "h", size + 1, mtime, ino, late), 1000000000) })
+    assert.same({ false, 1 }, { H.verify(line(p, "-", 0, 0, 0, 0), 1000000000) })
+    assert.is_true(H.verify(line(p .. ".none", "-", 0, 0, 0, 0), 1000000000))
+    assert.same({ false, 1 }, { H.verify(line("/", "h", size, mtime, ino, late), 1000000000) })
+    -- malformed lines are "not verified", never an error
+    for _, bad in ipairs({ "x", "p\th", p .. "\th\t1\t2\t3", p .. "\th\ta\t2\t3\t4",
+        p .. "\th\t1\t2\t3\t99999999999999999999" }) do
+      assert.same({ false, 1 }, { H.verify(bad, 1000000000) }, bad)
+    end
+    assert.matches("bad argument #1 to 'verify' (string expected, got table)",
+      select(2, pcall(function() return H.verify({}, 1) end)), 1, true)
+    assert.matches("bad argument #2 to 'verify' (number expected, got no value)",
+      select(2, pcall(function() return H.verify("") end)), 1, true)
+    os.remove(p)
+  end)
+
+  it("has a state statement :first() that returns one row's columns without a table", function()
+    local p = os.tmpname()
+    local db = assert(weft._statedb.open(p))
+    assert.is_true(db:exec("CREATE TABLE t(a, b); INSERT INTO t VALUES (1, 'x')"))
+    local get = assert(db:prepare("SELECT a, b FROM t WHERE a = ?"))
+    assert.same({ true, 1, "x" }, { get:first(1) })
+    assert.same({ false }, { get:first(2) })
+    local bad = assert(db:prepare("SELECT abs(?)"))
+    assert.same({ true, 3 }, { bad:first(-3) })
+    get:finalize()
+    assert.matches("statement is finalized", select(2, pcall(get.first, get, 1)), 1, true)
+    db:close()
+    os.remove(p)
+  end)
+end)
+
+describe("weft._hash.defhash", function()
+  local H = require("weft")._hash
+  local NAMES = { "deps", "sources" }
+
+  local function body_with(v)
+    return function() return v end
+  end
+
+  it("digests fields and the body with what it captures, deeply, whatever the pairs' order", function()
+    local cfg1 = { flags = { "-O2", "-g" }, cc = "cc", n = 1 }
+    local cfg2 = {}
+    for _, k in ipairs({ "n", "cc", "flags" }) do cfg2[k] = cfg1[k] end
+    local h = H.defhash({ sources = { "a.c" } }, NAMES, body_with(cfg1))
+    assert.equal(32, #h)
+    assert.equal(h, H.defhash({ sources = { "a.c" } }, NAMES, body_with(cfg2)))
+    local changed = {
+      H.defhash({ sources = { "b.c" } }, NAMES, body_with(cfg1)),
+      H.defhash({ sources = { "a.c" }, deps = { "x" } }, NAMES, body_with(cfg1)),
+      H.defhash({ sources = { "a.c" } }, NAMES, body_with({ flags = { "-O0", "-g" }, cc = "cc", n = 1 })),
+      H.defhash({ sources = { "a.c" } }, NAMES, body_with({ flags = { "-g", "-O2" }, cc = "cc", n = 1 })),
+      H.defhash({ sources = { "a.c" } }, NAMES, body_with({ flags = { "-O2", "-g" }, cc = "cc", n = 1.0 })),
+      H.defhash({ sources = { "a.c" } }, NAMES, function() return cfg1, 1 end),
+      H.defhash({ sources = { "a.c" } }, NAMES, nil),
+    }
+    local seen = { [h] = true }
+    for i, c in ipairs(changed) do
+      assert.is_nil(seen[c], "variant " .. i)
+      seen[c] = true
+    end
+    -- fields not named (desc is not part of the key) do not count
+    assert.equal(h, H.defhash({ sources = { "a.c" }, desc = "x" }, NAMES, body_with(cfg1)))
+  end)
+
+  it("stops at cycles, objects and C functions, and checks its arguments", function()
+    local t = { 1 }
+    t.self = t
+    local obj = setmetatable({ big = string.rep("x", 10) }, {})
+    local f = function() return t, obj, print end
+    local before = H.defhash({}, {}, f)
+    assert.equal(before, H.defhash({}, {}, f))
+    obj.big = "changed"   -- an object counts as "an object", not by content
+    assert.equal(before, H.defhash({}, {}, f))
+    t[2] = "more"         -- a table met again is a cycle; the rest of it counts
+    assert.not_equal(before, H.defhash({}, {}, f))
+    assert.matches("bad argument #1 to 'defhash' (table expected, got nil)",
+      select(2, pcall(function() return H.defhash(nil, {}) end)), 1, true)
+    assert.matches("bad argument #3 to 'defhash' (function expected, got number)",
+      select(2, pcall(function() return H.defhash({}, {}, 1) end)), 1, true)
+  end)
+end)
