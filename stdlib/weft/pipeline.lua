@@ -206,7 +206,7 @@ local function current_record()
   local rec = by_label[weft._label() or 0]
   if rec then return rec end
   if current_run and current_run.nrunning == 1 then   -- only one candidate
-    return current_run.last_started
+    return (next(current_run.running))
   end
   return nil
 end
@@ -537,7 +537,6 @@ local function begin_task(run, rec)
   rec.slot = take_slot(run)
   rec.task = weft.current()
   run.nrunning = run.nrunning + 1
-  run.last_started = rec
   run.running[rec] = true
 end
 
