@@ -14,11 +14,11 @@ local function tmux(sock, args)
 end
 
 -- Starts `weft run ARGS` in a detached tmux session; returns its socket.
-local function start(args, env)
+local function start(args, env, rows)
   local sock = ("weft-run-%d-%d"):format(os.time(), math.random(1e6))
   local cmd = ("env -u CI -u GITHUB_ACTIONS %s %s run %s; echo EXIT=$?; sleep 30"):format(env or "",
     cli.bin, args)
-  os.execute(("tmux -L %s new-session -d -x 120 -y 30 %s"):format(sock, cli.quote(cmd)))
+  os.execute(("tmux -L %s new-session -d -x 120 -y %d %s"):format(sock, rows or 30, cli.quote(cmd)))
   return sock
 end
 
@@ -118,6 +118,14 @@ describe("weft run on a terminal (tmux)", function()
     local plain = tmux(sock, "capture-pane -p -e")
     assert.not_matches("\27%[[%d;]*m", plain)
     assert.matches("build  | compiling foo.c", plain, 1, true)
+  end)
+
+  it("takes at most a third of a short terminal's rows", function()
+    sock = start("-f " .. FIX .. "four.lua -j 4", nil, 10)
+    local screen, ok = wait_screen(sock, "%[0/4%] 4 running %(3 shown%)")
+    assert.is_true(ok, screen)
+    local _, tasks = screen:gsub("\n  t%d +[%d.]+s  working", "")
+    assert.equal(3, tasks, screen)
   end)
 
   it("draws plain lines with TERM=dumb", function()

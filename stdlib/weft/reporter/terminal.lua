@@ -23,13 +23,20 @@ local M = {}
 local Terminal = setmetatable({}, { __index = plain.Plain })
 Terminal.__index = Terminal
 
--- The terminal's columns: $COLUMNS, else what stty says about /dev/tty.
-local function query_columns(sh)
-  local env = tonumber(os.getenv("COLUMNS") or "")
-  if env and env > 0 then return env end
+-- The terminal's size: columns ($COLUMNS, else what stty says about
+-- /dev/tty) and rows ($LINES, else stty; nil if unknown).
+local function query_size(sh)
   local text = sh("stty size </dev/tty 2>/dev/null")
-  local cols = text and tonumber(text:match("%d+%s+(%d+)"))
-  return cols and cols > 0 and cols or nil
+  local rows, cols = (text or ""):match("(%d+)%s+(%d+)")
+  cols = tonumber(os.getenv("COLUMNS") or "") or tonumber(cols)
+  rows = tonumber(os.getenv("LINES") or "") or tonumber(rows)
+  return cols and cols > 0 and cols or nil, rows and rows > 0 and rows or nil
+end
+
+-- Task lines the area may take: `lines`, and at most a third of the rows.
+local function area_lines_for(lines, rows)
+  if not rows then return lines end
+  return math.max(1, math.min(lines, rows // 3))
 end
 
 local function popen_read(cmd)
@@ -41,14 +48,17 @@ local function popen_read(cmd)
 end
 
 --- A new terminal reporter (options as weft.reporter.plain, plus `lines`:
--- most task lines in the live area, default 8; `columns` to fix the width).
+-- most task lines in the live area, default 8, and never more than a third
+-- of the terminal's rows; `columns` to fix the width).
 function M.new(opts)
   opts = opts or {}
   local self = plain.new(opts)
   self.running = {}
   self.last = setmetatable({}, { __mode = "k" })
-  self.max_lines = opts.lines or 8
-  self.columns = opts.columns or query_columns(popen_read) or 80
+  self.lines = opts.lines or 8
+  local cols, rows = query_size(popen_read)
+  self.columns = opts.columns or cols or 80
+  self.max_lines = area_lines_for(self.lines, rows)
   self.fixed_columns = opts.columns ~= nil
   self.shown = 0
   return setmetatable(self, Terminal)
@@ -133,7 +143,9 @@ function Terminal:begin(run)
   if not self.fixed_columns then
     local ok, h = pcall(weft.on_signal, "SIGWINCH", function()
       -- read at once (a few ms), so no draw happens at the old width
-      self.columns = query_columns(popen_read) or self.columns
+      local cols, rows = query_size(popen_read)
+      self.columns = cols or self.columns
+      self.max_lines = area_lines_for(self.lines, rows)
       self:draw()
     end)
     if ok then self.winch = h end
