@@ -112,14 +112,6 @@ function Plain:finished(rec)
     (rec.finish or rec.start) - rec.start))
 end
 
--- The first line of an error, at most `max` characters.
-local function headline(err, max)
-  local s = tostring(err):gsub("\n.*", "")
-  if #s > max then s = s:sub(1, max - 3) .. "..." end
-  return s
-end
-M.headline = headline
-
 function Plain:retrying(rec, n, err, delay)
   self:progress(("retry %s: attempt %d failed (%s), next in %.1fs"):format(rec.name, n,
     require("weft.summary").reason(err), delay))
