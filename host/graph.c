@@ -221,9 +221,7 @@ static void push_node(lua_State *L, int gi, int id) {
 
 /* Node id finished with the result on top (popped): results[node] = it. */
 static void record_result(lua_State *L, weft_graph *g, int env, int id) {
-  weft__sorter_push_node(L, env + E_SORTER, id);
-  lua_insert(L, -2);
-  lua_rawset(L, env + E_RESULTS);
+  weft__sorter_set_at_node(L, env + E_SORTER, env + E_RESULTS, id);
   weft__sorter_done(g->sorter, id);
 }
 

@@ -8,8 +8,9 @@
 ** next edge of the same predecessor (a singly linked list in an array,
 ** pushed at the head while adding and reversed once by prepare, so the
 ** lists read in insertion order). Ready nodes wait in a binary min-heap of
-** ids, so the least id (the first mentioned) comes out first. Everything is
-** an int array; nothing recurses (prepare's cycle search keeps its own
+** ids, so the least id (the first mentioned) comes out first; while they
+** arrive in ascending order it is a sorted array popped from its front.
+** Everything is an int array; nothing recurses (prepare's cycle search keeps its own
 ** stack), so a chain of a million nodes is fine. The search is skipped
 ** when every edge goes from a lower id to a higher one (the usual case:
 ** predecessors mentioned before their successors), as no cycle can exist.
@@ -27,8 +28,10 @@ struct weft_sorter {
   int *head;               /* per node: first edge out, or -1 */
   unsigned char *state;    /* per node: WEFT_NODE_* */
   int *esucc, *enext;      /* per edge: successor, next edge of the same pred */
-  int *heap;               /* ready ids, min-heap */
+  int *heap;               /* ready ids, min-heap at heap + hbase */
   int nheap, heapcap;
+  int hbase;               /* ids popped off the front of a sorted heap */
+  int unsorted;            /* 0 while the heap is an ascending array */
   int nout;                /* handed out and not done */
   int backward;            /* edges whose pred id is not below its succ id */
   int prepared;
@@ -163,42 +166,59 @@ int weft__sorter_edge(weft_sorter *s, int pred, int succ) {
 /* {======== the ready heap */
 
 static int heap_push(weft_sorter *s, int id) {
-  int i, rc;
-  if (s->nheap == s->heapcap) {
+  int i, rc, *h;
+  if (s->hbase + s->nheap == s->heapcap) {
     void *p = s->heap;
-    if ((rc = grow(&p, &s->heapcap, s->nheap + 1, sizeof(int))) != 0)
+    if ((rc = grow(&p, &s->heapcap, s->hbase + s->nheap + 1, sizeof(int))) != 0)
       return rc;
     s->heap = (int *)p;
   }
+  h = s->heap + s->hbase;
   i = s->nheap++;
-  while (i > 0 && s->heap[(i - 1) / 2] > id) {
-    s->heap[i] = s->heap[(i - 1) / 2];
+  if (i > 0 && h[i - 1] > id)
+    s->unsorted = 1;
+  while (i > 0 && h[(i - 1) / 2] > id) {
+    h[i] = h[(i - 1) / 2];
     i = (i - 1) / 2;
   }
-  s->heap[i] = id;
+  h[i] = id;
   return 0;
 }
 
+/* Ids usually become ready in ascending order (prepare scans them so, and
+   a layer of a graph finishes in the order it started): the heap is then a
+   sorted array, a valid heap from any start, and the least id is popped
+   off its front without a sift-down (a sift costs log2 n steps: 17 on
+   100k ready nodes). The first id out of order makes it a heap again. */
 static int heap_pop(weft_sorter *s) {
-  int top = s->heap[0], last = s->heap[--s->nheap], i = 0;
+  int *h = s->heap + s->hbase, top = h[0], last, i = 0;
+  if (!s->unsorted) {
+    s->hbase++;
+    if (--s->nheap == 0)
+      s->hbase = 0;
+    return top;
+  }
+  last = h[--s->nheap];
   for (;;) {
     int c = 2 * i + 1;
     if (c >= s->nheap)
       break;
-    if (c + 1 < s->nheap && s->heap[c + 1] < s->heap[c])
+    if (c + 1 < s->nheap && h[c + 1] < h[c])
       c++;
-    if (s->heap[c] >= last)
+    if (h[c] >= last)
       break;
-    s->heap[i] = s->heap[c];
+    h[i] = h[c];
     i = c;
   }
   if (s->nheap > 0)
-    s->heap[i] = last;
+    h[i] = last;
+  else
+    s->hbase = s->unsorted = 0;
   return top;
 }
 
-/* Makes node id ready. The heap never holds more than n ids, so its room
-   is reserved by prepare and this cannot fail. */
+/* Makes node id ready. Each id is pushed once, so hbase + nheap never
+   passes n: prepare reserves that room and this cannot fail. */
 static void make_ready(weft_sorter *s, int id) {
   s->state[id] = WEFT_NODE_READY;
   (void)heap_push(s, id);

@@ -94,6 +94,8 @@ weft_sorter *weft__sorter_push_graph(lua_State *L, int graph);
 /* Pushes the Lua value of node 'id' of the sorter userdata at 'ud' (an
    absolute index). */
 void weft__sorter_push_node(lua_State *L, int ud, int id);
+/* t[node id] = the value on top of L (popped); t is at index 'tab'. */
+void weft__sorter_set_at_node(lua_State *L, int ud, int tab, int id);
 /* Pushes an empty table sized to map every node of the sorter userdata at
    'ud' to a value. */
 void weft__sorter_push_table(lua_State *L, int ud);

@@ -280,6 +280,20 @@ void weft__sorter_push_node(lua_State *L, int ud, int id) {
   push_id(L, (const sorter_ud *)lua_touserdata(L, ud), ud, id);
 }
 
+/* t[node id] = the value on top (popped), t at index 'tab': an integer
+   node is a lua_rawseti, without pushing the key (run_graph's results). */
+void weft__sorter_set_at_node(lua_State *L, int ud, int tab, int id) {
+  const sorter_ud *u = (const sorter_ud *)lua_touserdata(L, ud);
+  tab = lua_absindex(L, tab);
+  if (u->isint[id]) {
+    lua_rawseti(L, tab, u->ival[id]);
+    return;
+  }
+  push_id(L, u, ud, id);
+  lua_insert(L, -2);
+  lua_rawset(L, tab);
+}
+
 /* 'hint' is how many nodes are expected: room for them is made at once. */
 static sorter_ud *push_sorter(lua_State *L, int hint) {
   sorter_ud *u = (sorter_ud *)lua_newuserdatauv(L, sizeof *u, 2);
