@@ -20,8 +20,8 @@ LIBS_LUA = $(shell pkg-config --libs $(PKG_LUA))
 LIBS_EXTRA = -llua5.4-luv -llua5.4-cjson -ldl
 # Incremental pipelines (issue 13): content hashes and the state database.
 LIBS_EXTRA += -lxxhash -lsqlite3
-# Libraries only the CLI links (the REPL's libedit goes here).
-LIBS_CLI_EXTRA = -ledit
+# Libraries only the CLI links (the REPL dlopens libedit: host/repl.c).
+LIBS_CLI_EXTRA =
 
 CLI_ONLY = host/main.c host/repl.c
 LIB_SRCS = $(filter-out $(CLI_ONLY),$(wildcard host/*.c))

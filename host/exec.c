@@ -2,11 +2,13 @@
 ** exec.c: weft.exec and weft.sh, a command run to completion on the spawn
 ** path (spawn.h), its output captured or handed over line by line.
 **
-** Ownership: weft.exec owns a malloc'd exec_state (libuv holds its handles
-** until their close callbacks) reached from a userdata box on the calling C
-** frame; the state is freed when both the Lua side let go and every handle
-** has closed. Output is read straight into one growing buffer per stream
-** (doubling, so a 100 MB capture costs amortised O(n) copies). Line callbacks
+** Ownership: weft.exec owns a malloc'd exec_state (libuv holds the process
+** handle until its close callback) reached from a userdata box on the
+** calling C frame; the state is freed when both the Lua side let go and the
+** handle has closed. The pipes are weft streams (stream.c) that exec owns
+** from C (no userdata): output is read into each stream's growing buffer
+** (doubling, so a 100 MB capture costs amortised O(n) copies), stdin is
+** written with back-pressure and closes its stream when done. Line callbacks
 ** never run from libuv: a read that brings a newline only wakes the task, and
 ** the exec continuation hands the complete lines to Lua, then suspends again.
 ** User docs: docs/io.md "Processes", docs/pipelines.md (line callbacks).
@@ -14,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "io.h"
 #include "spawn.h"
 
 /* {======== weft.exec: state */
@@ -25,11 +28,12 @@ enum { S_ARGV = 1, S_OPTS, S_ON_OUT, S_ON_ERR, S_CBERR, S_BOX };
 
 typedef struct exec_state exec_state;
 
+/* One output pipe. Its unread bytes are s->buf[s->off, s->len); seen and
+   scanned count from s->off. A capture keeps every byte (off stays 0);
+   otherwise delivered lines are dropped by advancing off. */
 typedef struct exec_out {
-  uv_pipe_t pipe;
+  weft_stream *s;     /* NULL when not piped or once closed (s->slot) */
   exec_state *ex;
-  char *buf;
-  size_t len, cap;
   size_t seen;        /* bytes already handed to the line callback */
   size_t scanned;     /* bytes searched for a newline */
   int mode;           /* OUT_* */
@@ -40,11 +44,9 @@ typedef struct exec_out {
 struct exec_state {
   weft_proc proc;
   exec_out out[2];
-  uv_pipe_t in;
-  uv_write_t wreq;
-  char *in_data;
+  weft_stream *in;        /* NULL unless piped, and once it closed */
+  char *in_data;          /* until handed to the stdin stream */
   size_t in_len;
-  int in_piped;
   weft_deadline timeout;
   weft_task *task;        /* the task waiting, or NULL */
   weft_holder hold;       /* freed once the box let go and every handle closed */
@@ -55,8 +57,6 @@ struct exec_state {
 
 static void exec_free(weft_holder *h) {
   exec_state *ex = weft_queue_data(h, exec_state, hold);
-  free(ex->out[0].buf);
-  free(ex->out[1].buf);
   free(ex->in_data);
   weft__proc_free_strv(ex->argv);
   weft__proc_free_strv(ex->env);
@@ -67,27 +67,20 @@ static void proc_handle_closed(weft_proc *p) {
   weft__holder_closed(&((exec_state *)p->data)->hold);
 }
 
-/* (The pipes' data is no longer read once they close.) */
-static void close_pipe(exec_state *ex, uv_pipe_t *pipe) {
-  if (!uv_is_closing((uv_handle_t *)pipe)) {
-    pipe->data = &ex->hold;
-    uv_close((uv_handle_t *)pipe, weft__holder_close_cb);
-  }
-}
-
-static void close_out(exec_out *o) {
-  if (o->piped)
-    close_pipe(o->ex, &o->pipe);
+/* Closes the pipes still open (each clears its pointer). */
+static void close_pipes(exec_state *ex) {
+  int i;
+  for (i = 0; i < 2; i++)
+    if (ex->out[i].s != NULL)
+      weft__stream_close(ex->out[i].s);
+  if (ex->in != NULL)
+    weft__stream_close(ex->in);
 }
 
 /* Closes every handle still open; the state is freed by the last close. */
 static void exec_close(exec_state *ex) {
-  int i;
   weft__deadline_disarm(ex->proc.rt, &ex->timeout);
-  for (i = 0; i < 2; i++)
-    close_out(&ex->out[i]);
-  if (ex->in_piped)
-    close_pipe(ex, &ex->in);
+  close_pipes(ex);
   weft__proc_close(&ex->proc);
 }
 
@@ -134,61 +127,39 @@ static void timeout_fire(weft_deadline *d) {
 
 /* {======== weft.exec: pipes */
 
-#define READ_CHUNK 65536
-
-static void out_alloc(uv_handle_t *h, size_t hint, uv_buf_t *b) {
-  exec_out *o = (exec_out *)h->data;
-  (void)hint;
-  if (o->cap - o->len < READ_CHUNK) {
-    size_t cap = o->cap * 2 > o->len + READ_CHUNK ? o->cap * 2 : o->len + READ_CHUNK;
-    char *grown = (char *)realloc(o->buf, cap);
-    if (grown == NULL) {
-      *b = uv_buf_init(NULL, 0);   /* read_cb gets UV_ENOBUFS */
-      return;
-    }
-    o->buf = grown;
-    o->cap = cap;
-  }
-  *b = uv_buf_init(o->buf + o->len, (unsigned int)(o->cap - o->len));
-}
-
-static void out_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b) {
-  exec_out *o = (exec_out *)s->data;
-  (void)b;
+/* A read brought bytes, EOF or an error (a failed read ends the output
+   as EOF does: what was read is kept). */
+static void out_read(weft_stream *s, ssize_t n) {
+  exec_out *o = (exec_out *)s->owner;
   if (n > 0) {
-    if (o->lines && memchr(o->buf + o->len, '\n', (size_t)n) != NULL) {
-      o->len += (size_t)n;
+    if (o->lines && memchr(s->buf + s->len - (size_t)n, '\n', (size_t)n) != NULL)
       exec_wake(o->ex);
-      return;
-    }
-    o->len += (size_t)n;
-  } else if (n < 0) {
+  } else if (s->eof || s->rerr) {
     o->eof = 1;
-    uv_read_stop(s);
     exec_wake(o->ex);
   }
 }
 
-static void in_written(uv_write_t *req, int status) {
-  exec_state *ex = (exec_state *)req->data;
-  (void)status;   /* a child that does not read its input is not an error */
-  close_pipe(ex, &ex->in);
+/* A pipe stream held from C: its pointer *slot is cleared when it closes. */
+static int new_pipe(exec_state *ex, weft_stream **slot, uv_stdio_container_t *c, int flags) {
+  weft_stream *s = weft__stream_alloc(ex->proc.rt);
+  if (s == NULL)
+    return UV_ENOMEM;
+  uv_pipe_init(ex->proc.rt->loop, &s->u.pipe, 0);
+  s->slot = slot;
+  *slot = s;
+  c->flags = (uv_stdio_flags)(UV_CREATE_PIPE | flags);
+  c->data.stream = weft__stream_handle(s);
+  return 0;
 }
 
-static void init_pipe(exec_state *ex, uv_pipe_t *pipe, void *data) {
-  uv_pipe_init(ex->proc.rt->loop, pipe, 0);
-  pipe->data = data;
-  ex->hold.nopen++;
-}
-
-/* Fills the uv stdio entries and creates the pipes they name. */
-static void setup_stdio(exec_state *ex, uv_stdio_container_t *stdio) {
+/* Fills the uv stdio entries and creates the pipes they name. Returns 0
+   or UV_ENOMEM (pipes made so far are closed by close_pipes). */
+static int setup_stdio(exec_state *ex, uv_stdio_container_t *stdio) {
   int i;
   if (ex->in_data != NULL) {
-    init_pipe(ex, &ex->in, ex);
-    ex->in_piped = 1;
-    stdio[0].flags = (uv_stdio_flags)(UV_CREATE_PIPE | UV_READABLE_PIPE);
-    stdio[0].data.stream = (uv_stream_t *)&ex->in;
+    if (new_pipe(ex, &ex->in, &stdio[0], UV_READABLE_PIPE) != 0)
+      return UV_ENOMEM;
   } else {
     stdio[0].flags = UV_INHERIT_FD;
     stdio[0].data.fd = 0;
@@ -197,10 +168,9 @@ static void setup_stdio(exec_state *ex, uv_stdio_container_t *stdio) {
     exec_out *o = &ex->out[i];
     o->ex = ex;
     if (o->mode == OUT_CAPTURE || o->lines) {
-      init_pipe(ex, &o->pipe, o);
+      if (new_pipe(ex, &o->s, &stdio[i + 1], UV_WRITABLE_PIPE) != 0)
+        return UV_ENOMEM;
       o->piped = 1;
-      stdio[i + 1].flags = (uv_stdio_flags)(UV_CREATE_PIPE | UV_WRITABLE_PIPE);
-      stdio[i + 1].data.stream = (uv_stream_t *)&o->pipe;
     } else if (o->mode == OUT_INHERIT) {
       stdio[i + 1].flags = UV_INHERIT_FD;
       stdio[i + 1].data.fd = i + 1;
@@ -208,18 +178,19 @@ static void setup_stdio(exec_state *ex, uv_stdio_container_t *stdio) {
       stdio[i + 1].flags = UV_IGNORE;   /* the child gets /dev/null for 0-2 */
     }
   }
+  return 0;
 }
 
 static void start_io(exec_state *ex) {
   int i;
   for (i = 0; i < 2; i++)
-    if (ex->out[i].piped)
-      uv_read_start((uv_stream_t *)&ex->out[i].pipe, out_alloc, out_read);
-  if (ex->in_piped) {
-    uv_buf_t b = uv_buf_init(ex->in_data, (unsigned int)ex->in_len);
-    ex->wreq.data = ex;
-    if (uv_write(&ex->wreq, (uv_stream_t *)&ex->in, &b, 1, in_written) != 0)
-      close_pipe(ex, &ex->in);
+    if (ex->out[i].s != NULL && weft__stream_watch(ex->out[i].s, out_read, &ex->out[i]) != 0)
+      ex->out[i].eof = 1;
+  if (ex->in != NULL) {
+    /* a child that does not read its input is not an error: a failed
+       write only closes the pipe */
+    weft__stream_write_close(ex->in, ex->in_data, ex->in_len);
+    ex->in_data = NULL;
   }
 }
 
@@ -310,15 +281,16 @@ static int box_gc(lua_State *L) {
    line, and for the rest too when 'final'. A callback error is kept in
    S_CBERR, stops further delivery and terminates the process. */
 static void deliver(lua_State *L, exec_state *ex, exec_out *o, int fn, int final) {
-  while (o->lines && o->buf != NULL) {
-    char *start = o->buf + o->seen, *nl;
-    size_t n;
-    nl = (char *)memchr(o->buf + o->scanned, '\n', o->len - o->scanned);
+  weft_stream *s = o->s;
+  while (o->lines && s != NULL && s->buf != NULL) {
+    char *base = s->buf + s->off, *start = base + o->seen, *nl;
+    size_t len = s->len - s->off, n;
+    nl = (char *)memchr(base + o->scanned, '\n', len - o->scanned);
     if (nl == NULL) {
-      o->scanned = o->len;
-      if (!final || o->seen == o->len)
+      o->scanned = len;
+      if (!final || o->seen == len)
         break;
-      n = o->len - o->seen;
+      n = len - o->seen;
     } else {
       n = (size_t)(nl - start);
     }
@@ -332,19 +304,21 @@ static void deliver(lua_State *L, exec_state *ex, exec_out *o, int fn, int final
       weft__proc_terminate(&ex->proc);
     }
   }
-  if (o->mode != OUT_CAPTURE && o->seen > 0) {   /* keep only the partial line */
-    memmove(o->buf, o->buf + o->seen, o->len - o->seen);
-    o->len -= o->seen;
+  if (o->mode != OUT_CAPTURE && o->seen > 0 && s != NULL) {   /* keep only the partial line */
+    s->off += o->seen;
     o->scanned -= o->seen;
     o->seen = 0;
   }
 }
 
 static void push_stream(lua_State *L, exec_out *o) {
-  if (o->mode == OUT_CAPTURE)
-    lua_pushlstring(L, o->buf != NULL ? o->buf : "", o->len);
-  else
+  weft_stream *s = o->s;
+  if (o->mode != OUT_CAPTURE)
     lua_pushnil(L);
+  else if (s == NULL || s->buf == NULL)
+    lua_pushliteral(L, "");
+  else
+    lua_pushlstring(L, s->buf + s->off, s->len - s->off);
 }
 
 /* Pushes {code=, signal=, stdout=, stderr=}. */
@@ -385,13 +359,14 @@ static const char *push_cmdline(lua_State *L) {
 #define TAIL_LINES 5      /* lines of captured stderr a failure message quotes */
 #define TAIL_BYTES 400    /* and at most this many bytes of them */
 
-/* Pushes the end of the captured stderr for a failure message: "" when
-   there is none, ": line" for one line, else the lines indented below. */
-static void push_stderr_tail(lua_State *L, const exec_out *o) {
-  const char *p = o->buf, *start;
-  size_t end = o->len, lines = 0;
+/* Pushes the end of the captured stderr (the string p of length end, or
+   NULL) for a failure message: "" when there is none, ": line" for one
+   line, else the lines indented below. */
+static void push_stderr_tail(lua_State *L, const char *p, size_t end) {
+  const char *start;
+  size_t lines = 0;
   luaL_Buffer b;
-  if (o->mode != OUT_CAPTURE || p == NULL)
+  if (p == NULL)
     end = 0;
   while (end > 0 && (p[end - 1] == '\n' || p[end - 1] == '\r' || p[end - 1] == ' '))
     end--;
@@ -420,8 +395,12 @@ static void push_stderr_tail(lua_State *L, const exec_out *o) {
 static int raise_failure(lua_State *L, exec_state *ex) {
   int res = lua_gettop(L);
   const char *prog = push_cmdline(L);
-  const char *tail;
-  push_stderr_tail(L, &ex->out[1]);
+  const char *tail, *err;
+  size_t errlen = 0;
+  lua_getfield(L, res, "stderr");
+  err = lua_tolstring(L, -1, &errlen);
+  push_stderr_tail(L, err, errlen);
+  lua_remove(L, -2);
   tail = lua_tostring(L, -1);
   if (ex->timed_out)
     weft__error_new(L, "ProcessError", "'%s' timed out (killed by signal %d)%s", prog,
@@ -520,24 +499,23 @@ static int exec_run(lua_State *L) {
     o.cwd = lua_tostring(L, -1);
   o.stdio_count = 3;
   o.stdio = stdio;
-  setup_stdio(ex, stdio);
   ex->proc.data = ex;
   ex->proc.on_exit = on_exit_or_kill;
   ex->proc.on_kill = on_exit_or_kill;
   ex->proc.on_close = proc_handle_closed;
   ex->proc.on_abandon = on_abandon;
   ex->hold.nopen++;
-  rc = weft__proc_spawn(L, rt, &ex->proc, &o);
+  rc = setup_stdio(ex, stdio);
+  if (rc == 0)
+    rc = weft__proc_spawn(L, rt, &ex->proc, &o);
+  else
+    ex->hold.nopen--;   /* the process handle was never made */
   lua_pop(L, 1);
   weft__proc_free_strv(ex->argv);
   weft__proc_free_strv(ex->env);
   ex->argv = ex->env = NULL;
   if (rc != 0) {
-    int i;
-    for (i = 0; i < 2; i++)
-      close_out(&ex->out[i]);
-    if (ex->in_piped)
-      close_pipe(ex, &ex->in);
+    close_pipes(ex);
     weft__proc_push_spawn_error(L, rc, S_ARGV, o.cwd);
     return lua_error(L);
   }

@@ -99,6 +99,7 @@ struct weft_task {
   unsigned char state;        /* WEFT_T_* */
   unsigned char wake_reason;  /* WEFT_WOKEN ... of the last wake-up */
   unsigned char deliver;      /* user value PENDING must be raised at the next await */
+  unsigned char hook_raised;  /* an error was raised from a hook: never pool its thread */
   unsigned char light;        /* no Lua object yet (weft__spawn_light) */
   const char *on;             /* what it waits on, for Deadlock and weft.tasks() */
   lua_State *on_L;            /* while suspended: the thread whose stack holds */
@@ -364,6 +365,7 @@ void weft__stdlib_require(lua_State *L, const char *name);   /* pushes what it r
 
 /* statedb.c */
 int weft__open_statedb(lua_State *L, weft_runtime *rt);  /* weft._statedb */
+int weft__statedb_open_handles(void);   /* SQLite connections and statements open */
 
 /* watch.c */
 /* once per loop turn outside weft.run: reports, deadlock, shutdown */

@@ -1,6 +1,6 @@
 /*
 ** io.h: what the I/O files (io.c, uvbind.c, json.c, stream.c, net.c,
-** thread.c, http.c, process.c) share: their open functions and the
+** thread.c, http.c, process.c, exec.c) share: their open functions and the
 ** stream type that TCP, Unix sockets and process pipes have in common.
 ** Implements nothing itself; see each file's header.
 */
@@ -37,6 +37,12 @@ typedef struct weft_stream {
   int rerr;                   /* read error (negative uv code), 0 */
   int status;                 /* status of the last write/shutdown/connect */
   unsigned char eof, reading, refs, pending, closed, inited;
+  unsigned char close_when_written;   /* weft__stream_write_close */
+  /* A C owner instead of a reading task (exec.c): told of every read, the
+     buffer is never paused at its high mark, the owner consumes buf[off,len). */
+  void (*on_read)(struct weft_stream *s, ssize_t nread);
+  void *owner;
+  char *wdata;                /* weft__stream_write_close's bytes, freed with s */
 } weft_stream;
 
 /* stream.c */
@@ -50,6 +56,13 @@ void weft__stream_free_unused(weft_stream *s);
 void weft__stream_push(lua_State *L, weft_stream *s, const char *peer);
 /* Closes the stream (no-op when closed); waiting tasks get an error. */
 void weft__stream_close(weft_stream *s);
+/* For a C owner: reads in the background, calling on_read after each read
+   (nread > 0: new bytes at buf[len - nread, len); else EOF or rerr set). */
+int weft__stream_watch(weft_stream *s, void (*on_read)(weft_stream *s, ssize_t nread),
+                       void *owner);
+/* For a C owner: writes data (malloc'd, taken over: freed with the stream)
+   with back-pressure, then closes the stream, also when the write fails. */
+void weft__stream_write_close(weft_stream *s, char *data, size_t len);
 /* The stream of the userdata at idx, raising when closed. */
 weft_stream *weft__checkstream(lua_State *L, int idx);
 /* Pushes an IOError for a libuv error code, with a 'code' and optional path. */

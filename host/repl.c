@@ -28,6 +28,7 @@
 ** weft__repl returns. The Lua half, stdlib/weft/repl.lua, lives in the
 ** registry (helper_ref).
 */
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -41,6 +42,84 @@
 #include <editline/readline.h>
 
 #include "internal.h"
+
+/* {======== libedit, loaded when a REPL starts on a terminal
+
+   Linking libedit loads it and its three libraries (libtinfo, libbsd,
+   libmd) at every start of weft, a `weft run` or a script too: 0.3 ms of
+   relocations for a REPL most runs never open. So it is dlopen'd by the
+   first terminal REPL, and each name of its readline interface used below
+   stands for the address found then (a macro per name, after edit_load). */
+
+#define EDIT_SYMBOLS(X) \
+  X(add_history) X(clear_history) X(history_base) X(history_get) X(history_length) \
+  X(read_history) X(rl_add_defun) X(rl_attempted_completion_function) \
+  X(rl_attempted_completion_over) X(rl_callback_handler_install) X(rl_callback_handler_remove) \
+  X(rl_callback_read_char) X(rl_catch_signals) X(rl_completer_word_break_characters) \
+  X(rl_completion_append_character) X(rl_completion_matches) X(rl_forced_update_display) \
+  X(rl_getc_function) X(rl_initialize) X(rl_line_buffer) X(rl_parse_and_bind) X(rl_point) \
+  X(rl_readline_name) X(rl_replace_line) X(rl_resize_terminal) X(stifle_history) \
+  X(using_history) X(write_history)
+
+#define EDIT_MEMBER(name) __typeof__(&name) name;
+static struct { EDIT_SYMBOLS(EDIT_MEMBER) } edit;
+
+/* 1 once libedit is loaded; 0 (with a note on stderr) if it cannot be,
+   and the REPL reads the terminal as a plain file. */
+static int edit_load(void) {
+  static int state;   /* 0 not tried, 1 loaded, -1 failed */
+  void *lib, *sym;
+  if (state != 0)
+    return state > 0;
+  state = -1;
+  lib = dlopen("libedit.so.2", RTLD_NOW | RTLD_LOCAL);
+  if (lib == NULL)
+    lib = dlopen("libedit.so", RTLD_NOW | RTLD_LOCAL);
+  if (lib == NULL) {
+    fprintf(stderr, "weft: no line editing: %s\n", dlerror());
+    return 0;
+  }
+#define EDIT_BIND(name)                                                   \
+  if ((sym = dlsym(lib, #name)) == NULL) {                                \
+    fprintf(stderr, "weft: no line editing: libedit lacks %s\n", #name); \
+    return 0;                                                             \
+  }                                                                       \
+  memcpy(&edit.name, &sym, sizeof sym);
+  EDIT_SYMBOLS(EDIT_BIND)
+  state = 1;
+  return 1;
+}
+
+#define add_history (*edit.add_history)
+#define clear_history (*edit.clear_history)
+#define history_base (*edit.history_base)
+#define history_get (*edit.history_get)
+#define history_length (*edit.history_length)
+#define read_history (*edit.read_history)
+#define rl_add_defun (*edit.rl_add_defun)
+#define rl_attempted_completion_function (*edit.rl_attempted_completion_function)
+#define rl_attempted_completion_over (*edit.rl_attempted_completion_over)
+#define rl_callback_handler_install (*edit.rl_callback_handler_install)
+#define rl_callback_handler_remove (*edit.rl_callback_handler_remove)
+#define rl_callback_read_char (*edit.rl_callback_read_char)
+#define rl_catch_signals (*edit.rl_catch_signals)
+#define rl_completer_word_break_characters (*edit.rl_completer_word_break_characters)
+#define rl_completion_append_character (*edit.rl_completion_append_character)
+#define rl_completion_matches (*edit.rl_completion_matches)
+#define rl_forced_update_display (*edit.rl_forced_update_display)
+#define rl_getc_function (*edit.rl_getc_function)
+#define rl_initialize (*edit.rl_initialize)
+#define rl_line_buffer (*edit.rl_line_buffer)
+#define rl_parse_and_bind (*edit.rl_parse_and_bind)
+#define rl_point (*edit.rl_point)
+#define rl_readline_name (*edit.rl_readline_name)
+#define rl_replace_line (*edit.rl_replace_line)
+#define rl_resize_terminal (*edit.rl_resize_terminal)
+#define stifle_history (*edit.stifle_history)
+#define using_history (*edit.using_history)
+#define write_history (*edit.write_history)
+
+/* }======== */
 
 enum { IN_TTY = 1, IN_PIPE, IN_FILE };
 enum { ST_IDLE = 0, ST_PROMPTING, ST_RUNNING, ST_EXITING };
@@ -1166,7 +1245,7 @@ static void on_winch(uv_signal_t *h, int sig) {
 static void open_input(void) {
   uv_loop_t *loop = R.rt->loop;
   uv_handle_type kind = uv_guess_handle(0);
-  if (kind == UV_TTY && isatty(1) && uv_poll_init(loop, &R.poll, 0) == 0) {
+  if (kind == UV_TTY && isatty(1) && edit_load() && uv_poll_init(loop, &R.poll, 0) == 0) {
     R.input = IN_TTY;
     R.nopen++;
     tty_init();

@@ -254,6 +254,7 @@ void weft__cancel_from_hook(lua_State *L, weft_runtime *rt) {
   weft_task *t = rt->current;
   lua_sethook(L, NULL, 0, 0);
   if (t != NULL && L == t->co) {
+    t->hook_raised = 1;
     weft__task_cancel(L, t, 0);
     weft__raise_pending(L, t);
   }

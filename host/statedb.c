@@ -19,6 +19,7 @@
 */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdatomic.h>
 #include <string.h>
 #include <sys/file.h>
 #include <unistd.h>
@@ -40,6 +41,13 @@ static int fail_msg(lua_State *L, const char *msg) {
   lua_pushstring(L, msg);
   return 2;
 }
+
+/* Connections and statements not yet closed or finalized, in every state
+   of the process: a connection closed while a statement lives stays open
+   (a zombie) until that statement is collected. */
+static atomic_int open_handles;
+
+int weft__statedb_open_handles(void) { return atomic_load(&open_handles); }
 
 static sqlite3 *check_db(lua_State *L) {
   db_box *b = (db_box *)luaL_checkudata(L, 1, DB_MT);
@@ -63,6 +71,7 @@ static int db_open(lua_State *L) {
     return 2;
   }
   sqlite3_busy_timeout(b->db, 10000);
+  atomic_fetch_add(&open_handles, 1);
   return 1;
 }
 
@@ -89,6 +98,8 @@ static int db_prepare(lua_State *L) {
   luaL_setmetatable(L, STMT_MT);
   if (sqlite3_prepare_v2(db, sql, -1, &s->st, NULL) != SQLITE_OK)
     return fail_msg(L, sqlite3_errmsg(db));
+  if (s->st != NULL)
+    atomic_fetch_add(&open_handles, 1);
   lua_pushvalue(L, 1);   /* the statement keeps its database alive */
   lua_setiuservalue(L, -2, 1);
   return 1;
@@ -99,6 +110,7 @@ static int db_close(lua_State *L) {
   if (b->db != NULL) {
     sqlite3_close_v2(b->db);   /* a zombie until its statements are finalized */
     b->db = NULL;
+    atomic_fetch_sub(&open_handles, 1);
   }
   return 0;
 }
@@ -217,6 +229,7 @@ static int stmt_gc(lua_State *L) {
   if (s->st != NULL) {
     sqlite3_finalize(s->st);
     s->st = NULL;
+    atomic_fetch_sub(&open_handles, 1);
   }
   return 0;
 }

@@ -1,6 +1,6 @@
 /*
 ** stream.c: the one stream type of weft, over uv_stream_t, shared by TCP
-** and Unix sockets (net.c) and process pipes (process.c), as libuv's
+** and Unix sockets (net.c) and process pipes (process.c, exec.c), as libuv's
 ** stream.c serves tcp, pipe and tty.
 **
 ** Reading runs in the background into a buffer (up to STREAM_HIGH bytes
@@ -15,6 +15,8 @@
 ** Ownership: the weft_stream (handle, requests, buffer) is malloc'd and
 ** freed in the close callback; the userdata holds a pointer to it, cleared
 ** by close. __gc and __close close. User value 1 is the peer's description.
+** A C owner (exec.c) holds the pointer itself instead of a userdata, with
+** s->slot pointing at its copy: close clears it as it clears the userdata's.
 ** User docs: docs/io.md (streams).
 */
 #include <signal.h>
@@ -87,6 +89,7 @@ void weft__stream_free_unused(weft_stream *s) {
 static void stream_closed(uv_handle_t *h) {
   weft_stream *s = (weft_stream *)h->data;
   free(s->buf);
+  free(s->wdata);
   free(s);
 }
 
@@ -185,6 +188,10 @@ static void read_cb(uv_stream_t *h, ssize_t nread, const uv_buf_t *b) {
     s->rerr = (int)nread;
     stop_reading(s);
   }
+  if (s->on_read != NULL) {
+    s->on_read(s, nread);
+    return;
+  }
   if (s->reader != NULL && satisfied(s)) {
     weft_task *t = s->reader;
     s->reader = NULL;
@@ -202,6 +209,13 @@ static int start_reading(weft_stream *s) {
     s->reading = rc == 0;
   }
   return rc;
+}
+
+int weft__stream_watch(weft_stream *s, void (*on_read)(weft_stream *s, ssize_t nread),
+                       void *owner) {
+  s->on_read = on_read;
+  s->owner = owner;
+  return start_reading(s);
 }
 
 /* }======== */
@@ -360,6 +374,10 @@ static void request_done(weft_stream *s, int status) {
   weft_task *t = s->writer;
   s->status = status;
   s->pending = 0;
+  if (s->close_when_written) {
+    weft__stream_close(s);
+    return;
+  }
   if (t != NULL) {
     s->writer = NULL;
     ref_for(s, 0);
@@ -434,6 +452,14 @@ static int write_bufs(weft_stream *s, uv_buf_t *bufs, unsigned int n, size_t tot
   bufs = advance(bufs, &n, rc > 0 ? (size_t)rc : 0);
   rc = uv_write(&s->wreq, &s->u.stream, bufs, n, write_cb);
   return rc < 0 ? rc : 1;
+}
+
+void weft__stream_write_close(weft_stream *s, char *data, size_t len) {
+  uv_buf_t b = uv_buf_init(data, (unsigned int)len);
+  s->wdata = data;
+  s->close_when_written = 1;
+  if (len == 0 || write_bufs(s, &b, 1, len) != 1)
+    weft__stream_close(s);
 }
 
 static int stream_write(lua_State *L) {

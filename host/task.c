@@ -386,7 +386,13 @@ static void retire(weft_runtime *rt, weft_task *t, lua_State *co) {
   t->co = NULL;
   weft_queue_remove(&t->live_node);
   rt->nlive--;
-  give_thread(rt, co, t->co_slot);
+  /* Lua leaves hooks off (allowhook 0) in a thread whose hook raised an
+     error that no pcall caught, and lua_resetthread does not turn them
+     back on: pooled, that thread could never be interrupted again */
+  if (t->hook_raised)
+    drop_slot(rt, co, t->co_slot);
+  else
+    give_thread(rt, co, t->co_slot);
 }
 
 /* A light task that returned: its waiters (run_graph) take the first

@@ -8,10 +8,12 @@ set -eu
 
 # build and test: compilers and libraries, busted, and the real peers specs
 # start (sh, tmux for terminal specs, nginx for HTTP specs)
+# slurm-wlm + munge: the real one-node Slurm of spec/slurm_spec.lua (scripts/slurm-local.sh)
 pkgs="gcc make pkg-config lua5.4 liblua5.4-dev libuv1-dev lua-busted lua-luv lua-luv-dev
 lua-cjson lua-cjson-dev libcurl4-openssl-dev libedit-dev python3 procps tmux nginx-light
 ca-certificates luarocks bc
-libxxhash-dev libsqlite3-dev"
+libxxhash-dev libsqlite3-dev
+slurm-wlm munge"
 # the HTML report spec renders the page in a real headless browser
 pkgs="$pkgs chromium"
 case "${1:-}" in

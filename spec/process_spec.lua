@@ -105,6 +105,33 @@ describe("weft.exec", function()
     assert.matches("weft%-no%-such%-program", err.message)
   end)
 
+  -- The pipes are weft streams: stdin beyond a pipe's buffer goes out with
+  -- back-pressure, and lines without a capture are dropped once delivered
+  -- (the stream's buffer is compacted between reads).
+  it("writes a stdin bigger than a pipe buffer; a child that reads none is no error", function()
+    local big = string.rep("0123456789abcdef", 256 * 1024)   -- 4 MB
+    local r = weft.run(weft.exec, { "cat" }, { stdin = big })
+    assert.equal(#big, #r.stdout)
+    assert.is_true(r.stdout == big)
+    assert.equal(0, weft.run(weft.exec, { "true" }, { stdin = big }).code)
+    assert.equal("", weft.run(weft.exec, { "cat" }, { stdin = "" }).stdout)
+  end)
+
+  it("streams 200k lines without a capture, none lost or cut", function()
+    local n, sum, bad = 0, 0, 0
+    local r = weft.run(weft.sh, "seq 1 200000", { stdout = "null",
+      on_stdout = function(l)
+        n = n + 1
+        local v = tonumber(l)
+        if v ~= n then bad = bad + 1 end
+        sum = sum + (v or 0)
+      end })
+    assert.is_nil(r.stdout)
+    assert.equal(200000, n)
+    assert.equal(0, bad)
+    assert.equal(200000 * 200001 // 2, sum)
+  end)
+
   it("captures 100 MB of output", function()
     local r = weft.run(weft.sh, "head -c 100000000 /dev/zero")
     assert.equal(100000000, #r.stdout)

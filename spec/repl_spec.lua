@@ -576,6 +576,21 @@ describe("weft REPL on a terminal (tmux)", function()
     assert.is_true(t:wait_for("\ncancelled\n> ?$"), t:screen())
   end)
 
+  it("interrupts a hog every time, not only on the thread's first use", function()
+    -- a thread whose hook raised keeps Lua's hooks off: reused, its next hog could not be stopped
+    for i = 1, 4 do
+      t:type("h = weft.spawn(function() while true do end end) h.name = 'hog" .. i .. "'")
+      t:keys("Enter")
+      cli.sleep(0.5)
+      t:keys("C-c")
+      assert.is_true(t:wait_for("interrupted the task hogging the loop: \"hog" .. i .. "\"\n> ?$", 5),
+        t:screen())
+    end
+    t:type("print('alive')")
+    t:keys("Enter")
+    assert.is_true(t:wait_for("\nalive\n> ?$"), t:screen())
+  end)
+
   it("Ctrl-\\ lists the tasks above the prompt", function()
     t:type("weft.spawn(function() weft.sleep(60) end)")
     t:keys("Enter")

@@ -36,7 +36,7 @@ describe("weft run options", function()
           local args = { "run", "-f", "spec/fixtures/run/modes.lua", opt }
           if arg ~= "" then
             args[#args + 1] = ({ ["dot|mermaid"] = "dot", MODE = "grouped", ["full|short"] = "full",
-              N = "2", S = "5", DIR = ".", FILE = "spec/fixtures/run/modes.lua" })[arg] or os.tmpname()
+              N = "2", S = "5", DIR = ".", ["local|slurm"] = "local", FILE = "spec/fixtures/run/modes.lua" })[arg] or os.tmpname()
           end
           local r = run(args)
           assert.not_matches("unknown option", r.stderr, 1, true)
@@ -45,7 +45,7 @@ describe("weft run options", function()
         end
       end
     end
-    assert.equal(25, seen, "options found in --help")
+    assert.equal(29, seen, "options found in --help")
   end)
 
   it("take attached values and refuse bad ones", function()

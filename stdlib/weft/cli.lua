@@ -6,6 +6,7 @@
 -- @module weft.cli
 local weft = require "weft"
 local pipeline = require "weft.pipeline"
+local executor = require "weft.executor"   -- slurm (#19)
 
 -- What --dry-run and --graph cannot show: tasks bodies add while running.
 local DYNAMIC_NOTE = "weft run: this is the static graph; tasks added while running (ctx:add) may follow\n"
@@ -41,6 +42,15 @@ local function one_of(choices)
     end
     pipeline.usage_error("%s expects %s, got %s", opt, table.concat(choices, " or "), v)
   end
+end
+local function executor_name(v, opt)
+  if not executor.names[v] then
+    local known = {}
+    for name in pairs(executor.names) do known[#known + 1] = name end
+    table.sort(known)
+    pipeline.usage_error("%s expects one of %s, got %s", opt, table.concat(known, ", "), v)
+  end
+  return v
 end
 local function output_mode(v)
   local mode, raw = require("weft.reporter.output").parse(v)
@@ -83,6 +93,16 @@ local OPTIONS = {
   { long = "--summary", key = "summary", arg = "full|short", convert = one_of({ "full", "short" }),
     help = "the table of every task (full) or counts, the slowest 5 and the failures (short); "
       .. "default: the table for runs of at most 12 tasks" },
+  -- slurm (#19): where task processes run; collected into o.executor by parse
+  { long = "--executor", key = "executor_name", arg = "local|slurm", convert = executor_name,
+    help = "where task processes run (default local); with slurm each one is a batch job "
+      .. "(see docs/pipelines.md)" },
+  { long = "--slurm-rate", key = "slurm_rate", arg = "N", convert = positive,
+    help = "at most N sbatch submissions a second (default 10)" },
+  { long = "--slurm-poll", key = "slurm_poll", arg = "S", convert = positive,
+    help = "first squeue interval in seconds (default 2)" },
+  { long = "--slurm-poll-max", key = "slurm_poll_max", arg = "S", convert = positive,
+    help = "longest squeue interval in seconds (default 60)" },
   { short = "-h", long = "--help", key = "help", help = "show this help" },
   -- `weft why TASK` reaches weft.cli as `--why TASK` (host/main.c): not a
   -- flag of `weft run`, so --help does not show it
@@ -120,6 +140,13 @@ local function parse(args)
   o.targets, o[1], o.vars = o[1], nil, vars
   o.file = o.file or "Weftfile.lua"
   if o.output then o.output, o.raw = o.output.mode, o.output.raw end
+  for key, field in pairs({ executor_name = "name", slurm_rate = "rate", slurm_poll = "poll",
+                            slurm_poll_max = "poll_max" }) do   -- slurm (#19)
+    if o[key] ~= nil then
+      o.executor = o.executor or {}
+      o.executor[field], o[key] = o[key], nil
+    end
+  end
   return o
 end
 
@@ -169,7 +196,8 @@ end
 local function run_once(P, o, targets)
   local reporter = choose_reporter(o)
   return P:run({ targets = targets, jobs = o.jobs or cpu_count(), keep_going = o.keep_going,
-    timeout = o.timeout, reporter = reporter, always = o.always, explain = o.explain })
+    timeout = o.timeout, reporter = reporter, always = o.always, explain = o.explain,
+    executor = o.executor })   -- slurm (#19)
 end
 
 local function report(run, o)
@@ -273,6 +301,9 @@ local function main(args)
   if o.dry_run then
     dry_run(P, list)
     io.stderr:write(DYNAMIC_NOTE)
+    if o.executor then   -- slurm (#19): the command each task's processes would start with
+      for _, line in ipairs(executor.dry_run(o.executor, list, o.file)) do io.stdout:write(line, "\n") end
+    end
     return 0
   end
   if o.watch then return watch(P, o, targets, path) end

@@ -392,14 +392,24 @@ end
 -- file of this VERSION has the tables.
 local function open_db(dir, warn)
   local path = dir .. "/state.db"
+  -- each statement is finalized here: one left to the garbage collector
+  -- keeps the database open (a zombie after close) until the Lua state is
+  -- closed, and `weft run` may end without closing it (host/main.c)
+  local function value(db, sql)
+    local st = must(db:prepare(sql))
+    local ok, v = pcall(function() local _, x = must(st:first()); return x end)
+    st:finalize()
+    if not ok then error(v, 0) end
+    return v
+  end
   local function try()
     local db, err = DB.open(path)
     if not db then return nil, err end
     local ok, e = pcall(function()
       must(db:exec("PRAGMA synchronous=NORMAL"))
-      local _, v = must(must(db:prepare("PRAGMA user_version")):first())
+      local v = value(db, "PRAGMA user_version")
       if v ~= VERSION then
-        local _, n = must(must(db:prepare("SELECT count(*) FROM sqlite_master")):first())
+        local n = value(db, "SELECT count(*) FROM sqlite_master")
         if n > 0 then
           warn(("%s was written by another version of weft (%s); starting afresh"):format(path,
             tostring(v)))

@@ -21,6 +21,7 @@ local weft = require "weft"
 local retry = require "weft.retry"
 local taskspec = require "weft.taskspec"         -- the task fields (issue 13)
 local incremental = require "weft.incremental"   -- up-to-date checks (issue 13)
+local executor = require "weft.executor"   -- slurm (#19): where task processes run
 
 local M = {}
 
@@ -85,6 +86,9 @@ function Pipeline:task(name, spec, at)
     spec = spec, sources = spec.sources, generates = spec.generates, depfile = spec.depfile,
     stdin = spec.stdin,
   }
+  local ex_err   -- slurm (#19): the task's executor and resources
+  rec.executor, rec.resources, ex_err = executor.task_options(spec)
+  if ex_err then usage_error("%s: task %q: %s", at, name, ex_err) end
   self.tasks[#self.tasks + 1] = rec
   self.by_name[name] = rec
   return rec
@@ -344,7 +348,7 @@ end
 local function traced(rec, argv, run_it)
   local p = { argv = argv, start = weft.now() }
   if rec then rec.procs[#rec.procs + 1] = p end
-  local ok, res = pcall(run_it)
+  local ok, res = pcall(run_it, p)
   p.finish = weft.now()
   p.code = ok and res.code or (type(res) == "table" and res.code) or nil
   if not ok then error(res, 0) end
@@ -369,20 +373,23 @@ end
 -- that route output and child tasks to the pipeline task running them.
 local function task_weft()
   local proxy = setmetatable({}, { __index = weft })
-  function proxy.exec(argv, opts)
+  -- slurm (#19): a task's processes start through its executor
+  -- (`given`, `opts`: where weft.exec's caller put the options)
+  local function run_process(shown, argv, given, opts)
     local rec = current_record()
-    opts = with_stdin(rec, argv, opts)
-    local a = argv_of(argv)
-    return traced(rec, a, function()
-      return weft.exec(a, with_streaming(argv, opts, rec))
+    opts = with_stdin(rec, given, opts)
+    return traced(rec, shown, function(p)
+      return executor.exec(current_run and current_run.executors, rec, argv,
+        with_streaming(given, opts, rec), p, function(line) emit(rec, "stderr", line) end)
     end)
   end
+  function proxy.exec(argv, opts)
+    local a = argv_of(argv)
+    return run_process(a, a, argv, opts)
+  end
   function proxy.sh(cmd, opts)
-    local rec = current_record()
-    opts = with_stdin(rec, {}, opts)
-    return traced(rec, { "sh", "-c", cmd }, function()
-      return weft.sh(cmd, with_streaming({}, opts or {}, rec))
-    end)
+    if type(cmd) ~= "string" then return weft.sh(cmd, opts) end   -- weft.sh's own error
+    return run_process({ "sh", "-c", cmd }, { "/bin/sh", "-c", cmd }, {}, opts or {})
   end
   return proxy
 end
@@ -697,6 +704,7 @@ function Pipeline:run(opts)
     started = weft.now(),
   }
   for pos, rec in ipairs(list) do run.position[rec] = pos end
+  run.executors = executor.open(opts.executor, run)   -- slurm (#19)
   local prev_run = current_run
   current_run = run
   if run.reporter then run.reporter:begin(run) end
@@ -726,6 +734,7 @@ function Pipeline:run(opts)
     if rec.status == "pending" then rec.status = "skipped" end   -- it never started
   end
   run.finished = weft.now()
+  run.notes = executor.notes(run.executors)   -- slurm (#19): summary lines
   run.ok = not run.interrupted
   for _, rec in ipairs(list) do
     if rec.status ~= "done" and rec.status ~= "up to date" then run.ok = false end

@@ -73,6 +73,19 @@ local function axis(out, left, width, h, wall)
   end
 end
 
+-- slurm (#19): the time a task's batch jobs waited in the queue, drawn pale.
+local function queue_bars(out, run, rec, y, left, width, wall)
+  for _, p in ipairs(rec.procs or {}) do
+    if p.queued and p.run_start then
+      out[#out + 1] = ('<rect x="%.1f" y="%d" width="%.1f" height="%d" fill="#cfd8dc">'
+        .. '<title>%s: queue wait %s (slurm job %s)</title></rect>'):format(
+        left + width * (p.queued - run.started) / wall, y, math.max(1,
+        width * (p.run_start - p.queued) / wall), ROW_H - 6, esc(rec.name),
+        summary.fmt_time(p.run_start - p.queued), esc(p.job))
+    end
+  end
+end
+
 local function row(out, run, rec, y, left, width, wall, critical)
   local failed = rec.status ~= "done" and rec.status ~= "up to date"
   out[#out + 1] = ('<text class="label%s" x="4" y="%d">%s%s</text>'):format(
@@ -116,6 +129,7 @@ local function gantt(run, critical)
   axis(out, left, width, h, wall)
   for i, rec in ipairs(rows) do
     row(out, run, rec, TOP + (i - 1) * ROW_H, left, width, wall, critical)
+    queue_bars(out, run, rec, TOP + (i - 1) * ROW_H, left, width, wall)
   end
   out[#out + 1] = "</svg>"
   return table.concat(out, "\n")
@@ -187,10 +201,11 @@ function M.html(run)
     local cls = {}
     if critical[rec] then cls[#cls + 1] = "crit" end
     if rec.status == "failed" or rec.status == "interrupted" then cls[#cls + 1] = "failed" end
-    rows[#rows + 1] = ("<tr%s><td>%s</td><td>%s</td><td>%s</td><td>%d</td></tr>"):format(
+    local queued = summary.queue_wait(rec)   -- slurm (#19)
+    rows[#rows + 1] = ("<tr%s><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%d</td></tr>"):format(
       #cls > 0 and (' class="%s"'):format(table.concat(cls, " ")) or "", details(run, rec),
       esc(rec.status), rec.start and summary.fmt_time(summary.duration(rec)) or "-",
-      rec.attempts or 0)
+      queued and summary.fmt_time(queued) or "-", rec.attempts or 0)
   end
   local wall = (run.finished or run.started) - run.started
   return table.concat({
@@ -205,7 +220,8 @@ function M.html(run)
       esc(summary.counts(run)),
       summary.fmt_time(wall), summary.fmt_time(len), esc(table.concat(names, " → "))),
     '<div style="overflow-x:auto">', gantt(run, critical), "</div>",
-    "<h2>Tasks</h2><table><tr><th>task</th><th>status</th><th>time</th><th>attempts</th></tr>",
+    "<h2>Tasks</h2><table><tr><th>task</th><th>status</th><th>time</th><th>queue wait</th>"
+      .. "<th>attempts</th></tr>",
     table.concat(rows, "\n"), "</table>", SCRIPT, "</body></html>", "" }, "\n")
 end
 

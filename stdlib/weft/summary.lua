@@ -53,6 +53,15 @@ function M.critical_path(run)
   return path, math.max(len, 0)
 end
 
+--- Seconds a task's processes waited in a batch queue (slurm #19), or nil.
+function M.queue_wait(rec)
+  local wait
+  for _, p in ipairs(rec.procs or {}) do
+    if p.queued and p.run_start then wait = (wait or 0) + (p.run_start - p.queued) end
+  end
+  return wait
+end
+
 local function fmt_time(s)
   if s >= 60 then return ("%dm%04.1fs"):format(s // 60, s % 60) end
   return ("%.2fs"):format(s)
@@ -97,8 +106,26 @@ function M.error_text(err)
 end
 
 --- A one-line description of why a task failed: for a process, its exit
--- code, signal or timeout and a short form of its command.
+-- code, signal or timeout and a short form of its command (or the first
+-- line of an executor's own message).
+-- Is this ProcessError's first line one of weft.exec's own (which say no
+-- more than its fields)? Executors (Slurm) write others, worth keeping.
+local function plain_exec_message(err)
+  local first = tostring(err.message or ""):match("^[^\n]*")
+  for _, form in ipairs({ "exited with code %d+", "was killed by signal %d+",
+                          "timed out %(killed by signal %d+%)" }) do
+    -- alone, or followed by the last lines of stderr
+    if first:match("^'.*' " .. form .. "$") or first:match("^'.*' " .. form .. ":") then
+      return true
+    end
+  end
+  return first == ""
+end
+
 function M.reason(err)
+  if type(err) == "table" and err.kind == "ProcessError" and not plain_exec_message(err) then
+    return "ProcessError: " .. one_line(tostring(err.message):match("^[^\n]*"), 200)
+  end
   if type(err) == "table" and err.kind == "ProcessError" then
     local argv = type(err.argv) == "table" and err.argv or {}
     local cmd = argv[1] == "/bin/sh" and argv[2] == "-c" and argv[3] or table.concat(argv, " ")
@@ -265,6 +292,7 @@ function M.render(run, opts)
   out[#out + 1] = ("total %s wall, %s of task time; critical path %s: %s"):format(
     fmt_time(wall), fmt_time(total), fmt_time(len),
     #names > 0 and table.concat(names, " -> ") or "(none)")
+  for _, note in ipairs(run.notes or {}) do out[#out + 1] = note end   -- slurm (#19)
   local interrupted = {}
   for _, rec in ipairs(run.list) do
     if rec.status == "failed" or (rec.status == "interrupted" and not run.interrupted

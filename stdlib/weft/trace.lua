@@ -25,9 +25,16 @@ function M.events(run)
         ts = us(rec.start - t0), dur = us(fin - rec.start),
         args = { status = rec.status, attempts = rec.attempts } }
       for _, p in ipairs(rec.procs or {}) do
+        -- slurm (#19): a batch job's queue wait is its own slice before the run
+        local from, to = p.run_start or p.start, p.run_end or p.finish or fin
+        if p.queued then
+          ev[#ev + 1] = { name = ("queue wait (slurm job %s)"):format(p.job), cat = "queue",
+            ph = "X", pid = 1, tid = rec.slot, ts = us(p.queued - t0),
+            dur = us(from - p.queued), args = { job = p.job } }
+        end
         ev[#ev + 1] = { name = table.concat(p.argv, " "):sub(1, 120), cat = "process",
-          ph = "X", pid = 1, tid = rec.slot, ts = us(p.start - t0),
-          dur = us((p.finish or fin) - p.start), args = { code = p.code } }
+          ph = "X", pid = 1, tid = rec.slot, ts = us(from - t0),
+          dur = us(to - from), args = { code = p.code, job = p.job, state = p.state } }
       end
     end
   end
