@@ -234,6 +234,8 @@ static void parse_opts(lua_State *L, exec_state *ex, double *timeout) {
   ex->out[1].mode = opt_mode(L, "stderr");
   opt_callback(L, "on_stdout", S_ON_OUT);
   opt_callback(L, "on_stderr", S_ON_ERR);
+  opt_field(L, "on_spawn", LUA_TFUNCTION, "function");   /* called by exec_run */
+  lua_pop(L, 1);
   ex->out[0].lines = !lua_isnil(L, S_ON_OUT);
   ex->out[1].lines = !lua_isnil(L, S_ON_ERR);
   *timeout = opt_seconds(L, "timeout", -1);
@@ -518,6 +520,20 @@ static int exec_run(lua_State *L) {
     return lua_error(L);
   }
   start_io(ex);
+  /* on_spawn(pid): tells the caller the process group (weft run checks it
+     for background leftovers when the task ends); an error there is
+     treated as an on_stdout error: the process is terminated, then it is
+     raised */
+  if (lua_getfield(L, S_OPTS, "on_spawn") == LUA_TFUNCTION) {   /* checked by parse_opts */
+    lua_pushinteger(L, ex->proc.pid);
+    if (lua_pcall(L, 1, 0, 0) != LUA_OK) {
+      lua_replace(L, S_CBERR);
+      ex->out[0].lines = ex->out[1].lines = 0;
+      weft__proc_terminate(&ex->proc);
+    }
+  } else {
+    lua_pop(L, 1);
+  }
   if (timeout >= 0) {
     ex->timeout.fire = timeout_fire;
     weft__deadline_arm(rt, &ex->timeout, weft__now(rt) + timeout);

@@ -12,6 +12,11 @@
 ** starts the rest). Nothing ever scans the pending work: the whole run
 ** costs O(nodes + edges) plus a heap operation per node.
 **
+** The block is also the run work gets as its third argument: run:add
+** grows the graph while it runs (the sorter takes nodes and edges after
+** prepare; added nodes' slots live in chunks the block frees, as slots
+** never move once a task's list links them).
+**
 ** A failure (without keep_going) stops the run: every running task is
 ** cancelled and nothing more starts; the caller is woken once no node
 ** task is left, then raises GraphError. A cancellation of the caller (or
@@ -55,7 +60,10 @@ typedef struct graph_slot {
   weft_waiter w;          /* on the node task's completion list */
   weft_graph *g;
   weft_task *task;        /* while it runs */
+  int id;                 /* its node */
 } graph_slot;
+
+#define EXTRA_SLOTS 64    /* slots of nodes added while running, per chunk */
 
 struct weft_graph {
   weft_runtime *rt;
@@ -73,8 +81,20 @@ struct weft_graph {
   int abandoned;          /* the caller left (interrupted twice): end quietly */
   weft_task_slab slab;    /* node task memory (task.c) */
   lua_State *env;         /* node_wake's own stack: block, then push_env's three */
-  graph_slot slots[1];
+  int total;              /* nodes, those added while running (add) included */
+  graph_slot **extra;     /* slots of added nodes: chunks of EXTRA_SLOTS */
+  int nextra;             /* chunks */
+  graph_slot slots[1];    /* the first n nodes' */
 };
+
+/* The slot of node id: in the block for the graph's own nodes, in a chunk
+   for added ones (slots never move: node tasks' lists link them). */
+static graph_slot *slot_at(weft_graph *g, int id) {
+  if (id < g->n)
+    return &g->slots[id];
+  id -= g->n;
+  return &g->extra[id / EXTRA_SLOTS][id % EXTRA_SLOTS];
+}
 
 /* {======== options */
 
@@ -106,15 +126,23 @@ static int parse_keep_going(lua_State *L, int opts) {
 
 static void node_wake(weft_waiter *w, int reason);
 
+static void init_slot(weft_graph *g, graph_slot *sl, int id) {
+  weft_queue_init(&sl->w.node);
+  sl->w.wake = node_wake;
+  sl->g = g;
+  sl->task = NULL;
+  sl->id = id;
+}
+
 /* Cancels every running node task and starts nothing more. */
 static void stop(lua_State *L, weft_graph *g) {
   int i;
   if (g->stopped)
     return;
   g->stopped = 1;
-  for (i = 0; i < g->n && g->running > 0; i++)
-    if (g->slots[i].task != NULL)
-      weft__task_cancel(L, g->slots[i].task, 0);
+  for (i = 0; i < g->total && g->running > 0; i++)
+    if (slot_at(g, i)->task != NULL)
+      weft__task_cancel(L, slot_at(g, i)->task, 0);
 }
 
 /* What node_wake and start_ready use, pushed once at 'env' .. env + 2:
@@ -134,12 +162,14 @@ static int push_env(lua_State *L, int gi) {
 
 /* Spawns work(node, results) for node id. */
 static void start_node(lua_State *L, weft_graph *g, int gi, int env, int id) {
-  graph_slot *sl = &g->slots[id];
+  graph_slot *sl = slot_at(g, id);
   weft_task *t = weft__slab_take(L, &g->slab, gi, GV_CHUNKS);
   lua_pushvalue(L, env + E_WORK);
   weft__sorter_push_node(L, env + E_SORTER, id);
   lua_pushvalue(L, env + E_RESULTS);
-  weft__spawn_light(L, g->rt, t, 2, g->ref);
+  lua_pushvalue(L, gi);   /* the run, for add */
+  weft__spawn_light(L, g->rt, t, 3, g->ref);
+  t->label = g->owner->label;   /* node_wake runs with no current task */
   sl->task = t;
   weft_queue_insert_tail(&t->done.waiters, &sl->w.node);
   g->running++;
@@ -234,7 +264,7 @@ static void node_wake(weft_waiter *w, int reason) {
   weft_graph *g = sl->g;
   weft_task *t = sl->task;
   lua_State *L = g->env;
-  int id = (int)(sl - g->slots);
+  int id = sl->id;
   (void)reason;
   lua_checkstack(L, 16);
   g->running--;
@@ -260,19 +290,217 @@ static void node_wake(weft_waiter *w, int reason) {
 
 /* }======== */
 
+/* {======== growing while running: run:add(node [, preds]) */
+
+/* Pushes the node at idx as messages show it: strings quoted. */
+static const char *push_repr(lua_State *L, int idx) {
+  if (lua_type(L, idx) == LUA_TSTRING)
+    return lua_pushfstring(L, "\"%s\"", lua_tostring(L, idx));
+  return luaL_tolstring(L, idx, NULL);
+}
+
+/* Makes sure the slot of node id (the next one) has memory, before the
+   sorter knows the node: a failure then leaves nothing half made. */
+static void reserve_slot(lua_State *L, weft_graph *g, int id) {
+  int k = (id - g->n) / EXTRA_SLOTS;
+  graph_slot **p;
+  if (k < g->nextra)
+    return;
+  p = (graph_slot **)realloc(g->extra, (size_t)(k + 1) * sizeof *p);
+  if (p == NULL)
+    luaL_error(L, "run:add: not enough memory");
+  g->extra = p;
+  p[k] = (graph_slot *)malloc(EXTRA_SLOTS * sizeof **p);
+  if (p[k] == NULL)
+    luaL_error(L, "run:add: not enough memory");
+  g->nextra = k + 1;
+}
+
+/* The node whose work is the running task, or -1 (add called from
+   another task). A scan: add is rare next to the nodes' own traffic. */
+static int running_node(weft_graph *g) {
+  weft_task *me = g->rt->current;
+  int i;
+  for (i = 0; me != NULL && i < g->total; i++)
+    if (slot_at(g, i)->task == me)
+      return i;
+  return -1;
+}
+
+typedef struct id_list { int *ids; int n; const weft_sorter *s; } id_list;
+
+static void count_waiting(int id, void *arg) {
+  id_list *l = (id_list *)arg;
+  l->n += weft__sorter_state(l->s, id) == WEFT_NODE_WAITING;
+}
+
+static void keep_waiting(int id, void *arg) {
+  id_list *l = (id_list *)arg;
+  if (weft__sorter_state(l->s, id) == WEFT_NODE_WAITING)
+    l->ids[l->n++] = id;
+}
+
+/* The waiting successors of node 'adder' (they wait for what it adds), in
+   a scratch userdata pushed on L. */
+static id_list waiting_succs(lua_State *L, weft_graph *g, int adder) {
+  id_list l = { NULL, 0, g->sorter };
+  if (adder >= 0)
+    weft__sorter_each_succ(g->sorter, adder, count_waiting, &l);
+  l.ids = (int *)lua_newuserdatauv(L, (size_t)l.n * sizeof(int) + 1, 0);
+  l.n = 0;
+  if (adder >= 0)
+    weft__sorter_each_succ(g->sorter, adder, keep_waiting, &l);
+  return l;
+}
+
+/* Raises the cycle that node (at 2) from pred p through successor q would
+   close: node -> q -> ... -> p -> node. The path is in the sorter. */
+static int cycle_error(lua_State *L, weft_graph *g, int sud) {
+  const int *path;
+  int len = weft__sorter_cycle(g->sorter, &path), i;
+  luaL_Buffer b;
+  push_repr(L, 2);
+  luaL_buffinit(L, &b);
+  lua_pushvalue(L, -2);
+  luaL_addvalue(&b);
+  for (i = 0; i < len; i++) {
+    luaL_addstring(&b, " -> ");
+    weft__sorter_push_node(L, sud, path[i]);
+    push_repr(L, -1);
+    lua_remove(L, -2);
+    luaL_addvalue(&b);
+  }
+  luaL_addstring(&b, " -> ");
+  lua_pushvalue(L, -2);
+  luaL_addvalue(&b);
+  luaL_pushresult(&b);
+  weft__error_new(L, "CycleError", "run:add: adding %s would close a cycle: %s",
+                  lua_tostring(L, -2), lua_tostring(L, -1));
+  return lua_error(L);
+}
+
+/* Refuses preds that some successor of the adder reaches (a cycle). Only a
+   waiting pred can be reached: everything after the adder waits for it. */
+static void check_cycles(lua_State *L, weft_graph *g, int sud, const int *pids, int np,
+                         id_list succs) {
+  int i, j;
+  for (i = 0; i < np; i++) {
+    if (weft__sorter_state(g->sorter, pids[i]) != WEFT_NODE_WAITING)
+      continue;
+    for (j = 0; j < succs.n; j++) {
+      int len = weft__sorter_path(g->sorter, succs.ids[j], pids[i]);
+      if (len < 0)
+        luaL_error(L, "run:add: not enough memory");
+      if (len > 0)
+        cycle_error(L, g, sud);
+    }
+  }
+}
+
+/* The ids of the preds listed at 3 (all must be nodes), in a scratch
+   userdata pushed on L. */
+static int *pred_ids(lua_State *L, int sud, int *np) {
+  int n = lua_istable(L, 3) ? (int)lua_rawlen(L, 3) : 0, i;
+  int *ids = (int *)lua_newuserdatauv(L, (size_t)n * sizeof(int) + 1, 0);
+  for (i = 0; i < n; i++) {
+    lua_rawgeti(L, 3, i + 1);
+    ids[i] = weft__sorter_lookup(L, sud, -1);
+    if (ids[i] < 0) {
+      push_repr(L, -1);
+      push_repr(L, 2);
+      luaL_error(L, "run:add: %s depends on unknown node %s", lua_tostring(L, -1),
+                 lua_tostring(L, -2));
+    }
+    lua_pop(L, 1);
+  }
+  *np = n;
+  return ids;
+}
+
+/* The node whose dependents wait for the new one: the one named at 4
+   (it must be running), else the one whose work calls add, else none. */
+static int adder_of(lua_State *L, weft_graph *g, int sud) {
+  int id;
+  if (lua_isnoneornil(L, 4))
+    return running_node(g);
+  id = weft__sorter_lookup(L, sud, 4);
+  if (id < 0 || slot_at(g, id)->task == NULL) {
+    push_repr(L, 4);
+    luaL_error(L, "run:add: %s is not a running node", lua_tostring(L, -1));
+  }
+  return id;
+}
+
+/* run:add(node [, preds [, adder]]): a new node, run once every pred has
+   finished; the nodes that depend on the adder (the running node named,
+   else the one whose work calls add) also wait for it. Raises on a node
+   already in the graph, an unknown pred, a cycle (CycleError) or a run
+   that is stopping or over. */
+static int graph_add(lua_State *L) {
+  weft_graph *g = (weft_graph *)luaL_checkudata(L, 1, GRAPH_MT);
+  int sud, np, id, i;
+  int *pids;
+  id_list succs;
+  luaL_checkany(L, 2);
+  if (lua_isnil(L, 2) || (lua_type(L, 2) == LUA_TNUMBER && lua_tonumber(L, 2) != lua_tonumber(L, 2)))
+    luaL_argerror(L, 2, "a node cannot be nil or NaN");
+  if (!lua_isnoneornil(L, 3))
+    luaL_checktype(L, 3, LUA_TTABLE);
+  lua_settop(L, 4);
+  if (g->ref == LUA_NOREF || g->stopped) {
+    push_repr(L, 2);
+    return luaL_error(L, "run:add: %s not added: the graph run %s", lua_tostring(L, -1),
+                      g->ref == LUA_NOREF ? "has ended" : "is stopping (a failure or a cancellation)");
+  }
+  lua_getiuservalue(L, 1, GV_SORTER);
+  sud = lua_gettop(L);                                  /* 5 */
+  if (weft__sorter_lookup(L, sud, 2) >= 0) {
+    push_repr(L, 2);
+    return luaL_error(L, "run:add: node %s is already in the graph", lua_tostring(L, -1));
+  }
+  pids = pred_ids(L, sud, &np);                         /* 6 */
+  succs = waiting_succs(L, g, adder_of(L, g, sud));     /* 7 */
+  check_cycles(L, g, sud, pids, np, succs);
+  reserve_slot(L, g, g->total);
+  id = weft__sorter_intern_live(L, sud, 2);
+  init_slot(g, slot_at(g, id), id);
+  g->total = id + 1;
+  for (i = 0; i < np; i++)
+    if (weft__sorter_edge_live(g->sorter, pids[i], id) < 0)
+      return luaL_error(L, "run:add: not enough memory");
+  for (i = 0; i < succs.n; i++)
+    if (weft__sorter_edge_live(g->sorter, id, succs.ids[i]) < 0)
+      return luaL_error(L, "run:add: not enough memory");
+  if (weft__sorter_release(g->sorter, id)) {
+    start_ready(L, g, 1, push_env(L, 1));
+    if (feed_left(g))
+      weft__task_wake(g->owner, WEFT_WOKEN);
+  }
+  return 0;
+}
+
+/* }======== */
+
 /* {======== the block */
 
 static void unlink_all(weft_graph *g) {
   int i;
-  for (i = 0; i < g->n; i++)
-    if (weft_queue_linked(&g->slots[i].w.node))
-      weft_queue_remove(&g->slots[i].w.node);
+  for (i = 0; i < g->total; i++)
+    if (weft_queue_linked(&slot_at(g, i)->w.node))
+      weft_queue_remove(&slot_at(g, i)->w.node);
 }
 
 static int graph_gc(lua_State *L) {
   weft_graph *g = (weft_graph *)lua_touserdata(L, 1);
+  int i;
   unlink_all(g);
   weft__slab_free(&g->slab);
+  for (i = 0; i < g->nextra; i++)
+    free(g->extra[i]);
+  free(g->extra);
+  g->extra = NULL;
+  g->nextra = 0;
+  g->total = g->n;
   return 0;
 }
 
@@ -289,12 +517,9 @@ static weft_graph *new_block(lua_State *L, weft_runtime *rt, weft_task *owner,
   g->n = n;
   g->ref = LUA_NOREF;
   memset(&g->slab, 0, sizeof g->slab);
-  for (i = 0; i < n; i++) {
-    weft_queue_init(&g->slots[i].w.node);
-    g->slots[i].w.wake = node_wake;
-    g->slots[i].g = g;
-    g->slots[i].task = NULL;
-  }
+  g->total = n;
+  for (i = 0; i < n; i++)
+    init_slot(g, &g->slots[i], i);
   luaL_setmetatable(L, GRAPH_MT);
   weft__where(L, 1);
   lua_setiuservalue(L, -2, GV_WHERE);
@@ -324,7 +549,7 @@ static weft_graph *new_block(lua_State *L, weft_runtime *rt, weft_task *owner,
 static void push_skipped(lua_State *L, weft_graph *g) {
   int i, k = 0;
   lua_newtable(L);
-  for (i = 0; i < g->n; i++) {
+  for (i = 0; i < g->total; i++) {
     int st = weft__sorter_state(g->sorter, i);
     if (st == WEFT_NODE_WAITING || st == WEFT_NODE_READY) {
       push_node(L, A_BLOCK, i);
@@ -451,13 +676,18 @@ static const luaL_Reg graph_funcs[] = {
   {NULL, NULL}
 };
 
+static const luaL_Reg graph_methods[] = {
+  {"add", graph_add},
+  {NULL, NULL}
+};
+
 static const luaL_Reg graph_metas[] = {
   {"__gc", graph_gc},
   {NULL, NULL}
 };
 
 int weft__open_graph(lua_State *L, weft_runtime *rt) {
-  weft__class(L, rt, GRAPH_MT, NULL, NULL, graph_metas);
+  weft__class(L, rt, GRAPH_MT, graph_methods, NULL, graph_metas);
   lua_pop(L, 1);
   lua_pushlightuserdata(L, rt);
   luaL_setfuncs(L, graph_funcs, 1);

@@ -105,6 +105,10 @@ struct weft_task {
   lua_State *on_L;            /* while suspended: the thread whose stack holds */
   int on_idx;                 /* ... the awaited object at this index (0: none) */
   weft_task *run_child;       /* the task a nested weft.run in it waits for */
+  /* Output attribution (issue 15): whose output this task's prints and
+     processes are, copied from the spawning task in init_task; stdlib reads
+     and sets it with weft._label (the pipeline puts a task record's index). */
+  lua_Integer label;
 };
 
 struct weft_runtime {

@@ -343,6 +343,104 @@ int weft__sorter_cycle(const weft_sorter *s, const int **path) {
 
 /* }======== */
 
+/* {======== growing while it runs (run_graph's add) */
+
+int weft__sorter_node_live(weft_sorter *s) {
+  int rc, id;
+  if (!s->prepared)
+    return weft__sorter_node(s);
+  if (s->heapcap < s->n + 1) {   /* make_ready must find room */
+    void *p = s->heap;
+    if ((rc = grow(&p, &s->heapcap, s->n + 1, sizeof(int))) != 0)
+      return rc;
+    s->heap = (int *)p;
+  }
+  s->prepared = 0;
+  id = weft__sorter_node(s);
+  s->prepared = 1;
+  return id;
+}
+
+int weft__sorter_edge_live(weft_sorter *s, int pred, int succ) {
+  int rc;
+  if (!s->prepared)
+    return weft__sorter_edge(s, pred, succ);
+  if (pred < 0 || pred >= s->n || succ < 0 || succ >= s->n)
+    return WEFT_SORTER_EUNKNOWN;
+  if (s->state[succ] != WEFT_NODE_WAITING)
+    return WEFT_SORTER_EREADY;
+  if (s->state[pred] == WEFT_NODE_DONE)
+    return 0;   /* nothing to wait for */
+  s->prepared = 0;
+  rc = weft__sorter_edge(s, pred, succ);
+  s->prepared = 1;
+  return rc;
+}
+
+int weft__sorter_release(weft_sorter *s, int id) {
+  if (id < 0 || id >= s->n || s->state[id] != WEFT_NODE_WAITING || s->npred[id] != 0)
+    return 0;
+  make_ready(s, id);
+  return 1;
+}
+
+void weft__sorter_each_succ(const weft_sorter *s, int id, void (*fn)(int, void *), void *arg) {
+  int e;
+  for (e = s->head[id]; e >= 0; e = s->enext[e])
+    fn(s->esucc[e], arg);
+}
+
+/* A depth-first search along successors from 'from' for 'to', keeping the
+   path in s->cycle (as the cycle is kept): returns its length, 0 if there
+   is none, or ENOMEM. */
+int weft__sorter_path(weft_sorter *s, int from, int to) {
+  int *pos, *stack, *cur, top = 0, len = 0;
+  free(s->cycle);
+  s->cycle = NULL;
+  s->ncycle = 0;
+  pos = (int *)malloc((size_t)s->n * sizeof(int) + 1);
+  stack = (int *)malloc((size_t)s->n * sizeof(int) + 1);
+  cur = (int *)malloc((size_t)s->n * sizeof(int) + 1);
+  if (pos == NULL || stack == NULL || cur == NULL) {
+    len = WEFT_SORTER_ENOMEM;
+    goto done;
+  }
+  memset(pos, 0, (size_t)s->n * sizeof(int));   /* 1: seen */
+  stack[0] = from;
+  cur[0] = s->head[from];
+  pos[from] = 1;
+  while (top >= 0 && stack[top] != to) {
+    int e = cur[top], v;
+    if (e < 0) {
+      top--;
+      continue;
+    }
+    cur[top] = s->enext[e];
+    v = s->esucc[e];
+    if (!pos[v]) {
+      pos[v] = 1;
+      stack[++top] = v;
+      cur[top] = s->head[v];
+    }
+  }
+  if (top >= 0) {
+    s->cycle = (int *)malloc((size_t)(top + 1) * sizeof(int));
+    if (s->cycle == NULL) {
+      len = WEFT_SORTER_ENOMEM;
+      goto done;
+    }
+    memcpy(s->cycle, stack, (size_t)(top + 1) * sizeof(int));
+    s->ncycle = len = top + 1;
+  }
+done:
+  free(pos);
+  free(stack);
+  free(cur);
+  return len;
+}
+
+/* }======== */
+
 /* {======== handing out */
 
 int weft__sorter_nready(const weft_sorter *s) {

@@ -24,7 +24,8 @@ enum {
   WEFT_SORTER_EUNKNOWN = -5,     /* done: no such node */
   WEFT_SORTER_ENOTOUT = -6,      /* done: not handed out yet */
   WEFT_SORTER_EDONE = -7,        /* done: already done */
-  WEFT_SORTER_ETOOBIG = -8       /* more nodes or edges than an int counts */
+  WEFT_SORTER_ETOOBIG = -8,      /* more nodes or edges than an int counts */
+  WEFT_SORTER_EREADY = -9        /* edge_live: the successor no longer waits */
 };
 
 /* Node states, as weft__sorter_state reports them. */
@@ -67,6 +68,20 @@ int weft__sorter_done(weft_sorter *s, int id);
 int weft__sorter_is_active(const weft_sorter *s);
 int weft__sorter_state(const weft_sorter *s, int id);
 
+/* Growing a sorter while it runs (weft.run_graph's add), after prepare:
+   node_live makes a waiting node; edge_live adds pred -> succ where succ
+   still waits (else EREADY), and does nothing if pred is done; release
+   makes a waiting node with nothing left to wait for ready (returns 1).
+   No cycle check: path finds a path from -> to along successors (length,
+   0 if none; the ids are then what _cycle returns), for the caller to
+   refuse an edge that would close one. */
+int weft__sorter_node_live(weft_sorter *s);
+int weft__sorter_edge_live(weft_sorter *s, int pred, int succ);
+int weft__sorter_release(weft_sorter *s, int id);
+int weft__sorter_path(weft_sorter *s, int from, int to);
+/* Calls fn(id of each successor of node id, arg), in edge order. */
+void weft__sorter_each_succ(const weft_sorter *s, int id, void (*fn)(int, void *), void *arg);
+
 /* Prepares and writes one whole order into out (room for count ids).
    Returns the number written, or a negative code (ECYCLE included). */
 int weft__sorter_static_order(weft_sorter *s, int *out);
@@ -87,6 +102,11 @@ void weft__sorter_push_table(lua_State *L, int ud);
 /* Prepares the sorter userdata at 'ud', raising CycleError (or an
    ordinary error) on failure. */
 void weft__sorter_prepare_or_raise(lua_State *L, int ud);
+/* The id of the node at idx in the sorter userdata at 'ud', or -1. */
+int weft__sorter_lookup(lua_State *L, int ud, int idx);
+/* A new node for the value at idx (not yet a node) in the prepared sorter
+   userdata at 'ud': its id; raises on memory errors. */
+int weft__sorter_intern_live(lua_State *L, int ud, int idx);
 #endif
 
 #endif

@@ -142,7 +142,7 @@ static int fits_direct(const sorter_ud *u, lua_Integer k) {
 
 /* Makes a node; records its value (the value at idx) in ival or vals. */
 static int new_node(lua_State *L, sorter_ud *u, int vals, int idx, lua_Integer k) {
-  int id = weft__sorter_node(u->core), isint = idx == 0 || lua_isinteger(L, idx);
+  int id = weft__sorter_node_live(u->core), isint = idx == 0 || lua_isinteger(L, idx);
   if (id < 0)
     return memory_error(L, id);
   if (id >= u->vcap) {
@@ -230,16 +230,29 @@ static int intern(lua_State *L, sorter_ud *u, int map, int idx) {
 }
 
 /* Returns the id of the node at idx, or -1 if it was never added. */
-static int lookup(lua_State *L, int ud, int idx) {
+int weft__sorter_lookup(lua_State *L, int ud, int idx) {
   sorter_ud *u = (sorter_ud *)lua_touserdata(L, ud);
   int id = -1;
   lua_Integer k;
+  idx = lua_absindex(L, idx);
   if (lua_type(L, idx) == LUA_TNUMBER && integer_key(L, idx, &k) && k >= 1 && k <= u->dcap)
     return u->direct[k - 1] - 1;
   lua_getiuservalue(L, ud, UV_MAP);
   lua_pushvalue(L, idx);
   if (lua_rawget(L, -2) == LUA_TNUMBER)
     id = (int)lua_tointeger(L, -1);
+  lua_pop(L, 2);
+  return id;
+}
+
+int weft__sorter_intern_live(lua_State *L, int ud, int idx) {
+  sorter_ud *u = (sorter_ud *)lua_touserdata(L, ud);
+  int map, id;
+  idx = lua_absindex(L, idx);
+  lua_getiuservalue(L, ud, UV_MAP);
+  map = lua_gettop(L);
+  lua_getiuservalue(L, ud, UV_VALS);
+  id = intern(L, u, map, idx);
   lua_pop(L, 2);
   return id;
 }
@@ -587,7 +600,7 @@ static int sorter_done(lua_State *L) {
   int top = lua_gettop(L), i;
   check_prepared(L, s, "done");
   for (i = 2; i <= top; i++) {
-    int rc = weft__sorter_done(s, lookup(L, 1, i));
+    int rc = weft__sorter_done(s, weft__sorter_lookup(L, 1, i));
     if (rc != 0)
       return done_error(L, i, rc);
   }

@@ -235,6 +235,7 @@ static void init_task(weft_runtime *rt, weft_task *t, double started) {
   t->rt = rt;
   t->id = rt->next_id++;
   t->started = started;
+  t->label = rt->current != NULL ? rt->current->label : 0;   /* inherited */
   t->wait.wake = task_waiter_wake;
   weft_queue_init(&t->wait.node);
   weft_queue_init(&t->ready_node);
@@ -643,6 +644,22 @@ static int task_current(lua_State *L) {
   return 1;
 }
 
+/* weft._label([n]): the current task's output label (see internal.h),
+   nil outside a task; with n, sets it first. */
+static int task_label(lua_State *L) {
+  weft_task *t = WEFT_UPRT(L)->current;
+  if (!lua_isnoneornil(L, 1)) {
+    lua_Integer n = luaL_checkinteger(L, 1);
+    if (t != NULL)
+      t->label = n;
+  }
+  if (t == NULL)
+    lua_pushnil(L);
+  else
+    lua_pushinteger(L, t->label);
+  return 1;
+}
+
 /* weft.tasks(): the live tasks, oldest first, with what each waits on. */
 static int task_list(lua_State *L) {
   weft_runtime *rt = WEFT_UPRT(L);
@@ -695,6 +712,7 @@ static const luaL_Reg task_funcs[] = {
   {"spawn", task_spawn},
   {"current", task_current},
   {"tasks", task_list},
+  {"_label", task_label},
   {NULL, NULL}
 };
 

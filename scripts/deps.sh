@@ -14,6 +14,8 @@ lua-cjson lua-cjson-dev libcurl4-openssl-dev libedit-dev python3 procps tmux ngi
 ca-certificates luarocks bc
 libxxhash-dev libsqlite3-dev
 slurm-wlm munge"
+# the HTML report spec renders the page in a real headless browser
+pkgs="$pkgs chromium"
 case "${1:-}" in
   bench) pkgs="$pkgs ninja-build hyperfine time" ;;
   fuzz) pkgs="$pkgs clang libclang-rt-14-dev" ;;

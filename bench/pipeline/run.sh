@@ -6,6 +6,7 @@
 # ratios weft/ninja and weft/xargs. Usage: bench/pipeline/run.sh [ROUNDS]
 set -eu
 cd "$(dirname "$0")/../.."
+. bench/pipeline/lib.sh
 BIN=${WEFT_BIN:-$(pwd)/${BUILD:-build}/weft}
 ROUNDS=${1:-7}
 N=1000
@@ -37,11 +38,6 @@ LUA
   while [ $i -le $N ]; do echo "build o$i: t"; i=$((i + 1)); done
 } > "$tmp/build.ninja"
 
-now() { date +%s.%N; }
-time_one() {   # prints seconds taken by "$@"
-  s=$(now); "$@" > /dev/null 2>&1; e=$(now)
-  echo "$e - $s" | bc -l
-}
 weft_run() { CI=true "$BIN" run -f "$tmp/Weftfile.lua" -j 2; }
 weft_exec() { "$BIN" "$tmp/exec.lua"; }
 ninja_run() { ninja -C "$tmp" -j 2 -f build.ninja; }
@@ -56,7 +52,6 @@ while [ "$r" -le "$ROUNDS" ]; do
   r=$((r + 1))
 done
 
-median() { sort -n "$1" | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 printf '%-10s %10s %14s\n' tool "median s" "ms/process"
 for tool in weft_run weft_exec ninja_run xargs_run; do
   m=$(median "$tmp/$tool.times")

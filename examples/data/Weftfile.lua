@@ -1,6 +1,10 @@
 -- A small data pipeline: extract from three sources in parallel (a file
 -- written here, a process's output, and a computation in Lua), join them,
--- write the result. No network. Run: `weft run -f examples/data/Weftfile.lua`.
+-- then grade each joined row in a task of its own, added while running
+-- (`ctx:add`: how many rows there are is known only after the join), and
+-- write the report once they are all done. No network.
+-- Run: `weft run -f examples/data/Weftfile.lua` (try `--output grouped`,
+-- `--dry-run`, which shows only the declared tasks, and `--report r.html`).
 
 local dir = (os.getenv("TMPDIR") or "/tmp") .. "/weft-data-example"
 
@@ -58,13 +62,40 @@ task "join" {
   end,
 }
 
-task "write" {
+task "partition" {
   deps = { "join" },
+  desc = "one task per joined row, added while running (the rows are known only now)",
+  function(ctx)
+    for line in io.lines(dir .. "/joined.csv") do
+      local id, name, score = line:match("^(%d+),([^,]+),(%d+)$")
+      ctx:add("grade:" .. name, {
+        desc = "grade one user",
+        function()
+          weft.sleep(0.02 * tonumber(id))   -- each row takes its time; they run in parallel
+          local grade = tonumber(score) >= 50 and "pass" or "retry"
+          write(("%s/grade-%s.txt"):format(dir, name), ("%s,%s\n"):format(name, grade))
+          print(name .. ": " .. grade)
+        end,
+      })
+    end
+  end,
+}
+
+task "write" {
+  deps = { "partition" },   -- waits for every grade:* task partition added
   desc = "write the report",
   function()
     local joined = io.open(dir .. "/joined.csv"):read("a")
     local shells = io.open(dir .. "/shells.txt"):read("a")
-    write(dir .. "/report.txt", "id,name,score\n" .. joined .. "\nshells:\n" .. shells)
+    local grades = {}
+    for line in joined:gmatch("[^\n]+") do
+      local f = assert(io.open(("%s/grade-%s.txt"):format(dir, line:match("^%d+,([^,]+)"))))
+      grades[#grades + 1] = f:read("a")
+      f:close()
+    end
+    grades = table.concat(grades)
+    write(dir .. "/report.txt", "id,name,score\n" .. joined .. "\ngrades:\n" .. grades
+      .. "\nshells:\n" .. shells)
     weft.exec { "cat", dir .. "/report.txt" }
   end,
 }

@@ -44,6 +44,14 @@ function M.run(args, opts)
   return r
 end
 
+--- Runs `weft run WORDS` (a string split at spaces) as CI would, with
+-- plain progress and no CI group markers; `env` adds VAR=value words.
+function M.weft_run(words, env)
+  local a = { "run" }
+  for w in words:gmatch("%S+") do a[#a + 1] = w end
+  return M.run(a, { env = "env -u GITHUB_ACTIONS -u GITLAB_CI CI=true " .. (env or "") })
+end
+
 local function sleep(s)
   os.execute("sleep " .. s)
 end

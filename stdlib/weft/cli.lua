@@ -8,45 +8,8 @@ local weft = require "weft"
 local pipeline = require "weft.pipeline"
 local executor = require "weft.executor"   -- slurm (#19)
 
-local HELP = [[
-usage: weft run [-f FILE] [-C DIR] [TARGET...] [NAME=VALUE...] [options]
-       weft why [-f FILE] [-C DIR] TASK [NAME=VALUE...]
-
-Runs the named targets of a pipeline file (else its `default` ones) and
-everything they depend on, as a graph. Task output goes to stdout, each line
-prefixed with the task's name; progress and the summary go to stderr.
-
-options:
-  -f, --file FILE      pipeline file (default ./Weftfile.lua); tasks run in
-                       its directory
-  -C, --directory DIR  change to DIR first
-  NAME=VALUE           set the variable NAME for var() in the Weftfile
-  -B, --always         run the selected tasks even if they are up to date
-  --explain            say why each task runs, before it runs
-  --watch              after the run, wait for a change to a source (or the
-                       Weftfile) and run again what is out of date
-  -j, --jobs N         run at most N tasks at once (default: number of CPUs)
-  -k, --keep-going     keep going past failures; only tasks downstream of a
-                       failed one are skipped
-  --dry-run            print the waves that would run, run nothing
-  --list               print the tasks with their descriptions, run nothing
-  --graph dot|mermaid  print the selected graph as DOT or Mermaid, run nothing
-  --trace FILE.json    write a Chrome trace-event file of the run (Perfetto)
-  --report FILE.html   write a self-contained HTML report with a Gantt chart
-  --timeout S          deadline for the whole run, in seconds
-  --plain              plain progress lines even on a terminal
-  --executor local|slurm  where task processes run (default local); with
-                       slurm each one is a batch job (see docs/pipelines.md)
-  --slurm-rate N       at most N sbatch submissions a second (default 10)
-  --slurm-poll S       first squeue interval in seconds (default 2)
-  --slurm-poll-max S   longest squeue interval in seconds (default 60)
-  -h, --help           show this help
-
-Exit status: 0 all tasks succeeded, 1 a task failed or the run timed out,
-2 usage error (unknown option or target, missing file, bad Weftfile),
-129 hangup (terminal closed), 130 interrupted (Ctrl-C), 143 terminated (SIGTERM).
-Environment: NO_COLOR disables colours; CI=true forces plain output.
-]]
+-- What --dry-run and --graph cannot show: tasks bodies add while running.
+local DYNAMIC_NOTE = "weft run: this is the static graph; tasks added while running (ctx:add) may follow\n"
 
 local function cpu_count()
   local ok, uv = pcall(function() return weft.uv end)
@@ -70,54 +33,119 @@ local function number_arg(opt, v)
   return n
 end
 
+local function positive_int(v, opt) return math.floor(number_arg(opt, v)) end
+local function positive(v, opt) return number_arg(opt, v) end
+local function one_of(choices)
+  return function(v, opt)
+    for _, c in ipairs(choices) do
+      if v == c then return v end
+    end
+    pipeline.usage_error("%s expects %s, got %s", opt, table.concat(choices, " or "), v)
+  end
+end
+local function executor_name(v, opt)
+  if not executor.names[v] then
+    local known = {}
+    for name in pairs(executor.names) do known[#known + 1] = name end
+    table.sort(known)
+    pipeline.usage_error("%s expects one of %s, got %s", opt, table.concat(known, ", "), v)
+  end
+  return v
+end
+local function output_mode(v)
+  local mode, raw = require("weft.reporter.output").parse(v)
+  if not mode then pipeline.usage_error("%s", raw) end
+  return { mode = mode, raw = raw }
+end
+
+-- Every option of `weft run`: the parser and --help both read this table.
+local OPTIONS = {
+  { short = "-f", long = "--file", key = "file", arg = "FILE",
+    help = "pipeline file (default ./Weftfile.lua); tasks run in its directory" },
+  { short = "-C", long = "--directory", key = "dir", arg = "DIR", help = "change to DIR first" },
+  { short = "-B", long = "--always", key = "always",
+    help = "run the selected tasks even if they are up to date" },
+  { long = "--explain", key = "explain", help = "say why each task runs, before it runs" },
+  { long = "--watch", key = "watch",
+    help = "after the run, wait for a change to a source (or the Weftfile) and run again "
+      .. "what is out of date" },
+  { short = "-j", long = "--jobs", key = "jobs", arg = "N", convert = positive_int,
+    help = "run at most N tasks at once (default: number of CPUs); also -jN" },
+  { short = "-k", long = "--keep-going", key = "keep_going",
+    help = "keep going past failures; only tasks downstream of a failed one are skipped" },
+  { short = "-n", long = "--dry-run", key = "dry_run",
+    help = "print the waves that would run, run nothing" },
+  { short = "-l", long = "--list", key = "list",
+    help = "print the tasks with their descriptions and deps, run nothing" },
+  { long = "--graph", key = "graph", arg = "dot|mermaid", convert = one_of({ "dot", "mermaid" }),
+    help = "print the selected graph as DOT or Mermaid, run nothing" },
+  { long = "--trace", key = "trace", arg = "FILE.json",
+    help = "write a Chrome trace-event file of the run (Perfetto)" },
+  { long = "--report", key = "report", arg = "FILE.html",
+    help = "write a self-contained HTML report with a Gantt chart" },
+  { long = "--timeout", key = "timeout", arg = "S", convert = positive,
+    help = "deadline for the whole run, in seconds" },
+  { long = "--plain", key = "plain", help = "plain progress lines even on a terminal" },
+  { long = "--output", key = "output", arg = "MODE", convert = output_mode,
+    help = "prefixed (default): `task | line`, stderr lines as `task !| line`; "
+      .. "grouped: each task's lines as one block when it ends; interleaved: lines bare. "
+      .. "Add ,raw (or give raw) to keep control characters" },
+  { long = "--summary", key = "summary", arg = "full|short", convert = one_of({ "full", "short" }),
+    help = "the table of every task (full) or counts, the slowest 5 and the failures (short); "
+      .. "default: the table for runs of at most 12 tasks" },
+  -- slurm (#19): where task processes run; collected into o.executor by parse
+  { long = "--executor", key = "executor_name", arg = "local|slurm", convert = executor_name,
+    help = "where task processes run (default local); with slurm each one is a batch job "
+      .. "(see docs/pipelines.md)" },
+  { long = "--slurm-rate", key = "slurm_rate", arg = "N", convert = positive,
+    help = "at most N sbatch submissions a second (default 10)" },
+  { long = "--slurm-poll", key = "slurm_poll", arg = "S", convert = positive,
+    help = "first squeue interval in seconds (default 2)" },
+  { long = "--slurm-poll-max", key = "slurm_poll_max", arg = "S", convert = positive,
+    help = "longest squeue interval in seconds (default 60)" },
+  { short = "-h", long = "--help", key = "help", help = "show this help" },
+  -- `weft why TASK` reaches weft.cli as `--why TASK` (host/main.c): not a
+  -- flag of `weft run`, so --help does not show it
+  { long = "--why", key = "why", hidden = true },
+}
+
+local function help_text()
+  return table.concat({
+    "usage: weft run [-f FILE] [-C DIR] [TARGET...] [NAME=VALUE...] [options]\n",
+    "       weft why [-f FILE] [-C DIR] TASK [NAME=VALUE...]\n\n",
+    "Runs the named targets of a pipeline file (else its `default` ones) and\n",
+    "everything they depend on, as a graph. Task output goes to stdout, each line\n",
+    "prefixed with the task's name; progress and the summary go to stderr.\n\n",
+    "options:\n",
+    "  NAME=VALUE           set the variable NAME for var() in the Weftfile\n",
+    require("weft.options").help(OPTIONS), "\n",
+    "Exit status: 0 all tasks succeeded, 1 a task failed or the run timed out,\n",
+    "2 usage error (unknown option or target, missing file, bad Weftfile),\n",
+    "129 hangup (terminal closed), 130 interrupted (Ctrl-C), 143 terminated (SIGTERM).\n",
+    "Environment: NO_COLOR disables colours; CI=true or TERM=dumb forces plain\n",
+    "output; GITHUB_ACTIONS=true wraps each task's output in ::group:: lines and\n",
+    "GITLAB_CI in collapsed sections.\n",
+  })
+end
+
 --- Parses the arguments of `weft run`; raises a usage error.
 -- @tparam {string,...} args
 -- @treturn table options
 local function parse(args)
-  local o = { file = "Weftfile.lua", targets = {}, vars = {} }
-  local i = 1
-  local function value(opt)
-    i = i + 1
-    if args[i] == nil then pipeline.usage_error("option %s needs a value", opt) end
-    return args[i]
-  end
-  while i <= #args do
-    local a = args[i]
-    if a == "-f" or a == "--file" then o.file = value(a)
-    elseif a == "-C" or a == "--directory" then o.dir = value(a)
-    elseif a == "-B" or a == "--always" then o.always = true
-    elseif a == "--explain" then o.explain = true
-    elseif a == "--watch" then o.watch = true
-    elseif a == "--why" then o.why = true
-    elseif a:match("^[%a_][%w_]*=") then
-      local k, v = a:match("^([^=]+)=(.*)$")
-      o.vars[k] = v
-    elseif a == "-j" or a == "--jobs" then o.jobs = math.floor(number_arg(a, value(a)))
-    elseif a:match("^%-j%d+$") then o.jobs = math.floor(number_arg("-j", a:sub(3)))
-    elseif a == "-k" or a == "--keep-going" then o.keep_going = true
-    elseif a == "--dry-run" or a == "-n" then o.dry_run = true
-    elseif a == "--list" or a == "-l" then o.list = true
-    elseif a == "--graph" then
-      o.graph = value(a)
-      if o.graph ~= "dot" and o.graph ~= "mermaid" then
-        pipeline.usage_error("--graph expects dot or mermaid, got %s", o.graph)
-      end
-    elseif a == "--trace" then o.trace = value(a)
-    elseif a == "--report" then o.report = value(a)
-    elseif a == "--timeout" then o.timeout = number_arg(a, value(a))
-    elseif a == "--plain" then o.plain = true
-    elseif a == "-h" or a == "--help" then o.help = true
-    elseif executor.cli_flag(o, a, value, number_arg, pipeline.usage_error) then   -- slurm (#19)
-    elseif a == "--" then
-      for j = i + 1, #args do
-        local k, v = args[j]:match("^([%a_][%w_]*)=(.*)$")
-        if k then o.vars[k] = v else o.targets[#o.targets + 1] = args[j] end
-      end
-      break
-    elseif a:sub(1, 1) == "-" then pipeline.usage_error("unknown option %s", a)
-    else o.targets[#o.targets + 1] = a
+  local vars = {}
+  local o = require("weft.options").parse(args, OPTIONS, pipeline.usage_error, function(res, w)
+    local k, v = w:match("^([%a_][%w_]*)=(.*)$")   -- NAME=VALUE is never a target
+    if k then vars[k] = v else table.insert(res[1], w) end
+  end)
+  o.targets, o[1], o.vars = o[1], nil, vars
+  o.file = o.file or "Weftfile.lua"
+  if o.output then o.output, o.raw = o.output.mode, o.output.raw end
+  for key, field in pairs({ executor_name = "name", slurm_rate = "rate", slurm_poll = "poll",
+                            slurm_poll_max = "poll_max" }) do   -- slurm (#19)
+    if o[key] ~= nil then
+      o.executor = o.executor or {}
+      o.executor[field], o[key] = o[key], nil
     end
-    i = i + 1
   end
   return o
 end
@@ -138,6 +166,9 @@ local function list_tasks(P, out)
   for _, rec in ipairs(P.tasks) do
     out:write(("%-" .. width .. "s  %s%s\n"):format(rec.name, rec.desc or "",
       defaults[rec.name] and "  (default)" or ""))
+    if #rec.deps > 0 then
+      out:write((" "):rep(width + 2), "after: ", table.concat(rec.deps, ", "), "\n")
+    end
   end
 end
 
@@ -145,10 +176,13 @@ local function choose_reporter(o)
   local ci = os.getenv("CI")
   local tty = is_tty(2)
   local color = require("weft.reporter.plain").want_color(is_tty(1) or tty)
-  if tty and not o.plain and not (ci and ci ~= "" and ci ~= "false" and ci ~= "0") then
-    return require("weft.reporter.terminal").new({ color = color }), color
+  local ropts = { color = color, mode = o.output, raw = o.raw,
+    ci = require("weft.reporter.output").ci_markers() }
+  if tty and not o.plain and os.getenv("TERM") ~= "dumb"
+      and not (ci and ci ~= "" and ci ~= "false" and ci ~= "0") then
+    return require("weft.reporter.terminal").new(ropts), color
   end
-  return require("weft.reporter.plain").new({ color = color }), color
+  return require("weft.reporter.plain").new(ropts), color
 end
 
 local function dry_run(P, list)
@@ -168,7 +202,8 @@ end
 
 local function report(run, o)
   local _, color = choose_reporter(o)
-  io.stderr:write(require("weft.summary").render(run, { color = color }))
+  io.stderr:write(require("weft.summary").render(run, { color = color,
+    full = o.summary == "full", table_max = o.summary == "short" and 0 or nil }))
   io.stderr:flush()
   if o.trace then require("weft.trace").write(run, o.trace) end
   if o.report then require("weft.report").write(run, o.report) end
@@ -240,11 +275,12 @@ end
 local function main(args)
   local o = parse(args)
   if o.help then
-    io.stdout:write(HELP)
+    io.stdout:write(help_text())
     return 0
   end
   local path = enter_directory(o)
   local P = pipeline.load(path, { vars = o.vars, name = o.file })
+  P.run_dir = o.dir   -- for the rerun commands of failures
   if o.why then return why(P, o) end
   if o.list then
     list_tasks(P, io.stdout)
@@ -259,10 +295,12 @@ local function main(args)
   local list = P:select(targets)
   if o.graph then
     io.stdout:write(require("weft.export")[o.graph](list))
+    io.stderr:write(DYNAMIC_NOTE)
     return 0
   end
   if o.dry_run then
     dry_run(P, list)
+    io.stderr:write(DYNAMIC_NOTE)
     if o.executor then   -- slurm (#19): the command each task's processes would start with
       for _, line in ipairs(executor.dry_run(o.executor, list, o.file)) do io.stdout:write(line, "\n") end
     end

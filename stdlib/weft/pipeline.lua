@@ -8,10 +8,10 @@
 -- reporter object (see weft.reporter.plain) and returning a run record the
 -- summary, trace and report modules read.
 --
--- The graph is driven by a small Kahn loop over weft.spawn and a completion
--- queue. NOTE for the lead: once weft.run_graph (host/graph.c) is in, the loop
--- in `execute` can become `weft.run_graph(graph, work, {limit=, keep_going=})`;
--- the bookkeeping (records, skipped, interrupted) stays as it is.
+-- The graph is driven by weft.run_graph (one scheduler for weft): each
+-- selected task is a node, named by its position in the run's list, whose
+-- work runs the task in the node's own weft task; a task body's ctx:add
+-- becomes run:add on that graph, so a run can grow while it goes on.
 --
 -- Usage errors (unknown dependency, duplicate task, cycle, unknown target)
 -- are raised as tables `{usage = true, message = ...}` naming the task and the
@@ -47,7 +47,12 @@ function M.new()
 end
 
 local function where(level)
-  local info = debug.getinfo(level + 1, "Sl")
+  level = level + 1
+  local info = debug.getinfo(level, "Sl")
+  while info and info.what == "C" do   -- called through pcall and friends
+    level = level + 1
+    info = debug.getinfo(level, "Sl")
+  end
   if not info then return "?" end
   return ("%s:%d"):format(info.short_src, info.currentline)
 end
@@ -188,25 +193,55 @@ end
 
 -- {======== output routing: which pipeline task is running this code?
 
-local owner = setmetatable({}, { __mode = "k" })   -- weft task -> record
-local current_run                                   -- the run in progress
+-- A task's output label (weft._label, set in C at spawn and inherited by
+-- every child: weft.spawn, gather, group, run_graph nodes) names the record
+-- it prints for. Labels are unique per process, so nested runs never mix.
+local by_label = setmetatable({}, { __mode = "v" })   -- label -> record
+local next_label = 0
+local current_run                                     -- the run in progress
+
+local function label_record(rec)
+  next_label = next_label + 1
+  by_label[next_label] = rec
+  rec.label = next_label
+end
 
 local function current_record()
-  local t = weft.current()
-  local rec = t and owner[t]
+  local rec = by_label[weft._label() or 0]
   if rec then return rec end
   if current_run and current_run.nrunning == 1 then   -- only one candidate
-    return current_run.last_started
+    return (next(current_run.running))
   end
   return nil
+end
+
+local TAIL = 20   -- output lines a record keeps (see M.tail)
+
+-- Keeps the last TAIL lines in a ring; ring.n counts every line.
+local function remember(ring, line)
+  local n = (ring.n or 0) + 1
+  ring.n = n
+  ring[(n - 1) % TAIL + 1] = line
+end
+
+--- The last output lines of a task record, oldest first.
+-- @tab rec
+-- @int[opt] max at most this many
+-- @string[opt] stream "stderr" for its stderr lines only
+function M.tail(rec, max, stream)
+  local tail = (stream == "stderr" and rec.err_tail or rec.tail) or {}
+  local n = tail.n or #tail
+  local first = math.max(1, n - math.min(max or TAIL, TAIL) + 1)
+  local out = {}
+  for i = first, n do out[#out + 1] = tail[(i - 1) % TAIL + 1] end
+  return out
 end
 
 local function emit(rec, stream, line)
   local run = current_run
   if rec then
-    local tail = rec.tail
-    tail[#tail + 1] = line
-    if #tail > 20 then table.remove(tail, 1) end
+    remember(rec.tail, line)
+    if stream == "stderr" then remember(rec.err_tail, line) end
   end
   if run and run.reporter then
     run.reporter:line(rec, stream, line)
@@ -234,8 +269,75 @@ local function with_streaming(argv, opts, rec)
       if user_err then user_err(line) end
     end
   end
+  if rec and not o.detach then   -- whose process group to check when the task ends
+    local user_spawn = o.on_spawn
+    o.on_spawn = function(pid)
+      rec.groups[#rec.groups + 1] = { pgid = pid, grace = o.grace }
+      if user_spawn then user_spawn(pid) end
+    end
+  end
   return o
 end
+
+-- {======== background leftovers: processes a task started that outlive it
+
+local uv = weft.uv
+
+-- "pid command" for each process in process group `pgid` (from /proc).
+local function group_members(pgid)
+  local found = {}
+  local dir = uv.fs_scandir("/proc")
+  while dir do
+    local name = uv.fs_scandir_next(dir)
+    if not name then break end
+    if name:match("^%d+$") then
+      local f = io.open("/proc/" .. name .. "/stat")
+      local stat = f and f:read("a")
+      if f then f:close() end
+      local pgrp = stat and stat:match("%) %S+ %d+ (%d+)")
+      if tonumber(pgrp) == pgid then
+        f = io.open("/proc/" .. name .. "/cmdline")
+        local cmd = f and f:read("a") or ""
+        if f then f:close() end
+        cmd = cmd:gsub("%z+$", ""):gsub("%z", " ")
+        if cmd == "" then cmd = stat:match("%((.-)%)") or "?" end
+        found[#found + 1] = name .. " " .. (#cmd > 60 and cmd:sub(1, 57) .. "..." or cmd)
+      end
+    end
+  end
+  return found
+end
+
+local function group_alive(pgid)
+  return uv.kill(-pgid, 0) == 0
+end
+
+-- When a task ends, processes still running in the process group of one
+-- of its processes (`cmd &`) are terminated: TERM, then KILL after the
+-- grace period (the process's `grace`, default 5 s), with a warning naming
+-- them. A process started with `detach = true` is left alone.
+local function end_leftovers(run, rec)
+  for _, g in ipairs(rec.groups or {}) do
+    if group_alive(g.pgid) then
+      local members = group_members(g.pgid)
+      rec.leftovers = rec.leftovers or {}
+      for _, m in ipairs(members) do rec.leftovers[#rec.leftovers + 1] = m end
+      local msg = ("warning: task %s left %d process%s running in the background (TERM sent): %s")
+        :format(rec.name, #members, #members == 1 and "" or "es", table.concat(members, ", "))
+      if run.reporter and run.reporter.progress then run.reporter:progress(msg)
+      else io.stderr:write(msg, "\n") end
+      uv.kill(-g.pgid, "sigterm")
+      local deadline = weft.now() + (g.grace or 5)
+      while group_alive(g.pgid) and weft.now() < deadline do
+        if not pcall(weft.sleep, 0.05) then break end   -- cancelled: KILL now
+      end
+      if group_alive(g.pgid) then uv.kill(-g.pgid, "sigkill") end
+    end
+  end
+  rec.groups = {}
+end
+
+-- }========
 
 local function argv_of(argv)
   local a = {}
@@ -289,12 +391,6 @@ local function task_weft()
     if type(cmd) ~= "string" then return weft.sh(cmd, opts) end   -- weft.sh's own error
     return run_process({ "sh", "-c", cmd }, { "/bin/sh", "-c", cmd }, {}, opts or {})
   end
-  function proxy.spawn(fn, ...)
-    local rec = current_record()
-    local t = weft.spawn(fn, ...)
-    if rec then owner[t] = rec end
-    return t
-  end
   return proxy
 end
 
@@ -305,6 +401,58 @@ local function task_print(...)
   local text = table.concat(parts, "\t")
   local rec = current_record()
   for line in (text .. "\n"):gmatch("(.-)\n") do emit(rec, "stdout", line) end
+end
+
+-- `io.write` in a Weftfile: text is held per task until a newline ends a
+-- line, so a line written in pieces comes out as one prefixed line (what
+-- is left when the task ends is written then).
+local partial = setmetatable({}, { __mode = "k" })   -- record (or false) -> text
+
+local function flush_partial(rec)
+  local key = rec or false
+  local text = partial[key]
+  if text and text ~= "" then emit(rec, "stdout", text) end
+  partial[key] = nil
+end
+
+local function task_io_write(...)
+  local rec = current_record()
+  local key = rec or false
+  local parts = { partial[key] or "" }
+  for i = 1, select("#", ...) do
+    local v = select(i, ...)
+    if type(v) ~= "string" and type(v) ~= "number" then
+      error(("bad argument #%d to 'write' (string expected, got %s)"):format(i, type(v)), 2)
+    end
+    parts[#parts + 1] = v
+  end
+  local text = table.concat(parts)
+  local last = 1
+  for line, stop in text:gmatch("([^\n]*)\n()") do
+    emit(rec, "stdout", line)
+    last = stop
+  end
+  partial[key] = text:sub(last)
+end
+
+-- io.stdout as a Weftfile sees it: `write` goes through the prefixer as
+-- io.write does; every other method is the real file's.
+local task_stdout = setmetatable({}, {
+  __index = function(_, k)
+    local v = io.stdout[k]
+    if type(v) ~= "function" then return v end
+    return function(self, ...) return v(io.stdout, ...) end
+  end,
+  __tostring = function() return tostring(io.stdout) end,
+})
+function task_stdout.write(self, ...)
+  task_io_write(...)
+  return self
+end
+
+local function task_io_write_file(...)
+  task_io_write(...)
+  return task_stdout
 end
 
 -- }========
@@ -324,9 +472,11 @@ function M.load(path, opts)
   f:close()
   local P = M.new()
   P.file = path
+  P.shown_file = shown   -- as the user named it (tasks run in the file's directory)
   local env = setmetatable({}, { __index = _G })
   env.weft = task_weft()
   env.print = task_print
+  env.io = setmetatable({ write = task_io_write_file, stdout = task_stdout }, { __index = io })
   env.task = function(name)
     local at = where(2)
     return function(spec) return P:task(name, spec, at) end
@@ -362,10 +512,11 @@ end
 
 local function new_record_state(rec)
   rec.status = "pending"
-  rec.tail = {}
-  rec.procs = {}
-  rec.attempts = 0
+  rec.tail, rec.err_tail = {}, {}
+  rec.procs, rec.groups, rec.leftovers = {}, {}, nil
+  rec.attempts, rec.spans = 0, nil
   rec.start, rec.finish, rec.slot, rec.error = nil, nil, nil, nil
+  label_record(rec)
 end
 
 local function take_slot(run)
@@ -376,135 +527,158 @@ local function take_slot(run)
   return i
 end
 
---- Runs one task record as a weft task, reporting its end on `done_q`.
-local function start(run, rec, done_q)
+local function is_cancel(err)
+  return type(err) == "table" and err.kind == "Cancelled"
+end
+
+-- The run is stopping: say so once, with how many tasks it waits for.
+local function stopping(run, n)
+  if run.stopping then return end
+  run.stopping = true
+  if n > 0 and run.reporter and run.reporter.stopping then run.reporter:stopping(n) end
+end
+
+local function begin_task(run, rec)
   rec.status = "running"
   rec.start = weft.now()
   rec.slot = take_slot(run)
+  rec.task = weft.current()
   run.nrunning = run.nrunning + 1
-  run.last_started = rec
   run.running[rec] = true
-  -- issue 13 hook: an up-to-date task is not started
-  if run.incr then
-    local cok, fresh = pcall(run.incr.check, run.incr, rec)
-    if not cok or fresh then
-      rec.status = cok and "up to date" or "failed"
-      rec.error = not cok and fresh or nil
-      rec.finish = rec.start
-      done_q:put(rec)
-      return
-    end
-  end
-  if run.reporter then run.reporter:started(rec, run) end
-  local t = weft.spawn(function()
-    local ok, err
-    repeat   -- issue 13: `weft run --watch` sets rec.restart when a source changed
-      if rec.restart then rec.restart = nil; incremental.restarting(run.incr, rec) end
-      ok, err = pcall(retry.run, rec, rec.fn or function() end, run.reporter)
-    until not rec.restart
-    if ok and run.incr then ok, err = pcall(run.incr.record, run.incr, rec) end   -- issue 13
-    if rec.status ~= "running" then return end   -- drained meanwhile
-    rec.finish = weft.now()
-    if ok then
-      rec.status = "done"
-    elseif type(err) == "table" and err.kind == "Cancelled" then
-      rec.status = "interrupted"
-      rec.error = err
-    else
-      rec.status = "failed"
-      rec.error = err
-    end
-    done_q:put(rec)
-  end)
-  t.name = rec.name
-  owner[t] = rec
-  rec.task = t
 end
 
-local function finished(run, rec)
+-- `fresh`: the task was up to date (issue 13) and did not run.
+local function end_task(run, rec, ok, err, fresh)
+  rec.finish = fresh and rec.start or weft.now()
+  if ok then
+    rec.status = fresh and "up to date" or "done"
+  else
+    rec.status = is_cancel(err) and "interrupted" or "failed"
+    rec.error = err
+  end
   run.nrunning = run.nrunning - 1
   run.running[rec] = nil
   run.slots[rec.slot] = nil
+  flush_partial(rec)
   if run.reporter then run.reporter:finished(rec, run) end
 end
 
--- Marks every task downstream of a failed one as skipped (keep-going mode).
-local function skip_downstream(run, failed)
-  for _, rec in ipairs(run.list) do
-    if rec.status == "pending" then
-      for _, d in ipairs(rec.deps) do
-        local dep = run.pipeline.by_name[d]
-        if dep == failed or dep.status == "skipped" then
-          rec.status = "skipped"
-          run.remaining = run.remaining - 1
-          break
-        end
-      end
-    end
+-- {======== ctx:add: tasks added while the run goes on
+
+local function position_of(run, name)
+  local rec = run.pipeline.by_name[name]
+  return rec and run.position[rec]
+end
+
+-- Takes back a task declared by ctx:add that could not join the run.
+local function undeclare(P, rec)
+  P.by_name[rec.name] = nil
+  for i = #P.tasks, 1, -1 do
+    if P.tasks[i] == rec then table.remove(P.tasks, i) break end
   end
 end
 
--- The Kahn loop: start ready tasks up to the limit, wait for one to end.
-local drain
-
-local function execute(run, done_q)
+-- ctx:add(name, spec) from the body of `adder`: declares the task (a name
+-- already used is an error naming both call sites), checks that its deps
+-- are tasks of this run, and adds it to the graph; the tasks that depend
+-- on the adder wait for it. Errors fail the adder, not the run.
+local function add_task(run, adder, name, spec, at)
+  if run.stopping or run.ended then
+    error(("%s: ctx:add(%q): the run was cancelled"):format(at, tostring(name)), 0)
+  end
   local P = run.pipeline
-  local waiting = {}
-  for _, rec in ipairs(run.list) do waiting[rec] = #rec.deps end
-  local ready = {}
-  for _, rec in ipairs(run.list) do
-    if waiting[rec] == 0 then ready[#ready + 1] = rec end
-  end
-  local dependents = {}
-  for _, rec in ipairs(run.list) do
-    for _, d in ipairs(rec.deps) do
-      local dep = P.by_name[d]
-      dependents[dep] = dependents[dep] or {}
-      table.insert(dependents[dep], rec)
+  local ok, rec = pcall(P.task, P, name, spec, at)
+  if not ok then error(M.is_usage_error(rec) and rec.message or rec, 0) end
+  local preds = {}
+  for _, d in ipairs(rec.deps) do
+    preds[#preds + 1] = position_of(run, d)
+    if not preds[#preds] then
+      undeclare(P, rec)
+      error(("%s: task %q (added by %q) depends on %q, which is not a task of this run")
+        :format(at, rec.name, adder.name, tostring(d)), 0)
     end
   end
-  local stopping = false
-  while run.remaining > 0 do
-    while not stopping and #ready > 0 and run.nrunning < run.jobs do
-      local rec = table.remove(ready, 1)
-      if rec.status == "pending" then start(run, rec, done_q) end
-    end
-    if run.nrunning == 0 then break end
-    local rec = done_q:get()
-    finished(run, rec)
-    run.remaining = run.remaining - 1
-    if rec.status == "done" or rec.status == "up to date" then
-      for _, nxt in ipairs(dependents[rec] or {}) do
-        waiting[nxt] = waiting[nxt] - 1
-        if waiting[nxt] == 0 and nxt.status == "pending" then ready[#ready + 1] = nxt end
+  new_record_state(rec)
+  rec.added_by = adder.name
+  local pos = #run.list + 1
+  local gok, gerr = pcall(run.graph.add, run.graph, pos, preds, run.position[adder])
+  if not gok then
+    undeclare(P, rec)
+    error(("%s: ctx:add(%q): %s"):format(at, rec.name,
+      (type(gerr) == "table" and gerr.message or tostring(gerr)):gsub("^run:add: ", "")), 0)
+  end
+  run.list[pos], run.position[rec] = rec, pos
+  for _, r in ipairs(run.list) do   -- what waits for the adder waits for it too
+    for _, d in ipairs(r.deps) do
+      if d == adder.name then
+        r.waits_for = r.waits_for or {}
+        r.waits_for[#r.waits_for + 1] = rec.name
       end
-    elseif run.keep_going then
-      skip_downstream(run, rec)
-    else
-      stopping = true
-      drain(run, "another task failed")
-      break
     end
+  end
+  if run.reporter and run.reporter.added then run.reporter:added(rec, run) end
+  return rec
+end
+
+-- }========
+
+-- The work of node `pos` of the run's graph: the task itself, in the node's
+-- own weft task. A failure is raised for run_graph, which then cancels the
+-- other tasks (or, with keep_going, skips what depends on this one).
+local function run_node(run, pos)
+  local rec = run.list[pos]
+  weft._label(rec.label)
+  begin_task(run, rec)
+  local ok, err, fresh = true, nil, false
+  if run.incr then   -- issue 13: an up-to-date task is not started
+    ok, fresh = pcall(run.incr.check, run.incr, rec)
+    if not ok then err, fresh = fresh, false end
+  end
+  if ok and not fresh then
+    if run.reporter then run.reporter:started(rec, run) end
+    local ctx_methods = {
+      add = function(_, name, spec) return add_task(run, rec, name, spec, where(2)) end,
+    }
+    repeat   -- issue 13: `weft run --watch` sets rec.restart when a source changed
+      if rec.restart then rec.restart = nil; incremental.restarting(run.incr, rec) end
+      ok, err = pcall(retry.run, rec, rec.fn or function() end, run.reporter, ctx_methods)
+    until not rec.restart
+    if ok and run.incr then ok, err = pcall(run.incr.record, run.incr, rec) end   -- issue 13
+  end
+  end_leftovers(run, rec)
+  end_task(run, rec, ok, err, fresh)
+  if not ok then
+    if not run.keep_going and not is_cancel(err) then stopping(run, run.nrunning) end
+    error(err, 0)
   end
 end
 
--- Cancels what runs and waits for its cleanup (a task cancelled before it
--- started never reports on the queue, so wait on the tasks themselves).
-function drain(run, why)
-  local list = {}
-  for r in pairs(run.running) do
-    list[#list + 1] = r
-    r.task:cancel(why)
+-- One scheduler: the selected tasks are weft.run_graph's nodes, named by
+-- their position in run.list, so the graph table reads in declaration
+-- order and the same Weftfile starts its tasks in the same order.
+local function execute(run)
+  local graph = {}
+  for pos, rec in ipairs(run.list) do
+    local preds = {}
+    for i, d in ipairs(rec.deps) do preds[i] = position_of(run, d) end
+    graph[pos] = preds
   end
-  table.sort(list, function(a, b) return a.index < b.index end)
-  for _, r in ipairs(list) do
-    pcall(r.task.await, r.task)
-    if r.status == "running" then
-      r.status = "interrupted"
-      r.finish = weft.now()
-    end
-    finished(run, r)
-  end
+  weft.run_graph(graph, function(pos, _, graph_run)
+    run.graph = graph_run
+    return run_node(run, pos)
+  end, { limit = run.jobs, keep_going = run.keep_going })
+end
+
+-- A task that waits for the run to be cancelled (Ctrl-C, SIGTERM): the
+-- caller of run_graph only resumes once every task has stopped, and the
+-- reporter should say "stopping" while they do.
+local function stop_watch(run)
+  local t = weft.spawn(function()
+    local ok = pcall(function() weft.event():wait() end)
+    if not ok and not run.ended then stopping(run, run.nrunning) end
+  end)
+  t.name = "weft-run-stop-watch"
+  return t
 end
 
 --- Runs the selected tasks. Must be called inside a task.
@@ -524,11 +698,12 @@ function Pipeline:run(opts)
     always = opts.always, explain = opts.explain })
   local run = {
     incr = incr,
-    pipeline = self, list = list, jobs = math.max(1, opts.jobs or 1),
-    keep_going = opts.keep_going, reporter = opts.reporter,
-    running = {}, nrunning = 0, remaining = #list, slots = {}, nslots = 0,
+    pipeline = self, list = list, jobs = math.max(1, opts.jobs or 1), targets = targets,
+    keep_going = opts.keep_going, reporter = opts.reporter, position = {},
+    running = {}, nrunning = 0, slots = {}, nslots = 0,
     started = weft.now(),
   }
+  for pos, rec in ipairs(list) do run.position[rec] = pos end
   run.executors = executor.open(opts.executor, run)   -- slurm (#19)
   local prev_run = current_run
   current_run = run
@@ -538,16 +713,23 @@ function Pipeline:run(opts)
     watchdog = weft.spawn(function()
       weft.sleep(opts.timeout)
       run.timed_out = true
+      stopping(run, run.nrunning)
       me:cancel("pipeline timeout")
     end)
   end
-  local ok, err = pcall(execute, run, weft.queue())
-  if not ok then
+  local watch = stop_watch(run)
+  local ok, err = pcall(execute, run)
+  run.ended = true
+  if not ok and type(err) == "table" and err.kind == "GraphError" then
+    ok, err = true, nil   -- tasks failed: their records say how
+  elseif not ok then
     run.interrupted = true
-    drain(run, "interrupted")
   end
   if incr then incr:close() end
-  if watchdog then watchdog:cancel() end
+  for _, t in ipairs({ watch, watchdog }) do
+    t:cancel()
+    pcall(t.await, t)
+  end
   for _, rec in ipairs(list) do
     if rec.status == "pending" then rec.status = "skipped" end   -- it never started
   end

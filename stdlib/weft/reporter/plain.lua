@@ -1,30 +1,42 @@
---- Plain reporter: every output line of a task on stdout, prefixed with the
--- task's name (padded to the longest selected name, coloured when `color`),
--- and one progress line per start, retry and end on stderr. Used when stderr
--- is not a terminal or CI is set; weft.reporter.terminal builds on it.
+--- Plain reporter: every output line of a task on stdout through the output
+-- layer (weft.reporter.output: `name | text`, grouped blocks or bare lines,
+-- made harmless for the terminal), and one progress line per start, retry
+-- and end on stderr. Used when stderr is not a terminal, TERM is dumb, or CI
+-- is set; weft.reporter.terminal builds on it.
+--
+-- Task output is not flushed line by line: a flush runs once per scheduler
+-- turn (a task spawned on the first line of a turn), before every progress
+-- line and at the end, so stdout and stderr stay in order when both go to
+-- the same place, at the cost of one write per turn instead of per line.
 -- @module weft.reporter.plain
+local weft = require "weft"
+local output = require "weft.reporter.output"
+
 local M = {}
 
 local Plain = {}
 Plain.__index = Plain
 M.Plain = Plain
 
-local COLORS = { 36, 33, 35, 32, 34, 96, 93, 95, 92, 94 }
-
---- Should output be coloured? Only on a terminal, never with NO_COLOR set.
+--- Should output be coloured? Only on a terminal that is not TERM=dumb,
+-- never with NO_COLOR set.
 -- @bool tty
 function M.want_color(tty)
   local nc = os.getenv("NO_COLOR")
-  return tty and (nc == nil or nc == "")
+  return tty and (nc == nil or nc == "") and os.getenv("TERM") ~= "dumb"
 end
 
 --- A new plain reporter.
--- @tab[opt] opts `out`, `err` (files, default io.stdout/io.stderr), `color`
+-- @tab[opt] opts `out`, `err` (files, default io.stdout/io.stderr), `color`,
+-- and the output layer's `mode`, `raw`, `ci`, `spill` (see weft.reporter.output)
 function M.new(opts)
   opts = opts or {}
+  local out = opts.out or io.stdout
   return setmetatable({
-    out = opts.out or io.stdout, err = opts.err or io.stderr,
-    color = opts.color, width = 0, done = 0, total = 0,
+    out = out, err = opts.err or io.stderr,
+    color = opts.color, done = 0, total = 0, failed = 0,
+    output = output.new({ out = out, mode = opts.mode, raw = opts.raw, color = opts.color,
+      ci = opts.ci, spill = opts.spill }),
   }, Plain)
 end
 
@@ -33,29 +45,54 @@ function Plain:paint(text, code)
   return ("\27[%sm%s\27[0m"):format(code, text)
 end
 
-function Plain:prefix(rec)
-  local name = rec and rec.name or "?"
-  local pad = name .. (" "):rep(math.max(0, self.width - #name))
-  if rec then
-    pad = self:paint(pad, COLORS[(rec.index - 1) % #COLORS + 1])
-  end
-  return pad .. " | "
+--- The prefix a line of `rec` gets on stdout.
+function Plain:prefix(rec, stream)
+  return self.output:prefix(rec, stream)
 end
 
 function Plain:begin(run)
   self.total = #run.list
-  for _, rec in ipairs(run.list) do
-    if #rec.name > self.width then self.width = #rec.name end
-  end
+  self.run = run
+  local names = {}
+  for i, rec in ipairs(run.list) do names[i] = rec.name end
+  self.output:set_width(names)
+end
+
+--- A task joined the run while it goes on (ctx:add).
+function Plain:added(rec)
+  self.total = self.total + 1
+  self.output:set_width({ rec.name })
+  self:progress(("[%d/%d] added %s"):format(self.done, self.total, rec.name))
+end
+
+-- Flushes task output at the end of this scheduler turn.
+function Plain:schedule_flush()
+  -- once per turn: a flag, not a look at the flusher, as it runs per line
+  -- (a flusher cancelled before it ran, by Ctrl-C, never clears it: the
+  -- next progress line does)
+  if self.flush_pending then return end
+  if not weft.current() then return self:turn_ended() end   -- no turn to wait for
+  self.flush_pending = true
+  self.flusher = weft.spawn(function()
+    self.flush_pending = false
+    self:turn_ended()
+  end)
+  self.flusher.name = "weft-output"
+end
+
+--- What to do once per turn with output (the terminal redraws here).
+function Plain:turn_ended()
+  self.output:flush()
 end
 
 function Plain:line(rec, stream, text)
-  local line = self:prefix(rec) .. (stream == "stderr" and self:paint(text, 2) or text)
-  self.out:write(line, "\n")
-  self.out:flush()
+  self.output:line(rec, stream, text)
+  self:schedule_flush()
 end
 
 function Plain:progress(msg)
+  self.flush_pending = false
+  self.output:flush()
   self.err:write(msg, "\n")
   self.err:flush()
 end
@@ -66,7 +103,9 @@ end
 
 function Plain:finished(rec)
   self.done = self.done + 1
-  if rec.status == "up to date" then return end   -- not started, nothing to say
+  if rec.status == "failed" then self.failed = self.failed + 1 end
+  self.output:finished(rec)
+  if rec.status == "up to date" then return end   -- never started (issue 13): nothing to say
   local word = rec.status == "done" and "done" or rec.status:upper()
   if rec.status ~= "done" then word = self:paint(word, 31) end
   self:progress(("[%d/%d] %s %s (%.2fs)"):format(self.done, self.total, word, rec.name,
@@ -75,9 +114,22 @@ end
 
 function Plain:retrying(rec, n, err, delay)
   self:progress(("retry %s: attempt %d failed (%s), next in %.1fs"):format(rec.name, n,
-    tostring(err):gsub("\n.*", ""), delay))
+    require("weft.summary").reason(err), delay))
 end
 
-function Plain:finish() end
+--- The run is stopping (Ctrl-C, a failure without -k, --timeout): `n`
+-- tasks were cancelled and are being waited for.
+function Plain:stopping(n)
+  self:progress(("stopping: waiting for %d task%s (TERM sent)"):format(n, n == 1 and "" or "s"))
+end
+
+function Plain:finish()
+  if self.flusher then
+    self.flusher:cancel()
+    pcall(self.flusher.await, self.flusher)
+    self.flusher = nil
+  end
+  self.output:finish()
+end
 
 return M

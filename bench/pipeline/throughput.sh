@@ -1,0 +1,41 @@
+#!/bin/sh
+# Issue 15: output throughput through weft run's prefixer. A task cats a
+# file of 80-byte lines (MB megabytes, default 200) with `weft run` (each
+# line prefixed, to /dev/null), against `cat FILE > /dev/null` and the same
+# bytes through one pipe stage (`cat FILE | cat > /dev/null`), alternating.
+# Prints MB/s and the ratios. Usage: bench/pipeline/throughput.sh [MB] [ROUNDS]
+# (weft.sh also captures the task's stdout, as its result promises: the
+# weft run process holds MB megabytes at the end, so keep MB well under RAM.)
+set -eu
+cd "$(dirname "$0")/../.."
+. bench/pipeline/lib.sh
+BIN=${WEFT_BIN:-$(pwd)/${BUILD:-build}/weft}
+MB=${1:-200}
+ROUNDS=${2:-3}
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+line=$(printf '%079d' 0 | tr 0 x)
+yes "$line" | head -c "$((MB * 1048576))" > "$tmp/data"
+cat > "$tmp/Weftfile.lua" <<LUA
+task "print" { function() weft.sh "cat $tmp/data" end }
+LUA
+
+weft_run() { CI=true "$BIN" run -f "$tmp/Weftfile.lua" print > /dev/null; }
+cat_only() { cat "$tmp/data" > /dev/null; }
+cat_pipe() { cat "$tmp/data" | cat > /dev/null; }
+
+for t in weft_run cat_only cat_pipe; do : > "$tmp/$t.times"; done
+r=1
+while [ "$r" -le "$ROUNDS" ]; do
+  for t in weft_run cat_only weft_run cat_pipe; do time_one $t >> "$tmp/$t.times"; done
+  r=$((r + 1))
+done
+printf '%-10s %10s %10s   (%d MB in 80-byte lines, %d rounds)\n' tool "median s" "MB/s" "$MB" "$ROUNDS"
+for t in weft_run cat_only cat_pipe; do
+  m=$(median "$tmp/$t.times")
+  printf '%-10s %10.3f %10.1f\n' "$t" "$m" "$(echo "$MB / $m" | bc -l)"
+  eval "m_$t=$m"
+done
+printf 'weft run rate / cat rate = %.3f (target >= 0.8)   / cat|cat rate = %.3f\n' \
+  "$(echo "$m_cat_only / $m_weft_run" | bc -l)" "$(echo "$m_cat_pipe / $m_weft_run" | bc -l)"
