@@ -14,8 +14,9 @@ lua-cjson lua-cjson-dev libcurl4-openssl-dev libedit-dev python3 procps tmux ngi
 ca-certificates luarocks bc
 libxxhash-dev libsqlite3-dev
 slurm-wlm munge"
-# the HTML report spec renders the page in a real headless browser
-pkgs="$pkgs chromium"
+# the HTML report spec renders the page in a real headless browser; the grouped-output
+# spec measures its peak memory with /usr/bin/time
+pkgs="$pkgs chromium time"
 case "${1:-}" in
   bench) pkgs="$pkgs ninja-build hyperfine time" ;;
   fuzz) pkgs="$pkgs clang libclang-rt-14-dev" ;;
