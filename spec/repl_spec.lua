@@ -250,66 +250,14 @@ end)
 
 -- {======== a real terminal, through tmux
 
-local function have_tmux()
-  return os.execute("command -v tmux >/dev/null 2>&1") == true
-end
+local term = require "support.term"
 
-local Term = {}
-Term.__index = Term
-
--- Starts `weft` in a detached tmux session on its own server socket.
 local function term_start(env)
-  local t = setmetatable({ sock = "weftspec" .. tostring(os.time()) .. math.random(1e6),
-    done = os.tmpname() }, Term)
-  os.remove(t.done)
-  local cmd = ("%s %s; echo $? > %s; sleep 60"):format(env or "", cli.quote(cli.bin), t.done)
-  assert(os.execute(("tmux -L %s new-session -d -s w -x 100 -y 30 %s"):format(t.sock,
-    cli.quote(cmd))))
-  assert(t:wait_for("> ?$"), "no prompt:\n" .. t:screen())
-  return t
-end
-
-function Term:keys(...)
-  local parts = {}
-  for i, k in ipairs({ ... }) do parts[i] = cli.quote(k) end
-  os.execute(("tmux -L %s send-keys -t w %s"):format(self.sock, table.concat(parts, " ")))
-end
-
-function Term:type(text)   -- literally, no key names
-  os.execute(("tmux -L %s send-keys -t w -l %s"):format(self.sock, cli.quote(text)))
-end
-
-function Term:screen()
-  local p = io.popen(("tmux -L %s capture-pane -p -t w"):format(self.sock))
-  local s = p:read("a")
-  p:close()
-  return (s:gsub("\n+$", ""))
-end
-
--- Waits until the screen matches; returns true, or false after 'seconds'.
-function Term:wait_for(pattern, seconds)
-  for _ = 1, (seconds or 5) * 20 do
-    if self:screen():find(pattern) then return true end
-    cli.sleep(0.05)
-  end
-  return false
-end
-
-function Term:exit_code(seconds)
-  for _ = 1, (seconds or 5) * 20 do
-    local s = cli.read_file(self.done)
-    if s and s:match("%d+") then return tonumber(s:match("%d+")) end
-    cli.sleep(0.05)
-  end
-end
-
-function Term:close()
-  os.execute(("tmux -L %s kill-server 2>/dev/null"):format(self.sock))
-  os.remove(self.done)
+  return term.start(env)
 end
 
 describe("weft REPL on a terminal (tmux)", function()
-  if not have_tmux() then
+  if not term.have_tmux() then
     pending("tmux is not installed")
     return
   end
