@@ -25,8 +25,10 @@ function M.start(env, opts)
   os.remove(t.done)
   os.remove(t.pidfile)
   local inner = ("echo $$ > %s; exec %s %s"):format(t.pidfile, cli.quote(cli.bin), opts.args or "")
-  local cmd = ("%s%s sh -c %s; echo $? > %s; sleep 60"):format(
-    opts.ignore_hup and "trap '' HUP; " or "", env or "", cli.quote(inner), t.done)
+  -- the pane stays a while after weft exits, to be read (not when the
+  -- shell ignores SIGHUP: it would outlive a hang-up)
+  local cmd = ("%s%s sh -c %s; echo $? > %s%s"):format(opts.ignore_hup and "trap '' HUP; " or "",
+    env or "", cli.quote(inner), t.done, opts.ignore_hup and "" or "; sleep 60")
   assert(os.execute(("tmux -L %s new-session -d -s w -x %d -y %d %s"):format(t.sock,
     opts.width or 100, opts.height or 30, cli.quote(cmd))))
   for _ = 1, 100 do
