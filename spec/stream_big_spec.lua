@@ -16,7 +16,7 @@ end
 
 describe("writes of 4 GiB and more", function()
   if os.getenv("WEFT_BIG_SPECS") ~= "1" then
-    pending("set WEFT_BIG_SPECS=1 to run (about 9 GB of memory, a minute)")
+    pending("set WEFT_BIG_SPECS=1 to run (about 9 GB of memory, two minutes)")
     return
   end
 
