@@ -1299,9 +1299,18 @@ static void on_closed(uv_handle_t *h) {
 /* libedit learns the new width, so that it wraps the line where the
    terminal does (write_above asks the terminal itself). */
 static void on_winch(uv_signal_t *h, int sig) {
+  int redraw = R.state == ST_PROMPTING && !R.searching;
   (void)h;
   (void)sig;
+  if (redraw) {   /* libedit forgets where it drew: erase and draw anew */
+    fflush(stdout);
+    erase_prompt();
+  }
   rl_resize_terminal();
+  if (redraw) {
+    rl_forced_update_display();
+    fflush(stdout);
+  }
 }
 
 static void open_input(void) {

@@ -539,6 +539,40 @@ describe("weft REPL on a terminal (tmux)", function()
     assert.is_true(t:wait_for("\nalive\n> ?$"), t:screen())
   end)
 
+  it("redraws the typed line after the terminal is resized: no stale rows", function()
+    -- output arrives after each resize, while the line shows
+    t:type("weft.spawn(function() for i = 1, 6 do weft.sleep(0.3) print('tick ' .. i) end end)")
+    t:keys("Enter")
+    t:type("local long = '" .. ("b"):rep(120) .. "'")   -- two rows at 100 columns
+    cli.sleep(0.5)
+    t:resize(60, 30)                             -- three rows
+    cli.sleep(0.7)
+    t:resize(140, 30)                            -- one row
+    assert.is_true(t:wait_for("tick 6\n> local long = 'b+'$", 5), t:screen())
+    local screen = t:screen()
+    assert.equal(1, select(2, screen:gsub("local long", "")), screen)
+    t:keys("Enter")
+    t:type("#long")
+    t:keys("Enter")
+    assert.is_true(t:wait_for("\n120\n> ?$"), t:screen())
+  end)
+
+  it("runs a paste of many lines entry by entry, a multi-line entry included", function()
+    local lines = {}
+    for i = 1, 40 do lines[#lines + 1] = "x" .. i .. " = " .. i end
+    lines[#lines + 1] = "for i = 1, 2 do"
+    lines[#lines + 1] = "  print('loop', i)"
+    lines[#lines + 1] = "end"
+    lines[#lines + 1] = "x1 + x40"
+    local f = assert(io.open(state .. "/paste", "w"))
+    f:write(table.concat(lines, "\n") .. "\n")
+    f:close()
+    os.execute(("tmux -L %s load-buffer %s; tmux -L %s paste-buffer -t w"):format(t.sock,
+      cli.quote(state .. "/paste"), t.sock))
+    assert.is_true(t:wait_for("> x40 = 40\n> for i = 1, 2 do\n>>   print%('loop', i%)\n>> end\n"
+      .. "loop%s+1\nloop%s+2\n> x1 %+ x40\n41\n> ?$", 10), t:screen())
+  end)
+
   it("Ctrl-\\ lists the tasks above the prompt", function()
     t:type("weft.spawn(function() weft.sleep(60) end)")
     t:keys("Enter")
