@@ -182,6 +182,34 @@ describe("weft run --executor (no cluster needed)", function()
     assert.matches("index: (runs on this machine)", out, 1, true)
   end)
 
+  it("reads squeue's lines of every state weft maps (captured from slurm-local.sh's cluster)", function()
+    local slurm = require "weft.executor.slurm"
+    -- `squeue --noheader --states=all --Format=JobID:|,State:|,exit_code:|,StartTime:|,`
+    -- `EndTime:|,Reason:|,RestartCnt:|` on Slurm 22.05.8, 2026-12-04: a running job, one
+    -- requeued by `scontrol requeue` (pending, restart 1), a --no-requeue job on a node set
+    -- down, one preempted by the "urgent" partition, one whose node configuration failed
+    -- (libslurm's slurm_requeue with JOB_RECONFIG_FAIL), one completed
+    local rows = slurm.parse_squeue(table.concat({
+      "1|RUNNING|0|2026-12-04T11:57:02|NONE|None|0|",
+      "1|PENDING|0|2026-12-04T11:59:05|NONE|BeginTime|1|",
+      "2|NODE_FAIL|15|2026-12-04T11:57:12|2026-12-04T11:57:13|NodeDown|0|",
+      "2|PREEMPTED|15|2026-12-04T11:59:55|2026-12-04T12:00:03|None|0|",
+      "5|BOOT_FAIL|1|2026-12-04T12:03:41|2026-12-04T12:03:47|JobLaunchFailure|0|",
+      "3|COMPLETED|0|2026-12-04T11:59:53|2026-12-04T11:59:54|None|0|",
+      "not a squeue line",
+    }, "\n") .. "\n")
+    assert.equal(6, #rows)
+    assert.same({ id = 1, state = "PENDING", status = 0, start = "2026-12-04T11:59:05",
+      finish = "NONE", reason = "BeginTime", restarts = 1 }, rows[2])
+    local kinds = {}
+    for i, r in ipairs(rows) do kinds[i] = r.state .. "=" .. slurm.classify(r.state) end
+    assert.same({ "RUNNING=wait", "PENDING=wait", "NODE_FAIL=final", "PREEMPTED=final",
+      "BOOT_FAIL=final", "COMPLETED=final" }, kinds)
+    assert.equal("requeue", slurm.classify("REQUEUED"))
+    assert.equal("requeue", slurm.classify("REQUEUE_HOLD"))
+    assert.equal("wait", slurm.classify("COMPLETING"))
+  end)
+
   it("rejects an unknown executor and a resource of the wrong type with file:line", function()
     local dir = project([[
       task "a" { executor = "cluster", function() end }
@@ -723,6 +751,37 @@ describe("weft run --executor slurm when Slurm requeues or loses a job", functio
     assert.matches("bumped | run 1\nbumped | finished\n", h.stdout(), 1, true)
     assert.matches("FAILED victim: ProcessError: '/bin/sh' was preempted and not requeued "
       .. "%(slurm job %d+ PREEMPTED%)", h.stderr())
+    assert.equal(0, left_after_settling(id))
+    remove(dir)
+  end)
+
+  -- Slurm sets BOOT_FAIL when a job's node configuration fails and the job cannot be
+  -- requeued; a site's boot or node-features handler reports that failure through
+  -- libslurm's slurm_requeue(job, JOB_RECONFIG_FAIL), which scontrol does not offer. The
+  -- spec calls it the same way (python3's ctypes on Debian's libslurmfull.so).
+  local LIBSLURM = "/usr/lib/x86_64-linux-gnu/slurm-wlm/libslurmfull.so"
+  local REPORT_BOOT_FAILURE = [[python3 -c "
+import ctypes, sys
+lib = ctypes.CDLL(sys.argv[1], mode=ctypes.RTLD_GLOBAL)
+lib.slurm_init(None)
+lib.slurm_requeue(ctypes.c_uint32(int(sys.argv[2])), ctypes.c_uint32(1 << 17))
+"]]
+
+  it("fails a job whose node could not be configured for it as BOOT_FAIL", function()
+    if not io.open(LIBSLURM) then
+      pending("needs " .. LIBSLURM .. " (Debian's slurm-wlm) to report a boot failure")
+      return
+    end
+    local dir = project([[
+      task "boot" { sbatch = "--no-requeue", function() weft.sh "echo up; sleep 300" end }
+    ]])
+    local h = start(dir, "--executor slurm boot")
+    assert.is_true(h.wait_output("boot | up", 30), h.stderr())
+    local _, id = run_dir(dir)
+    sh(("%s %s %d"):format(REPORT_BOOT_FAILURE, LIBSLURM, job_of(id, "boot")))
+    assert.equal(1, h.wait(60), h.stderr())
+    assert.matches("FAILED boot: ProcessError: '/bin/sh' could not boot its node %(slurm job %d+ "
+      .. "BOOT_FAIL%)", h.stderr())
     assert.equal(0, left_after_settling(id))
     remove(dir)
   end)

@@ -7,12 +7,16 @@
 -- `--wrap`. At most `rate` submissions a second (`--slurm-rate`, default 10)
 -- and at most `jobs` (-j) jobs queued or running at once.
 --
--- Status: one poller task per run issues ONE `squeue --states=all` for all
--- of the run's unfinished jobs per interval. The interval starts at `poll`
--- (2 s), grows by half each time nothing changed up to `poll_max` (60 s),
--- and falls back to `poll` when a job changes state or is submitted. The
--- poller survives Ctrl-C (which cancels every task): it keeps polling until
--- every job has ended, so nothing is left behind.
+-- Status: the job script writes an exit marker as its last step, which the
+-- waiting task reads as it follows the output: a job that ends by itself
+-- costs no Slurm call. One poller task per run issues ONE `squeue
+-- --states=all` for all of the run's unfinished jobs when the run has been
+-- quiet for the interval (see Slurm:poll_due), for jobs killed whole,
+-- requeued or stuck. The interval starts at `poll` (2 s), grows by half each
+-- time nothing changed up to `poll_max` (60 s), and falls back to `poll` when
+-- a job changes state or is submitted. The poller survives Ctrl-C (which
+-- cancels every task): it keeps polling until every job has ended, so
+-- nothing is left behind.
 --
 -- Output: a job writes stdout and stderr to files under
 -- `.weft/slurm/<run id>/`; the waiting task follows them (a read every 50 ms
