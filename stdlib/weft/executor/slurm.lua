@@ -599,6 +599,12 @@ function Slurm:update(job, row)
     (row.reason or "None") ~= "None" and ": " .. row.reason or ""))
   if state == job.state then return false end
   local kind = M.classify(state)
+  -- a job that ended by itself has written its marker: its times are the
+  -- script's own (to the millisecond, Slurm's are to the second)
+  if kind == "final" and not job.marked then
+    self:read_marker(job)
+    if job.final then return true end
+  end
   if kind == "requeue" and job.ctx.say then
     job.ctx.say(("slurm job %d is %s; Slurm requeues it, weft keeps waiting"):format(job.id, state))
   end
