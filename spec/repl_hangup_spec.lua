@@ -1,4 +1,4 @@
--- The REPL when its terminal goes away (docs/repl.md "Leaving"): a SIGHUP,
+-- The REPL when its terminal goes away (docs/repl.md, after the table of keys): a SIGHUP,
 -- or the terminal hanging up under it (tmux kill-session: reads give EIO,
 -- and weft gets no SIGHUP when the shell around it ignores it), ends the
 -- REPL with status 129 after cancelling its tasks, whether at the prompt or
@@ -7,25 +7,11 @@
 -- a pipe that closes ends the REPL with 0 and kills its children.
 local cli = require "support.cli"
 local term = require "support.term"
+local proc = require "support.proc"
 
--- Whether pid runs: a zombie (killed, its parent weft gone, not yet
--- collected by the namespace's first process) does not.
-local function running(pid)
-  local f = io.open("/proc/" .. pid .. "/stat")
-  if not f then return false end
-  local stat = f:read("a")
-  f:close()
-  return stat:match("^%d+ %b() (%a)") ~= "Z"
-end
-
--- Waits until pid no longer runs.
-local function gone(pid, seconds)
-  for _ = 1, (seconds or 5) * 20 do
-    if not running(pid) then return true end
-    cli.sleep(0.05)
-  end
-  return false
-end
+-- weft has exited when these run: its children were killed by then
+-- (a zombie left for the namespace's first process to reap does not count)
+local gone, running = proc.gone, proc.alive
 
 describe("weft REPL when its terminal goes away", function()
   if not term.have_tmux() then
