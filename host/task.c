@@ -1,9 +1,12 @@
 /*
 ** task.c: the task object: its memory and Lua object, its thread (from a
-** pool of finished ones), spawn, storing its outcome when it finishes
-** (weft__task_finish), and the task methods (await, cancel, status...). A
-** task is a Lua thread driven by C: the scheduler (sched.c) makes it ready,
-** steps, suspends and wakes it.
+** pool of finished ones), a new task (weft__task_new, which the scheduler's
+** weft__spawn makes ready), storing its outcome when it finishes
+** (weft__task_finish), the outcome as Lua gets it, and what a suspended task
+** waits on. A task is a Lua thread driven by C: the scheduler (sched.c)
+** makes it ready, steps, suspends, wakes and finishes it; its methods are
+** task_lua.c's. This file calls only below it (future.c's completions,
+** runtime.c's clock): docs/internals.md "Who calls whom".
 **
 ** Ownership: while unfinished, a task is referenced from the registry
 ** (t->ref), so dropping the handle in Lua loses nothing; its thread is held
@@ -22,8 +25,6 @@
 ** an instrument): weft__push_task then makes one, holding the spawner (and
 ** so the slab) alive. Code outside this file reaches a task's object only
 ** through weft__push_task, never through t->ref.
-** User docs: docs/reference.md "Running and tasks" (spawn, current, the task
-** methods).
 */
 #include <stdio.h>
 #include <string.h>
@@ -68,13 +69,6 @@ weft_task *weft__task_at(weft_runtime *rt, lua_State *L, int idx) {
   return t != NULL ? weft__task_ptr(L, idx) : NULL;
 }
 
-static weft_task *check_task_at(weft_runtime *rt, lua_State *L, int idx) {
-  weft_task *t = weft__task_at(rt, L, idx);
-  if (t == NULL)
-    luaL_typeerror(L, idx, WEFT_TASK_MT);
-  return t;
-}
-
 /* Gives a light task its object: the pointer, holding what holds it. */
 static void make_object(lua_State *L, weft_task *t) {
   weft_task **box = (weft_task **)lua_newuserdatauv(L, sizeof *box, WEFT_TASK_UV_ANCHOR);
@@ -98,7 +92,8 @@ void weft__push_task(lua_State *L, weft_task *t) {
   lua_rawgeti(L, LUA_REGISTRYINDEX, t->ref);
 }
 
-static void push_name(lua_State *L, weft_task *t, int ud) {
+/* Pushes the name of t, whose object is at ud. */
+void weft__push_name(lua_State *L, weft_task *t, int ud) {
   lua_getiuservalue(L, ud, WEFT_TASK_UV_NAME);
   if (lua_isnil(L, -1)) {
     lua_pop(L, 1);
@@ -109,7 +104,7 @@ static void push_name(lua_State *L, weft_task *t, int ud) {
 /* Pushes the name of the task at idx in quotes, as messages show it: "main". */
 void weft__push_task_name(lua_State *L, int idx) {
   weft_task *t = weft__checktask(L, idx);
-  push_name(L, t, lua_absindex(L, idx));
+  weft__push_name(L, t, lua_absindex(L, idx));
   lua_pushfstring(L, "\"%s\"", lua_tostring(L, -1));
   lua_remove(L, -2);
 }
@@ -167,11 +162,7 @@ void weft__slab_free(weft_task_slab *s) {
 
 /* }======== */
 
-/* {======== spawn */
-
-static void task_waiter_wake(weft_waiter *w, int reason) {
-  weft__task_wake(weft_queue_data(w, weft_task, wait), reason);
-}
+/* {======== a new task: its object, its thread */
 
 /* Threads are held by slots of one anchor table from creation until they
    are dropped, pooled or not, so taking and giving back a pooled thread is
@@ -236,7 +227,6 @@ static void init_task(weft_runtime *rt, weft_task *t, double started) {
   t->id = rt->next_id++;
   t->started = started;
   t->label = rt->current != NULL ? rt->current->label : 0;   /* inherited */
-  t->wait.wake = task_waiter_wake;
   weft_queue_init(&t->wait.node);
   weft_queue_init(&t->ready_node);
   t->deadline.slot = WEFT_HEAP_NONE;
@@ -244,8 +234,8 @@ static void init_task(weft_runtime *rt, weft_task *t, double started) {
 }
 
 /* With [object,] fn, args... on top of L: gives the task a thread, moves fn
-   and args to it (popping them; the object, if any, stays) and makes it
-   ready. */
+   and args to it (popping them; the object, if any, stays) and puts it on
+   the live list. The scheduler makes it ready (weft__spawn). */
 static void start_task(lua_State *L, weft_runtime *rt, weft_task *t, int nargs) {
   lua_State *co = take_thread(L, rt, &t->co_slot);
   if (weft_unlikely(rt->debug)) {   /* the object is below fn (spawn_light made one) */
@@ -260,16 +250,11 @@ static void start_task(lua_State *L, weft_runtime *rt, weft_task *t, int nargs) 
   t->state = WEFT_T_NEW;
   weft_queue_insert_tail(&rt->live, &t->live_node);
   rt->nlive++;
-  weft__ready(rt, t);
-#ifndef WEFT_NO_INSTRUMENT
-  if (weft_unlikely(rt->instruments))
-    weft__hook_spawned(L, rt, t);
-#endif
 }
 
-/* Spawns fn(args...) from the top nargs + 1 slots of L, replacing them with
-   the new task. It starts on a later turn. */
-weft_task *weft__spawn(lua_State *L, weft_runtime *rt, int nargs) {
+/* A task for fn(args...) from the top nargs + 1 slots of L, replacing them
+   with its object: what weft__spawn makes ready. */
+weft_task *weft__task_new(lua_State *L, weft_runtime *rt, int nargs) {
   int fidx = lua_gettop(L) - nargs;
   task_object *obj;
   weft_task *t;
@@ -289,9 +274,9 @@ weft_task *weft__spawn(lua_State *L, weft_runtime *rt, int nargs) {
   return t;
 }
 
-/* Light tasks: see internal.h. */
-void weft__spawn_light(lua_State *L, weft_runtime *rt, weft_task *t, int nargs,
-                       int anchor_ref) {
+/* Light tasks: see weft__spawn_light in internal.h. */
+void weft__task_new_light(lua_State *L, weft_runtime *rt, weft_task *t, int nargs,
+                          int anchor_ref) {
   /* a graph starts many at once: the turn's clock is close enough */
   init_task(rt, t, rt->turn_clock);
   t->light = 1;
@@ -413,12 +398,12 @@ static void light_finish(weft_runtime *rt, weft_task *t, int nres) {
   lua_pop(L, 1);
 }
 
-void weft__task_finish(weft_runtime *rt, weft_task *t, int status, int nres) {
+int weft__task_finish(weft_runtime *rt, weft_task *t, int status, int nres) {
   lua_State *co = t->co;
   if (t->light) {
     if (status == LUA_OK && !rt->instruments) {
       light_finish(rt, t, nres);
-      return;
+      return 0;
     }
     weft__push_task(rt->L, t);   /* a failure keeps its error and traceback there */
     lua_pop(rt->L, 1);
@@ -437,10 +422,13 @@ void weft__task_finish(weft_runtime *rt, weft_task *t, int status, int nres) {
   }
   retire(rt, t, co);
   weft__completion_wake_all(&t->done);
-#ifndef WEFT_NO_INSTRUMENT
-  if (weft_unlikely(rt->instruments))
-    weft__hook_finished(rt, t);
-#endif
+  return 1;
+}
+
+/* Drops the registry ref of a finished task (after weft__task_finish
+   returned 1 and the finished hooks ran): from here its object lives only
+   while Lua holds it. */
+void weft__task_unref(weft_runtime *rt, weft_task *t) {
   luaL_unref(rt->L, LUA_REGISTRYINDEX, t->ref);
   /* the registry slot may be reused: push_task must not find another task */
 }
@@ -528,205 +516,3 @@ void weft__describe_wait(lua_State *L, weft_task *t) {
 
 /* }======== */
 
-/* {======== methods */
-
-static int finish_await(lua_State *L, int status, lua_KContext ctx) {
-  weft_task *self = WEFT_UPRT(L)->current;
-  (void)status;
-  (void)ctx;
-  if (self->deliver)
-    return weft__raise_pending(L, self);
-  return weft__push_results(L, 1);
-}
-
-static int task_await(lua_State *L) {
-  weft_runtime *rt = WEFT_UPRT(L);
-  weft_task *t = check_task_at(rt, L, 1), *self;
-  if (t->state == WEFT_T_FINISHED && rt->current == NULL)
-    return weft__push_results(L, 1);
-  self = weft__current(L, rt, "await");
-  if (t == self)
-    return luaL_error(L, "await: a task cannot await itself");
-  lua_settop(L, 1);
-  if (t->state == WEFT_T_FINISHED)
-    return weft__push_results(L, 1);
-  weft_queue_insert_tail(&t->done.waiters, &self->wait.node);
-  return weft__suspend(L, self, "task", 1, 0, finish_await);
-}
-
-static int task_cancel(lua_State *L) {
-  weft_task *t = weft__checktask(L, 1);
-  lua_pushboolean(L, weft__task_cancel(L, t, 2));
-  return 1;
-}
-
-static const char *status_name(weft_task *t) {
-  switch (t->state) {
-    case WEFT_T_RUNNING: return "running";
-    case WEFT_T_FINISHED:
-      return t->done.state == WEFT_DONE ? "done"
-           : t->done.state == WEFT_FAILED ? "failed" : "cancelled";
-    default: return "pending";
-  }
-}
-
-static int task_status(lua_State *L) {
-  lua_pushstring(L, status_name(weft__checktask(L, 1)));
-  return 1;
-}
-
-static int task_done(lua_State *L) {
-  lua_pushboolean(L, weft__checktask(L, 1)->state == WEFT_T_FINISHED);
-  return 1;
-}
-
-static int task_result(lua_State *L) {
-  weft_task *t = weft__checktask(L, 1);
-  if (t->state != WEFT_T_FINISHED) {
-    lua_settop(L, 1);
-    weft__push_task_name(L, 1);
-    return luaL_error(L, "result: task %s has not finished", lua_tostring(L, -1));
-  }
-  return weft__push_results(L, 1);
-}
-
-static int task_index(lua_State *L) {
-  weft_task *t;
-  const char *k;
-  lua_pushvalue(L, 2);
-  if (lua_rawget(L, lua_upvalueindex(2)) != LUA_TNIL)
-    return 1;   /* a method: the common case first */
-  t = weft__checktask(L, 1);
-  k = lua_tostring(L, 2);
-  if (k != NULL) {
-    if (strcmp(k, "name") == 0) {
-      push_name(L, t, 1);
-      return 1;
-    }
-    if (strcmp(k, "id") == 0) {
-      lua_pushinteger(L, (lua_Integer)t->id);
-      return 1;
-    }
-  }
-  lua_pushnil(L);
-  return 1;
-}
-
-static int task_newindex(lua_State *L) {
-  weft__checktask(L, 1);
-  luaL_argcheck(L, lua_type(L, 2) == LUA_TSTRING && strcmp(lua_tostring(L, 2), "name") == 0,
-                2, "only 'name' can be set on a task");
-  luaL_argexpected(L, lua_type(L, 3) == LUA_TSTRING, 3, "string");
-  lua_settop(L, 3);
-  lua_setiuservalue(L, 1, WEFT_TASK_UV_NAME);
-  return 0;
-}
-
-static int task_tostring(lua_State *L) {
-  weft_task *t = weft__checktask(L, 1);
-  push_name(L, t, 1);
-  lua_pushfstring(L, "weft.task %s (%s)", lua_tostring(L, -1), status_name(t));
-  return 1;
-}
-
-static int task_spawn(lua_State *L) {
-  weft_runtime *rt = WEFT_UPRT(L);
-  weft__spawn(L, rt, lua_gettop(L) - 1);
-  return 1;
-}
-
-static int task_current(lua_State *L) {
-  weft_runtime *rt = WEFT_UPRT(L);
-  if (rt->current == NULL)
-    lua_pushnil(L);
-  else
-    weft__push_task(L, rt->current);
-  return 1;
-}
-
-/* weft._label([n]): the current task's output label (see internal.h),
-   nil outside a task; with n, sets it first. */
-static int task_label(lua_State *L) {
-  weft_task *t = WEFT_UPRT(L)->current;
-  if (!lua_isnoneornil(L, 1)) {
-    lua_Integer n = luaL_checkinteger(L, 1);
-    if (t != NULL)
-      t->label = n;
-  }
-  if (t == NULL)
-    lua_pushnil(L);
-  else
-    lua_pushinteger(L, t->label);
-  return 1;
-}
-
-/* weft.tasks(): the live tasks, oldest first, with what each waits on. */
-static int task_list(lua_State *L) {
-  weft_runtime *rt = WEFT_UPRT(L);
-  weft_queue *q;
-  int n = 0;
-  lua_createtable(L, rt->nlive, 0);
-  for (q = rt->live.next; q != &rt->live; q = q->next) {
-    weft_task *t = weft_queue_data(q, weft_task, live_node);
-    int rec;
-    lua_createtable(L, 0, 6);
-    rec = lua_gettop(L);
-    weft__push_task(L, t);
-    lua_pushvalue(L, -1);
-    lua_setfield(L, rec, "task");
-    push_name(L, t, rec + 1);
-    lua_setfield(L, rec, "name");
-    lua_pushstring(L, status_name(t));
-    lua_setfield(L, rec, "status");
-    if (t->state == WEFT_T_SUSPENDED) {
-      weft__describe_wait(L, t);
-      lua_setfield(L, rec, "on");
-    }
-    lua_getiuservalue(L, rec + 1, WEFT_TASK_UV_CREATED);
-    lua_setfield(L, rec, "created");
-    if (t->co != NULL && t->state != WEFT_T_RUNNING && t->state != WEFT_T_NEW) {
-      luaL_traceback(L, t->co, NULL, 0);
-      lua_setfield(L, rec, "traceback");
-    } else if (t->state == WEFT_T_RUNNING) {
-      luaL_traceback(L, L, NULL, 1);
-      lua_setfield(L, rec, "traceback");
-    }
-    lua_settop(L, rec);
-    lua_rawseti(L, -2, ++n);
-  }
-  return 1;
-}
-
-/* }======== */
-
-static const luaL_Reg task_methods[] = {
-  {"await", task_await},
-  {"cancel", task_cancel},
-  {"status", task_status},
-  {"done", task_done},
-  {"result", task_result},
-  {NULL, NULL}
-};
-
-static const luaL_Reg task_funcs[] = {
-  {"spawn", task_spawn},
-  {"current", task_current},
-  {"tasks", task_list},
-  {"_label", task_label},
-  {NULL, NULL}
-};
-
-static const luaL_Reg task_metas[] = {
-  {"__newindex", task_newindex},
-  {"__tostring", task_tostring},
-  {NULL, NULL}
-};
-
-int weft__open_task(lua_State *L, weft_runtime *rt) {
-  weft__class(L, rt, WEFT_TASK_MT, task_methods, task_index, task_metas);
-  rt->task_mt = lua_topointer(L, -1);
-  rt->task_mt_ref = luaL_ref(L, LUA_REGISTRYINDEX);   /* (pops it) */
-  lua_pushlightuserdata(L, rt);
-  luaL_setfuncs(L, task_funcs, 1);
-  return 0;
-}
