@@ -229,6 +229,9 @@ static int gather_results(lua_State *L, weft_multi *m) {
   }
   lua_createtable(L, m->n, 0);
   for (i = 1; i <= m->n; i++) {
+    const weft_task *t = m->e[i - 1].task;
+    if (m->mode == M_GATHER && t->done.state == WEFT_DONE && t->done.nresults == 0)
+      continue;   /* its nil: the new table has it already */
     lua_rawgeti(L, G_TASKS, i);
     if (m->mode == M_SETTLE) {
       int ok = m->e[i - 1].task->done.state == WEFT_DONE;

@@ -410,7 +410,10 @@ int weft__task_finish(weft_runtime *rt, weft_task *t, int status, int nres) {
   }
   lua_checkstack(co, 8);
   lua_checkstack(rt->L, 8);
-  if (status == LUA_OK) {
+  if (status == LUA_OK && nres == 0 && !t->deliver) {
+    t->done.nresults = 0;   /* user value 1 stays nil: the object is not needed */
+    t->done.state = WEFT_DONE;
+  } else if (status == LUA_OK) {
     lua_rawgeti(co, LUA_REGISTRYINDEX, t->ref);
     store_results(co, t, nres);
     if (t->deliver) {   /* a cancellation that came too late: forget it */
