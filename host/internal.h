@@ -77,8 +77,9 @@ enum {
   WEFT_TASK_UV_NAME,          /* name string, nil for the default "task-<id>" */
   WEFT_TASK_UV_PENDING,       /* error to raise at the next await point */
   WEFT_TASK_UV_CREATED,       /* "file:line" of its spawn (debug mode) */
+  WEFT_TASK_UV_THREAD,        /* its thread, while unfinished (task.c: hold_object) */
   WEFT_TASK_UV_ANCHOR,        /* a light task's object: what holds its memory */
-  WEFT_TASK_NUV = WEFT_TASK_UV_CREATED,
+  WEFT_TASK_NUV = WEFT_TASK_UV_THREAD,
   WEFT_TASK_UV_TRACEBACK = WEFT_TASK_UV_PENDING   /* after a failure */
 };
 
@@ -92,8 +93,8 @@ struct weft_task {
   weft_completion done;       /* who waits for this task */
   uint64_t id;
   double started;             /* clock at spawn */
-  int ref;                    /* registry ref while unfinished (LUA_NOREF while light) */
-  int co_slot;                /* its thread's slot in the runtime's anchor table */
+  int co_slot;                /* its thread's slot in the runtime's anchor table, which
+                                 holds its object while it has one and is unfinished */
   int anchor_ref;             /* light: registry ref to what holds this memory */
   int cancel_requests;        /* cancels not yet taken back (as asyncio's cancelling()) */
   unsigned char state;        /* WEFT_T_* */

@@ -8,10 +8,11 @@
 ** task_lua.c's. This file calls only below it (future.c's completions,
 ** runtime.c's clock): docs/internals.md "Who calls whom".
 **
-** Ownership: while unfinished, a task is referenced from the registry
-** (t->ref), so dropping the handle in Lua loses nothing; its thread is held
-** by a slot of the runtime's anchor table (t->co_slot) and goes back to the
-** pool when it finishes; its results (or error) are user value 1. What a
+** Ownership: while unfinished, a task's object is held by its thread's
+** slot of the runtime's anchor table (t->co_slot), and holds its thread (a
+** user value), so dropping the handle in Lua loses nothing; when it
+** finishes, the slot holds the thread again (pooled) or nothing (dropped);
+** its results (or error) are user value 1. What a
 ** suspended task waits on stays on the waiting C frame's stack (t->on_L,
 ** t->on_idx); a pending error, then the traceback of a failure, is user
 ** value 3.
@@ -24,7 +25,7 @@
 ** for its object (weft.current_task, weft.tasks, a cancellation, a failure,
 ** an instrument): weft__push_task then makes one, holding the spawner (and
 ** so the slab) alive. Code outside this file reaches a task's object only
-** through weft__push_task, never through t->ref.
+** through weft__push_task.
 */
 #include <stdio.h>
 #include <string.h>
@@ -69,27 +70,51 @@ weft_task *weft__task_at(weft_runtime *rt, lua_State *L, int idx) {
   return t != NULL ? weft__task_ptr(L, idx) : NULL;
 }
 
-/* Gives a light task its object: the pointer, holding what holds it. */
-static void make_object(lua_State *L, weft_task *t) {
+/* An unfinished task with an object is held by its thread's slot of the
+   anchor table (t->co_slot), and holds its thread (user value THREAD):
+   one table write anchors both, where a registry ref would be a second
+   (and, with many tasks alive, a second table to grow). With the thread on
+   top of L and the object at obj: takes the slot for the object (popping
+   the thread). */
+static void hold_object(lua_State *L, weft_task *t, int obj) {
+  obj = lua_absindex(L, obj);
+  lua_setiuservalue(L, obj, WEFT_TASK_UV_THREAD);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, t->rt->anchor_ref);
+  lua_pushvalue(L, obj);
+  lua_rawseti(L, -2, t->co_slot);
+  lua_pop(L, 1);
+}
+
+/* Gives a light task its object: the pointer, holding what holds it. The
+   slot held its thread until now. */
+static void new_box(lua_State *L, weft_task *t) {
   weft_task **box = (weft_task **)lua_newuserdatauv(L, sizeof *box, WEFT_TASK_UV_ANCHOR);
   *box = t;
   lua_rawgeti(L, LUA_REGISTRYINDEX, t->rt->task_mt_ref);
   lua_setmetatable(L, -2);
   lua_rawgeti(L, LUA_REGISTRYINDEX, t->anchor_ref);
   lua_setiuservalue(L, -2, WEFT_TASK_UV_ANCHOR);
-  lua_pushvalue(L, -1);
-  t->ref = luaL_ref(L, LUA_REGISTRYINDEX);
+}
+
+static void make_object(lua_State *L, weft_task *t) {
+  new_box(L, t);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, t->rt->anchor_ref);
+  lua_rawgeti(L, -1, t->co_slot);
+  lua_remove(L, -2);                                      /* box, thread */
+  hold_object(L, t, -2);
   t->light = 0;
 }
 
-/* Pushes an unfinished task (the registry holds those). */
+/* Pushes an unfinished task (its thread's slot holds those). */
 void weft__push_task(lua_State *L, weft_task *t) {
   if (weft_unlikely(t->light)) {
     lua_checkstack(L, 4);
     make_object(L, t);
     return;
   }
-  lua_rawgeti(L, LUA_REGISTRYINDEX, t->ref);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, t->rt->anchor_ref);
+  lua_rawgeti(L, -1, t->co_slot);
+  lua_remove(L, -2);
 }
 
 /* Pushes the name of t, whose object is at ud. */
@@ -191,30 +216,52 @@ static void drop_slot(weft_runtime *rt, lua_State *co, int slot) {
   rt->free_slots[rt->nfree_slots++] = slot;
 }
 
-/* A thread for a new task, its anchor slot in *slot. Leaves L's stack as
-   it was. */
-static lua_State *take_thread(lua_State *L, weft_runtime *rt, int *slot) {
+/* A thread for a new task, its anchor slot in *slot, pushed on L. A
+   pooled thread's slot holds it (*pooled = 1); a new thread's is empty. */
+static lua_State *take_thread(lua_State *L, weft_runtime *rt, int *slot, int *pooled) {
   lua_State *co;
-  if (rt->npool > 0) {
+  *pooled = rt->npool > 0;
+  if (*pooled) {
     rt->npool--;
     *slot = rt->pool[rt->npool].slot;
-    return rt->pool[rt->npool].co;
+    co = rt->pool[rt->npool].co;
+    lua_pushthread(co);
+    lua_xmove(co, L, 1);
+    return co;
   }
   *slot = new_slot(L, rt);
-  lua_rawgeti(L, LUA_REGISTRYINDEX, rt->anchor_ref);
-  co = lua_newthread(L);
-  lua_rawseti(L, -2, *slot);
-  lua_pop(L, 1);
-  return co;
+  return lua_newthread(L);
 }
 
-static void give_thread(weft_runtime *rt, lua_State *co, int slot) {
-  lua_settop(co, 0);
+/* Puts the thread on top of L (popped) in its empty slot: a light task's
+   thread, until it has an object. */
+static void hold_thread(lua_State *L, weft_runtime *rt, int slot) {
+  lua_rawgeti(L, LUA_REGISTRYINDEX, rt->anchor_ref);
+  lua_insert(L, -2);
+  lua_rawseti(L, -2, slot);
+  lua_pop(L, 1);
+}
+
+/* Can the finished task t's thread go back to the pool? */
+static int poolable(weft_runtime *rt, weft_task *t, lua_State *co) {
+  /* Lua leaves hooks off (allowhook 0) in a thread whose hook raised an
+     error that no pcall caught, and lua_resetthread does not turn them
+     back on: pooled, that thread could never be interrupted again */
+  if (t->hook_raised)
+    return 0;
   if (rt->pool == NULL)
     rt->pool = malloc(POOL_MAX * sizeof *rt->pool);
-  if (rt->npool >= POOL_MAX || rt->pool == NULL || lua_gethookmask(co) != 0) {
-    drop_slot(rt, co, slot);
-    return;
+  return rt->npool < POOL_MAX && rt->pool != NULL && lua_gethookmask(co) == 0;
+}
+
+/* Puts a finished task's thread in the pool, its slot holding it ('held':
+   it does already, else it is put there). */
+static void pool_thread(weft_runtime *rt, lua_State *co, int slot, int held) {
+  if (!held) {
+    lua_rawgeti(co, LUA_REGISTRYINDEX, rt->anchor_ref);
+    lua_pushthread(co);
+    lua_rawseti(co, -2, slot);
+    lua_pop(co, 1);
   }
   rt->pool[rt->npool].co = co;
   rt->pool[rt->npool].slot = slot;
@@ -234,17 +281,25 @@ static void init_task(weft_runtime *rt, weft_task *t, double started) {
 }
 
 /* With [object,] fn, args... on top of L: gives the task a thread, moves fn
-   and args to it (popping them; the object, if any, stays) and puts it on
-   the live list. The scheduler makes it ready (weft__spawn). */
-static void start_task(lua_State *L, weft_runtime *rt, weft_task *t, int nargs) {
-  lua_State *co = take_thread(L, rt, &t->co_slot);
-  if (weft_unlikely(rt->debug)) {   /* the object is below fn (spawn_light made one) */
+   and args to it (popping them; the object, if any, at obj, stays) and puts
+   it on the live list. The scheduler makes it ready (weft__spawn). */
+static void start_task(lua_State *L, weft_runtime *rt, weft_task *t, int nargs, int obj) {
+  lua_State *co;
+  int pooled;
+  if (weft_unlikely(rt->debug)) {   /* then there is an object (spawn_light made one) */
     weft__where(L, 1);
     if (strcmp(lua_tostring(L, -1), "?") != 0)
-      lua_setiuservalue(L, -(nargs + 3), WEFT_TASK_UV_CREATED);
+      lua_setiuservalue(L, obj, WEFT_TASK_UV_CREATED);
     else
       lua_pop(L, 1);
   }
+  co = take_thread(L, rt, &t->co_slot, &pooled);
+  if (obj != 0)
+    hold_object(L, t, obj);
+  else if (pooled)
+    lua_pop(L, 1);
+  else
+    hold_thread(L, rt, t->co_slot);
   t->co = co;
   lua_xmove(L, co, nargs + 1);
   t->state = WEFT_T_NEW;
@@ -268,9 +323,7 @@ weft_task *weft__task_new(lua_State *L, weft_runtime *rt, int nargs) {
   lua_rawgeti(L, LUA_REGISTRYINDEX, rt->task_mt_ref);
   lua_setmetatable(L, -2);
   lua_insert(L, fidx);                        /* task, fn, args... */
-  lua_pushvalue(L, fidx);
-  t->ref = luaL_ref(L, LUA_REGISTRYINDEX);
-  start_task(L, rt, t, nargs);
+  start_task(L, rt, t, nargs, fidx);
   return t;
 }
 
@@ -280,16 +333,17 @@ void weft__task_new_light(lua_State *L, weft_runtime *rt, weft_task *t, int narg
   /* a graph starts many at once: the turn's clock is close enough */
   init_task(rt, t, rt->turn_clock);
   t->light = 1;
-  t->ref = LUA_NOREF;
   t->anchor_ref = anchor_ref;
   if (weft_unlikely(rt->debug || rt->instruments)) {   /* both want the object */
-    weft__push_task(L, t);
+    lua_checkstack(L, 4);
+    new_box(L, t);
     lua_insert(L, -(nargs + 2));
-    start_task(L, rt, t, nargs);
+    t->light = 0;
+    start_task(L, rt, t, nargs, lua_absindex(L, -(nargs + 2)));
     lua_pop(L, 1);
     return;
   }
-  start_task(L, rt, t, nargs);
+  start_task(L, rt, t, nargs, 0);
 }
 
 /* }======== */
@@ -362,22 +416,15 @@ static void store_error(weft_runtime *rt, lua_State *co, weft_task *t) {
   lua_pop(L, 1);
 }
 
-/* Marks t finished, takes it off the live list and gives its thread (co)
-   back; its waiters are woken next. */
-static void retire(weft_runtime *rt, weft_task *t, lua_State *co) {
+/* Marks t finished and takes it off the live list; its waiters are woken
+   next. Its thread (t->co) goes back with weft__task_unref, or at once for
+   a light task with no object (light_finish). */
+static void retire(weft_runtime *rt, weft_task *t) {
   t->deliver = 0;
   t->on = NULL;
   t->state = WEFT_T_FINISHED;
-  t->co = NULL;
   weft_queue_remove(&t->live_node);
   rt->nlive--;
-  /* Lua leaves hooks off (allowhook 0) in a thread whose hook raised an
-     error that no pcall caught, and lua_resetthread does not turn them
-     back on: pooled, that thread could never be interrupted again */
-  if (t->hook_raised)
-    drop_slot(rt, co, t->co_slot);
-  else
-    give_thread(rt, co, t->co_slot);
 }
 
 /* A light task that returned: its waiters (run_graph) take the first
@@ -393,7 +440,13 @@ static void light_finish(weft_runtime *rt, weft_task *t, int nres) {
   }
   t->done.nresults = nres > 0;
   t->done.state = WEFT_DONE;
-  retire(rt, t, co);
+  retire(rt, t);
+  t->co = NULL;
+  lua_settop(co, 0);
+  if (poolable(rt, t, co))
+    pool_thread(rt, co, t->co_slot, 1);
+  else
+    drop_slot(rt, co, t->co_slot);
   weft__completion_wake_all(&t->done);
   lua_pop(L, 1);
 }
@@ -414,7 +467,7 @@ int weft__task_finish(weft_runtime *rt, weft_task *t, int status, int nres) {
     t->done.nresults = 0;   /* user value 1 stays nil: the object is not needed */
     t->done.state = WEFT_DONE;
   } else if (status == LUA_OK) {
-    lua_rawgeti(co, LUA_REGISTRYINDEX, t->ref);
+    weft__push_task(co, t);
     store_results(co, t, nres);
     if (t->deliver) {   /* a cancellation that came too late: forget it */
       lua_pushnil(co);
@@ -423,17 +476,30 @@ int weft__task_finish(weft_runtime *rt, weft_task *t, int status, int nres) {
   } else {
     store_error(rt, co, t);   /* the traceback replaces any pending error */
   }
-  retire(rt, t, co);
+  retire(rt, t);
   weft__completion_wake_all(&t->done);
   return 1;
 }
 
-/* Drops the registry ref of a finished task (after weft__task_finish
-   returned 1 and the finished hooks ran): from here its object lives only
-   while Lua holds it. */
+/* Lets go of a finished task (after weft__task_finish returned 1 and the
+   finished hooks ran): its slot holds its thread again, pooled, or nothing;
+   from here its object lives only while Lua holds it. A dropped thread is
+   let go by the object too, so that finished tasks a list still holds do
+   not keep their threads. (A pooled one stays its user value: the pool
+   holds it anyway.) */
 void weft__task_unref(weft_runtime *rt, weft_task *t) {
-  luaL_unref(rt->L, LUA_REGISTRYINDEX, t->ref);
-  /* the registry slot may be reused: push_task must not find another task */
+  lua_State *co = t->co, *L = rt->L;
+  t->co = NULL;
+  lua_settop(co, 0);
+  if (poolable(rt, t, co)) {
+    pool_thread(rt, co, t->co_slot, 0);
+    return;
+  }
+  weft__push_task(L, t);
+  lua_pushnil(L);
+  lua_setiuservalue(L, -2, WEFT_TASK_UV_THREAD);
+  lua_pop(L, 1);
+  drop_slot(rt, co, t->co_slot);
 }
 
 /* }======== */
