@@ -200,10 +200,19 @@ static int new_slot(lua_State *L, weft_runtime *rt) {
   return ++rt->next_slot;
 }
 
-static void drop_slot(weft_runtime *rt, lua_State *co, int slot) {
+/* Empties a slot (its thread may be collected now) for reuse. With
+   'object', the slot held a finished task's object, which lets go of the
+   thread too. */
+static void drop_slot(weft_runtime *rt, lua_State *co, int slot, int object) {
   lua_rawgeti(co, LUA_REGISTRYINDEX, rt->anchor_ref);
+  if (object) {
+    lua_rawgeti(co, -1, slot);
+    lua_pushnil(co);
+    lua_setiuservalue(co, -2, WEFT_TASK_UV_THREAD);
+    lua_pop(co, 1);
+  }
   lua_pushnil(co);
-  lua_rawseti(co, -2, slot);   /* the thread may be collected now */
+  lua_rawseti(co, -2, slot);
   lua_pop(co, 1);
   if (rt->nfree_slots == rt->cap_free_slots) {
     int cap = rt->cap_free_slots ? rt->cap_free_slots * 2 : 64;
@@ -446,7 +455,7 @@ static void light_finish(weft_runtime *rt, weft_task *t, int nres) {
   if (poolable(rt, t, co))
     pool_thread(rt, co, t->co_slot, 1);
   else
-    drop_slot(rt, co, t->co_slot);
+    drop_slot(rt, co, t->co_slot, 0);
   weft__completion_wake_all(&t->done);
   lua_pop(L, 1);
 }
@@ -485,21 +494,17 @@ int weft__task_finish(weft_runtime *rt, weft_task *t, int status, int nres) {
    finished hooks ran): its slot holds its thread again, pooled, or nothing;
    from here its object lives only while Lua holds it. A dropped thread is
    let go by the object too, so that finished tasks a list still holds do
-   not keep their threads. (A pooled one stays its user value: the pool
-   holds it anyway.) */
+   not keep their threads alive. (A pooled one stays in the object's user
+   value: the pool holds it anyway, and clearing it costs a lookup.) */
 void weft__task_unref(weft_runtime *rt, weft_task *t) {
-  lua_State *co = t->co, *L = rt->L;
+  lua_State *co = t->co;
   t->co = NULL;
   lua_settop(co, 0);
   if (poolable(rt, t, co)) {
     pool_thread(rt, co, t->co_slot, 0);
     return;
   }
-  weft__push_task(L, t);
-  lua_pushnil(L);
-  lua_setiuservalue(L, -2, WEFT_TASK_UV_THREAD);
-  lua_pop(L, 1);
-  drop_slot(rt, co, t->co_slot);
+  drop_slot(rt, co, t->co_slot, 1);
 }
 
 /* }======== */
