@@ -225,23 +225,6 @@ static void drop_slot(weft_runtime *rt, lua_State *co, int slot, int object) {
   rt->free_slots[rt->nfree_slots++] = slot;
 }
 
-/* A thread for a new task, its anchor slot in *slot, pushed on L. A
-   pooled thread's slot holds it (*pooled = 1); a new thread's is empty. */
-static lua_State *take_thread(lua_State *L, weft_runtime *rt, int *slot, int *pooled) {
-  lua_State *co;
-  *pooled = rt->npool > 0;
-  if (*pooled) {
-    rt->npool--;
-    *slot = rt->pool[rt->npool].slot;
-    co = rt->pool[rt->npool].co;
-    lua_pushthread(co);
-    lua_xmove(co, L, 1);
-    return co;
-  }
-  *slot = new_slot(L, rt);
-  return lua_newthread(L);
-}
-
 /* Puts the thread on top of L (popped) in its empty slot: a light task's
    thread, until it has an object. */
 static void hold_thread(lua_State *L, weft_runtime *rt, int slot) {
@@ -249,6 +232,28 @@ static void hold_thread(lua_State *L, weft_runtime *rt, int slot) {
   lua_insert(L, -2);
   lua_rawseti(L, -2, slot);
   lua_pop(L, 1);
+}
+
+/* A thread for a new task, its anchor slot in *slot. A pooled thread's
+   slot holds it; it is pushed on L only for an object (obj != 0) to hold.
+   A new thread's slot is empty: it is pushed. */
+static lua_State *take_thread(lua_State *L, weft_runtime *rt, int *slot, int obj) {
+  lua_State *co;
+  if (rt->npool > 0) {
+    rt->npool--;
+    *slot = rt->pool[rt->npool].slot;
+    co = rt->pool[rt->npool].co;
+    if (obj != 0) {
+      lua_pushthread(co);
+      lua_xmove(co, L, 1);
+    }
+    return co;
+  }
+  *slot = new_slot(L, rt);
+  co = lua_newthread(L);
+  if (obj == 0)
+    hold_thread(L, rt, *slot);
+  return co;
 }
 
 /* Can the finished task t's thread go back to the pool? */
@@ -294,7 +299,6 @@ static void init_task(weft_runtime *rt, weft_task *t, double started) {
    it on the live list. The scheduler makes it ready (weft__spawn). */
 static void start_task(lua_State *L, weft_runtime *rt, weft_task *t, int nargs, int obj) {
   lua_State *co;
-  int pooled;
   if (weft_unlikely(rt->debug)) {   /* then there is an object (spawn_light made one) */
     weft__where(L, 1);
     if (strcmp(lua_tostring(L, -1), "?") != 0)
@@ -302,13 +306,9 @@ static void start_task(lua_State *L, weft_runtime *rt, weft_task *t, int nargs, 
     else
       lua_pop(L, 1);
   }
-  co = take_thread(L, rt, &t->co_slot, &pooled);
+  co = take_thread(L, rt, &t->co_slot, obj);
   if (obj != 0)
     hold_object(L, t, obj);
-  else if (pooled)
-    lua_pop(L, 1);
-  else
-    hold_thread(L, rt, t->co_slot);
   t->co = co;
   lua_xmove(L, co, nargs + 1);
   t->state = WEFT_T_NEW;
