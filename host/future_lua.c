@@ -107,17 +107,12 @@ static int future_cancel(lua_State *L) {
 }
 
 static int push_outcome(lua_State *L, weft_future *f) {
-  int n = f->done.nresults, i;
+  int n = f->done.nresults;
   f->done.observed = 1;
   lua_getiuservalue(L, 1, FUTURE_UV_RESULT);
   if (f->done.state != WEFT_DONE)
     return lua_error(L);
-  if (n <= 1)
-    return n;
-  luaL_checkstack(L, n, "too many results");
-  for (i = 1; i <= n; i++)
-    lua_rawgeti(L, -i, i);
-  return n;
+  return weft__unpack_results(L, n);
 }
 
 static int finish_await(lua_State *L, int status, lua_KContext ctx) {

@@ -3,8 +3,9 @@
 ** task, waiters and completions, the weft__ prototypes and metatable names.
 **
 ** Ownership in one paragraph: a runtime belongs to one Lua state and lives in
-** a full userdata kept in that state's registry. The runtime holds a registry
-** reference to every unfinished task, so a spawned task is never collected.
+** a full userdata kept in that state's registry. The runtime's anchor table
+** holds every unfinished task (its object, or a light task's thread), so a
+** spawned task is never collected.
 ** Objects keep their Lua values (functions, results, names) in user values,
 ** traced by the GC. Wait lists are intrusive: a waiter node lives inside the
 ** task (or inside a userdata on the waiting C frame's stack) and unlinks itself.
@@ -176,6 +177,7 @@ struct weft_runtime {
 /* future.c */
 void weft__completion_init(weft_completion *c);
 void weft__completion_wake_all(weft_completion *c);
+int weft__unpack_results(lua_State *L, int nres);   /* stored results on top -> pushed */
 /* Unlinks and wakes the first n waiters of q (all of them if n < 0). */
 void weft__wake_waiters(weft_queue *q, int reason, lua_Integer n);
 
@@ -258,9 +260,9 @@ void weft__mark_observed(lua_State *L, weft_task *t);
 /* Stores the outcome of a task that returned (status LUA_OK, nres results
    on top of its thread) or failed, gives its thread back and wakes its
    waiters. Returns 0 for a light task gone with its waiters, else 1: the
-   caller then drops its ref with weft__task_unref. */
+   caller then lets go of it with weft__task_release. */
 int weft__task_finish(weft_runtime *rt, weft_task *t, int status, int nres);
-void weft__task_unref(weft_runtime *rt, weft_task *t);
+void weft__task_release(weft_runtime *rt, weft_task *t);
 
 /* task_lua.c */
 int weft__open_task(lua_State *L, weft_runtime *rt);   /* the task methods, weft.spawn... */

@@ -105,7 +105,7 @@ static void finish(weft_runtime *rt, weft_task *t, int status, int nres) {
   if (weft_unlikely(rt->instruments))
     weft__hook_finished(rt, t);
 #endif
-  weft__task_unref(rt, t);
+  weft__task_release(rt, t);
 }
 
 /* }======== */

@@ -426,7 +426,7 @@ static void store_error(weft_runtime *rt, lua_State *co, weft_task *t) {
 }
 
 /* Marks t finished and takes it off the live list; its waiters are woken
-   next. Its thread (t->co) goes back with weft__task_unref, or at once for
+   next. Its thread (t->co) goes back with weft__task_release, or at once for
    a light task with no object (light_finish). */
 static void retire(weft_runtime *rt, weft_task *t) {
   t->deliver = 0;
@@ -496,7 +496,7 @@ int weft__task_finish(weft_runtime *rt, weft_task *t, int status, int nres) {
    let go by the object too, so that finished tasks a list still holds do
    not keep their threads alive. (A pooled one stays in the object's user
    value: the pool holds it anyway, and clearing it costs a lookup.) */
-void weft__task_unref(weft_runtime *rt, weft_task *t) {
+void weft__task_release(weft_runtime *rt, weft_task *t) {
   lua_State *co = t->co;
   t->co = NULL;
   lua_settop(co, 0);
@@ -515,7 +515,7 @@ void weft__task_unref(weft_runtime *rt, weft_task *t) {
    unchanged. */
 int weft__push_results(lua_State *L, int idx) {
   weft_task *t = weft__task_ptr(L, idx);   /* callers checked it */
-  int n = t->done.nresults, i;
+  int n = t->done.nresults;
   weft__mark_observed(L, t);
   lua_getiuservalue(L, idx, WEFT_TASK_UV_RESULTS);
   if (t->done.state != WEFT_DONE) {
@@ -529,12 +529,7 @@ int weft__push_results(lua_State *L, int idx) {
     lua_setfield(L, LUA_REGISTRYINDEX, "weft.reraised");
     return lua_error(L);
   }
-  if (n <= 1)
-    return n;
-  luaL_checkstack(L, n, "too many results");
-  for (i = 1; i <= n; i++)
-    lua_rawgeti(L, -i, i);
-  return n;
+  return weft__unpack_results(L, n);
 }
 
 /* Pushes the first result of the finished task at idx, or its error value. */
