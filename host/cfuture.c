@@ -8,8 +8,10 @@
 **
 ** Ownership: the C struct is malloc'd and freed by the one resolving call;
 ** while pending it holds a registry reference to its Lua future. The
-** runtime counts pending C futures: they keep the run alive (it is not a
-** Deadlock while C still owes a result), through the referenced async.
+** runtime counts pending C futures (rt->cfutures_pending): they keep the
+** run alive (it is not a Deadlock while C still owes a result), through the
+** referenced async. It sits above future_lua.c and runtime.c; the runtime's
+** close reaches it through rt->cfutures_close, which it sets.
 **
 ** Threads: posting threads touch only the post box, which outlives the
 ** runtime (reference-counted by the runtime and by every C future not yet
@@ -58,8 +60,7 @@ struct post {
 typedef struct cf_state {
   uv_async_t async;
   postbox *box;
-  weft_queue futures;         /* every unresolved C future */
-  int npending;
+  weft_queue futures;         /* every unresolved C future (rt->cfutures_pending) */
 } cf_state;
 
 /* Drops one reference to b (under its lock), freeing it with the last. */
@@ -78,14 +79,15 @@ static cf_state *state_of(weft_runtime *rt) {
   return (cf_state *)rt->cfutures;
 }
 
-static void update_ref(cf_state *s) {
-  if (s->npending > 0)
+static void update_ref(weft_runtime *rt, cf_state *s) {
+  if (rt->cfutures_pending > 0)
     uv_ref((uv_handle_t *)&s->async);
   else
     uv_unref((uv_handle_t *)&s->async);
 }
 
 static void deliver_posts(uv_async_t *h);
+static void cfutures_close(weft_runtime *rt);
 
 static cf_state *get_state(weft_runtime *rt) {
   cf_state *s = state_of(rt);
@@ -105,15 +107,11 @@ static cf_state *get_state(weft_runtime *rt) {
   uv_async_init(rt->loop, &s->async, deliver_posts);
   s->async.data = rt;
   weft_queue_init(&s->futures);
-  update_ref(s);
+  update_ref(rt, s);
   rt->cfutures = s;
+  rt->cfutures_close = cfutures_close;
   rt->nhandles_open++;
   return s;
-}
-
-int weft__cfutures_pending(weft_runtime *rt) {
-  cf_state *s = state_of(rt);
-  return s != NULL ? s->npending : 0;
 }
 
 /* Frees f after its one resolving call. */
@@ -123,8 +121,8 @@ static void release(weft_cfuture *f) {
     if (f->ref != LUA_NOREF)
       luaL_unref(f->rt->L, LUA_REGISTRYINDEX, f->ref);
     weft_queue_remove(&f->link);
-    s->npending--;
-    update_ref(s);
+    f->rt->cfutures_pending--;
+    update_ref(f->rt, s);
   }
   box_unref(f->box);
   free(f);
@@ -156,8 +154,8 @@ weft_cfuture *weft_future_new(lua_State *L) {
   lua_pushvalue(L, -1);
   f->ref = luaL_ref(L, LUA_REGISTRYINDEX);
   weft_queue_insert_tail(&s->futures, &f->link);
-  s->npending++;
-  update_ref(s);
+  rt->cfutures_pending++;
+  update_ref(rt, s);
   return f;
 }
 
@@ -269,7 +267,7 @@ static void state_closed(uv_handle_t *h) {
    unresolved are cut loose (their resolving call only frees them), posts
    already queued run their push (so the application frees its data) and
    their values are dropped, and the async closes. */
-void weft__cfutures_close(weft_runtime *rt) {
+static void cfutures_close(weft_runtime *rt) {
   cf_state *s = state_of(rt);
   postbox *b;
   post *p;
@@ -296,6 +294,7 @@ void weft__cfutures_close(weft_runtime *rt) {
     p = next;
   }
   rt->cfutures = NULL;
+  rt->cfutures_close = NULL;
   box_unref(b);
   uv_close((uv_handle_t *)&s->async, state_closed);
 }

@@ -134,69 +134,60 @@ static int multi_gc(lua_State *L) {
   return 0;
 }
 
-/* Collects the entries of the list at 'list' as tasks (spawning functions)
-   into a new array, pushed. */
-static int collect_tasks(lua_State *L, int list) {
+/* The block of a gather or wait over the list at 'list': pushes the array
+   of its tasks (functions in the list spawned; it keeps the objects alive)
+   and the block, whose entries point at them and wait on each unfinished
+   one. Every entry is checked before any function is spawned. */
+static weft_multi *multi_new(lua_State *L, int list, int mode, weft_task *owner) {
   weft_runtime *rt = WEFT_UPRT(L);
   int n, i, nfunctions = 0, array;
+  size_t size;
+  weft_multi *m;
   luaL_checktype(L, list, LUA_TTABLE);
   n = (int)luaL_len(L, list);
   lua_createtable(L, n, 0);
   array = lua_gettop(L);
-  for (i = 1; i <= n; i++) {   /* check them all before spawning any */
-    lua_geti(L, list, i);
-    if (weft__task_at(rt, L, -1) != NULL) {
-      lua_rawseti(L, array, i);
+  size = sizeof(weft_multi) + (size_t)(n > 0 ? n - 1 : 0) * sizeof(multi_entry);
+  m = (weft_multi *)lua_newuserdatauv(L, size, 1);
+  m->owner = owner;
+  m->mode = mode;
+  m->n = m->remaining = n;
+  m->first_failed = 0;
+  for (i = 0; i < n; i++) {
+    multi_entry *e = &m->e[i];
+    weft_queue_init(&e->w.node);
+    e->m = m;
+    e->w.wake = multi_wake;
+    e->cancelled = 0;
+    e->task = NULL;
+  }
+  luaL_setmetatable(L, MULTI_MT);
+  weft__where(L, 1);
+  lua_setiuservalue(L, -2, 1);
+  for (i = 0; i < n; i++) {
+    lua_geti(L, list, i + 1);
+    if ((m->e[i].task = weft__task_at(rt, L, -1)) != NULL) {
+      lua_rawseti(L, array, i + 1);
       continue;
     }
     if (lua_type(L, -1) != LUA_TFUNCTION) {
       if (luaL_getmetafield(L, -1, "__call") == LUA_TNIL)
-        return luaL_argerror(L, list, lua_pushfstring(L, "entry %d is a %s, not a task or function",
-                                                       i, luaL_typename(L, -1)));
+        luaL_argerror(L, list, lua_pushfstring(L, "entry %d is a %s, not a task or function",
+                                                i + 1, luaL_typename(L, -1)));
       lua_pop(L, 1);
     }
     lua_pop(L, 1);
     nfunctions++;
   }
-  for (i = 1; nfunctions > 0 && i <= n; i++) {   /* then spawn the functions */
-    if (lua_rawgeti(L, array, i) == LUA_TNIL) {
-      lua_pop(L, 1);
-      lua_geti(L, list, i);
-      weft__spawn(L, rt, 0);
-      lua_rawseti(L, array, i);
+  for (i = 0; nfunctions > 0 && i < n; i++) {   /* then spawn the functions */
+    if (m->e[i].task == NULL) {
+      lua_geti(L, list, i + 1);
+      m->e[i].task = weft__spawn(L, rt, 0);
+      lua_rawseti(L, array, i + 1);
       nfunctions--;
-    } else {
-      lua_pop(L, 1);
     }
   }
-  return n;
-}
-
-/* Pushes a block for the n tasks in the array at 'tasks', linked to the
-   unfinished ones. */
-static weft_multi *multi_new(lua_State *L, int tasks, int n, int mode, weft_task *owner) {
-  size_t size = sizeof(weft_multi) + (size_t)(n > 0 ? n - 1 : 0) * sizeof(multi_entry);
-  weft_multi *m = (weft_multi *)lua_newuserdatauv(L, size, 1);
-  int i;
-  m->owner = owner;
-  m->mode = mode;
-  m->n = m->remaining = n;
-  m->first_failed = 0;
-  for (i = 0; i < n; i++)
-    weft_queue_init(&m->e[i].w.node);
-  luaL_setmetatable(L, MULTI_MT);
-  weft__where(L, 1);
-  lua_setiuservalue(L, -2, 1);
   for (i = 0; i < n; i++) {   /* every entry is set before any can fire */
-    multi_entry *e = &m->e[i];
-    lua_rawgeti(L, tasks, i + 1);
-    e->task = weft__task_ptr(L, -1);   /* collect_tasks made them tasks */
-    lua_pop(L, 1);
-    e->m = m;
-    e->w.wake = multi_wake;
-    e->cancelled = 0;
-  }
-  for (i = 0; i < n; i++) {
     multi_entry *e = &m->e[i];
     if (e->task->state == WEFT_T_FINISHED)
       multi_entry_done(m, i);
@@ -229,6 +220,9 @@ static int gather_results(lua_State *L, weft_multi *m) {
   }
   lua_createtable(L, m->n, 0);
   for (i = 1; i <= m->n; i++) {
+    const weft_task *t = m->e[i - 1].task;
+    if (m->mode == M_GATHER && t->done.state == WEFT_DONE && t->done.nresults == 0)
+      continue;   /* its nil: the new table has it already */
     lua_rawgeti(L, G_TASKS, i);
     if (m->mode == M_SETTLE) {
       int ok = m->e[i - 1].task->done.state == WEFT_DONE;
@@ -270,7 +264,7 @@ static int finish_gather(lua_State *L, int status, lua_KContext ctx) {
 
 static int combine_gather(lua_State *L) {
   weft_task *t = weft__current(L, WEFT_UPRT(L), "weft.gather");
-  int settle = 0, n;
+  int settle = 0;
   weft_multi *m;
   luaL_checktype(L, 1, LUA_TTABLE);
   if (!lua_isnoneornil(L, 2)) {
@@ -280,8 +274,7 @@ static int combine_gather(lua_State *L) {
     lua_pop(L, 1);
   }
   lua_settop(L, 2);
-  n = collect_tasks(L, 1);
-  m = multi_new(L, G_TASKS, n, settle ? M_SETTLE : M_GATHER, t);
+  m = multi_new(L, 1, settle ? M_SETTLE : M_GATHER, t);
   lua_pushnil(L);
   if (m->remaining == 0)
     return gather_results(L, m);
@@ -353,7 +346,7 @@ static int combine_wait(lua_State *L) {
   static const char *const modes[] = {"first_completed", "first_error", "all_completed", NULL};
   weft_runtime *rt = WEFT_UPRT(L);
   weft_task *t = weft__current(L, rt, "weft.wait");
-  int mode = M_ALL_COMPLETED, n;
+  int mode = M_ALL_COMPLETED;
   double timeout = -1;
   weft_multi *m;
   luaL_checktype(L, 1, LUA_TTABLE);
@@ -363,8 +356,7 @@ static int combine_wait(lua_State *L) {
     timeout = parse_timeout(L);
   }
   lua_settop(L, 2);
-  n = collect_tasks(L, 1);
-  m = multi_new(L, G_TASKS, n, mode, t);
+  m = multi_new(L, 1, mode, t);
   lua_pushnil(L);
   if (multi_satisfied(m) || timeout == 0)
     return wait_results(L, m);

@@ -8,7 +8,9 @@
 **
 ** Ownership: the registry holds an array of installed instrument handles;
 ** each handle keeps a private copy of its hooks in user value 1.
-** Also here: weft__dump_tasks, the text of the SIGQUIT dump.
+** Also here: weft__dump_tasks, the text of the SIGQUIT dump. It calls
+** task.c (a task's object, name and wait) and runtime.c (reports); the
+** scheduler (sched.c) calls its hooks (docs/internals.md "Who calls whom").
 ** User docs: docs/debugging.md (weft.instrument).
 */
 #include <string.h>

@@ -3,8 +3,9 @@
 ** task, waiters and completions, the weft__ prototypes and metatable names.
 **
 ** Ownership in one paragraph: a runtime belongs to one Lua state and lives in
-** a full userdata kept in that state's registry. The runtime holds a registry
-** reference to every unfinished task, so a spawned task is never collected.
+** a full userdata kept in that state's registry. The runtime's anchor table
+** holds every unfinished task (its object, or a light task's thread), so a
+** spawned task is never collected.
 ** Objects keep their Lua values (functions, results, names) in user values,
 ** traced by the GC. Wait lists are intrusive: a waiter node lives inside the
 ** task (or inside a userdata on the waiting C frame's stack) and unlinks itself.
@@ -77,8 +78,9 @@ enum {
   WEFT_TASK_UV_NAME,          /* name string, nil for the default "task-<id>" */
   WEFT_TASK_UV_PENDING,       /* error to raise at the next await point */
   WEFT_TASK_UV_CREATED,       /* "file:line" of its spawn (debug mode) */
+  WEFT_TASK_UV_THREAD,        /* its thread, while unfinished (task.c: hold_object) */
   WEFT_TASK_UV_ANCHOR,        /* a light task's object: what holds its memory */
-  WEFT_TASK_NUV = WEFT_TASK_UV_CREATED,
+  WEFT_TASK_NUV = WEFT_TASK_UV_THREAD,
   WEFT_TASK_UV_TRACEBACK = WEFT_TASK_UV_PENDING   /* after a failure */
 };
 
@@ -92,8 +94,8 @@ struct weft_task {
   weft_completion done;       /* who waits for this task */
   uint64_t id;
   double started;             /* clock at spawn */
-  int ref;                    /* registry ref while unfinished (LUA_NOREF while light) */
-  int co_slot;                /* its thread's slot in the runtime's anchor table */
+  int co_slot;                /* its thread's slot in the runtime's anchor table, which
+                                 holds its object while it has one and is unfinished */
   int anchor_ref;             /* light: registry ref to what holds this memory */
   int cancel_requests;        /* cancels not yet taken back (as asyncio's cancelling()) */
   unsigned char state;        /* WEFT_T_* */
@@ -149,6 +151,8 @@ struct weft_runtime {
   int nhandles_open;          /* weft's own handles not yet closed */
   int nlisteners;             /* listening servers (net.c): no work under virtual time */
   void *cfutures;             /* cfuture.c's state, or NULL */
+  void (*cfutures_close)(weft_runtime *rt);   /* cfuture.c's, called at close */
+  int cfutures_pending;       /* C futures C still owes (cfuture.c counts them) */
   int debug;                  /* record spawn sites, warn on slow steps */
   int virtual_time;           /* the clock is virtual (weft.run_virtual) */
   double vclock;              /* the virtual clock, seconds */
@@ -165,25 +169,44 @@ struct weft_runtime {
   void *watch;                /* watch.c's state (reports, deadlock, shutdown) */
 };
 
+/* The scheduler's files call downwards only, in this order (bottom
+   first): future.c, runtime.c, task.c, instrument.c, sched.c, then the Lua
+   faces task_lua.c, future_lua.c, run.c, then cfuture.c, and
+   runtime_life.c on top (docs/internals.md "Who calls whom"). */
+
+/* future.c */
+void weft__completion_init(weft_completion *c);
+void weft__completion_wake_all(weft_completion *c);
+int weft__unpack_results(lua_State *L, int nres);   /* stored results on top -> pushed */
+/* Unlinks and wakes the first n waiters of q (all of them if n < 0). */
+void weft__wake_waiters(weft_queue *q, int reason, lua_Integer n);
+
 /* runtime.c */
-weft_runtime *weft__runtime(lua_State *L);      /* the runtime of L's state, created on first use */
-weft_runtime *weft__runtime_create(lua_State *L, uv_loop_t *loop);
+extern char weft__runtime_key;                   /* the registry key of its box */
 weft_runtime *weft__runtime_find(lua_State *L);  /* NULL if none */
-void weft__runtime_destroy(lua_State *L);        /* closes it; the state lives on */
-int weft__drive_all(lua_State *L, weft_runtime *rt);
 double weft__now(weft_runtime *rt);
 void weft__deadline_arm(weft_runtime *rt, weft_deadline *d, double when);
 void weft__deadline_disarm(weft_runtime *rt, weft_deadline *d);
-int weft__drive(lua_State *L, weft_runtime *rt, weft_task *t);
+int weft__loop_alive(weft_runtime *rt);        /* work that keeps the loop alive */
+int weft__virtual_jump(weft_runtime *rt);      /* virtual clock to the next deadline: 1 if moved */
+void weft__deadlines_to_virtual(weft_runtime *rt);   /* a virtual run begins */
+void weft__deadlines_to_real(weft_runtime *rt);      /* ... and ends */
 void weft__report(weft_runtime *rt, const char *msg);
-int weft__report_unobserved(lua_State *L, weft_runtime *rt);
-void weft__push_deadlock(lua_State *L, weft_runtime *rt);   /* the Deadlock error */
-int weft__open_runtime(lua_State *L, weft_runtime *rt);
+void weft__report_stderr(weft_runtime *rt, const char *msg, void *ud);   /* rt->report's default */
 void weft__runtime_free(weft_runtime *rt);
 void weft__handle_closed(weft_runtime *rt);   /* a close callback of weft's own handles ran */
 void weft__where(lua_State *L, int level);      /* pushes "file:line" of a Lua caller, or "?" */
 
 /* sched.c */
+weft_task *weft__spawn(lua_State *L, weft_runtime *rt, int nargs);  /* fn, args on top -> task */
+/* Spawns fn(args...) (the top nargs + 1 slots, popped) as a task in the
+   caller's memory t, with no Lua object until one is asked for
+   (weft__push_task makes it then). anchor_ref is a registry ref to what
+   keeps t's memory alive, valid while the task is unfinished. When a light
+   task finishes with results, its waiters are woken with the first result
+   (or nil) on top of rt->L and t must not be reused before that returns. */
+void weft__spawn_light(lua_State *L, weft_runtime *rt, weft_task *t, int nargs,
+                       int anchor_ref);
 void weft__ready(weft_runtime *rt, weft_task *t);
 weft_task *weft__current(lua_State *L, weft_runtime *rt, const char *what);
 void weft__task_wake(weft_task *t, int reason);
@@ -212,15 +235,10 @@ weft_task *weft__checktask(lua_State *L, int idx);
 weft_task *weft__totask(lua_State *L, int idx);
 weft_task *weft__task_at(weft_runtime *rt, lua_State *L, int idx);   /* fast totask */
 void weft__push_awaited(lua_State *L, weft_task *t);   /* what a suspended task waits on, or nil */
-weft_task *weft__spawn(lua_State *L, weft_runtime *rt, int nargs);  /* fn, args on top -> task */
-/* Spawns fn(args...) (the top nargs + 1 slots, popped) as a task in the
-   caller's memory t, with no Lua object until one is asked for
-   (weft__push_task makes it then). anchor_ref is a registry ref to what
-   keeps t's memory alive, valid while the task is unfinished. When a light
-   task finishes with results, its waiters are woken with the first result
-   (or nil) on top of rt->L and t must not be reused before that returns. */
-void weft__spawn_light(lua_State *L, weft_runtime *rt, weft_task *t, int nargs,
-                       int anchor_ref);
+/* A task for fn(args...), not yet ready: weft__spawn's first half. */
+weft_task *weft__task_new(lua_State *L, weft_runtime *rt, int nargs);
+void weft__task_new_light(lua_State *L, weft_runtime *rt, weft_task *t, int nargs,
+                          int anchor_ref);   /* weft__spawn_light's first half */
 weft_task *weft__task_ptr(lua_State *L, int idx);   /* the task of a known task object */
 /* Light task memory for a spawner (run_graph): chunks held by the owner's
    user value, spares reused. */
@@ -234,17 +252,22 @@ void weft__slab_give(lua_State *L, weft_task_slab *s, weft_task *t);
 void weft__slab_free(weft_task_slab *s);
 void weft__push_task(lua_State *L, weft_task *t);  /* unfinished tasks only; makes a light one's object */
 void weft__push_task_name(lua_State *L, int idx);
+void weft__push_name(lua_State *L, weft_task *t, int ud);   /* its name; its object at ud */
 int weft__push_results(lua_State *L, int idx);   /* pushes results or raises the error */
 void weft__push_outcome(lua_State *L, int idx);  /* first result or the error value */
 void weft__describe_wait(lua_State *L, weft_task *t);   /* pushes "event created at x:3" */
 void weft__mark_observed(lua_State *L, weft_task *t);
 /* Stores the outcome of a task that returned (status LUA_OK, nres results
    on top of its thread) or failed, gives its thread back and wakes its
-   waiters. */
-void weft__task_finish(weft_runtime *rt, weft_task *t, int status, int nres);
-int weft__open_task(lua_State *L, weft_runtime *rt);
+   waiters. Returns 0 for a light task gone with its waiters, else 1: the
+   caller then lets go of it with weft__task_release. */
+int weft__task_finish(weft_runtime *rt, weft_task *t, int status, int nres);
+void weft__task_release(weft_runtime *rt, weft_task *t);
 
-/* future.c */
+/* task_lua.c */
+int weft__open_task(lua_State *L, weft_runtime *rt);   /* the task methods, weft.spawn... */
+
+/* future_lua.c */
 /* the C side of a future C code resolves (cfuture.c) */
 typedef struct weft_cfuture_hook weft_cfuture_hook;
 struct weft_cfuture_hook {
@@ -252,15 +275,19 @@ struct weft_cfuture_hook {
 };
 void weft__future_push_c(lua_State *L, weft_runtime *rt, weft_cfuture_hook *hook);
 int weft__future_complete(lua_State *L, int fidx, int state, int nres);
-void weft__completion_init(weft_completion *c);
-void weft__completion_wake_all(weft_completion *c);
-/* Unlinks and wakes the first n waiters of q (all of them if n < 0). */
-void weft__wake_waiters(weft_queue *q, int reason, lua_Integer n);
 int weft__open_future(lua_State *L, weft_runtime *rt);
 
-/* cfuture.c */
-int weft__cfutures_pending(weft_runtime *rt);   /* C futures C still owes */
-void weft__cfutures_close(weft_runtime *rt);
+/* run.c */
+int weft__drive(lua_State *L, weft_runtime *rt, weft_task *t);
+int weft__drive_all(lua_State *L, weft_runtime *rt);
+int weft__report_unobserved(lua_State *L, weft_runtime *rt);
+void weft__push_deadlock(lua_State *L, weft_runtime *rt);   /* the Deadlock error */
+int weft__open_runtime(lua_State *L, weft_runtime *rt);   /* weft.run, run_virtual, now... */
+
+/* runtime_life.c */
+weft_runtime *weft__runtime(lua_State *L);      /* the runtime of L's state, created on first use */
+weft_runtime *weft__runtime_create(lua_State *L, uv_loop_t *loop);
+void weft__runtime_destroy(lua_State *L);        /* closes it; the state lives on */
 
 /* class.c */
 /* the metatables of weft's types */

@@ -1,7 +1,9 @@
 /*
 ** sched.c: the scheduler, the one home of a task's life after spawn: the
 ** ready queue and the turn that resumes ready tasks (weft__runtime_turn),
-** the step with the only lua_resume of a task (weft__step), the ways a task
+** spawn and finish as the scheduler sees them (weft__spawn: a new task made
+** ready; finish: outcome stored, waiters woken, instruments told), the step
+** with the only lua_resume of a task (weft__step), the ways a task
 ** gives control back (weft__suspend to wait for a wake source,
 ** weft__requeue to run again next turn; both end in the one yield, and a
 ** plain coroutine.yield() at task level is requeued the same way), the
@@ -10,7 +12,9 @@
 ** Lua functions that only give control back: weft.sleep, weft.yield.
 **
 ** A task's object and memory belong to task.c, completions and waiter
-** lists to future.c, deadlines and the clock to runtime.c. docs/internals.md
+** lists to future.c, deadlines and the clock to runtime.c: this file calls
+** them and instrument.c's hooks, and none of them calls it back (the Lua
+** faces above it do: task_lua.c, future_lua.c, run.c). docs/internals.md
 ** walks a task through these functions from spawn to finish.
 */
 #include <math.h>
@@ -56,6 +60,52 @@ void weft__runtime_turn(weft_runtime *rt) {
   }
   if (weft_queue_empty(&rt->ready))
     uv_idle_stop(&rt->idle);
+}
+
+/* }======== */
+
+/* {======== spawn and finish: the scheduler's ends of a task's life */
+
+static void task_waiter_wake(weft_waiter *w, int reason) {
+  weft__task_wake(weft_queue_data(w, weft_task, wait), reason);
+}
+
+/* A new task (task.c made it) becomes the scheduler's: woken through its
+   waiter, ready, and announced to the instruments. */
+static void spawned(lua_State *L, weft_runtime *rt, weft_task *t) {
+  t->wait.wake = task_waiter_wake;
+  weft__ready(rt, t);
+#ifndef WEFT_NO_INSTRUMENT
+  if (weft_unlikely(rt->instruments))
+    weft__hook_spawned(L, rt, t);
+#endif
+}
+
+/* Spawns fn(args...) from the top nargs + 1 slots of L, replacing them with
+   the new task. It starts on a later turn. */
+weft_task *weft__spawn(lua_State *L, weft_runtime *rt, int nargs) {
+  weft_task *t = weft__task_new(L, rt, nargs);
+  spawned(L, rt, t);
+  return t;
+}
+
+/* Light tasks: see internal.h. */
+void weft__spawn_light(lua_State *L, weft_runtime *rt, weft_task *t, int nargs,
+                       int anchor_ref) {
+  weft__task_new_light(L, rt, t, nargs, anchor_ref);
+  spawned(L, rt, t);
+}
+
+/* Stores t's outcome, wakes its waiters, tells the instruments, and lets
+   go of it. A light task that returned is gone once its waiters ran. */
+static void finish(weft_runtime *rt, weft_task *t, int status, int nres) {
+  if (!weft__task_finish(rt, t, status, nres))
+    return;
+#ifndef WEFT_NO_INSTRUMENT
+  if (weft_unlikely(rt->instruments))
+    weft__hook_finished(rt, t);
+#endif
+  weft__task_release(rt, t);
 }
 
 /* }======== */
@@ -114,7 +164,7 @@ void weft__step(weft_runtime *rt, weft_task *t) {
       lua_getiuservalue(co, -1, WEFT_TASK_UV_PENDING);
       lua_remove(co, -2);
       t->deliver = 0;
-      weft__task_finish(rt, t, LUA_ERRRUN, 0);
+      finish(rt, t, LUA_ERRRUN, 0);
       return;
     }
   }
@@ -154,7 +204,7 @@ void weft__step(weft_runtime *rt, weft_task *t) {
 #endif
   }
   if (status != LUA_YIELD)
-    weft__task_finish(rt, t, status, nres);
+    finish(rt, t, status, nres);
 }
 
 /* }======== */

@@ -1,14 +1,18 @@
 /*
 ** task.c: the task object: its memory and Lua object, its thread (from a
-** pool of finished ones), spawn, storing its outcome when it finishes
-** (weft__task_finish), and the task methods (await, cancel, status...). A
-** task is a Lua thread driven by C: the scheduler (sched.c) makes it ready,
-** steps, suspends and wakes it.
+** pool of finished ones), a new task (weft__task_new, which the scheduler's
+** weft__spawn makes ready), storing its outcome when it finishes
+** (weft__task_finish), the outcome as Lua gets it, and what a suspended task
+** waits on. A task is a Lua thread driven by C: the scheduler (sched.c)
+** makes it ready, steps, suspends, wakes and finishes it; its methods are
+** task_lua.c's. This file calls only below it (future.c's completions,
+** runtime.c's clock): docs/internals.md "Who calls whom".
 **
-** Ownership: while unfinished, a task is referenced from the registry
-** (t->ref), so dropping the handle in Lua loses nothing; its thread is held
-** by a slot of the runtime's anchor table (t->co_slot) and goes back to the
-** pool when it finishes; its results (or error) are user value 1. What a
+** Ownership: while unfinished, a task's object is held by its thread's
+** slot of the runtime's anchor table (t->co_slot), and holds its thread (a
+** user value), so dropping the handle in Lua loses nothing; when it
+** finishes, the slot holds the thread again (pooled) or nothing (dropped);
+** its results (or error) are user value 1. What a
 ** suspended task waits on stays on the waiting C frame's stack (t->on_L,
 ** t->on_idx); a pending error, then the traceback of a failure, is user
 ** value 3.
@@ -21,9 +25,7 @@
 ** for its object (weft.current_task, weft.tasks, a cancellation, a failure,
 ** an instrument): weft__push_task then makes one, holding the spawner (and
 ** so the slab) alive. Code outside this file reaches a task's object only
-** through weft__push_task, never through t->ref.
-** User docs: docs/reference.md "Running and tasks" (spawn, current, the task
-** methods).
+** through weft__push_task.
 */
 #include <stdio.h>
 #include <string.h>
@@ -68,37 +70,55 @@ weft_task *weft__task_at(weft_runtime *rt, lua_State *L, int idx) {
   return t != NULL ? weft__task_ptr(L, idx) : NULL;
 }
 
-static weft_task *check_task_at(weft_runtime *rt, lua_State *L, int idx) {
-  weft_task *t = weft__task_at(rt, L, idx);
-  if (t == NULL)
-    luaL_typeerror(L, idx, WEFT_TASK_MT);
-  return t;
+/* An unfinished task with an object is held by its thread's slot of the
+   anchor table (t->co_slot), and holds its thread (user value THREAD):
+   one table write anchors both, where a registry ref would be a second
+   (and, with many tasks alive, a second table to grow). With the thread on
+   top of L and the object at obj: takes the slot for the object (popping
+   the thread). */
+static void hold_object(lua_State *L, weft_task *t, int obj) {
+  obj = lua_absindex(L, obj);
+  lua_setiuservalue(L, obj, WEFT_TASK_UV_THREAD);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, t->rt->anchor_ref);
+  lua_pushvalue(L, obj);
+  lua_rawseti(L, -2, t->co_slot);
+  lua_pop(L, 1);
 }
 
-/* Gives a light task its object: the pointer, holding what holds it. */
-static void make_object(lua_State *L, weft_task *t) {
+/* Gives a light task its object: the pointer, holding what holds it. The
+   slot held its thread until now. */
+static void new_box(lua_State *L, weft_task *t) {
   weft_task **box = (weft_task **)lua_newuserdatauv(L, sizeof *box, WEFT_TASK_UV_ANCHOR);
   *box = t;
   lua_rawgeti(L, LUA_REGISTRYINDEX, t->rt->task_mt_ref);
   lua_setmetatable(L, -2);
   lua_rawgeti(L, LUA_REGISTRYINDEX, t->anchor_ref);
   lua_setiuservalue(L, -2, WEFT_TASK_UV_ANCHOR);
-  lua_pushvalue(L, -1);
-  t->ref = luaL_ref(L, LUA_REGISTRYINDEX);
+}
+
+static void make_object(lua_State *L, weft_task *t) {
+  new_box(L, t);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, t->rt->anchor_ref);
+  lua_rawgeti(L, -1, t->co_slot);
+  lua_remove(L, -2);                                      /* box, thread */
+  hold_object(L, t, -2);
   t->light = 0;
 }
 
-/* Pushes an unfinished task (the registry holds those). */
+/* Pushes an unfinished task (its thread's slot holds those). */
 void weft__push_task(lua_State *L, weft_task *t) {
   if (weft_unlikely(t->light)) {
     lua_checkstack(L, 4);
     make_object(L, t);
     return;
   }
-  lua_rawgeti(L, LUA_REGISTRYINDEX, t->ref);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, t->rt->anchor_ref);
+  lua_rawgeti(L, -1, t->co_slot);
+  lua_remove(L, -2);
 }
 
-static void push_name(lua_State *L, weft_task *t, int ud) {
+/* Pushes the name of t, whose object is at ud. */
+void weft__push_name(lua_State *L, weft_task *t, int ud) {
   lua_getiuservalue(L, ud, WEFT_TASK_UV_NAME);
   if (lua_isnil(L, -1)) {
     lua_pop(L, 1);
@@ -109,7 +129,7 @@ static void push_name(lua_State *L, weft_task *t, int ud) {
 /* Pushes the name of the task at idx in quotes, as messages show it: "main". */
 void weft__push_task_name(lua_State *L, int idx) {
   weft_task *t = weft__checktask(L, idx);
-  push_name(L, t, lua_absindex(L, idx));
+  weft__push_name(L, t, lua_absindex(L, idx));
   lua_pushfstring(L, "\"%s\"", lua_tostring(L, -1));
   lua_remove(L, -2);
 }
@@ -167,11 +187,7 @@ void weft__slab_free(weft_task_slab *s) {
 
 /* }======== */
 
-/* {======== spawn */
-
-static void task_waiter_wake(weft_waiter *w, int reason) {
-  weft__task_wake(weft_queue_data(w, weft_task, wait), reason);
-}
+/* {======== a new task: its object, its thread */
 
 /* Threads are held by slots of one anchor table from creation until they
    are dropped, pooled or not, so taking and giving back a pooled thread is
@@ -184,10 +200,19 @@ static int new_slot(lua_State *L, weft_runtime *rt) {
   return ++rt->next_slot;
 }
 
-static void drop_slot(weft_runtime *rt, lua_State *co, int slot) {
+/* Empties a slot (its thread may be collected now) for reuse. With
+   'object', the slot held a finished task's object, which lets go of the
+   thread too. */
+static void drop_slot(weft_runtime *rt, lua_State *co, int slot, int object) {
   lua_rawgeti(co, LUA_REGISTRYINDEX, rt->anchor_ref);
+  if (object) {
+    lua_rawgeti(co, -1, slot);
+    lua_pushnil(co);
+    lua_setiuservalue(co, -2, WEFT_TASK_UV_THREAD);
+    lua_pop(co, 1);
+  }
   lua_pushnil(co);
-  lua_rawseti(co, -2, slot);   /* the thread may be collected now */
+  lua_rawseti(co, -2, slot);
   lua_pop(co, 1);
   if (rt->nfree_slots == rt->cap_free_slots) {
     int cap = rt->cap_free_slots ? rt->cap_free_slots * 2 : 64;
@@ -200,30 +225,57 @@ static void drop_slot(weft_runtime *rt, lua_State *co, int slot) {
   rt->free_slots[rt->nfree_slots++] = slot;
 }
 
-/* A thread for a new task, its anchor slot in *slot. Leaves L's stack as
-   it was. */
-static lua_State *take_thread(lua_State *L, weft_runtime *rt, int *slot) {
+/* Puts the thread on top of L (popped) in its empty slot: a light task's
+   thread, until it has an object. */
+static void hold_thread(lua_State *L, weft_runtime *rt, int slot) {
+  lua_rawgeti(L, LUA_REGISTRYINDEX, rt->anchor_ref);
+  lua_insert(L, -2);
+  lua_rawseti(L, -2, slot);
+  lua_pop(L, 1);
+}
+
+/* A thread for a new task, its anchor slot in *slot. A pooled thread's
+   slot holds it; it is pushed on L only for an object (obj != 0) to hold.
+   A new thread's slot is empty: it is pushed. */
+static lua_State *take_thread(lua_State *L, weft_runtime *rt, int *slot, int obj) {
   lua_State *co;
   if (rt->npool > 0) {
     rt->npool--;
     *slot = rt->pool[rt->npool].slot;
-    return rt->pool[rt->npool].co;
+    co = rt->pool[rt->npool].co;
+    if (obj != 0) {
+      lua_pushthread(co);
+      lua_xmove(co, L, 1);
+    }
+    return co;
   }
   *slot = new_slot(L, rt);
-  lua_rawgeti(L, LUA_REGISTRYINDEX, rt->anchor_ref);
   co = lua_newthread(L);
-  lua_rawseti(L, -2, *slot);
-  lua_pop(L, 1);
+  if (obj == 0)
+    hold_thread(L, rt, *slot);
   return co;
 }
 
-static void give_thread(weft_runtime *rt, lua_State *co, int slot) {
-  lua_settop(co, 0);
+/* Can the finished task t's thread go back to the pool? */
+static int poolable(weft_runtime *rt, weft_task *t, lua_State *co) {
+  /* Lua leaves hooks off (allowhook 0) in a thread whose hook raised an
+     error that no pcall caught, and lua_resetthread does not turn them
+     back on: pooled, that thread could never be interrupted again */
+  if (t->hook_raised)
+    return 0;
   if (rt->pool == NULL)
     rt->pool = malloc(POOL_MAX * sizeof *rt->pool);
-  if (rt->npool >= POOL_MAX || rt->pool == NULL || lua_gethookmask(co) != 0) {
-    drop_slot(rt, co, slot);
-    return;
+  return rt->npool < POOL_MAX && rt->pool != NULL && lua_gethookmask(co) == 0;
+}
+
+/* Puts a finished task's thread in the pool, its slot holding it ('held':
+   it does already, else it is put there). */
+static void pool_thread(weft_runtime *rt, lua_State *co, int slot, int held) {
+  if (!held) {
+    lua_rawgeti(co, LUA_REGISTRYINDEX, rt->anchor_ref);
+    lua_pushthread(co);
+    lua_rawseti(co, -2, slot);
+    lua_pop(co, 1);
   }
   rt->pool[rt->npool].co = co;
   rt->pool[rt->npool].slot = slot;
@@ -236,7 +288,6 @@ static void init_task(weft_runtime *rt, weft_task *t, double started) {
   t->id = rt->next_id++;
   t->started = started;
   t->label = rt->current != NULL ? rt->current->label : 0;   /* inherited */
-  t->wait.wake = task_waiter_wake;
   weft_queue_init(&t->wait.node);
   weft_queue_init(&t->ready_node);
   t->deadline.slot = WEFT_HEAP_NONE;
@@ -244,32 +295,30 @@ static void init_task(weft_runtime *rt, weft_task *t, double started) {
 }
 
 /* With [object,] fn, args... on top of L: gives the task a thread, moves fn
-   and args to it (popping them; the object, if any, stays) and makes it
-   ready. */
-static void start_task(lua_State *L, weft_runtime *rt, weft_task *t, int nargs) {
-  lua_State *co = take_thread(L, rt, &t->co_slot);
-  if (weft_unlikely(rt->debug)) {   /* the object is below fn (spawn_light made one) */
+   and args to it (popping them; the object, if any, at obj, stays) and puts
+   it on the live list. The scheduler makes it ready (weft__spawn). */
+static void start_task(lua_State *L, weft_runtime *rt, weft_task *t, int nargs, int obj) {
+  lua_State *co;
+  if (weft_unlikely(rt->debug)) {   /* then there is an object (spawn_light made one) */
     weft__where(L, 1);
     if (strcmp(lua_tostring(L, -1), "?") != 0)
-      lua_setiuservalue(L, -(nargs + 3), WEFT_TASK_UV_CREATED);
+      lua_setiuservalue(L, obj, WEFT_TASK_UV_CREATED);
     else
       lua_pop(L, 1);
   }
+  co = take_thread(L, rt, &t->co_slot, obj);
+  if (obj != 0)
+    hold_object(L, t, obj);
   t->co = co;
   lua_xmove(L, co, nargs + 1);
   t->state = WEFT_T_NEW;
   weft_queue_insert_tail(&rt->live, &t->live_node);
   rt->nlive++;
-  weft__ready(rt, t);
-#ifndef WEFT_NO_INSTRUMENT
-  if (weft_unlikely(rt->instruments))
-    weft__hook_spawned(L, rt, t);
-#endif
 }
 
-/* Spawns fn(args...) from the top nargs + 1 slots of L, replacing them with
-   the new task. It starts on a later turn. */
-weft_task *weft__spawn(lua_State *L, weft_runtime *rt, int nargs) {
+/* A task for fn(args...) from the top nargs + 1 slots of L, replacing them
+   with its object: what weft__spawn makes ready. */
+weft_task *weft__task_new(lua_State *L, weft_runtime *rt, int nargs) {
   int fidx = lua_gettop(L) - nargs;
   task_object *obj;
   weft_task *t;
@@ -283,28 +332,27 @@ weft_task *weft__spawn(lua_State *L, weft_runtime *rt, int nargs) {
   lua_rawgeti(L, LUA_REGISTRYINDEX, rt->task_mt_ref);
   lua_setmetatable(L, -2);
   lua_insert(L, fidx);                        /* task, fn, args... */
-  lua_pushvalue(L, fidx);
-  t->ref = luaL_ref(L, LUA_REGISTRYINDEX);
-  start_task(L, rt, t, nargs);
+  start_task(L, rt, t, nargs, fidx);
   return t;
 }
 
-/* Light tasks: see internal.h. */
-void weft__spawn_light(lua_State *L, weft_runtime *rt, weft_task *t, int nargs,
-                       int anchor_ref) {
+/* Light tasks: see weft__spawn_light in internal.h. */
+void weft__task_new_light(lua_State *L, weft_runtime *rt, weft_task *t, int nargs,
+                          int anchor_ref) {
   /* a graph starts many at once: the turn's clock is close enough */
   init_task(rt, t, rt->turn_clock);
   t->light = 1;
-  t->ref = LUA_NOREF;
   t->anchor_ref = anchor_ref;
   if (weft_unlikely(rt->debug || rt->instruments)) {   /* both want the object */
-    weft__push_task(L, t);
+    lua_checkstack(L, 4);
+    new_box(L, t);
     lua_insert(L, -(nargs + 2));
-    start_task(L, rt, t, nargs);
+    t->light = 0;
+    start_task(L, rt, t, nargs, lua_absindex(L, -(nargs + 2)));
     lua_pop(L, 1);
     return;
   }
-  start_task(L, rt, t, nargs);
+  start_task(L, rt, t, nargs, 0);
 }
 
 /* }======== */
@@ -377,22 +425,15 @@ static void store_error(weft_runtime *rt, lua_State *co, weft_task *t) {
   lua_pop(L, 1);
 }
 
-/* Marks t finished, takes it off the live list and gives its thread (co)
-   back; its waiters are woken next. */
-static void retire(weft_runtime *rt, weft_task *t, lua_State *co) {
+/* Marks t finished and takes it off the live list; its waiters are woken
+   next. Its thread (t->co) goes back with weft__task_release, or at once for
+   a light task with no object (light_finish). */
+static void retire(weft_runtime *rt, weft_task *t) {
   t->deliver = 0;
   t->on = NULL;
   t->state = WEFT_T_FINISHED;
-  t->co = NULL;
   weft_queue_remove(&t->live_node);
   rt->nlive--;
-  /* Lua leaves hooks off (allowhook 0) in a thread whose hook raised an
-     error that no pcall caught, and lua_resetthread does not turn them
-     back on: pooled, that thread could never be interrupted again */
-  if (t->hook_raised)
-    drop_slot(rt, co, t->co_slot);
-  else
-    give_thread(rt, co, t->co_slot);
 }
 
 /* A light task that returned: its waiters (run_graph) take the first
@@ -408,25 +449,34 @@ static void light_finish(weft_runtime *rt, weft_task *t, int nres) {
   }
   t->done.nresults = nres > 0;
   t->done.state = WEFT_DONE;
-  retire(rt, t, co);
+  retire(rt, t);
+  t->co = NULL;
+  lua_settop(co, 0);
+  if (poolable(rt, t, co))
+    pool_thread(rt, co, t->co_slot, 1);
+  else
+    drop_slot(rt, co, t->co_slot, 0);
   weft__completion_wake_all(&t->done);
   lua_pop(L, 1);
 }
 
-void weft__task_finish(weft_runtime *rt, weft_task *t, int status, int nres) {
+int weft__task_finish(weft_runtime *rt, weft_task *t, int status, int nres) {
   lua_State *co = t->co;
   if (t->light) {
     if (status == LUA_OK && !rt->instruments) {
       light_finish(rt, t, nres);
-      return;
+      return 0;
     }
     weft__push_task(rt->L, t);   /* a failure keeps its error and traceback there */
     lua_pop(rt->L, 1);
   }
   lua_checkstack(co, 8);
   lua_checkstack(rt->L, 8);
-  if (status == LUA_OK) {
-    lua_rawgeti(co, LUA_REGISTRYINDEX, t->ref);
+  if (status == LUA_OK && nres == 0 && !t->deliver) {
+    t->done.nresults = 0;   /* user value 1 stays nil: the object is not needed */
+    t->done.state = WEFT_DONE;
+  } else if (status == LUA_OK) {
+    weft__push_task(co, t);
     store_results(co, t, nres);
     if (t->deliver) {   /* a cancellation that came too late: forget it */
       lua_pushnil(co);
@@ -435,14 +485,26 @@ void weft__task_finish(weft_runtime *rt, weft_task *t, int status, int nres) {
   } else {
     store_error(rt, co, t);   /* the traceback replaces any pending error */
   }
-  retire(rt, t, co);
+  retire(rt, t);
   weft__completion_wake_all(&t->done);
-#ifndef WEFT_NO_INSTRUMENT
-  if (weft_unlikely(rt->instruments))
-    weft__hook_finished(rt, t);
-#endif
-  luaL_unref(rt->L, LUA_REGISTRYINDEX, t->ref);
-  /* the registry slot may be reused: push_task must not find another task */
+  return 1;
+}
+
+/* Lets go of a finished task (after weft__task_finish returned 1 and the
+   finished hooks ran): its slot holds its thread again, pooled, or nothing;
+   from here its object lives only while Lua holds it. A dropped thread is
+   let go by the object too, so that finished tasks a list still holds do
+   not keep their threads alive. (A pooled one stays in the object's user
+   value: the pool holds it anyway, and clearing it costs a lookup.) */
+void weft__task_release(weft_runtime *rt, weft_task *t) {
+  lua_State *co = t->co;
+  t->co = NULL;
+  lua_settop(co, 0);
+  if (poolable(rt, t, co)) {
+    pool_thread(rt, co, t->co_slot, 0);
+    return;
+  }
+  drop_slot(rt, co, t->co_slot, 1);
 }
 
 /* }======== */
@@ -453,7 +515,7 @@ void weft__task_finish(weft_runtime *rt, weft_task *t, int status, int nres) {
    unchanged. */
 int weft__push_results(lua_State *L, int idx) {
   weft_task *t = weft__task_ptr(L, idx);   /* callers checked it */
-  int n = t->done.nresults, i;
+  int n = t->done.nresults;
   weft__mark_observed(L, t);
   lua_getiuservalue(L, idx, WEFT_TASK_UV_RESULTS);
   if (t->done.state != WEFT_DONE) {
@@ -467,12 +529,7 @@ int weft__push_results(lua_State *L, int idx) {
     lua_setfield(L, LUA_REGISTRYINDEX, "weft.reraised");
     return lua_error(L);
   }
-  if (n <= 1)
-    return n;
-  luaL_checkstack(L, n, "too many results");
-  for (i = 1; i <= n; i++)
-    lua_rawgeti(L, -i, i);
-  return n;
+  return weft__unpack_results(L, n);
 }
 
 /* Pushes the first result of the finished task at idx, or its error value. */
@@ -528,205 +585,3 @@ void weft__describe_wait(lua_State *L, weft_task *t) {
 
 /* }======== */
 
-/* {======== methods */
-
-static int finish_await(lua_State *L, int status, lua_KContext ctx) {
-  weft_task *self = WEFT_UPRT(L)->current;
-  (void)status;
-  (void)ctx;
-  if (self->deliver)
-    return weft__raise_pending(L, self);
-  return weft__push_results(L, 1);
-}
-
-static int task_await(lua_State *L) {
-  weft_runtime *rt = WEFT_UPRT(L);
-  weft_task *t = check_task_at(rt, L, 1), *self;
-  if (t->state == WEFT_T_FINISHED && rt->current == NULL)
-    return weft__push_results(L, 1);
-  self = weft__current(L, rt, "await");
-  if (t == self)
-    return luaL_error(L, "await: a task cannot await itself");
-  lua_settop(L, 1);
-  if (t->state == WEFT_T_FINISHED)
-    return weft__push_results(L, 1);
-  weft_queue_insert_tail(&t->done.waiters, &self->wait.node);
-  return weft__suspend(L, self, "task", 1, 0, finish_await);
-}
-
-static int task_cancel(lua_State *L) {
-  weft_task *t = weft__checktask(L, 1);
-  lua_pushboolean(L, weft__task_cancel(L, t, 2));
-  return 1;
-}
-
-static const char *status_name(weft_task *t) {
-  switch (t->state) {
-    case WEFT_T_RUNNING: return "running";
-    case WEFT_T_FINISHED:
-      return t->done.state == WEFT_DONE ? "done"
-           : t->done.state == WEFT_FAILED ? "failed" : "cancelled";
-    default: return "pending";
-  }
-}
-
-static int task_status(lua_State *L) {
-  lua_pushstring(L, status_name(weft__checktask(L, 1)));
-  return 1;
-}
-
-static int task_done(lua_State *L) {
-  lua_pushboolean(L, weft__checktask(L, 1)->state == WEFT_T_FINISHED);
-  return 1;
-}
-
-static int task_result(lua_State *L) {
-  weft_task *t = weft__checktask(L, 1);
-  if (t->state != WEFT_T_FINISHED) {
-    lua_settop(L, 1);
-    weft__push_task_name(L, 1);
-    return luaL_error(L, "result: task %s has not finished", lua_tostring(L, -1));
-  }
-  return weft__push_results(L, 1);
-}
-
-static int task_index(lua_State *L) {
-  weft_task *t;
-  const char *k;
-  lua_pushvalue(L, 2);
-  if (lua_rawget(L, lua_upvalueindex(2)) != LUA_TNIL)
-    return 1;   /* a method: the common case first */
-  t = weft__checktask(L, 1);
-  k = lua_tostring(L, 2);
-  if (k != NULL) {
-    if (strcmp(k, "name") == 0) {
-      push_name(L, t, 1);
-      return 1;
-    }
-    if (strcmp(k, "id") == 0) {
-      lua_pushinteger(L, (lua_Integer)t->id);
-      return 1;
-    }
-  }
-  lua_pushnil(L);
-  return 1;
-}
-
-static int task_newindex(lua_State *L) {
-  weft__checktask(L, 1);
-  luaL_argcheck(L, lua_type(L, 2) == LUA_TSTRING && strcmp(lua_tostring(L, 2), "name") == 0,
-                2, "only 'name' can be set on a task");
-  luaL_argexpected(L, lua_type(L, 3) == LUA_TSTRING, 3, "string");
-  lua_settop(L, 3);
-  lua_setiuservalue(L, 1, WEFT_TASK_UV_NAME);
-  return 0;
-}
-
-static int task_tostring(lua_State *L) {
-  weft_task *t = weft__checktask(L, 1);
-  push_name(L, t, 1);
-  lua_pushfstring(L, "weft.task %s (%s)", lua_tostring(L, -1), status_name(t));
-  return 1;
-}
-
-static int task_spawn(lua_State *L) {
-  weft_runtime *rt = WEFT_UPRT(L);
-  weft__spawn(L, rt, lua_gettop(L) - 1);
-  return 1;
-}
-
-static int task_current(lua_State *L) {
-  weft_runtime *rt = WEFT_UPRT(L);
-  if (rt->current == NULL)
-    lua_pushnil(L);
-  else
-    weft__push_task(L, rt->current);
-  return 1;
-}
-
-/* weft._label([n]): the current task's output label (see internal.h),
-   nil outside a task; with n, sets it first. */
-static int task_label(lua_State *L) {
-  weft_task *t = WEFT_UPRT(L)->current;
-  if (!lua_isnoneornil(L, 1)) {
-    lua_Integer n = luaL_checkinteger(L, 1);
-    if (t != NULL)
-      t->label = n;
-  }
-  if (t == NULL)
-    lua_pushnil(L);
-  else
-    lua_pushinteger(L, t->label);
-  return 1;
-}
-
-/* weft.tasks(): the live tasks, oldest first, with what each waits on. */
-static int task_list(lua_State *L) {
-  weft_runtime *rt = WEFT_UPRT(L);
-  weft_queue *q;
-  int n = 0;
-  lua_createtable(L, rt->nlive, 0);
-  for (q = rt->live.next; q != &rt->live; q = q->next) {
-    weft_task *t = weft_queue_data(q, weft_task, live_node);
-    int rec;
-    lua_createtable(L, 0, 6);
-    rec = lua_gettop(L);
-    weft__push_task(L, t);
-    lua_pushvalue(L, -1);
-    lua_setfield(L, rec, "task");
-    push_name(L, t, rec + 1);
-    lua_setfield(L, rec, "name");
-    lua_pushstring(L, status_name(t));
-    lua_setfield(L, rec, "status");
-    if (t->state == WEFT_T_SUSPENDED) {
-      weft__describe_wait(L, t);
-      lua_setfield(L, rec, "on");
-    }
-    lua_getiuservalue(L, rec + 1, WEFT_TASK_UV_CREATED);
-    lua_setfield(L, rec, "created");
-    if (t->co != NULL && t->state != WEFT_T_RUNNING && t->state != WEFT_T_NEW) {
-      luaL_traceback(L, t->co, NULL, 0);
-      lua_setfield(L, rec, "traceback");
-    } else if (t->state == WEFT_T_RUNNING) {
-      luaL_traceback(L, L, NULL, 1);
-      lua_setfield(L, rec, "traceback");
-    }
-    lua_settop(L, rec);
-    lua_rawseti(L, -2, ++n);
-  }
-  return 1;
-}
-
-/* }======== */
-
-static const luaL_Reg task_methods[] = {
-  {"await", task_await},
-  {"cancel", task_cancel},
-  {"status", task_status},
-  {"done", task_done},
-  {"result", task_result},
-  {NULL, NULL}
-};
-
-static const luaL_Reg task_funcs[] = {
-  {"spawn", task_spawn},
-  {"current", task_current},
-  {"tasks", task_list},
-  {"_label", task_label},
-  {NULL, NULL}
-};
-
-static const luaL_Reg task_metas[] = {
-  {"__newindex", task_newindex},
-  {"__tostring", task_tostring},
-  {NULL, NULL}
-};
-
-int weft__open_task(lua_State *L, weft_runtime *rt) {
-  weft__class(L, rt, WEFT_TASK_MT, task_methods, task_index, task_metas);
-  rt->task_mt = lua_topointer(L, -1);
-  rt->task_mt_ref = luaL_ref(L, LUA_REGISTRYINDEX);   /* (pops it) */
-  lua_pushlightuserdata(L, rt);
-  luaL_setfuncs(L, task_funcs, 1);
-  return 0;
-}

@@ -109,7 +109,7 @@ static int weft_only_wait(const char *on) {
 static int deadlocked(weft_runtime *rt) {
   weft_queue *q;
   if (rt->nlive == 0 || !weft_queue_empty(&rt->ready) || rt->deadlines.n > 0 ||
-      weft__cfutures_pending(rt) > 0)
+      rt->cfutures_pending > 0)
     return 0;
   if (rt->may_drive)
     return !uv_loop_alive(rt->loop);

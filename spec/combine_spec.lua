@@ -48,6 +48,16 @@ describe("weft.gather", function()
     assert.same({20, 10}, r)
   end)
 
+  it("keeps a nil where an entry returned nothing or nil, the others in place", function()
+    local r = vrun(function()
+      local function nothing() weft.sleep(1) end
+      return weft.gather({nothing, after(2, "b"), after(1, nil, "x"), nothing, after(1, false)})
+    end)
+    assert.same({nil, "b", nil, nil, false}, r)
+    assert.equal("b", r[2])
+    assert.is_false(r[5])
+  end)
+
   it("of an empty list returns an empty list", function()
     assert.same({}, weft.run(function() return weft.gather({}) end))
   end)

@@ -74,6 +74,30 @@ describe("weft.spawn", function()
     assert.is_true(ran)
   end)
 
+  it("lets finished tasks' threads go while their handles are still held", function()
+    -- 3000 tasks alive at once: at most the pool's 1024 threads are kept
+    -- once they finish; the handles in 'list' must not keep the others
+    local threads = setmetatable({}, {__mode = "v"})
+    local list = weft.run(function()
+      local list = {}
+      for i = 1, 3000 do
+        list[i] = weft.spawn(function()
+          threads[i] = coroutine.running()
+          weft.yield()
+          return i
+        end)
+      end
+      weft.gather(list)
+      return list
+    end)
+    collectgarbage()
+    collectgarbage()
+    local left = 0
+    for _ in pairs(threads) do left = left + 1 end
+    assert.is_true(left <= 1024, left .. " threads kept")
+    assert.equal(3000, list[3000]:result())
+  end)
+
   it("runs tasks in FIFO order each turn", function()
     local log = {}
     weft.run(function()
