@@ -319,6 +319,8 @@ extern int weft__inherit_fd[3];
 
 /* exec.c */
 int weft__open_exec(lua_State *L, weft_runtime *rt);     /* weft.exec, weft.sh */
+/* outlines.c */
+int weft__open_outlines(lua_State *L);                   /* weft._format_lines and friends */
 
 /* io.c */
 int weft__open_io(lua_State *L, weft_runtime *rt);       /* luv, fs, net, http, json, signals, threads */

@@ -160,7 +160,7 @@ function Terminal:line(rec, stream, text)
     self.err:flush()
   end
   plain.Plain.line(self, rec, stream, text)
-  if rec then self.last[rec] = output.clean(text) end
+  if rec then self.last[rec] = output.clean((weft._last_lines(text, 1))) end
 end
 
 function Terminal:turn_ended()
