@@ -24,7 +24,7 @@
 enum { OUT_CAPTURE = 0, OUT_INHERIT, OUT_NULL };
 
 /* Stack slots of exec_run while it waits (see exec_run). */
-enum { S_ARGV = 1, S_OPTS, S_ON_OUT, S_ON_ERR, S_CBERR, S_BOX };
+enum { S_ARGV = 1, S_OPTS, S_ON_OUT, S_ON_ERR, S_CBERR, S_BOX, S_SINK };
 
 typedef struct exec_state exec_state;
 
@@ -58,6 +58,7 @@ struct exec_state {
   int timed_out;
   int check;
   int batch;              /* line callbacks get every complete line at once */
+  int sink;               /* batches go through the line sink in S_SINK */
   size_t max_capture;     /* bytes of each stream kept in the result */
   char **argv, **env;     /* until the spawn */
 };
@@ -262,6 +263,13 @@ static void parse_opts(lua_State *L, exec_state *ex, double *timeout) {
   lua_getfield(L, S_OPTS, "batch");
   ex->batch = lua_toboolean(L, -1);
   lua_pop(L, 1);
+  /* weft run's output layer (outlines.c): with batch, each batch is
+     written by the sink and the callback gets only its last lines */
+  lua_getfield(L, S_OPTS, "_sink");
+  if (!lua_isnil(L, -1) && !weft__is_line_sink(L, -1))
+    luaL_error(L, "bad option '_sink' (weft._line_sink expected, got %s)", luaL_typename(L, -1));
+  ex->sink = ex->batch && !lua_isnil(L, -1);
+  lua_replace(L, S_SINK);
   ex->max_capture = (size_t)-1;
   if (opt_field(L, "max_capture", LUA_TNUMBER, "number")) {
     lua_Number m = lua_tonumber(L, -1);
@@ -333,10 +341,28 @@ static int keeps_all(exec_state *ex, exec_out *o) {
   return o->mode == OUT_CAPTURE && ex->max_capture == (size_t)-1;
 }
 
+#define SINK_TAIL_LINES 20   /* lines of a sunk batch its callback gets (a task's tail) */
+
+/* Pushes the last SINK_TAIL_LINES lines of p[0, n). */
+static void push_last_lines(lua_State *L, const char *p, size_t n) {
+  const char *start = p + n, *nl;
+  int lines = 0;
+  while (start > p && lines++ < SINK_TAIL_LINES) {
+    nl = (const char *)memrchr(p, '\n', (size_t)(start - p) - (lines > 1));
+    if (nl == NULL) {
+      start = p;
+      break;
+    }
+    start = nl + 1;
+  }
+  lua_pushlstring(L, start, (size_t)(p + n - start));
+}
+
 /* Calls the line callback of stream o (stack slot fn) for every complete
-   line (with batch: once, for all of them, joined by newlines), and for
-   the rest too when 'final'. A callback error is kept in S_CBERR, stops
-   further delivery and terminates the process. */
+   line (with batch: once, for all of them, joined by newlines; with a
+   sink, the sink then writes them and the callback gets the last ones
+   only), and for the rest too when 'final'. A callback error is kept in
+   S_CBERR, stops further delivery and terminates the process. */
 static void deliver(lua_State *L, exec_state *ex, exec_out *o, int fn, int final) {
   weft_stream *s = o->s;
   while (o->lines && s != NULL && s->buf != NULL) {
@@ -357,11 +383,16 @@ static void deliver(lua_State *L, exec_state *ex, exec_out *o, int fn, int final
     o->seen += n + (nl != NULL);
     o->scanned = o->seen;
     lua_pushvalue(L, fn);
-    lua_pushlstring(L, start, n);
+    if (ex->sink)
+      push_last_lines(L, start, n);
+    else
+      lua_pushlstring(L, start, n);
     if (lua_pcall(L, 1, 0, 0) != LUA_OK) {
       lua_replace(L, S_CBERR);
       ex->out[0].lines = ex->out[1].lines = 0;
       weft__proc_terminate(&ex->proc);
+    } else if (ex->sink) {
+      weft__line_sink_write(L, S_SINK, o == &ex->out[1], start, n);
     }
   }
   if (!keeps_all(ex, o) && o->seen > 0 && s != NULL) {   /* keep only the partial line */
@@ -542,7 +573,7 @@ static int exec_run(lua_State *L) {
   double timeout;
   weft_task *t;
   int rc;
-  lua_settop(L, S_BOX);
+  lua_settop(L, S_SINK);
   box = (exec_state **)lua_newuserdatauv(L, sizeof *box, 0);
   *box = NULL;
   luaL_setmetatable(L, EXEC_BOX_MT);

@@ -259,6 +259,16 @@ end
 -- (unless the call says max_capture): weft run shows the rest as it comes.
 M.MAX_CAPTURE = 16 << 20
 
+-- A line sink (host/outlines.c) writes a batch right after this: only its
+-- last lines are here.
+local function emit_sunk(rec, stream, tail)
+  if rec then
+    remember(rec.tail, tail)
+    if stream == "stderr" then remember(rec.err_tail, tail) end
+  end
+  current_run.reporter:sunk(rec, stream, tail)
+end
+
 local function with_streaming(argv, opts, rec)
   local o = {}
   local src = opts or argv
@@ -268,17 +278,21 @@ local function with_streaming(argv, opts, rec)
   local user_out, user_err = o.on_stdout, o.on_stderr
   -- without a callback of the caller's, lines come in batches: one call
   -- per read instead of per line (the prefixing is done in C)
+  -- and, where the reporter can, are written from C (a line sink)
   o.batch = not (user_out or user_err)
+  local reporter = current_run and current_run.reporter
+  if o.batch and reporter and reporter.sink then o._sink = reporter:sink(rec) end
+  local put = o._sink and emit_sunk or emit
   if o.max_capture == nil then o.max_capture = M.MAX_CAPTURE end
   if o.stdout ~= "inherit" and o.stdout ~= "null" then
     o.on_stdout = function(line)
-      emit(rec, "stdout", line)
+      put(rec, "stdout", line)
       if user_out then user_out(line) end
     end
   end
   if o.stderr ~= "inherit" and o.stderr ~= "null" then
     o.on_stderr = function(line)
-      emit(rec, "stderr", line)
+      put(rec, "stderr", line)
       if user_err then user_err(line) end
     end
   end

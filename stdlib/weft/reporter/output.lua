@@ -224,11 +224,32 @@ end
 -- line callback hands them over.
 -- @string stream "stdout" or "stderr"
 function Output:line(rec, stream, text)
-  local block = self:format(rec, stream, text)
   if self.mode == "grouped" and rec then
-    hold(self, rec, block)
+    hold(self, rec, self:format(rec, stream, text))
     return
   end
+  self:sunk(rec)
+  if io.type(self.out) == "file" then   -- formatted straight into the file, no string made
+    local prefix = self.mode == "interleaved" and "" or self:prefix(rec, stream)
+    assert(format_lines(text, prefix, not self.raw, self.color, self.out))
+  else
+    self.out:write(self:format(rec, stream, text))
+  end
+end
+
+--- A C writer of `rec`'s process output (weft._line_sink, for weft.exec's
+-- `_sink`), or nil where lines must come through `line` (grouped mode, an
+-- `out` that is not a file).
+function Output:sink(rec)
+  if (self.mode == "grouped" and rec) or io.type(self.out) ~= "file" then return nil end
+  local bare = self.mode == "interleaved"
+  return weft._line_sink(self.out, bare and "" or self:prefix(rec, "stdout"),
+    bare and "" or self:prefix(rec, "stderr"), not self.raw, self.color)
+end
+
+--- Lines of `rec` are written now (by `line` or a sink): a CI group
+-- opens for it if another task's is open.
+function Output:sunk(rec)
   if self.ci then
     local name = rec and rec.name or "?"
     if self.open ~= name then
@@ -236,7 +257,6 @@ function Output:line(rec, stream, text)
       self:open_group(name)
     end
   end
-  self.out:write(block)
   self.dirty = true
 end
 
