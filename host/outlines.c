@@ -178,65 +178,84 @@ static char *clean_line(char *d, const char *s, size_t n, int keep_sgr) {
 
 /* {======== a block of lines */
 
-#define NTRIGGERS 5
-
-/* The next trigger byte at or after p, found with one memchr per trigger
-   kept between lines, so a block costs O(n) whatever mix it holds. */
-typedef struct trigger_scan {
-  const char *next[NTRIGGERS];
-  const char *end;
-} trigger_scan;
-
-static const char triggers[NTRIGGERS] = {ESC, '\r', '\b', '\a', 14};
-
-static const char *next_trigger(trigger_scan *t, const char *p) {
-  const char *best = NULL;
-  int i;
-  for (i = 0; i < NTRIGGERS; i++) {
-    if (t->next[i] != NULL && t->next[i] < p)
-      t->next[i] = (const char *)memchr(p, triggers[i], (size_t)(t->end - p));
-    if (t->next[i] != NULL && (best == NULL || t->next[i] < best))
-      best = t->next[i];
+/* copy_to_control copies bytes from p to *dp up to the first byte below
+   0x20 (a control byte: the newline, a trigger, a tab...) or end, and
+   returns where it stopped: one pass finds where a line ends, whether it
+   needs cleaning, and copies it. 16 bytes at a time where SSE2 is (every
+   x86-64); it may then store up to 16 bytes past what it copies
+   (COPY_SLACK), never reading past end. */
+#define COPY_SLACK 16
+#if defined(__SSE2__)
+#include <emmintrin.h>
+static const char *copy_to_control(char **dp, const char *p, const char *end) {
+  const __m128i top = _mm_set1_epi8(0x1f);
+  char *d = *dp;
+  while (end - p >= 16) {
+    __m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
+    int m = _mm_movemask_epi8(_mm_cmpeq_epi8(_mm_min_epu8(v, top), v));
+    _mm_storeu_si128((__m128i *)(void *)d, v);
+    if (m != 0) {
+      int k = __builtin_ctz((unsigned)m);
+      *dp = d + k;
+      return p + k;
+    }
+    p += 16;
+    d += 16;
   }
-  return best;
+  while (p < end && (unsigned char)*p >= 0x20)
+    *d++ = *p++;
+  *dp = d;
+  return p;
 }
-
-static void scan_init(trigger_scan *t, const char *p, const char *end) {
-  int i;
-  t->end = end;
-  for (i = 0; i < NTRIGGERS; i++)
-    t->next[i] = (const char *)memchr(p, triggers[i], (size_t)(end - p));
+#else
+static const char *copy_to_control(char **dp, const char *p, const char *end) {
+  char *d = *dp;
+  while (p < end && (unsigned char)*p >= 0x20)
+    *d++ = *p++;
+  *dp = d;
+  return p;
 }
+#endif
 
-/* Formats every line of p[0, n) into b (see the header). */
+#define SHORT_PREFIX 32   /* a prefix this short is copied as a fixed-size block */
+
+/* Formats every line of p[0, n) into b (see the header). Room is kept
+   for the rest of the input plus a prefix, a reset and the slack, so a
+   line is copied while it is scanned. */
 static void format_block(lua_State *L, outbuf *b, const char *p, size_t n, const char *prefix,
                          size_t plen, int clean, int keep_sgr) {
-  const char *end = p + n, *trig = NULL;
-  trigger_scan scan;
-  if (clean) {
-    scan_init(&scan, p, end);
-    trig = next_trigger(&scan, p);
+  const char *end = p + n;
+  char pbuf[SHORT_PREFIX];
+  const size_t extra = (plen > SHORT_PREFIX ? plen : SHORT_PREFIX) + sizeof RESET + COPY_SLACK + 1;
+  if (plen <= SHORT_PREFIX) {
+    memset(pbuf, 0, sizeof pbuf);
+    memcpy(pbuf, prefix, plen);
   }
-  outbuf_room(L, b, n + n / 4 + plen + 64);
   for (;;) {
-    const char *nl = (const char *)memchr(p, '\n', (size_t)(end - p));
-    const char *stop = nl != NULL ? nl : end;
-    size_t len = (size_t)(stop - p);
-    char *d = outbuf_room(L, b, plen + len + sizeof RESET);
-    memcpy(d, prefix, plen);
+    const char *line = p, *stop;
+    int dirty = 0;
+    char *d = b->size - b->len >= (size_t)(end - p) + extra
+                  ? b->p + b->len
+                  : outbuf_room(L, b, (size_t)(end - p) + (size_t)(end - p) / 4 + extra);
+    char *text;
+    if (plen <= SHORT_PREFIX)
+      memcpy(d, pbuf, SHORT_PREFIX);   /* a fixed size: two vector moves */
+    else
+      memcpy(d, prefix, plen);
     d += plen;
-    if (trig != NULL && trig < stop) {
-      d = clean_line(d, p, len, keep_sgr);
-      trig = next_trigger(&scan, stop);
-    } else {
-      memcpy(d, p, len);
-      d += len;
+    text = d;
+    while ((stop = copy_to_control(&d, p, end)) < end && *stop != '\n') {
+      dirty |= is_trigger((unsigned char)*stop);
+      *d++ = *stop;
+      p = stop + 1;
     }
+    if (dirty && clean)
+      d = clean_line(text, line, (size_t)(stop - line), keep_sgr);
     *d++ = '\n';
     b->len = (size_t)(d - b->p);
-    if (nl == NULL)
+    if (stop == end)
       break;
-    p = nl + 1;
+    p = stop + 1;
   }
 }
 
