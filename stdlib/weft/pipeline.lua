@@ -269,7 +269,9 @@ local function emit_sunk(rec, stream, tail)
   current_run.reporter:sunk(rec, stream, tail)
 end
 
-local function with_streaming(argv, opts, rec)
+-- `direct`: the process runs through weft.exec itself (an executor with
+-- `runs_weft_exec`), so a line sink can write its output
+local function with_streaming(argv, opts, rec, direct)
   local o = {}
   local src = opts or argv
   for k, v in pairs(src) do
@@ -281,7 +283,7 @@ local function with_streaming(argv, opts, rec)
   -- and, where the reporter can, are written from C (a line sink)
   o.batch = not (user_out or user_err)
   local reporter = current_run and current_run.reporter
-  if o.batch and reporter and reporter.sink then o._sink = reporter:sink(rec) end
+  if direct and o.batch and reporter and reporter.sink then o._sink = reporter:sink(rec) end
   local put = o._sink and emit_sunk or emit
   if o.max_capture == nil then o.max_capture = M.MAX_CAPTURE end
   if o.stdout ~= "inherit" and o.stdout ~= "null" then
@@ -405,9 +407,11 @@ local function task_weft()
   local function run_process(shown, argv, given, opts)
     local rec = current_record()
     opts = with_stdin(rec, given, opts)
+    local set = current_run and current_run.executors
+    local direct = set and executor.choose(set, rec).runs_weft_exec
     return traced(rec, shown, function(p)
-      return executor.exec(current_run and current_run.executors, rec, argv,
-        with_streaming(given, opts, rec), p, function(line) emit(rec, "stderr", line) end)
+      return executor.exec(set, rec, argv,
+        with_streaming(given, opts, rec, direct), p, function(line) emit(rec, "stderr", line) end)
     end)
   end
   function proxy.exec(argv, opts)
