@@ -22,6 +22,11 @@
 --
 -- Lines are written without a flush each: `flush()` is called by the
 -- reporter before its own progress output and once per scheduler turn.
+--
+-- The cleaning and prefixing run in C on whole blocks of lines
+-- (host/outlines.c): `line` takes one line or several joined by
+-- newlines, and `sink(rec)` gives weft.exec a writer that formats a
+-- process's output straight from its pipe buffer (weft run's fast path).
 -- @module weft.reporter.output
 local weft = require "weft"
 
