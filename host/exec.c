@@ -318,6 +318,8 @@ static void capture_delivered(exec_out *o, const char *p, size_t n) {
     n = room;
     o->truncated = 1;
   }
+  if (n == 0)
+    return;
   if (o->cap_len + n > o->cap_size) {
     size_t size = o->cap_size ? o->cap_size : 65536;
     char *grown;
