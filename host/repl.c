@@ -130,6 +130,9 @@ enum { GOT_LINE = 0, GOT_EOF, GOT_INTERRUPT, GOT_QUIT };
 #define PROBE_KEY 0x1e
 #define SEARCH_KEY 0x12   /* Ctrl-R */
 #define WEFT_HOG_MS 100   /* a turn of the loop this long means a task hogs it */
+/* After a hang-up nobody can press Ctrl-C again to stop a cleanup that
+   never ends: past this the REPL kills its children and exits. */
+#define WEFT_HANGUP_GRACE_MS 3000
 
 /* Bytes that grow at the end and are taken from the front. */
 typedef struct text_buf {
@@ -184,10 +187,14 @@ static struct repl {
   uv_async_t async;           /* signals -> loop */
   uv_check_t check;
   int nopen;                  /* handles not yet closed */
-  volatile sig_atomic_t sigint, sigterm;
+  volatile sig_atomic_t sigint;
+  volatile sig_atomic_t endsig;   /* SIGTERM or SIGHUP received, or 0 */
+  int hung_up;                /* SIGHUP or the terminal gone: no second signal will come */
+  int tty_gone;               /* a read of the terminal gave EOF or an error */
+  uv_timer_t grace;           /* after a hang-up, bounds the wait for cleanup */
   volatile uint64_t hog_id;   /* the task Ctrl-C interrupted as a hog, or 0 */
   char hog_name[96];
-  struct sigaction old_int, old_term;
+  struct sigaction old_int, old_term, old_hup;
   void (*old_report)(weft_runtime *rt, const char *msg, void *ud);
   void *old_report_ud;
   char history[1024];         /* history file, "" for none */
@@ -544,12 +551,12 @@ static int hogging(void) {
    read keys then). Either is interrupted by a hook at once. */
 static void on_signal(int sig) {
   weft_task *t = R.rt->current;
-  if (R.state == ST_EXITING || (sig == SIGTERM && R.sigterm)) {
+  if (R.state == ST_EXITING || (sig != SIGINT && R.endsig)) {
     weft__process_kill_all_now();
-    _exit(sig == SIGTERM ? 143 : 130);
+    _exit(128 + (R.endsig ? R.endsig : sig));
   }
-  if (sig == SIGTERM) {
-    R.sigterm = 1;
+  if (sig != SIGINT) {
+    R.endsig = sig;
   } else {
     R.sigint = 1;
     if (t != NULL && t->co != NULL && (t == R.entry || hogging())) {
@@ -588,13 +595,34 @@ static void cancel_all(void) {
     weft__task_cancel(R.L, weft_queue_data(q, weft_task, live_node), 0);
 }
 
+/* SIGTERM, SIGHUP, or the terminal gone: every task is cancelled and the
+   REPL ends with 128 + sig once they have cleaned up. */
+static void on_grace_over(uv_timer_t *h) {
+  (void)h;
+  fflush(stdout);
+  fprintf(stderr, "weft: %d task%s did not finish after the hang-up; exiting\n", R.rt->nlive,
+          R.rt->nlive == 1 ? "" : "s");
+  weft__process_kill_all_now();
+  _exit(129);
+}
+
+static void end_session(int sig) {
+  if (sig == SIGHUP && !R.hung_up) {
+    R.hung_up = 1;
+    if (uv_timer_start(&R.grace, on_grace_over, WEFT_HANGUP_GRACE_MS, 0) == 0)
+      uv_unref((uv_handle_t *)&R.grace);   /* it must not hide a deadlock */
+  }
+  if (R.quit >= 128)
+    return;
+  R.quit = 128 + sig;
+  cancel_all();
+}
+
 /* On the loop, after a signal. */
 static void on_async(uv_async_t *h) {
   (void)h;
-  if (R.sigterm) {
-    R.quit = 143;
-    cancel_all();
-  }
+  if (R.endsig)
+    end_session(R.endsig);
   if (!R.sigint)
     return;
   R.sigint = 0;
@@ -621,11 +649,13 @@ static void install_signals(void) {
   sigemptyset(&sa.sa_mask);
   sigaction(SIGINT, &sa, &R.old_int);
   sigaction(SIGTERM, &sa, &R.old_term);
+  sigaction(SIGHUP, &sa, &R.old_hup);
 }
 
 static void restore_signals(void) {
   sigaction(SIGINT, &R.old_int, NULL);
   sigaction(SIGTERM, &R.old_term, NULL);
+  sigaction(SIGHUP, &R.old_hup, NULL);
 }
 
 /* }======== */
@@ -745,6 +775,8 @@ static int tty_getc(FILE *f) {
     return R.keys[R.keypos++];
   while ((n = read(STDIN_FILENO, &c, 1)) < 0 && errno == EINTR)
     ;
+  if (n != 1)
+    R.tty_gone = 1;
   return n == 1 ? c : -1;
 }
 
@@ -846,6 +878,8 @@ static int read_keys(void) {
     ;
   R.keypos = 0;
   R.nkeys = n > 0 ? (size_t)n : 0;
+  if (n == 0 || (n < 0 && errno != EAGAIN))   /* raw mode reads 0 only once hung up */
+    R.tty_gone = 1;
   return n > 0 ? 0 : -1;
 }
 
@@ -867,15 +901,40 @@ static void handle_keys(void) {
   }
 }
 
+/* The terminal hung up (closed window, killed tmux session): as SIGHUP,
+   which the kernel does not send when weft does not lead the session.
+   Polling stops, or a dead terminal would be readable forever. */
+static void terminal_gone(void) {
+  uv_poll_stop(&R.poll);
+  end_session(SIGHUP);
+}
+
+/* At the prompt: keys. While an entry runs or the REPL exits, the poll
+   only watches for the terminal hanging up (a hung-up tty polls as an
+   error, UV_EBADF here). */
 static void on_poll(uv_poll_t *h, int status, int events) {
   (void)h;
-  (void)events;
-  if (status < 0 || (R.keypos >= R.nkeys && read_keys() != 0)) {
-    R.line = NULL;
-    R.got_line = 1;
-    return;
+  if (status < 0 || (events & UV_DISCONNECT)) {
+    R.tty_gone = 1;
+  } else if (R.state == ST_PROMPTING) {
+    if (R.keypos < R.nkeys || read_keys() == 0)
+      handle_keys();
   }
-  handle_keys();
+  if (R.tty_gone)
+    terminal_gone();
+}
+
+/* Polls the terminal for keys (at the prompt, keeping the loop alive) or
+   only for a hang-up (not keeping it alive: a deadlocked entry is still
+   seen as one). */
+static void poll_keys(int keys) {
+  if (keys) {
+    uv_ref((uv_handle_t *)&R.poll);
+    uv_poll_start(&R.poll, UV_READABLE | UV_DISCONNECT, on_poll);
+  } else {
+    uv_unref((uv_handle_t *)&R.poll);
+    uv_poll_start(&R.poll, UV_DISCONNECT, on_poll);
+  }
 }
 
 static int tty_next_line(const char *prompt, char **line) {
@@ -891,14 +950,17 @@ static int tty_next_line(const char *prompt, char **line) {
   rl_callback_handler_install(prompt, on_rl_line);
   R.state = ST_PROMPTING;
   handle_keys();   /* typed ahead */
-  if (!R.got_line)
-    uv_poll_start(&R.poll, UV_READABLE, on_poll);
+  if (R.tty_gone)
+    terminal_gone();
+  else if (!R.got_line)
+    poll_keys(1);
   while (!R.got_line && R.quit < 0 && got == GOT_LINE) {
     run_once();
     if (R.interrupted)
       got = GOT_INTERRUPT;
   }
-  uv_poll_stop(&R.poll);
+  if (!R.tty_gone)
+    poll_keys(0);
   R.state = ST_IDLE;
   R.searching = 0;
   rl_callback_handler_remove();
@@ -1237,9 +1299,18 @@ static void on_closed(uv_handle_t *h) {
 /* libedit learns the new width, so that it wraps the line where the
    terminal does (write_above asks the terminal itself). */
 static void on_winch(uv_signal_t *h, int sig) {
+  int redraw = R.state == ST_PROMPTING && !R.searching;
   (void)h;
   (void)sig;
+  if (redraw) {   /* libedit forgets where it drew: erase and draw anew */
+    fflush(stdout);
+    erase_prompt();
+  }
   rl_resize_terminal();
+  if (redraw) {
+    rl_forced_update_display();
+    fflush(stdout);
+  }
 }
 
 static void open_input(void) {
@@ -1309,7 +1380,8 @@ static void setup(void) {
   uv_check_init(loop, &R.check);
   uv_check_start(&R.check, on_check);
   uv_unref((uv_handle_t *)&R.check);
-  R.nopen += 2;
+  uv_timer_init(loop, &R.grace);
+  R.nopen += 3;
   if (R.input == IN_TTY) {
     relay_open(1);
     relay_open(2);
@@ -1365,6 +1437,7 @@ static void teardown(void) {
     uv_close((uv_handle_t *)&R.pipe, on_closed);
   uv_close((uv_handle_t *)&R.async, on_closed);
   uv_close((uv_handle_t *)&R.check, on_closed);
+  uv_close((uv_handle_t *)&R.grace, on_closed);
   while (R.nopen > 0)
     uv_run(R.rt->loop, UV_RUN_NOWAIT);
   restore_signals();
@@ -1392,6 +1465,9 @@ int weft__repl(lua_State *L, weft_runtime *rt) {
   stop_tasks();
   status = R.quit > 0 ? R.quit : 0;
   teardown();
+  /* Leaving ends the session: what is still open (a process nobody awaits,
+     a server) is closed with the runtime, not served on by the CLI. */
+  rt->stop_driving = 1;
   return status;
 }
 

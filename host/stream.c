@@ -126,6 +126,16 @@ void weft__stream_close(weft_stream *s) {
 
 /* }======== */
 
+/* A buffer of any size: uv_buf_init takes an unsigned int length, which
+   cuts 4 GiB and more to the length modulo 2^32 (a 4 GiB + 3 byte write
+   sent 3 bytes); uv_buf_t's own len is a size_t on Unix. */
+static uv_buf_t buf_of(char *base, size_t len) {
+  uv_buf_t b;
+  b.base = base;
+  b.len = len;
+  return b;
+}
+
 /* {======== reading in the background */
 
 static void alloc_cb(uv_handle_t *h, size_t hint, uv_buf_t *b) {
@@ -151,7 +161,7 @@ static void alloc_cb(uv_handle_t *h, size_t hint, uv_buf_t *b) {
     s->buf = grown;
     s->cap = cap;
   }
-  *b = uv_buf_init(s->buf + s->len, (unsigned int)(s->cap - s->len));
+  *b = buf_of(s->buf + s->len, s->cap - s->len);
 }
 
 /* Can the waiting reader be served from the buffer now? */
@@ -455,7 +465,7 @@ static int write_bufs(weft_stream *s, uv_buf_t *bufs, unsigned int n, size_t tot
 }
 
 void weft__stream_write_close(weft_stream *s, char *data, size_t len) {
-  uv_buf_t b = uv_buf_init(data, (unsigned int)len);
+  uv_buf_t b = buf_of(data, len);
   s->wdata = data;
   s->close_when_written = 1;
   if (len == 0 || write_bufs(s, &b, 1, len) != 1)
@@ -476,7 +486,7 @@ static int stream_write(lua_State *L) {
   for (i = 0; i < nargs; i++) {
     size_t len;
     const char *p = lua_tolstring(L, i + 2, &len);
-    bufs[i] = uv_buf_init((char *)p, (unsigned int)len);
+    bufs[i] = buf_of((char *)p, len);
     total += len;
   }
   if (total == 0) {

@@ -250,66 +250,14 @@ end)
 
 -- {======== a real terminal, through tmux
 
-local function have_tmux()
-  return os.execute("command -v tmux >/dev/null 2>&1") == true
-end
+local term = require "support.term"
 
-local Term = {}
-Term.__index = Term
-
--- Starts `weft` in a detached tmux session on its own server socket.
 local function term_start(env)
-  local t = setmetatable({ sock = "weftspec" .. tostring(os.time()) .. math.random(1e6),
-    done = os.tmpname() }, Term)
-  os.remove(t.done)
-  local cmd = ("%s %s; echo $? > %s; sleep 60"):format(env or "", cli.quote(cli.bin), t.done)
-  assert(os.execute(("tmux -L %s new-session -d -s w -x 100 -y 30 %s"):format(t.sock,
-    cli.quote(cmd))))
-  assert(t:wait_for("> ?$"), "no prompt:\n" .. t:screen())
-  return t
-end
-
-function Term:keys(...)
-  local parts = {}
-  for i, k in ipairs({ ... }) do parts[i] = cli.quote(k) end
-  os.execute(("tmux -L %s send-keys -t w %s"):format(self.sock, table.concat(parts, " ")))
-end
-
-function Term:type(text)   -- literally, no key names
-  os.execute(("tmux -L %s send-keys -t w -l %s"):format(self.sock, cli.quote(text)))
-end
-
-function Term:screen()
-  local p = io.popen(("tmux -L %s capture-pane -p -t w"):format(self.sock))
-  local s = p:read("a")
-  p:close()
-  return (s:gsub("\n+$", ""))
-end
-
--- Waits until the screen matches; returns true, or false after 'seconds'.
-function Term:wait_for(pattern, seconds)
-  for _ = 1, (seconds or 5) * 20 do
-    if self:screen():find(pattern) then return true end
-    cli.sleep(0.05)
-  end
-  return false
-end
-
-function Term:exit_code(seconds)
-  for _ = 1, (seconds or 5) * 20 do
-    local s = cli.read_file(self.done)
-    if s and s:match("%d+") then return tonumber(s:match("%d+")) end
-    cli.sleep(0.05)
-  end
-end
-
-function Term:close()
-  os.execute(("tmux -L %s kill-server 2>/dev/null"):format(self.sock))
-  os.remove(self.done)
+  return term.start(env)
 end
 
 describe("weft REPL on a terminal (tmux)", function()
-  if not have_tmux() then
+  if not term.have_tmux() then
     pending("tmux is not installed")
     return
   end
@@ -589,6 +537,40 @@ describe("weft REPL on a terminal (tmux)", function()
     t:type("print('alive')")
     t:keys("Enter")
     assert.is_true(t:wait_for("\nalive\n> ?$"), t:screen())
+  end)
+
+  it("redraws the typed line after the terminal is resized: no stale rows", function()
+    -- output arrives after each resize, while the line shows
+    t:type("weft.spawn(function() for i = 1, 6 do weft.sleep(0.3) print('tick ' .. i) end end)")
+    t:keys("Enter")
+    t:type("local long = '" .. ("b"):rep(120) .. "'")   -- two rows at 100 columns
+    cli.sleep(0.5)
+    t:resize(60, 30)                             -- three rows
+    cli.sleep(0.7)
+    t:resize(140, 30)                            -- one row
+    assert.is_true(t:wait_for("tick 6\n> local long = 'b+'$", 5), t:screen())
+    local screen = t:screen()
+    assert.equal(1, select(2, screen:gsub("local long", "")), screen)
+    t:keys("Enter")
+    t:type("#long")
+    t:keys("Enter")
+    assert.is_true(t:wait_for("\n120\n> ?$"), t:screen())
+  end)
+
+  it("runs a paste of many lines entry by entry, a multi-line entry included", function()
+    local lines = {}
+    for i = 1, 40 do lines[#lines + 1] = "x" .. i .. " = " .. i end
+    lines[#lines + 1] = "for i = 1, 2 do"
+    lines[#lines + 1] = "  print('loop', i)"
+    lines[#lines + 1] = "end"
+    lines[#lines + 1] = "x1 + x40"
+    local f = assert(io.open(state .. "/paste", "w"))
+    f:write(table.concat(lines, "\n") .. "\n")
+    f:close()
+    os.execute(("tmux -L %s load-buffer %s; tmux -L %s paste-buffer -t w"):format(t.sock,
+      cli.quote(state .. "/paste"), t.sock))
+    assert.is_true(t:wait_for("> x40 = 40\n> for i = 1, 2 do\n>>   print%('loop', i%)\n>> end\n"
+      .. "loop%s+1\nloop%s+2\n> x1 %+ x40\n41\n> ?$", 10), t:screen())
   end)
 
   it("Ctrl-\\ lists the tasks above the prompt", function()
