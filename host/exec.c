@@ -24,7 +24,7 @@
 enum { OUT_CAPTURE = 0, OUT_INHERIT, OUT_NULL };
 
 /* Stack slots of exec_run while it waits (see exec_run). */
-enum { S_ARGV = 1, S_OPTS, S_ON_OUT, S_ON_ERR, S_CBERR, S_BOX };
+enum { S_ARGV = 1, S_OPTS, S_ON_OUT, S_ON_ERR, S_CBERR, S_BOX, S_SINK };
 
 typedef struct exec_state exec_state;
 
@@ -39,6 +39,11 @@ typedef struct exec_out {
   int mode;           /* OUT_* */
   int lines;          /* a line callback wants this stream */
   int piped, eof;
+  int truncated;      /* max_capture cut the captured copy */
+  /* With max_capture and a line callback, the captured copy lives here
+     (the stream's buffer drops delivered lines, as without capture). */
+  char *cap;
+  size_t cap_len, cap_size;
 } exec_out;
 
 struct exec_state {
@@ -52,12 +57,17 @@ struct exec_state {
   weft_holder hold;       /* freed once the box let go and every handle closed */
   int timed_out;
   int check;
+  int batch;              /* line callbacks get every complete line at once */
+  int sink;               /* batches go through the line sink in S_SINK */
+  size_t max_capture;     /* bytes of each stream kept in the result */
   char **argv, **env;     /* until the spawn */
 };
 
 static void exec_free(weft_holder *h) {
   exec_state *ex = weft_queue_data(h, exec_state, hold);
   free(ex->in_data);
+  free(ex->out[0].cap);
+  free(ex->out[1].cap);
   weft__proc_free_strv(ex->argv);
   weft__proc_free_strv(ex->env);
   free(ex);
@@ -131,6 +141,10 @@ static void timeout_fire(weft_deadline *d) {
    as EOF does: what was read is kept). */
 static void out_read(weft_stream *s, ssize_t n) {
   exec_out *o = (exec_out *)s->owner;
+  if (n > 0 && !o->lines && o->mode == OUT_CAPTURE && s->len > o->ex->max_capture) {
+    s->len = o->ex->max_capture;   /* a plain capture keeps its offset at 0 */
+    o->truncated = 1;
+  }
   if (n > 0) {
     if (o->lines && memchr(s->buf + s->len - (size_t)n, '\n', (size_t)n) != NULL)
       exec_wake(o->ex);
@@ -246,6 +260,25 @@ static void parse_opts(lua_State *L, exec_state *ex, double *timeout) {
   if (lua_getfield(L, S_OPTS, "check") != LUA_TNIL)
     ex->check = lua_toboolean(L, -1);
   lua_pop(L, 1);
+  lua_getfield(L, S_OPTS, "batch");
+  ex->batch = lua_toboolean(L, -1);
+  lua_pop(L, 1);
+  /* weft run's output layer (outlines.c): with batch, each batch is
+     written by the sink and the callback gets only its last lines */
+  lua_getfield(L, S_OPTS, "_sink");
+  if (!lua_isnil(L, -1) && !weft__is_line_sink(L, -1))
+    luaL_error(L, "bad option '_sink' (weft._line_sink expected, got %s)", luaL_typename(L, -1));
+  ex->sink = ex->batch && !lua_isnil(L, -1);
+  lua_replace(L, S_SINK);
+  ex->max_capture = (size_t)-1;
+  if (opt_field(L, "max_capture", LUA_TNUMBER, "number")) {
+    lua_Number m = lua_tonumber(L, -1);
+    if (!(m >= 0))
+      luaL_error(L, "bad option 'max_capture' (a number >= 0 expected)");
+    if (m < (lua_Number)((size_t)-1 / 2))
+      ex->max_capture = (size_t)m;
+  }
+  lua_pop(L, 1);
   if (opt_field(L, "stdin", LUA_TSTRING, "string")) {
     size_t len;
     const char *s = lua_tolstring(L, -1, &len);
@@ -277,15 +310,70 @@ static int box_gc(lua_State *L) {
   return 0;
 }
 
+/* Adds n delivered bytes to the captured copy of a stream with a line
+   callback and a max_capture (past it they are only counted as cut). */
+static void capture_delivered(exec_out *o, const char *p, size_t n) {
+  size_t room = o->ex->max_capture - o->cap_len;
+  if (n > room) {
+    n = room;
+    o->truncated = 1;
+  }
+  if (n == 0)
+    return;
+  if (o->cap_len + n > o->cap_size) {
+    size_t size = o->cap_size ? o->cap_size : 65536;
+    char *grown;
+    while (size < o->cap_len + n)
+      size *= 2;
+    grown = (char *)realloc(o->cap, size);
+    if (grown == NULL) {   /* keep what fits; the output itself goes on */
+      o->truncated = 1;
+      return;
+    }
+    o->cap = grown;
+    o->cap_size = size;
+  }
+  memcpy(o->cap + o->cap_len, p, n);
+  o->cap_len += n;
+}
+
+/* Does the stream's buffer keep every byte (a capture without a separate
+   captured copy)? */
+static int keeps_all(exec_state *ex, exec_out *o) {
+  return o->mode == OUT_CAPTURE && ex->max_capture == (size_t)-1;
+}
+
+#define SINK_TAIL_LINES 20   /* lines of a sunk batch its callback gets (a task's tail) */
+
+/* Pushes the last SINK_TAIL_LINES lines of p[0, n). */
+static void push_last_lines(lua_State *L, const char *p, size_t n) {
+  const char *start = p + n, *nl;
+  int lines = 0;
+  while (start > p && lines++ < SINK_TAIL_LINES) {
+    nl = (const char *)memrchr(p, '\n', (size_t)(start - p) - (lines > 1));
+    if (nl == NULL) {
+      start = p;
+      break;
+    }
+    start = nl + 1;
+  }
+  lua_pushlstring(L, start, (size_t)(p + n - start));
+}
+
 /* Calls the line callback of stream o (stack slot fn) for every complete
-   line, and for the rest too when 'final'. A callback error is kept in
+   line (with batch: once, for all of them, joined by newlines; with a
+   sink, the sink then writes them and the callback gets the last ones
+   only), and for the rest too when 'final'. A callback error is kept in
    S_CBERR, stops further delivery and terminates the process. */
 static void deliver(lua_State *L, exec_state *ex, exec_out *o, int fn, int final) {
   weft_stream *s = o->s;
   while (o->lines && s != NULL && s->buf != NULL) {
     char *base = s->buf + s->off, *start = base + o->seen, *nl;
     size_t len = s->len - s->off, n;
-    nl = (char *)memchr(base + o->scanned, '\n', len - o->scanned);
+    if (ex->batch)
+      nl = (char *)memrchr(base + o->scanned, '\n', len - o->scanned);
+    else
+      nl = (char *)memchr(base + o->scanned, '\n', len - o->scanned);
     if (nl == NULL) {
       o->scanned = len;
       if (!final || o->seen == len)
@@ -297,28 +385,40 @@ static void deliver(lua_State *L, exec_state *ex, exec_out *o, int fn, int final
     o->seen += n + (nl != NULL);
     o->scanned = o->seen;
     lua_pushvalue(L, fn);
-    lua_pushlstring(L, start, n);
+    if (ex->sink)
+      push_last_lines(L, start, n);
+    else
+      lua_pushlstring(L, start, n);
     if (lua_pcall(L, 1, 0, 0) != LUA_OK) {
       lua_replace(L, S_CBERR);
       ex->out[0].lines = ex->out[1].lines = 0;
       weft__proc_terminate(&ex->proc);
+    } else if (ex->sink) {
+      weft__line_sink_write(L, S_SINK, o == &ex->out[1], start, n);
     }
   }
-  if (o->mode != OUT_CAPTURE && o->seen > 0 && s != NULL) {   /* keep only the partial line */
+  if (!keeps_all(ex, o) && o->seen > 0 && s != NULL) {   /* keep only the partial line */
+    if (o->mode == OUT_CAPTURE)
+      capture_delivered(o, s->buf + s->off, o->seen);
     s->off += o->seen;
     o->scanned -= o->seen;
     o->seen = 0;
   }
 }
 
-static void push_stream(lua_State *L, exec_out *o) {
+static void push_stream(lua_State *L, exec_state *ex, exec_out *o) {
   weft_stream *s = o->s;
-  if (o->mode != OUT_CAPTURE)
+  if (o->mode != OUT_CAPTURE) {
     lua_pushnil(L);
-  else if (s == NULL || s->buf == NULL)
+  } else if (!keeps_all(ex, o) && o->lines) {   /* the copy, and what was never delivered */
+    if (s != NULL && s->buf != NULL)
+      capture_delivered(o, s->buf + s->off, s->len - s->off);
+    lua_pushlstring(L, o->cap != NULL ? o->cap : "", o->cap_len);
+  } else if (s == NULL || s->buf == NULL) {
     lua_pushliteral(L, "");
-  else
+  } else {
     lua_pushlstring(L, s->buf + s->off, s->len - s->off);
+  }
 }
 
 /* Pushes {code=, signal=, stdout=, stderr=}. */
@@ -330,10 +430,14 @@ static void push_result(lua_State *L, exec_state *ex) {
     lua_pushinteger(L, ex->proc.term_signal);
     lua_setfield(L, -2, "signal");
   }
-  push_stream(L, &ex->out[0]);
+  push_stream(L, ex, &ex->out[0]);
   lua_setfield(L, -2, "stdout");
-  push_stream(L, &ex->out[1]);
+  push_stream(L, ex, &ex->out[1]);
   lua_setfield(L, -2, "stderr");
+  if (ex->out[0].truncated || ex->out[1].truncated) {
+    lua_pushboolean(L, 1);
+    lua_setfield(L, -2, "truncated");
+  }
 }
 
 /* Pushes the command line for messages: argv joined by spaces, cut at
@@ -471,7 +575,7 @@ static int exec_run(lua_State *L) {
   double timeout;
   weft_task *t;
   int rc;
-  lua_settop(L, S_BOX);
+  lua_settop(L, S_SINK);
   box = (exec_state **)lua_newuserdatauv(L, sizeof *box, 0);
   *box = NULL;
   luaL_setmetatable(L, EXEC_BOX_MT);
@@ -584,5 +688,5 @@ int weft__open_exec(lua_State *L, weft_runtime *rt) {
   lua_pop(L, 1);
   lua_pushlightuserdata(L, rt);
   luaL_setfuncs(L, exec_funcs, 1);
-  return 0;
+  return weft__open_outlines(L);   /* what weft run does with exec's lines */
 }

@@ -80,6 +80,39 @@ describe("weft.exec", function()
     assert.equal("o1\no2\no3\nlast", r.stdout)
   end)
 
+  it("with batch, hands every complete line read so far to one call, joined by newlines", function()
+    local calls = {}
+    local r = weft.run(weft.sh, "printf 'a\\nb\\nc'; sleep 0.2; printf 'd\\ne\\n'",
+      { batch = true, on_stdout = function(t) calls[#calls + 1] = t end })
+    assert.same({ "a\nb", "cd\ne" }, calls)
+    assert.equal("a\nb\ncd\ne\n", r.stdout)
+  end)
+
+  it("keeps at most max_capture bytes of a stream and says it cut them", function()
+    local r = weft.run(weft.sh, "head -c 300000 /dev/zero; echo err >&2", { max_capture = 1000 })
+    assert.equal(("\0"):rep(1000), r.stdout)
+    assert.equal("err\n", r.stderr)
+    assert.is_true(r.truncated)
+    local seen = 0
+    r = weft.run(weft.sh, "yes abc | head -c 400000",
+      { max_capture = 10, on_stdout = function() seen = seen + 1 end })
+    assert.equal("abc\nabc\nab", r.stdout)
+    assert.is_true(r.truncated)
+    assert.equal(100000, seen)
+    r = weft.run(weft.sh, "echo whole", { max_capture = 10 })
+    assert.equal("whole\n", r.stdout)
+    assert.is_nil(r.truncated)
+  end)
+
+  it("rejects a bad max_capture or _sink", function()
+    assert.error_matches(function() weft.run(weft.sh, "true", { max_capture = -1 }) end,
+      "bad option 'max_capture'", 1, true)
+    assert.error_matches(function() weft.run(weft.sh, "true", { max_capture = "x" }) end,
+      "bad option 'max_capture'", 1, true)
+    assert.error_matches(function() weft.run(weft.sh, "true", { batch = true, _sink = {} }) end,
+      "bad option '_sink' (weft._line_sink expected, got table)", 1, true)
+  end)
+
   it("delivers lines before the process ends", function()
     local first_at
     local t0 = weft.run(function()

@@ -126,3 +126,66 @@ describe("weft run output of odd lines", function()
     end
   end)
 end)
+
+describe("weft run output in pieces (the C prefixer)", function()
+  local function lines_of(text)
+    local lines = {}
+    for l in text:gmatch("([^\n]*)\n") do lines[#lines + 1] = l end
+    return lines
+  end
+
+  it("joins a line split across reads, and cleans a \\r or an escape sequence split across them", function()
+    local r = run(FIX .. "chunks.lua -j 1 partial cr esc")
+    assert.equal(0, r.code, r.stderr)
+    assert.same({ "partial | abcd", "partial | efgh", "cr      | done", "esc     | abc" },
+      lines_of(r.stdout))
+  end)
+
+  it("takes a line longer than every buffer whole, escape sequence at its end included", function()
+    local r = run(FIX .. "chunks.lua long")
+    assert.equal(0, r.code, r.stderr)
+    assert.same({ "long | " .. ("x"):rep(300000) .. "end", "long | short" }, lines_of(r.stdout))
+  end)
+
+  it("marks stderr lines that came in pieces", function()
+    local r = run(FIX .. "chunks.lua stderr")
+    assert.equal("stderr !| e1\nstderr !| e2\n", r.stdout)
+  end)
+
+  it("keeps at most max_capture bytes of a streamed process in its result and says so", function()
+    local r = run(FIX .. "chunks.lua capture")
+    assert.equal(0, r.code, r.stderr)
+    assert.matches("capture | captured 1000000 truncated true\n", r.stdout, 1, true)
+    assert.matches("capture | small whole truncated nil\n", r.stdout, 1, true)
+    local n = 0
+    for _ in r.stdout:gmatch("capture | y+\n") do n = n + 1 end
+    assert.equal(3000000 // 99 + 1, n)   -- every line was still shown
+  end)
+
+  it("streams a task printing 200 MB through weft.sh in bounded memory", function()
+    local out = os.tmpname()
+    local wf = os.tmpname()
+    local f = assert(io.open(wf, "w"))
+    f:write([[task "big" { function() weft.sh("yes 0123456789012345678901234567890123456789 | head -c 209715200") end }]])
+    f:close()
+    local cmd = ("env -u GITHUB_ACTIONS CI=true /usr/bin/time -f 'maxrss %%M' %s run -f %s big "
+      .. "> %s 2> %s.err"):format(cli.bin, wf, out, out)
+    local ok = os.execute(cmd)
+    local err = cli.read_file(out .. ".err")
+    assert.is_true(ok, err)
+    local rss = tonumber(err:match("maxrss (%d+)"))
+    local size = 0
+    local fh = assert(io.open(out, "rb"))
+    size = fh:seek("end")
+    fh:close()
+    os.remove(out)
+    os.remove(out .. ".err")
+    os.remove(wf)
+    -- "big | " on each 41-byte line, and on the last, cut one (36 bytes)
+    assert.equal(209715200 // 41 * (41 + 6) + 36 + 6 + 1, size)
+    if not (os.getenv("WEFT_BUILD") or ""):match("asan") then
+      -- the first 16 MiB kept for the result, buffers, the runtime
+      assert.is_true(rss < 64 * 1024, "max RSS " .. tostring(rss) .. " KB")
+    end
+  end)
+end)

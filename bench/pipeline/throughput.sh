@@ -4,8 +4,9 @@
 # line prefixed, to /dev/null), against `cat FILE > /dev/null` and the same
 # bytes through one pipe stage (`cat FILE | cat > /dev/null`), alternating.
 # Prints MB/s and the ratios. Usage: bench/pipeline/throughput.sh [MB] [ROUNDS]
-# (weft.sh also captures the task's stdout, as its result promises: the
-# weft run process holds MB megabytes at the end, so keep MB well under RAM.)
+# (weft.sh inside weft run keeps at most 16 MiB of the output for its result,
+# weft.pipeline.MAX_CAPTURE, so any MB runs in bounded memory; the data file
+# itself takes MB megabytes in $TMPDIR.)
 set -eu
 cd "$(dirname "$0")/../.."
 . bench/pipeline/lib.sh

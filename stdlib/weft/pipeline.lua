@@ -217,11 +217,14 @@ end
 
 local TAIL = 20   -- output lines a record keeps (see M.tail)
 
--- Keeps the last TAIL lines in a ring; ring.n counts every line.
-local function remember(ring, line)
-  local n = (ring.n or 0) + 1
+-- Keeps the last TAIL lines of `text` (lines joined by newlines) in a ring.
+local function remember(ring, text)
+  local n = ring.n or 0
+  for _, line in ipairs({ weft._last_lines(text, TAIL) }) do
+    n = n + 1
+    ring[(n - 1) % TAIL + 1] = line
+  end
   ring.n = n
-  ring[(n - 1) % TAIL + 1] = line
 end
 
 --- The last output lines of a task record, oldest first.
@@ -237,35 +240,61 @@ function M.tail(rec, max, stream)
   return out
 end
 
-local function emit(rec, stream, line)
+-- `text`: one line, or several joined by newlines (a process's output as
+-- one batch, see with_streaming)
+local function emit(rec, stream, text)
   local run = current_run
   if rec then
-    remember(rec.tail, line)
-    if stream == "stderr" then remember(rec.err_tail, line) end
+    remember(rec.tail, text)
+    if stream == "stderr" then remember(rec.err_tail, text) end
   end
   if run and run.reporter then
-    run.reporter:line(rec, stream, line)
+    run.reporter:line(rec, stream, text)
   else
-    io.stdout:write(line, "\n")
+    io.stdout:write(text, "\n")
   end
 end
 
-local function with_streaming(argv, opts, rec)
+-- A streamed process keeps at most this much of each stream in its result
+-- (unless the call says max_capture): weft run shows the rest as it comes.
+M.MAX_CAPTURE = 16 << 20
+
+-- A line sink (host/outlines.c) writes a batch right after this: only its
+-- last lines are here.
+local function emit_sunk(rec, stream, tail)
+  if rec then
+    remember(rec.tail, tail)
+    if stream == "stderr" then remember(rec.err_tail, tail) end
+  end
+  current_run.reporter:sunk(rec, stream, tail)
+end
+
+-- `direct`: the process runs through weft.exec itself (an executor with
+-- `runs_weft_exec`), so a line sink can write its output
+local function with_streaming(argv, opts, rec, direct)
   local o = {}
   local src = opts or argv
   for k, v in pairs(src) do
     if type(k) ~= "number" or opts then o[k] = v end
   end
   local user_out, user_err = o.on_stdout, o.on_stderr
+  -- without a callback of the caller's, lines come in batches: one call
+  -- per read instead of per line (the prefixing is done in C)
+  -- and, where the reporter can, are written from C (a line sink)
+  o.batch = not (user_out or user_err)
+  local reporter = current_run and current_run.reporter
+  if direct and o.batch and reporter and reporter.sink then o._sink = reporter:sink(rec) end
+  local put = o._sink and emit_sunk or emit
+  if o.max_capture == nil then o.max_capture = M.MAX_CAPTURE end
   if o.stdout ~= "inherit" and o.stdout ~= "null" then
     o.on_stdout = function(line)
-      emit(rec, "stdout", line)
+      put(rec, "stdout", line)
       if user_out then user_out(line) end
     end
   end
   if o.stderr ~= "inherit" and o.stderr ~= "null" then
     o.on_stderr = function(line)
-      emit(rec, "stderr", line)
+      put(rec, "stderr", line)
       if user_err then user_err(line) end
     end
   end
@@ -378,9 +407,11 @@ local function task_weft()
   local function run_process(shown, argv, given, opts)
     local rec = current_record()
     opts = with_stdin(rec, given, opts)
+    local set = current_run and current_run.executors
+    local direct = set and executor.choose(set, rec).runs_weft_exec
     return traced(rec, shown, function(p)
-      return executor.exec(current_run and current_run.executors, rec, argv,
-        with_streaming(given, opts, rec), p, function(line) emit(rec, "stderr", line) end)
+      return executor.exec(set, rec, argv,
+        with_streaming(given, opts, rec, direct), p, function(line) emit(rec, "stderr", line) end)
     end)
   end
   function proxy.exec(argv, opts)
@@ -399,8 +430,7 @@ local function task_print(...)
   local parts = {}
   for i = 1, n do parts[i] = tostring((select(i, ...))) end
   local text = table.concat(parts, "\t")
-  local rec = current_record()
-  for line in (text .. "\n"):gmatch("(.-)\n") do emit(rec, "stdout", line) end
+  emit(current_record(), "stdout", text)   -- each of its lines
 end
 
 -- `io.write` in a Weftfile: text is held per task until a newline ends a
@@ -427,12 +457,9 @@ local function task_io_write(...)
     parts[#parts + 1] = v
   end
   local text = table.concat(parts)
-  local last = 1
-  for line, stop in text:gmatch("([^\n]*)\n()") do
-    emit(rec, "stdout", line)
-    last = stop
-  end
-  partial[key] = text:sub(last)
+  local last = text:match(".*()\n")   -- the last newline: every line before it goes out
+  if last then emit(rec, "stdout", text:sub(1, last - 1)) end
+  partial[key] = text:sub((last or 0) + 1)
 end
 
 -- io.stdout as a Weftfile sees it: `write` goes through the prefixer as

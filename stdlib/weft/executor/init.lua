@@ -16,7 +16,12 @@
 --           timeout (s), check (default true), grace, stdout/stderr
 --           ("capture" | "inherit" | "null"), on_stdout/on_stderr(line)
 --           called in order per stream for each complete line while the
---           process runs (a last unterminated line at the end).
+--           process runs (a last unterminated line at the end; a
+--           call may carry several lines joined by newlines), batch,
+--           max_capture (weft.exec's).
+-- An executor whose exec hands opts to weft.exec unchanged sets
+-- `runs_weft_exec = true`: weft run then adds `_sink`, a C writer of the
+-- output, and its callbacks see only each batch's last lines.
 --     ctx   task (name), attempt (1-based), resources (resolved for this
 --           attempt: cpus, mem, time, partition, account, gpus, sbatch),
 --           proc (the trace record of this process: an executor may set

@@ -8,6 +8,9 @@ local M = {}
 
 local Local = {}
 Local.__index = Local
+-- its processes are weft.exec's, options untouched: weft run may hand it
+-- a line sink (`_sink`) that writes their output from C
+Local.runs_weft_exec = true
 
 --- A local executor (the config is not needed).
 function M.new()

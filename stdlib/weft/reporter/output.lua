@@ -22,10 +22,17 @@
 --
 -- Lines are written without a flush each: `flush()` is called by the
 -- reporter before its own progress output and once per scheduler turn.
+--
+-- The cleaning and prefixing run in C on whole blocks of lines
+-- (host/outlines.c): `line` takes one line or several joined by
+-- newlines, and `sink(rec)` gives weft.exec a writer that formats a
+-- process's output straight from its pipe buffer (weft run's fast path).
 -- @module weft.reporter.output
+local weft = require "weft"
+
 local M = {}
 
-local find = string.find
+local format_lines = weft._format_lines
 
 local Output = {}
 Output.__index = Output
@@ -69,64 +76,13 @@ function M.ci_markers(getenv)
   return nil
 end
 
--- {======== making a line harmless
-
--- An escape sequence starting at ESC: CSI (ESC [ params final), OSC and the
--- other string controls (ESC ] ... BEL or ESC \\), or ESC, intermediate
--- bytes and a final byte (ESC 7, ESC ( B).
-local function strip_escapes(s, keep_sgr)
-  local out, i, n, kept = {}, 1, #s, false
-  while i <= n do
-    local e = s:find("\27", i, true)
-    if not e then
-      out[#out + 1] = s:sub(i)
-      break
-    end
-    out[#out + 1] = s:sub(i, e - 1)
-    local c = s:sub(e + 1, e + 1)
-    local stop
-    if c == "[" then
-      local _, f = s:find("^[\48-\63]*[\32-\47]*[\64-\126]", e + 2)
-      stop = f or n
-      if keep_sgr and f and s:sub(f, f) == "m" then
-        out[#out + 1] = s:sub(e, f)
-        kept = true
-      end
-    elseif c == "]" or c == "P" or c == "X" or c == "^" or c == "_" then
-      local b = s:find("\7", e + 2, true)
-      local st = s:find("\27\\", e + 2, true)
-      if b and (not st or b < st) then stop = b
-      elseif st then stop = st + 1
-      else stop = n end
-    else   -- ESC, intermediates (charset choices: ESC ( B), a final byte
-      local _, f = s:find("^[\32-\47]*[\48-\126]", e + 1)
-      stop = f or n
-    end
-    i = stop + 1
-  end
-  return table.concat(out), kept
-end
+-- {======== making a line harmless: in C (host/outlines.c), on whole blocks
 
 --- A line made harmless (see the module comment).
 -- @string text one line, without its newline
 -- @bool[opt] keep_sgr keep colour (SGR) sequences, ending the line with a reset
 function M.clean(text, keep_sgr)
-  -- the common case, checked with plain finds (memchr: a class pattern
-  -- costs 1.5 us on an 80-byte line): no ESC, CR, BS, BEL or SO (the
-  -- characters that move the cursor, ring, or switch the character set);
-  -- a line with one of them is cleaned of every control character
-  if not (find(text, "\27", 1, true) or find(text, "\r", 1, true) or find(text, "\8", 1, true)
-      or find(text, "\7", 1, true) or find(text, "\14", 1, true)) then
-    return text
-  end
-  text = text:gsub("\r+$", "")
-  local last = text:match(".*\r(.*)")
-  if last then text = last end
-  local kept = false
-  if text:find("\27", 1, true) then text, kept = strip_escapes(text, keep_sgr) end
-  text = text:gsub("[\1-\8\11-\26\28-\31\127]", "")   -- every ESC left starts a kept SGR
-  if kept then text = text .. "\27[0m" end
-  return text
+  return weft._clean_line(text, keep_sgr)
 end
 
 -- }========
@@ -186,10 +142,11 @@ function Output:prefix(rec, stream)
   return p
 end
 
+-- `text` (lines joined by newlines) as written: each line cleaned,
+-- prefixed and ended with a newline.
 function Output:format(rec, stream, text)
-  if not self.raw then text = M.clean(text, self.color) end
-  if self.mode == "interleaved" then return text end
-  return self:prefix(rec, stream) .. text
+  local prefix = self.mode == "interleaved" and "" or self:prefix(rec, stream)
+  return format_lines(text, prefix, not self.raw, self.color)
 end
 
 -- {======== CI groups
@@ -224,23 +181,24 @@ end
 
 -- {======== grouped blocks
 
-local function hold(self, rec, line)
+-- `block`: formatted lines, each ending with a newline
+local function hold(self, rec, block)
   local h = self.held[rec]
   if not h then
-    h = { lines = {}, bytes = 0 }
+    h = { blocks = {}, bytes = 0 }
     self.held[rec] = h
   end
   if h.file then
-    h.file:write(line, "\n")
+    h.file:write(block)
     return
   end
-  h.lines[#h.lines + 1] = line
-  h.bytes = h.bytes + #line + 1
+  h.blocks[#h.blocks + 1] = block
+  h.bytes = h.bytes + #block
   if h.bytes > self.spill then
     local f = io.tmpfile()
     if f then   -- else keep holding in memory: losing output is worse
-      f:write(table.concat(h.lines, "\n"), "\n")
-      h.file, h.lines = f, nil
+      f:write(table.concat(h.blocks))
+      h.file, h.blocks = f, nil
     end
   end
 end
@@ -259,21 +217,44 @@ local function release(self, rec)
     end
     h.file:close()
   else
-    self.out:write(table.concat(h.lines, "\n"), "\n")
+    self.out:write(table.concat(h.blocks))
   end
   if self.ci then self:close_group() end
 end
 
 -- }========
 
---- Takes one output line of `rec` (nil: a line no task claims).
+--- Takes output lines of `rec` (nil: lines no task claims): one line, or
+-- several joined by newlines (no final newline), as a process's batched
+-- line callback hands them over.
 -- @string stream "stdout" or "stderr"
 function Output:line(rec, stream, text)
-  local line = self:format(rec, stream, text)
   if self.mode == "grouped" and rec then
-    hold(self, rec, line)
+    hold(self, rec, self:format(rec, stream, text))
     return
   end
+  self:sunk(rec)
+  if io.type(self.out) == "file" then   -- formatted straight into the file, no string made
+    local prefix = self.mode == "interleaved" and "" or self:prefix(rec, stream)
+    assert(format_lines(text, prefix, not self.raw, self.color, self.out))
+  else
+    self.out:write(self:format(rec, stream, text))
+  end
+end
+
+--- A C writer of `rec`'s process output (weft._line_sink, for weft.exec's
+-- `_sink`), or nil where lines must come through `line` (grouped mode, an
+-- `out` that is not a file).
+function Output:sink(rec)
+  if (self.mode == "grouped" and rec) or io.type(self.out) ~= "file" then return nil end
+  local bare = self.mode == "interleaved"
+  return weft._line_sink(self.out, bare and "" or self:prefix(rec, "stdout"),
+    bare and "" or self:prefix(rec, "stderr"), not self.raw, self.color)
+end
+
+--- Lines of `rec` are written now (by `line` or a sink): a CI group
+-- opens for it if another task's is open.
+function Output:sunk(rec)
   if self.ci then
     local name = rec and rec.name or "?"
     if self.open ~= name then
@@ -281,7 +262,6 @@ function Output:line(rec, stream, text)
       self:open_group(name)
     end
   end
-  self.out:write(line, "\n")
   self.dirty = true
 end
 

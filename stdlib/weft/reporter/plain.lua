@@ -90,6 +90,17 @@ function Plain:line(rec, stream, text)
   self:schedule_flush()
 end
 
+--- A C writer for `rec`'s process output, or nil (see Output:sink).
+function Plain:sink(rec)
+  return self.output:sink(rec)
+end
+
+--- A sink is about to write a batch of `rec`'s lines, ending with `tail`.
+function Plain:sunk(rec)
+  self.output:sunk(rec)
+  self:schedule_flush()
+end
+
 function Plain:progress(msg)
   self.flush_pending = false
   self.output:flush()

@@ -153,14 +153,24 @@ function Terminal:begin(run)
   self:draw()
 end
 
-function Terminal:line(rec, stream, text)
+-- Task output is about to be written: the area goes first.
+local function make_room(self, rec, text)
   if self.shown > 0 then
     self.err:flush()
     self:clear()
     self.err:flush()
   end
+  if rec then self.last[rec] = output.clean((weft._last_lines(text, 1))) end
+end
+
+function Terminal:line(rec, stream, text)
+  make_room(self, rec, text)
   plain.Plain.line(self, rec, stream, text)
-  if rec then self.last[rec] = output.clean(text) end
+end
+
+function Terminal:sunk(rec, stream, tail)
+  make_room(self, rec, tail)
+  plain.Plain.sunk(self, rec, stream, tail)
 end
 
 function Terminal:turn_ended()
