@@ -227,11 +227,18 @@ void weft__uv_close_all(lua_State *L) {
    task: luv's callbacks run on the main thread, not on that coroutine. */
 static int luv_loader(lua_State *L) {
   weft_runtime *rt = (weft_runtime *)lua_touserdata(L, lua_upvalueindex(1));
+  /* once only: package.loaded.luv may be gone (busted's insulate restores
+     package.loaded) while weft.uv keeps the table */
+  if (lua_getfield(L, LUA_REGISTRYINDEX, "weft.luv") == LUA_TTABLE)
+    return 1;
+  lua_pop(L, 1);
   open_luv(L, rt);
   patch_handle_gc(L);
   lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
   luv_context(L)->L = lua_tothread(L, -1);
   lua_pop(L, 1);
+  lua_pushvalue(L, -1);
+  lua_setfield(L, LUA_REGISTRYINDEX, "weft.luv");
   return 1;
 }
 

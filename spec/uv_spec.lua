@@ -142,6 +142,16 @@ describe("weft.uv opened on first use", function()
     assert.matches("exit=0", out)
   end)
 
+  it("is opened once: require \"luv\" after package.loaded.luv was cleared gives it back", function()
+    local out = lua([[
+      local weft = require "weft"
+      local uv = weft.uv
+      package.loaded.luv = nil   -- as busted's insulate does between spec files
+      print("once", require("luv") == uv, weft.uv == uv)
+    ]])
+    assert.matches("once\ttrue\ttrue", out, 1, true)
+  end)
+
   it("opens in a task whose callbacks run after the task has ended, in build/weft", function()
     local r = cli.run({ "-e", [[
       print("before", rawget(weft, "uv"), package.loaded.luv)
