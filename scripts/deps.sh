@@ -35,6 +35,14 @@ if [ "$(id -u)" -ne 0 ]; then
   exit 1
 fi
 echo "deps.sh: installing$missing" >&2
+# munge's and slurm's daemons run as their own users; with a root directory only root may enter
+# (seen in chroots unpacked from a tar of a mktemp -d directory) munge's postinst fails and apt
+# aborts. No Debian system is meant to have it: say so and give / its normal mode.
+case "$(stat -c %a /)" in
+  *[1357]) ;;
+  *) echo "deps.sh: / is mode $(stat -c %a /), so no service user can enter it; setting 755" >&2
+     chmod 755 / ;;
+esac
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq >/dev/null
 # shellcheck disable=SC2086

@@ -88,9 +88,14 @@ JobAcctGatherFrequency=1
 DefMemPerCPU=64
 MinJobAge=300
 KillWait=5
-SchedulerParameters=sched_min_interval=100000
+SchedulerParameters=sched_min_interval=100000,sched_interval=2
 NodeName=$host NodeAddr=127.0.0.1 CPUs=$cpus RealMemory=$mem State=UNKNOWN
-PartitionName=debug Nodes=$host Default=YES MaxTime=INFINITE State=UP
+# preemption, for the spec of PREEMPTED: a job in "urgent" requeues (or, if it cannot be
+# requeued, ends) jobs of "debug" it needs the CPUs of
+PreemptType=preempt/partition_prio
+PreemptMode=REQUEUE
+PartitionName=debug Nodes=$host Default=YES MaxTime=INFINITE State=UP PriorityTier=1
+PartitionName=urgent Nodes=$host MaxTime=INFINITE State=UP PriorityTier=2
 EOF
   # slurmd 22.05 loads a cgroup plugin even with proctrack/linuxproc and task/none, and the
   # default (autodetect) fails where /sys/fs/cgroup is not mounted (a chroot); v1 only loads.

@@ -7,7 +7,8 @@
 #   srun      a plain loop of `srun true`, one after the other (N jobs)
 #   floor     N `sbatch --wrap true` at once, then squeue until empty: the cluster's own pace
 # For each: wall time, time per job, the Slurm commands issued per job (weft: from its
-# commands.log; the loops: one command per job) and the controller's RPCs per job by type,
+# commands.log, and per task against the issue's target of 1 sbatch + 1/50 squeue + 0
+# scancel; the loops: one command per job) and the controller's RPCs per job by type,
 # from `sdiag` (reset before each run): what the load on slurmctld really is.
 #   bench/slurm/run.sh          (as root; N=200 J=50 SBATCH_N=50)
 # Starts the cluster if it is not up, and stops it again in that case.
@@ -74,9 +75,15 @@ for rate in 10 1000; do
   t1=$(now)
   tail -n 1 "$work/err" | grep -q '^slurm:' || grep '^slurm:' "$work/err" >&2
   log=$(ls "$work"/.weft/slurm/*/commands.log)
-  sb=$(grep -c ' sbatch ' "$log"); sq=$(grep -c ' squeue ' "$log"); sc=$(grep -c ' scancel ' "$log" || true)
+  sb=$(grep -c ' sbatch ' "$log" || true); sq=$(grep -c ' squeue ' "$log" || true)
+  sc=$(grep -c ' scancel ' "$log" || true)
   report "weft --slurm-rate $rate" "$(echo "$t1 - $t0" | bc -l)" "$N" \
     "$(echo "($sb + $sq + $sc) / $N" | bc -l | xargs printf '%.3f') (sbatch $sb, squeue $sq, scancel $sc)"
+  # the issue's target per task on success: at most 1 sbatch + 1/50 of a poll + 0 scancel
+  met=no
+  [ "$sb" -le "$N" ] && [ "$((sq * 50))" -le "$N" ] && [ "$sc" -eq 0 ] && met=yes
+  printf '      per task: %.3f sbatch + %.3f squeue + %.3f scancel (target 1 + 0.02 + 0: %s)\n' \
+    "$(echo "$sb / $N" | bc -l)" "$(echo "$sq / $N" | bc -l)" "$(echo "$sc / $N" | bc -l)" "$met"
 done
 
 # the floor: how fast this cluster drains N batch jobs submitted all at once, nobody waiting

@@ -7,12 +7,16 @@
 -- `--wrap`. At most `rate` submissions a second (`--slurm-rate`, default 10)
 -- and at most `jobs` (-j) jobs queued or running at once.
 --
--- Status: one poller task per run issues ONE `squeue --states=all` for all
--- of the run's unfinished jobs per interval. The interval starts at `poll`
--- (2 s), grows by half each time nothing changed up to `poll_max` (60 s),
--- and falls back to `poll` when a job changes state or is submitted. The
--- poller survives Ctrl-C (which cancels every task): it keeps polling until
--- every job has ended, so nothing is left behind.
+-- Status: the job script writes an exit marker as its last step, which the
+-- waiting task reads as it follows the output: a job that ends by itself
+-- costs no Slurm call. One poller task per run issues ONE `squeue
+-- --states=all` for all of the run's unfinished jobs when the run has been
+-- quiet for the interval (see Slurm:poll_due), for jobs killed whole,
+-- requeued or stuck. The interval starts at `poll` (2 s), grows by half each
+-- time nothing changed up to `poll_max` (60 s), and falls back to `poll` when
+-- a job changes state or is submitted. The poller survives Ctrl-C (which
+-- cancels every task): it keeps polling until every job has ended, so
+-- nothing is left behind.
 --
 -- Output: a job writes stdout and stderr to files under
 -- `.weft/slurm/<run id>/`; the waiting task follows them (a read every 50 ms
@@ -40,12 +44,16 @@ M.CANCEL_POLL = 0.5     -- polls come this fast while weft waits for cancelled j
 local TICK = 0.2        -- how often the poller looks at its clock and cancel list
 local FOLLOW_MIN, FOLLOW_MAX = 0.05, 1
 
--- States after which a job never runs again.
+-- States after which a job never runs again. A job preempted and requeued
+-- (or requeued after NODE_FAIL, or by `scontrol requeue`) never shows these
+-- in squeue: it goes back to PENDING with its restart count one higher;
+-- PREEMPTED or NODE_FAIL there means it was not requeued.
 local FINAL = { COMPLETED = true, FAILED = true, TIMEOUT = true, OUT_OF_MEMORY = true,
   CANCELLED = true, NODE_FAIL = true, BOOT_FAIL = true, DEADLINE = true, REVOKED = true,
-  SPECIAL_EXIT = true }
--- States where Slurm runs the job again: say so, keep waiting.
-local REQUEUE = { PREEMPTED = true, REQUEUED = true, REQUEUE_HOLD = true, REQUEUE_FED = true }
+  SPECIAL_EXIT = true, PREEMPTED = true }
+-- States (flags squeue shows) while Slurm puts a job back in the queue: say
+-- so, keep waiting. REQUEUE_HOLD waits for `scontrol release`.
+local REQUEUE = { REQUEUED = true, REQUEUE_HOLD = true, REQUEUE_FED = true }
 
 local Slurm = {}
 Slurm.__index = Slurm
@@ -163,9 +171,15 @@ function M.resource_args(r)
   return a
 end
 
--- The job script: the environment changes, then the program.
-local function wrap_script(argv, env)
-  local lines, keys = {}, {}
+-- The job script: the environment changes and the program in a subshell,
+-- then, as its very last step, one line to the job's exit marker: "STATUS
+-- START END RESTARTS" (wall clock seconds of the node). weft reads that file
+-- as it follows the output, so a job that ends by itself is seen without
+-- asking Slurm. A job killed whole (scancel, --time, memory, a lost node)
+-- writes no marker: the poller finds those. printf is a builtin, so the line
+-- goes out in one write; a reader that sees it half-written ignores it.
+local function wrap_script(argv, env, marker)
+  local lines, keys = { "weft_t0=$(date +%s.%N 2>/dev/null)", "(" }, {}
   for k in pairs(env or {}) do keys[#keys + 1] = k end
   table.sort(keys)
   for _, k in ipairs(keys) do
@@ -182,6 +196,11 @@ local function wrap_script(argv, env)
   local words = {}
   for i, a in ipairs(argv) do words[i] = shell_quote(a) end
   lines[#lines + 1] = "exec " .. table.concat(words, " ")
+  lines[#lines + 1] = ")"
+  lines[#lines + 1] = "weft_s=$?"
+  lines[#lines + 1] = ([[printf '%%s %%s %%s %%s\n' "$weft_s" "$weft_t0" "$(date +%%s.%%N 2>/dev/null)" ]]
+    .. [["${SLURM_RESTART_COUNT:-0}" >%s]]):format(shell_quote(marker))
+  lines[#lines + 1] = "exit $weft_s"
   return table.concat(lines, "\n")
 end
 
@@ -198,10 +217,12 @@ function Slurm:sbatch_argv(job)
     ("--comment=weft task %s attempt %d (%s)"):format(ctx.task, ctx.attempt, self.file or "?"),
     "--output=" .. (opts.stdout == "null" and "/dev/null" or job.paths[1]),
     "--error=" .. (opts.stderr == "null" and "/dev/null" or job.paths[2]),
+    -- weft creates the files; a requeued job appends its second run's output
+    "--open-mode=append",
     "--chdir=" .. (opts.cwd and absolute(self.cwd, opts.cwd) or self.cwd) }
   if job.input then a[#a + 1] = "--input=" .. job.input end
   for _, r in ipairs(M.resource_args(ctx.resources or {})) do a[#a + 1] = r end
-  a[#a + 1] = "--wrap=" .. (job.argv and wrap_script(job.argv, opts.env)
+  a[#a + 1] = "--wrap=" .. (job.argv and wrap_script(job.argv, opts.env, job.marker)
     or "<each weft.sh/weft.exec command of the task>")
   return a
 end
@@ -232,7 +253,7 @@ function M.new(config)
     file = config.file, cwd = uv.cwd(), t0 = weft.now(),
     wall_offset = sec + usec / 1e6 - weft.now(),
     counts = { sbatch = 0, squeue = 0, scancel = 0 }, njobs = 0, serial = 0,
-    jobs = {}, active = 0, to_cancel = {}, next_submit = 0, next_poll = 0,
+    jobs = {}, active = 0, to_cancel = {}, next_submit = 0, last_news = 0, last_poll = 0,
     submit_lock = weft.lock(),
   }, { __index = Slurm })
   self.poll_interval = self.poll_min
@@ -346,11 +367,49 @@ function Slurm:submit(job)
   self.active = self.active + 1
   job.wake = weft.event()
   if job.stop then self:cancel_job(job) end
-  -- a new job is looked at soon, whatever the interval had grown to
+  -- a new job is looked at once the run goes quiet, whatever the interval had grown to
   self.poll_interval = self.poll_min
-  local soon = weft.now() + self.poll_min
-  if not self.poller or self.next_poll > soon then self.next_poll = soon end
+  self.last_news = weft.now()
   self:ensure_poller()
+end
+
+local function wall_to_mono(self, t)
+  return t and t - self.wall_offset
+end
+
+-- Reads the job's exit marker (see wrap_script). Exit status 0: the job has
+-- COMPLETED, no Slurm call needed. Another status: the poller is asked for
+-- Slurm's state soon (a process the kernel killed for memory under cgroups
+-- shows as status 137 here, OUT_OF_MEMORY in Slurm).
+function Slurm:read_marker(job)
+  local f = io.open(job.marker, "rb")
+  if not f then return end
+  local text = f:read("a") or ""
+  f:close()
+  local status, start, finish, restarts = text:match("^(%d+) (%S*) (%S*) (%d+)\n$")
+  if not status then return end
+  job.marked = true
+  self.last_news = weft.now()
+  job.run_start = wall_to_mono(self, tonumber(start))
+  job.run_end = wall_to_mono(self, tonumber(finish))
+  job.marker_status = tonumber(status)
+  restarts = tonumber(restarts)
+  self:note_restarts(job, restarts, ("was requeued by Slurm %d time%s before it ended")
+    :format(restarts, restarts == 1 and "" or "s"))
+  if job.marker_status == 0 then
+    job.state, job.wait_status = "COMPLETED", 0
+    self:finish_job(job)
+  else
+    self.urgent_at = math.min(self.urgent_at or math.huge, weft.now() + M.CANCEL_POLL)
+  end
+end
+
+-- Says (among the task's output) that Slurm ran the job again: a
+-- preemption, a lost node or `scontrol requeue` put it back in the queue.
+function Slurm:note_restarts(job, restarts, what)
+  if not restarts or restarts <= (job.restarts or 0) then return end
+  job.restarts = restarts
+  if job.ctx.say then job.ctx.say(("slurm job %d %s"):format(job.id, what)) end
 end
 
 local TIMED_OUT = setmetatable({}, { __tostring = function() return "timed out" end })
@@ -368,6 +427,8 @@ function Slurm:wait_job(job)
   end
   while not job.final do
     tick = self:read_output(job) and FOLLOW_MIN or math.min(tick * 2, FOLLOW_MAX)
+    if not job.marked then self:read_marker(job) end
+    if job.final then break end
     if job.callback_error then stop(job.callback_error) end
     local d = tick
     if deadline and not job.stop then
@@ -457,7 +518,8 @@ function Slurm:exec(argv, opts, ctx)
   self:ensure_dir()
   self.serial = self.serial + 1
   local base = ("%s/%s.%d.%d"):format(self.dir, safe_name(ctx.task), ctx.attempt, self.serial)
-  local job = { argv = argv, opts = opts, ctx = ctx, paths = { base .. ".out", base .. ".err" } }
+  local job = { argv = argv, opts = opts, ctx = ctx, paths = { base .. ".out", base .. ".err" },
+    marker = base .. ".exit" }
   job.streams = { new_stream(job.paths[1], opts.stdout, opts.on_stdout),
     new_stream(job.paths[2], opts.stderr, opts.on_stderr) }
   if opts.stdin and opts.stdin ~= "" then   -- a batch job's stdin is /dev/null otherwise
@@ -493,31 +555,67 @@ end
 
 -- {======== the poller
 
-local function wall_to_mono(self, text)
+-- Slurm's times (node-local, one-second resolution) on weft's clock.
+local function slurm_time_to_mono(self, text)
   local y, mo, d, h, mi, s = tostring(text):match("^(%d+)-(%d+)-(%d+)T(%d+):(%d+):(%d+)$")
   if not y then return nil end
-  local t = os.time({ year = tonumber(y), month = tonumber(mo), day = tonumber(d),
-    hour = tonumber(h), min = tonumber(mi), sec = tonumber(s) })
-  return t - self.wall_offset
+  return wall_to_mono(self, os.time({ year = tonumber(y), month = tonumber(mo), day = tonumber(d),
+    hour = tonumber(h), min = tonumber(mi), sec = tonumber(s) }))
 end
 
-local SQUEUE_FORMAT = "JobID:|,State:|,exit_code:|,StartTime:|,EndTime:|,Reason:|"
+local SQUEUE_FORMAT = "JobID:|,State:|,exit_code:|,StartTime:|,EndTime:|,Reason:|,RestartCnt:|"
 
--- Applies one squeue line to its job; true when the job's state changed.
-function Slurm:update(job, state, status, start, finish, reason)
-  job.reason = reason
+--- Parses `squeue --noheader --Format=` SQUEUE_FORMAT output: a list of
+-- {id=, state=, status=, start=, finish=, reason=, restarts=}.
+function M.parse_squeue(out)
+  local rows = {}
+  for line in out:gmatch("[^\n]+") do
+    local id, state, status, start, finish, reason, restarts =
+      line:match("^%s*(%d+)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|")
+    if id then
+      rows[#rows + 1] = { id = tonumber(id), state = state:match("^(%S+)") or state,
+        status = tonumber(status), start = start, finish = finish, reason = reason,
+        restarts = tonumber(restarts) }
+    end
+  end
+  return rows
+end
+
+--- What a job's squeue state means to weft: "final" (it never runs again),
+-- "requeue" (Slurm runs it again: keep waiting) or "wait" (pending,
+-- running, completing, ...).
+function M.classify(state)
+  if FINAL[state] then return "final" end
+  if REQUEUE[state] then return "requeue" end
+  return "wait"
+end
+
+-- Applies one squeue row to its job; true when the job's state changed.
+function Slurm:update(job, row)
+  local state = row.state
+  job.reason = row.reason
+  self:note_restarts(job, row.restarts, ("was requeued by Slurm (restart %d, now %s%s); "
+    .. "weft keeps waiting"):format(row.restarts or 0, state,
+    (row.reason or "None") ~= "None" and ": " .. row.reason or ""))
   if state == job.state then return false end
-  job.state = state
-  if state == "RUNNING" or FINAL[state] then
-    job.run_start = job.run_start or wall_to_mono(self, start)
+  local kind = M.classify(state)
+  -- a job that ended by itself has written its marker: its times are the
+  -- script's own (to the millisecond, Slurm's are to the second)
+  if kind == "final" and not job.marked then
+    self:read_marker(job)
+    if job.final then return true end
   end
-  if REQUEUE[state] and job.ctx.say then
+  if kind == "requeue" and job.ctx.say then
     job.ctx.say(("slurm job %d is %s; Slurm requeues it, weft keeps waiting"):format(job.id, state))
-    job.run_start = nil
   end
-  if FINAL[state] then
-    job.wait_status = tonumber(status)
-    job.run_end = wall_to_mono(self, finish)
+  if not job.marked and (kind == "requeue" or state == "PENDING") then job.run_start = nil end
+  job.state = state
+  if not job.marked and (state == "RUNNING" or kind == "final") then
+    job.run_start = job.run_start or slurm_time_to_mono(self, row.start)
+  end
+  if kind == "final" then
+    job.wait_status = row.status
+    if not job.marked then job.run_end = slurm_time_to_mono(self, row.finish) end
     self:finish_job(job)
   end
   return true
@@ -528,6 +626,17 @@ function Slurm:finish_job(job)
   job.final = true
   self.active = self.active - 1
   job.wake:set()
+end
+
+-- A job squeue no longer knows was purged after MinJobAge: it has ended.
+-- A marker says how; without one, weft cannot tell.
+function Slurm:purged(job)
+  if job.marked then
+    job.state, job.wait_status = "FAILED", job.marker_status << 8
+  elseif not FINAL[job.state or ""] then
+    job.state = "UNKNOWN"
+  end
+  self:finish_job(job)
 end
 
 -- One squeue for every unfinished job of the run. Returns whether a state changed.
@@ -550,24 +659,17 @@ function Slurm:poll()
   end
   self.poll_failures = 0
   local seen, changed = {}, false
-  for line in out:gmatch("[^\n]+") do
-    local id, state, status, start, finish, reason =
-      line:match("^%s*(%d+)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|")
-    local job = id and self.jobs[tonumber(id)]
+  for _, row in ipairs(M.parse_squeue(out)) do
+    local job = self.jobs[row.id]
     if job and not job.final then
       seen[job.id] = true
-      state = state:match("^(%S+)") or state
-      if self:update(job, state, status, start, finish, reason) then changed = true end
+      if self:update(job, row) then changed = true end
     end
   end
-  -- a job squeue no longer knows was purged after MinJobAge: it has ended
   for _, id in ipairs(ids) do
     local job = self.jobs[id]
     if not seen[id] and not job.final then
-      if not FINAL[job.state or ""] then
-        job.state = job.state == "PREEMPTED" and "PREEMPTED" or "UNKNOWN"
-      end
-      self:finish_job(job)
+      self:purged(job)
       changed = true
     end
   end
@@ -581,31 +683,50 @@ function Slurm:scancel()
   local words = { "scancel" }
   for _, id in ipairs(ids) do words[#words + 1] = tostring(id) end
   self:slurm(words)
-  self.next_poll = math.min(self.next_poll, weft.now() + M.CANCEL_POLL)
+  self.urgent_at = math.min(self.urgent_at or math.huge, weft.now() + M.CANCEL_POLL)
+end
+
+-- Whether a job needs Slurm's word soon: weft cancelled it, or its marker
+-- says it failed and Slurm's state says how.
+local function awaited(job)
+  return not job.final and (job.cancel_requested or job.marked)
+end
+
+-- When to poll. Jobs that end by themselves say so in their markers, so
+-- squeue is only for jobs killed whole, requeued or stuck: it runs once the
+-- run has been quiet (no submission, no marker) for the interval, which
+-- starts at `poll` and grows by half per poll that saw nothing new up to
+-- `poll_max`; and at least every `poll_max` however busy the run is. Jobs
+-- weft cancelled or whose marker says failure are asked about every
+-- CANCEL_POLL seconds until Slurm reports them ended.
+function Slurm:poll_due(now)
+  if self.urgent_at and now >= self.urgent_at then return true end
+  local quiet_since = math.max(self.last_poll, self.last_news)
+  return now >= quiet_since + self.poll_interval or now >= self.last_poll + self.poll_max
 end
 
 -- The poller's body: runs while some job has not ended. A cancellation
 -- (Ctrl-C cancels every task) does not stop it: the cancelled tasks wait on
 -- it to see their jobs end.
 function Slurm:poll_loop()
+  self.last_poll = weft.now()
   while self.active > 0 do
     -- a tick cut short by a cancellation is not the time to scancel: the
     -- other cancelled tasks have not asked yet, and one call should take all
     local slept = pcall(weft.sleep, TICK)
     if slept and #self.to_cancel > 0 then pcall(self.scancel, self) end
     local now = weft.now()
-    if self.active > 0 and now >= self.next_poll then
+    if self.active > 0 and self:poll_due(now) then
       local ok, changed = pcall(self.poll, self)
       if ok and changed then
         self.poll_interval = self.poll_min
       else
         self.poll_interval = math.min(self.poll_interval * 1.5, self.poll_max)
       end
-      local cancelling = false
+      self.last_poll, self.urgent_at = now, nil
       for _, job in pairs(self.jobs) do
-        if job.cancel_requested and not job.final then cancelling = true break end
+        if awaited(job) then self.urgent_at = now + M.CANCEL_POLL break end
       end
-      self.next_poll = now + (cancelling and M.CANCEL_POLL or self.poll_interval)
     end
   end
   self.poller = nil
