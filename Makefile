@@ -22,6 +22,17 @@ LIBS_EXTRA = -llua5.4-luv -llua5.4-cjson -ldl
 LIBS_EXTRA += -lxxhash -lsqlite3
 # Libraries only the CLI links (the REPL dlopens libedit: host/repl.c).
 LIBS_CLI_EXTRA =
+# The CLI links the static archives Debian's -dev packages ship (issue 13: the
+# dynamic loader relocating 6 shared libraries was 2 M instructions of a no-op
+# `weft run`); STATIC_CLI=0 links the shared ones. -rdynamic exports Lua's API
+# to the C modules `require` loads.
+STATIC_CLI ?= 1
+ifeq ($(STATIC_CLI),1)
+LIBS_CLI = -Wl,-Bstatic -llua5.4-luv -llua5.4-cjson -lxxhash -lsqlite3 -llua5.4 -luv_a \
+           -Wl,-Bdynamic -lpthread -ldl -lrt -lm
+else
+LIBS_CLI = $(LIBS_EXTRA) $(LIBS_LUA) $(LIBS_UV)
+endif
 
 CLI_ONLY = host/main.c host/repl.c
 LIB_SRCS = $(filter-out $(CLI_ONLY),$(wildcard host/*.c))
@@ -65,7 +76,7 @@ $(BUILD)/weft.so: $(LIB_OBJS)
 
 $(BUILD)/weft: $(BUILD)/obj/main.o $(BUILD)/obj/repl.o $(BUILD)/libweft.a
 	$(CC) $(SAN) -rdynamic -o $@ $(BUILD)/obj/main.o $(BUILD)/obj/repl.o $(BUILD)/libweft.a \
-	  $(LIBS_CLI_EXTRA) $(LIBS_EXTRA) $(LIBS_LUA) $(LIBS_UV) -ldl
+	  $(LIBS_CLI_EXTRA) $(LIBS_CLI) -ldl
 
 # A lua(1)-like host linked with the sanitizers, so that busted can load an
 # instrumented weft.so without LD_PRELOAD tricks.

@@ -400,6 +400,9 @@ void weft__stdlib_require(lua_State *L, const char *name);   /* pushes what it r
 int weft__open_statedb(lua_State *L, weft_runtime *rt);  /* weft._statedb */
 int weft__statedb_open_handles(void);   /* SQLite connections and statements open */
 
+/* sys.c */
+int weft__open_sys(lua_State *L, weft_runtime *rt);      /* weft._sys */
+
 /* watch.c */
 /* once per loop turn outside weft.run: reports, deadlock, shutdown */
 void weft__watch_open(lua_State *L, weft_runtime *rt);

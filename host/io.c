@@ -2,9 +2,10 @@
 ** io.c: opens the I/O parts of the module: weft.uv (uvbind.c), weft.json
 ** (json.c), streams (stream.c), weft.net (net.c), weft.thread (thread.c),
 ** weft.http (http.c). The parts written in Lua (weft.fs, weft.on_signal)
-** live in stdlib/ and are attached lazily: the module table gets an
-** __index that requires them on first access (package.preload is filled
-** only after the open functions have run) and stores the result.
+** live in stdlib/ and are attached lazily, as is weft.uv (luv, through its
+** package.preload loader): the module table gets an __index that requires
+** them on first access (package.preload is filled only after the open
+** functions have run) and stores the result.
 */
 #include <string.h>
 
@@ -14,6 +15,7 @@
 static const char *const lazy[][3] = {
   {"fs", "weft.fs", NULL},
   {"on_signal", "weft.signal", "on_signal"},
+  {"uv", "luv", NULL},   /* opened on first use: uvbind.c */
   {NULL, NULL, NULL}
 };
 

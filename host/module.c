@@ -135,6 +135,7 @@ LUAMOD_API int luaopen_weft(lua_State *L) {
   weft__open_coro(L, rt);
   weft__open_hash(L, rt);
   weft__open_statedb(L, rt);
+  weft__open_sys(L, rt);
   lua_pushliteral(L, WEFT_VERSION);
   lua_setfield(L, module, "version");
   install_preloads(L);

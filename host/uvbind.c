@@ -222,9 +222,40 @@ void weft__uv_close_all(lua_State *L) {
     luv_context(L)->extra = NULL;
 }
 
-int weft__open_uv(lua_State *L, weft_runtime *rt) {
+/* package.preload.luv: luv opened on weft's loop (upvalue 1, the runtime),
+   by `require "luv"` or the first use of weft.uv (io.c). It may run in a
+   task: luv's callbacks run on the main thread, not on that coroutine. */
+static int luv_loader(lua_State *L) {
+  weft_runtime *rt = (weft_runtime *)lua_touserdata(L, lua_upvalueindex(1));
+  /* once only: package.loaded.luv may be gone (busted's insulate restores
+     package.loaded) while weft.uv keeps the table */
+  if (lua_getfield(L, LUA_REGISTRYINDEX, "weft.luv") == LUA_TTABLE)
+    return 1;
+  lua_pop(L, 1);
   open_luv(L, rt);
   patch_handle_gc(L);
-  lua_setfield(L, -2, "uv");
+  lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
+  luv_context(L)->L = lua_tothread(L, -1);
+  lua_pop(L, 1);
+  lua_pushvalue(L, -1);
+  lua_setfield(L, LUA_REGISTRYINDEX, "weft.luv");
+  return 1;
+}
+
+/* luv is opened on first use (its 300 functions were a tenth of a no-op
+   `weft run`, issue 13), except when it is already open in this state:
+   then its loop is adopted now, while the runtime is still idle. */
+int weft__open_uv(lua_State *L, weft_runtime *rt) {
+  if (has_luv_context(L) && luv_loop(L) != NULL) {
+    open_luv(L, rt);
+    patch_handle_gc(L);
+    lua_setfield(L, -2, "uv");
+    return 0;
+  }
+  luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
+  lua_pushlightuserdata(L, rt);
+  lua_pushcclosure(L, luv_loader, 1);
+  lua_setfield(L, -2, "luv");
+  lua_pop(L, 1);
   return 0;
 }

@@ -117,3 +117,87 @@ describe("weft.uv", function()
     weft.run(function() weft.yield() end)
   end)
 end)
+
+-- issue 13: luv is opened on the first use of weft.uv (or `require "luv"`),
+-- not by `require "weft"`: a no-op `weft run` never pays for its functions.
+describe("weft.uv opened on first use", function()
+  local cli = require "support.cli"
+
+  it("is not open before its first use, in weft.so", function()
+    local out = lua([[
+      local weft = require "weft"
+      print("before", rawget(weft, "uv"), package.loaded.luv)
+      local t = weft.uv.new_timer()
+      print("same", rawget(weft, "uv") == package.loaded.luv, require("luv") == weft.uv)
+      weft.run(function()
+        local ev = weft.event()
+        t:start(5, 0, function() t:close(); ev:set() end)
+        ev:wait()
+        print("fired")
+      end)
+    ]])
+    assert.matches("before\tnil\tnil", out, 1, true)
+    assert.matches("same\ttrue\ttrue", out, 1, true)
+    assert.matches("fired", out)
+    assert.matches("exit=0", out)
+  end)
+
+  it("is opened once: require \"luv\" after package.loaded.luv was cleared gives it back", function()
+    local out = lua([[
+      local weft = require "weft"
+      local uv = weft.uv
+      package.loaded.luv = nil   -- as busted's insulate does between spec files
+      print("once", require("luv") == uv, weft.uv == uv)
+    ]])
+    assert.matches("once\ttrue\ttrue", out, 1, true)
+  end)
+
+  it("opens in a task whose callbacks run after the task has ended, in build/weft", function()
+    local r = cli.run({ "-e", [[
+      print("before", rawget(weft, "uv"), package.loaded.luv)
+      local done = weft.future()
+      weft.spawn(function()
+        local t = weft.uv.new_timer()   -- luv's first use, inside a task
+        t:start(20, 0, function()
+          collectgarbage(); collectgarbage()
+          t:close()
+          weft.spawn(function() done:set("callback ran") end)
+        end)
+      end):await()
+      collectgarbage(); collectgarbage()
+      print(done:await(), require("luv") == weft.uv)
+    ]] })
+    assert.equal(0, r.code, r.stderr)
+    assert.matches("before\tnil\tnil", r.stdout, 1, true)
+    assert.matches("callback ran\ttrue", r.stdout, 1, true)
+  end)
+
+  it("is not opened by a no-op weft run", function()
+    local dir = os.tmpname()
+    os.remove(dir)
+    assert(os.execute("mkdir -p " .. dir .. "/src"))
+    local f = assert(io.open(dir .. "/src/a.txt", "w"))
+    f:write("a\n")
+    f:close()
+    f = assert(io.open(dir .. "/Weftfile.lua", "w"))
+    f:write([[
+      local files = weft.fs.glob("src/*.txt")
+      task "copy" {
+        sources = { "src/**/*.txt" }, generates = { "out.txt" },
+        function() weft.sh("cat src/a.txt > out.txt") end,
+      }
+      task "report" {
+        deps = { "copy" },
+        function() print("luv open:", package.loaded.luv ~= nil, #files) end,
+      }
+    ]])
+    f:close()
+    local first = cli.run({ "run", "-C", dir, "copy" })
+    assert.equal(0, first.code, first.stderr)
+    local r = cli.run({ "run", "-C", dir, "report" })
+    os.execute("rm -rf " .. dir)
+    assert.equal(0, r.code, r.stderr)
+    assert.matches("copy%s+up to date", r.stderr .. r.stdout)
+    assert.matches("luv open:%s+false%s+1", r.stdout)
+  end)
+end)

@@ -35,7 +35,7 @@ usec() {
 }
 # tasks that ran in the last build: weft counts "done" rows, ninja "[n/m]"
 # lines, make the commands it echoed
-ran_weft() { grep -c '^  [^ ].* done ' "$W/last.out" || true; }
+ran_weft() { grep -cE '^(\[[0-9]+/[0-9]+\] )?done ' "$W/last.out" || true; }
 ran_ninja() { grep -c '^\[' "$W/last.out" || true; }
 ran_make() { grep -cE '^(cc|cd|rm|/)' "$W/last.out" || true; }
 

@@ -31,7 +31,7 @@ local function sh(cmd) weft.sh(cmd) end
 
 local objects, lib_objects = {}, {}
 for _, c in ipairs(weft.fs.glob(ROOT .. "/host/*.c")) do
-  local base = c:match("([^/]+)%.c$")
+  local base = c:gsub("^.*/", ""):sub(1, -3)   -- "../../host/x.c" -> "x"
   local o = OUT .. "/obj/" .. base .. ".o"
   objects[#objects + 1] = o
   if base ~= "main" and base ~= "repl" then lib_objects[#lib_objects + 1] = o end
@@ -72,7 +72,7 @@ task "cc:stdlib" {
 
 local compile_tasks = { "cc:stdlib" }
 for _, o in ipairs(objects) do
-  compile_tasks[#compile_tasks + 1] = "cc:" .. o:match("([^/]+)%.o$")
+  compile_tasks[#compile_tasks + 1] = "cc:" .. o:gsub("^.*/", ""):sub(1, -3)
 end
 
 local LIB = OUT .. "/libweft.a"

@@ -11,21 +11,10 @@ local executor = require "weft.executor"   -- slurm (#19)
 -- What --dry-run and --graph cannot show: tasks bodies add while running.
 local DYNAMIC_NOTE = "weft run: this is the static graph; tasks added while running (ctx:add) may follow\n"
 
-local function cpu_count()
-  local ok, uv = pcall(function() return weft.uv end)
-  if ok and type(uv) == "table" and uv.available_parallelism then
-    return uv.available_parallelism()
-  end
-  local n = 0
-  local f = io.open("/proc/cpuinfo")
-  if f then
-    for line in f:lines() do
-      if line:match("^processor%s*:") then n = n + 1 end
-    end
-    f:close()
-  end
-  return math.max(n, 1)
-end
+-- weft._sys, not weft.uv: a run that starts nothing never opens luv (issue 13)
+local sys = weft._sys
+
+local function cpu_count() return sys.cpu_count() end
 
 local function number_arg(opt, v)
   local n = tonumber(v)
@@ -150,13 +139,7 @@ local function parse(args)
   return o
 end
 
-local function is_tty(fd)
-  local ok, uv = pcall(function() return weft.uv end)
-  if ok and type(uv) == "table" and uv.guess_handle then
-    return uv.guess_handle(fd) == "tty"
-  end
-  return os.execute(("test -t %d"):format(fd)) == true
-end
+local function is_tty(fd) return sys.isatty(fd) end
 
 local function list_tasks(P, out)
   local width = 0
@@ -238,14 +221,13 @@ end
 -- issue 13: -C, then the Weftfile's directory becomes the working directory
 -- (output files named on the command line stay relative to where weft ran).
 local function enter_directory(o)
-  local uv = weft.uv
   local function absolute(p)
     if not p or p:sub(1, 1) == "/" then return p end
-    return uv.cwd() .. "/" .. p
+    return sys.cwd() .. "/" .. p
   end
   o.trace, o.report = absolute(o.trace), absolute(o.report)
   if o.dir then
-    local ok, err = uv.chdir(o.dir)
+    local ok, err = sys.chdir(o.dir)
     if not ok then pipeline.usage_error("-C %s: %s", o.dir, tostring(err)) end
   end
   local dir, base = o.file:match("^(.*)/([^/]+)$")
@@ -253,7 +235,7 @@ local function enter_directory(o)
     local f = io.open(o.file, "rb")
     if not f then pipeline.usage_error("no pipeline file %s (use -f FILE)", o.file) end
     f:close()
-    assert(uv.chdir(dir == "" and "/" or dir))
+    assert(sys.chdir(dir == "" and "/" or dir))
     return base
   end
   return o.file

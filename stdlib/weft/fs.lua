@@ -8,7 +8,14 @@
 -- and a message naming the code and every path. User docs: docs/io.md (weft.fs).
 -- @module weft.fs
 local weft = require "weft"
-local uv = weft.uv
+-- weft.uv (luv) is opened on its first use (issue 13: a no-op `weft run`
+-- never needs it), so it is looked up when called, not at require.
+local uv = setmetatable({}, { __index = function(t, k)
+  local v = weft.uv[k]
+  t[k] = v
+  return v
+end })
+local sys, H = weft._sys, weft._hash
 
 
 local M = {}
@@ -310,28 +317,15 @@ local function join(dir, name)
 end
 
 -- A glob reads directories, never file contents: it calls libuv synchronously
--- (the thread pool's start alone would cost more than a whole glob; issue 13).
-local function sync(fn, ...)
-  local r, err = fn(...)
-  if r == nil then return false, err end
-  return true, r
-end
+-- (the thread pool's start alone would cost more than a whole glob; issue 13),
+-- through weft._sys and weft._hash, so that a Weftfile's glob opens no luv.
 
 local function is_dir(path)
-  local ok, st = sync(uv.fs_stat, path == "" and "." or path)
-  return ok and st.type == "directory"
+  return H.stat(path == "" and "." or path) == "directory"
 end
 
 local function entries(dir)
-  local ok, req = sync(uv.fs_scandir, dir == "" and "." or dir)
-  if not ok then return {} end
-  local names = {}
-  while true do
-    local name = uv.fs_scandir_next(req)
-    if not name then break end
-    names[#names + 1] = name
-  end
-  return names
+  return sys.scandir(dir == "" and "." or dir) or {}
 end
 
 local function glob_in(dir, segs, i, out)
@@ -352,7 +346,7 @@ local function glob_in(dir, segs, i, out)
   if not pat then
     local p = join(dir, seg)
     if i == #segs then
-      if sync(uv.fs_lstat, p) then out[#out + 1] = p end
+      if sys.lexists(p) then out[#out + 1] = p end
     elseif is_dir(p) then
       glob_in(p, segs, i + 1, out)
     end

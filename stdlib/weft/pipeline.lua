@@ -46,15 +46,24 @@ function M.new()
   return setmetatable({ tasks = {}, by_name = {}, defaults = nil, file = "(lua)" }, Pipeline)
 end
 
+-- function -> its short_src, false for a C function: a Weftfile's task
+-- calls all come from one chunk, and "S" costs more than the rest of `where`
+local short_src = setmetatable({}, { __mode = "k" })
+
 local function where(level)
   level = level + 1
-  local info = debug.getinfo(level, "Sl")
-  while info and info.what == "C" do   -- called through pcall and friends
-    level = level + 1
-    info = debug.getinfo(level, "Sl")
+  while true do
+    local info = debug.getinfo(level, "fl")
+    if not info then return "?" end
+    local src = short_src[info.func]
+    if src == nil then
+      local s = debug.getinfo(info.func, "S")
+      src = s.what ~= "C" and s.short_src
+      short_src[info.func] = src
+    end
+    if src then return ("%s:%d"):format(src, info.currentline) end
+    level = level + 1   -- called through pcall and friends
   end
-  if not info then return "?" end
-  return ("%s:%d"):format(info.short_src, info.currentline)
 end
 
 local as_list = incremental.as_list   -- nil -> {}, "x" -> {"x"}
@@ -310,7 +319,13 @@ end
 
 -- {======== background leftovers: processes a task started that outlive it
 
-local uv = weft.uv
+-- weft.uv (luv) is opened on its first use (issue 13: a no-op `weft run`
+-- never needs it), so it is looked up when called, not at require.
+local uv = setmetatable({}, { __index = function(t, k)
+  local v = weft.uv[k]
+  t[k] = v
+  return v
+end })
 
 -- "pid command" for each process in process group `pgid` (from /proc).
 local function group_members(pgid)

@@ -5,7 +5,13 @@
 -- action back. User docs: docs/io.md (weft.on_signal).
 -- @module weft.signal
 local weft = require "weft"
-local uv = weft.uv
+-- weft.uv (luv) is opened on its first use (issue 13: a no-op `weft run`
+-- never needs it), so it is looked up when called, not at require.
+local uv = setmetatable({}, { __index = function(t, k)
+  local v = weft.uv[k]
+  t[k] = v
+  return v
+end })
 
 local M = {}
 
