@@ -456,6 +456,20 @@ local function take_lock(dir, warn)
   return lk
 end
 
+-- The lookups share one read transaction, ended before a write and at
+-- close: a statement outside a transaction takes and drops the WAL's read
+-- lock (several fcntl calls on the -shm file) each time.
+local function begin_read(self)
+  if not self.reading and self.db then self.reading = self.db:exec("BEGIN") ~= nil end
+end
+
+local function end_read(self)
+  if self.reading then
+    self.reading = false
+    self.db:exec("COMMIT")
+  end
+end
+
 -- What the last run recorded for a task (looked up once per run), or nil.
 local function recorded(self, name)
   local key = self.prefix .. name
@@ -463,6 +477,7 @@ local function recorded(self, name)
   if r == nil then
     r = false
     if self.get_task then
+      begin_read(self)
       local ok, defhash, sources, inputs, outputs, deps, outsig = self.get_task:first(key)
       if ok then
         r = { defhash = defhash, sources = sources or "", inputs = inputs or "",
@@ -797,6 +812,7 @@ function State:record(rec)
     sources = table.concat(rec.incr.sources, "\n"), inputs = encode_files(inputs),
     outputs = encode_files(outputs), deps = encode_pairs(dep_signatures(self, rec)),
     outsig = outsig }
+  end_read(self)
   local ok, err = pcall(function()
     must(self.db:exec("BEGIN IMMEDIATE"))
     must(self.put_task:run(key, row.defhash, row.def, row.sources, row.inputs, row.outputs,
@@ -839,6 +855,7 @@ end
 --- Writes the stats taken for up-to-date tasks (see restat) and releases
 -- the lock. A run that changed nothing writes nothing.
 function State:close()
+  end_read(self)
   if self.db and not self.disabled and next(self.refresh) then
     pcall(function()
       must(self.db:exec("BEGIN IMMEDIATE"))
