@@ -178,40 +178,164 @@ static int parse_recorded(const char *p, const char *end, recorded *r) {
   return p != NULL;
 }
 
+/* What verify needs of a stat, as kept in a run's stat cache. */
+typedef struct file_stat {
+  long long size, mtime, ino;
+  int kind;   /* FILE_OK, FILE_DIR, FILE_ABSENT (ENOENT, ENOTDIR), FILE_ERROR */
+} file_stat;
+enum { FILE_OK, FILE_DIR, FILE_ABSENT, FILE_ERROR };
+
+/* A run's stat cache (`weft._hash.stat_cache()`, a userdata): path ->
+   file_stat in an open-addressing table. The compiles of a build share
+   their headers, so most of a no-op's stats repeat. stdlib/weft/
+   incremental.lua makes a new one whenever a task runs, so it only ever
+   holds stats taken while no task of the run was writing. */
+#define STAT_CACHE_MT "weft.stat_cache"
+
+typedef struct stat_entry {
+  char *path;   /* NULL: free slot */
+  XXH64_hash_t hash;
+  file_stat fs;
+} stat_entry;
+
+typedef struct stat_cache {
+  stat_entry *slots;
+  size_t cap, n;   /* cap a power of two, n <= cap / 2 */
+} stat_cache;
+
+static stat_entry *cache_slot(stat_cache *c, const char *path, XXH64_hash_t h) {
+  size_t i = (size_t)h & (c->cap - 1);
+  while (c->slots[i].path != NULL &&
+         (c->slots[i].hash != h || strcmp(c->slots[i].path, path) != 0))
+    i = (i + 1) & (c->cap - 1);
+  return &c->slots[i];
+}
+
+/* Doubles the table; 0 when out of memory (the cache then stops growing). */
+static int cache_grow(stat_cache *c) {
+  size_t cap = c->cap ? c->cap * 2 : 256, i;
+  stat_entry *old = c->slots, *e;
+  size_t oldcap = c->cap;
+  stat_entry *slots = (stat_entry *)calloc(cap, sizeof *slots);
+  if (slots == NULL)
+    return 0;
+  c->slots = slots;
+  c->cap = cap;
+  for (i = 0; i < oldcap; i++)
+    if (old[i].path != NULL) {
+      e = cache_slot(c, old[i].path, old[i].hash);
+      *e = old[i];
+    }
+  free(old);
+  return 1;
+}
+
+static void take_stat(const char *path, file_stat *fs) {
+  struct stat sb;
+  memset(fs, 0, sizeof *fs);
+  if (stat(path, &sb) != 0) {
+    fs->kind = errno == ENOENT || errno == ENOTDIR ? FILE_ABSENT : FILE_ERROR;
+    return;
+  }
+  fs->kind = S_ISDIR(sb.st_mode) ? FILE_DIR : FILE_OK;
+  fs->size = (long long)sb.st_size;
+  fs->mtime = (long long)sb.st_mtim.tv_sec * 1000000000 + sb.st_mtim.tv_nsec;
+  fs->ino = (long long)sb.st_ino;
+}
+
+/* Stats `path`, through cache `c` when there is one. */
+static void stat_cached(stat_cache *c, const char *path, file_stat *fs) {
+  size_t len;
+  XXH64_hash_t h;
+  stat_entry *e;
+  if (c == NULL) {
+    take_stat(path, fs);
+    return;
+  }
+  len = strlen(path);
+  h = XXH3_64bits(path, len);
+  if (c->cap > 0) {
+    e = cache_slot(c, path, h);
+    if (e->path != NULL) {
+      *fs = e->fs;
+      return;
+    }
+  }
+  take_stat(path, fs);
+  if ((c->n + 1) * 2 > c->cap && !cache_grow(c))
+    return;
+  e = cache_slot(c, path, h);
+  if ((e->path = (char *)malloc(len + 1)) == NULL)
+    return;
+  memcpy(e->path, path, len + 1);
+  e->hash = h;
+  e->fs = *fs;
+  c->n++;
+}
+
+static int stat_cache_gc(lua_State *L) {
+  stat_cache *c = (stat_cache *)luaL_checkudata(L, 1, STAT_CACHE_MT);
+  size_t i;
+  for (i = 0; i < c->cap; i++)
+    free(c->slots[i].path);
+  free(c->slots);
+  c->slots = NULL;
+  c->cap = c->n = 0;
+  return 0;
+}
+
+/* stat_cache() -> a new, empty cache for verify */
+static int hash_stat_cache(lua_State *L) {
+  stat_cache *c = (stat_cache *)lua_newuserdatauv(L, sizeof *c, 0);
+  memset(c, 0, sizeof *c);
+  if (luaL_newmetatable(L, STAT_CACHE_MT)) {
+    lua_pushcfunction(L, stat_cache_gc);
+    lua_setfield(L, -2, "__gc");
+  }
+  lua_setmetatable(L, -2);
+  return 1;
+}
+
 /* Is the file as recorded: the same stat, hashed more than racy_ns after
    its mtime (a write in the same clock tick would not change the stat), or
    still missing? Then its content is the recorded one without reading it. */
-static int still_recorded(const recorded *r, long long racy_ns) {
-  struct stat sb;
-  long long mtime;
-  if (stat(r->path, &sb) != 0)
-    return r->missing && (errno == ENOENT || errno == ENOTDIR);
-  if (r->missing || S_ISDIR(sb.st_mode))
+static int still_recorded(const recorded *r, long long racy_ns, const file_stat *fs) {
+  if (fs->kind == FILE_ABSENT || fs->kind == FILE_ERROR)
+    return r->missing && fs->kind == FILE_ABSENT;
+  if (r->missing || fs->kind == FILE_DIR)
     return 0;
-  mtime = (long long)sb.st_mtim.tv_sec * 1000000000 + sb.st_mtim.tv_nsec;
-  return (long long)sb.st_size == r->size && mtime == r->mtime
-         && (long long)sb.st_ino == r->ino && r->checked - mtime > racy_ns;
+  return fs->size == r->size && fs->mtime == r->mtime && fs->ino == r->ino
+         && r->checked - fs->mtime > racy_ns;
 }
 
-/* verify(text, racy_ns) -> true | false, line: is every file of `text` (lines
-   as above) still as recorded? `line` is the first that is not, or that does
-   not parse. Reads no file content: one stat per line. */
+static int not_verified(lua_State *L, lua_Integer line) {
+  lua_pushboolean(L, 0);
+  lua_pushinteger(L, line);
+  return 2;
+}
+
+/* verify(text, racy_ns[, cache]) -> true | false, line: is every file of
+   `text` (lines as above) still as recorded? `line` is the first that is
+   not, or that does not parse. Reads no file content: one stat per line,
+   or none for a path already in `cache` (a stat_cache). */
 static int hash_verify(lua_State *L) {
   size_t len;
   const char *text = luaL_checklstring(L, 1, &len);
   long long racy_ns = (long long)luaL_checkinteger(L, 2);
+  stat_cache *cache = lua_isnoneornil(L, 3) ? NULL : (stat_cache *)luaL_checkudata(L, 3, STAT_CACHE_MT);
   const char *p = text, *end = text + len;
   recorded r;
+  file_stat fs;
   lua_Integer line = 0;
   while (p < end) {
     const char *nl = memchr(p, '\n', (size_t)(end - p));
     const char *stop = nl ? nl : end;
     line++;
-    if (!parse_recorded(p, stop, &r) || !still_recorded(&r, racy_ns)) {
-      lua_pushboolean(L, 0);
-      lua_pushinteger(L, line);
-      return 2;
-    }
+    if (!parse_recorded(p, stop, &r))
+      return not_verified(L, line);
+    stat_cached(cache, r.path, &fs);
+    if (!still_recorded(&r, racy_ns, &fs))
+      return not_verified(L, line);
     p = nl ? nl + 1 : end;
   }
   lua_pushboolean(L, 1);
@@ -426,7 +550,7 @@ static int hash_defhash(lua_State *L) {
 int weft__open_hash(lua_State *L, weft_runtime *rt) {
   static const luaL_Reg funcs[] = {
     {"file", hash_file}, {"string", hash_string}, {"stat", hash_stat},
-    {"now_ns", hash_now_ns}, {"verify", hash_verify},
+    {"now_ns", hash_now_ns}, {"verify", hash_verify}, {"stat_cache", hash_stat_cache},
     {"defhash", hash_defhash}, {NULL, NULL}
   };
   (void)rt;

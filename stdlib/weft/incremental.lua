@@ -550,6 +550,7 @@ function M.open(P, list, opts)
   if not any then return nil end
   local self = setmetatable({
     P = P, opts = opts, warn = opts.warn or default_warn, cache = {}, records = {},
+    stats = H.stat_cache(),
     refresh = {}, outsig = {}, prefix = basename(P.file or "(lua)") .. ":",
     fields = opts.fields or require("weft.taskspec").FIELDS,
   }, State)
@@ -710,7 +711,15 @@ end
 local function unchanged(self, rec, prev, defhash, sources)
   return prev.defhash == defhash and prev.sources == table.concat(sources, "\n")
     and prev.deps == encode_pairs(dep_signatures(self, rec))
-    and H.verify(prev.outputs, RACY_NS) and H.verify(prev.inputs, RACY_NS)
+    and H.verify(prev.outputs, RACY_NS, self.stats) and H.verify(prev.inputs, RACY_NS, self.stats)
+end
+
+-- The stats verify took, shared by the checks (a build's compiles read the
+-- same headers) as long as no task runs: dropped when one is about to run
+-- and when one has run, so a check after a dependency ended stats anew.
+local function will_run(self, why)
+  self.stats = H.stat_cache()
+  return false, why
 end
 
 -- A task found up to date although some file's stat changed (touched, or
@@ -736,7 +745,7 @@ function State:check(rec, thorough)
     if self.opts.explain then
       io.stderr:write(("explain: %s runs: it has no sources or generates\n"):format(rec.name))
     end
-    return false, "it has no sources or generates"
+    return will_run(self, "it has no sources or generates")
   end
   local sources = expand(rec.sources, self.warn, "sources", rec.name)
   local defhash = H.defhash(rec.spec or {}, key_field_names(self.fields), rec.fn)
@@ -768,12 +777,13 @@ function State:check(rec, thorough)
     io.stderr:write(("explain: %s runs: %s\n"):format(rec.name, why))
     io.stderr:flush()
   end
-  return false, why
+  return will_run(self, why)
 end
 
 --- Records `rec` after its body succeeded: hashes what it generated (a
 -- declared file it did not write fails the task) and reads its depfile.
 function State:record(rec)
+  self.stats = H.stat_cache()
   if not is_incremental(rec) then return end
   for _, p in ipairs(M.literal_generates(rec)) do
     if not H.stat(p) then error(("did not generate %s"):format(p), 0) end
