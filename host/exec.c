@@ -52,6 +52,7 @@ struct exec_state {
   weft_stream *in;        /* NULL unless piped, and once it closed */
   char *in_data;          /* until handed to the stdin stream */
   size_t in_len;
+  int in_null;            /* stdin = "": the child reads /dev/null */
   weft_deadline timeout;
   weft_task *task;        /* the task waiting, or NULL */
   weft_holder hold;       /* freed once the box let go and every handle closed */
@@ -174,6 +175,8 @@ static int setup_stdio(exec_state *ex, uv_stdio_container_t *stdio) {
   if (ex->in_data != NULL) {
     if (new_pipe(ex, &ex->in, &stdio[0], UV_READABLE_PIPE) != 0)
       return UV_ENOMEM;
+  } else if (ex->in_null) {
+    stdio[0].flags = UV_IGNORE;   /* the same empty input, without a pipe to write */
   } else {
     stdio[0].flags = UV_INHERIT_FD;
     stdio[0].data.fd = 0;
@@ -282,11 +285,14 @@ static void parse_opts(lua_State *L, exec_state *ex, double *timeout) {
   if (opt_field(L, "stdin", LUA_TSTRING, "string")) {
     size_t len;
     const char *s = lua_tolstring(L, -1, &len);
-    ex->in_data = (char *)malloc(len > 0 ? len : 1);
-    if (ex->in_data == NULL)
-      luaL_error(L, "weft: out of memory");
-    memcpy(ex->in_data, s, len);
-    ex->in_len = len;
+    ex->in_null = len == 0;   /* what weft run gives every task's process */
+    if (!ex->in_null) {
+      ex->in_data = (char *)malloc(len);
+      if (ex->in_data == NULL)
+        luaL_error(L, "weft: out of memory");
+      memcpy(ex->in_data, s, len);
+      ex->in_len = len;
+    }
   }
   lua_pop(L, 1);
 }

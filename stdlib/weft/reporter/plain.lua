@@ -104,7 +104,7 @@ end
 function Plain:progress(msg)
   self.flush_pending = false
   self.output:flush()
-  self.err:write(msg, "\n")
+  self.err:write(msg .. "\n")   -- one write: stderr is unbuffered
   self.err:flush()
 end
 
