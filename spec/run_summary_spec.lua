@@ -82,3 +82,28 @@ describe("weft run summary", function()
     os.remove(path)
   end)
 end)
+
+describe("weft.summary.slowest", function()
+  local summary = require "weft.summary"
+
+  it("gives the n longest tasks that ran, slowest first, ties in task order", function()
+    math.randomseed(7)
+    for _, n in ipairs({ 0, 1, 5, 40 }) do
+      local list = {}
+      for i = 1, 30 do
+        local ran = math.random() < 0.8
+        list[i] = { index = i, name = "t" .. i, start = ran and 10 or nil,
+          finish = ran and 10 + math.random(0, 6) / 4 or nil }
+      end
+      local want = {}
+      for _, rec in ipairs(list) do if rec.start then want[#want + 1] = rec end end
+      table.sort(want, function(a, b)
+        local da, db = a.finish - a.start, b.finish - b.start
+        if da ~= db then return da > db end
+        return a.index < b.index
+      end)
+      want = { table.unpack(want, 1, math.min(n, #want)) }
+      assert.same(want, summary.slowest({ list = list }, n))
+    end
+  end)
+end)
