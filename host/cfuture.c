@@ -136,7 +136,12 @@ static void hook_cancelled(weft_cfuture_hook *hook) {
 }
 
 weft_cfuture *weft_future_new(lua_State *L) {
-  weft_runtime *rt = weft__runtime(L);
+  /* find, never make: a runtime made here would hand out a future of no weft.future type */
+  weft_runtime *rt = weft__runtime_find(L);
+  if (rt == NULL) {
+    luaL_error(L, "weft_future_new: weft is not open in this Lua state");
+    return NULL;
+  }
   cf_state *s = get_state(rt);
   weft_cfuture *f = s ? (weft_cfuture *)calloc(1, sizeof *f) : NULL;
   if (f == NULL) {

@@ -93,4 +93,11 @@ describe("weft.h for applications (issue 17)", function()
     assert.matches("bytecode: 3", out)   -- LUA_ERRSYNTAX
     assert.matches("host string.upper intact: 1", out)
   end)
+
+  it("weft_future_new in a state weft was never opened in is a Lua error", function()
+    -- bad input tried: a C function of the application calling it in a bare
+    -- luaL_newstate() state (a future made there would have no weft.future type)
+    local out = run("future-bare")
+    assert.matches("future%-bare: 2 weft_future_new: weft is not open in this Lua state", out)
+  end)
 end)
