@@ -694,5 +694,5 @@ int weft__open_exec(lua_State *L, weft_runtime *rt) {
   lua_pop(L, 1);
   lua_pushlightuserdata(L, rt);
   luaL_setfuncs(L, exec_funcs, 1);
-  return weft__open_outlines(L);   /* what weft run does with exec's lines */
+  return weft__open_outlines(L, rt);   /* what weft run does with exec's lines */
 }

@@ -288,11 +288,7 @@ static int stat_cache_gc(lua_State *L) {
 static int hash_stat_cache(lua_State *L) {
   stat_cache *c = (stat_cache *)lua_newuserdatauv(L, sizeof *c, 0);
   memset(c, 0, sizeof *c);
-  if (luaL_newmetatable(L, STAT_CACHE_MT)) {
-    lua_pushcfunction(L, stat_cache_gc);
-    lua_setfield(L, -2, "__gc");
-  }
-  lua_setmetatable(L, -2);
+  luaL_setmetatable(L, STAT_CACHE_MT);
   return 1;
 }
 
@@ -553,7 +549,9 @@ int weft__open_hash(lua_State *L, weft_runtime *rt) {
     {"now_ns", hash_now_ns}, {"verify", hash_verify}, {"stat_cache", hash_stat_cache},
     {"defhash", hash_defhash}, {NULL, NULL}
   };
-  (void)rt;
+  static const luaL_Reg cache_metas[] = {{"__gc", stat_cache_gc}, {NULL, NULL}};
+  weft__class(L, rt, STAT_CACHE_MT, NULL, NULL, cache_metas);
+  lua_pop(L, 1);
   luaL_newlib(L, funcs);
   lua_setfield(L, -2, "_hash");
   return 0;

@@ -347,7 +347,7 @@ extern int weft__inherit_fd[3];
 /* exec.c */
 int weft__open_exec(lua_State *L, weft_runtime *rt);     /* weft.exec, weft.sh */
 /* outlines.c */
-int weft__open_outlines(lua_State *L);                   /* weft._format_lines and friends */
+int weft__open_outlines(lua_State *L, weft_runtime *rt);                   /* weft._format_lines and friends */
 /* exec's internal _sink option: is the value at idx a line sink, and
    write lines p[0, n) of stream 0 (stdout) or 1 (stderr) through it. */
 int weft__is_line_sink(lua_State *L, int idx);

@@ -312,11 +312,7 @@ static int new_line_sink(lua_State *L) {
   memset(k, 0, sizeof *k);
   k->clean = lua_toboolean(L, 4);
   k->keep_sgr = lua_toboolean(L, 5);
-  if (luaL_newmetatable(L, SINK_MT)) {
-    lua_pushcfunction(L, sink_gc);
-    lua_setfield(L, -2, "__gc");
-  }
-  lua_setmetatable(L, -2);
+  luaL_setmetatable(L, SINK_MT);
   lua_pushvalue(L, 1);
   lua_setiuservalue(L, -2, 1);
   lua_pushvalue(L, 2);
@@ -406,14 +402,16 @@ static const luaL_Reg outlines_funcs[] = {
   {NULL, NULL}
 };
 
-int weft__open_outlines(lua_State *L) {
-  outbuf *b = (outbuf *)lua_newuserdatauv(L, sizeof *b, 0);
+int weft__open_outlines(lua_State *L, weft_runtime *rt) {
+  static const luaL_Reg sink_metas[] = {{"__gc", sink_gc}, {NULL, NULL}};
+  static const luaL_Reg outbuf_metas[] = {{"__gc", outbuf_gc}, {NULL, NULL}};
+  outbuf *b;
+  weft__class(L, rt, SINK_MT, NULL, NULL, sink_metas);
+  weft__class(L, rt, OUTBUF_MT, NULL, NULL, outbuf_metas);
+  lua_pop(L, 2);
+  b = (outbuf *)lua_newuserdatauv(L, sizeof *b, 0);
   memset(b, 0, sizeof *b);
-  if (luaL_newmetatable(L, OUTBUF_MT)) {
-    lua_pushcfunction(L, outbuf_gc);
-    lua_setfield(L, -2, "__gc");
-  }
-  lua_setmetatable(L, -2);
+  luaL_setmetatable(L, OUTBUF_MT);
   luaL_setfuncs(L, outlines_funcs, 1);
   return 0;
 }
