@@ -353,16 +353,7 @@ static int keeps_all(exec_state *ex, exec_out *o) {
 
 /* Pushes the last SINK_TAIL_LINES lines of p[0, n). */
 static void push_last_lines(lua_State *L, const char *p, size_t n) {
-  const char *start = p + n, *nl;
-  int lines = 0;
-  while (start > p && lines++ < SINK_TAIL_LINES) {
-    nl = (const char *)memrchr(p, '\n', (size_t)(start - p) - (lines > 1));
-    if (nl == NULL) {
-      start = p;
-      break;
-    }
-    start = nl + 1;
-  }
+  const char *start = weft__tail_start(p, n, SINK_TAIL_LINES);
   lua_pushlstring(L, start, (size_t)(p + n - start));
 }
 

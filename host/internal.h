@@ -351,6 +351,7 @@ int weft__open_outlines(lua_State *L, weft_runtime *rt);                   /* we
 /* exec's internal _sink option: is the value at idx a line sink, and
    write lines p[0, n) of stream 0 (stdout) or 1 (stderr) through it. */
 int weft__is_line_sink(lua_State *L, int idx);
+const char *weft__tail_start(const char *s, size_t n, int want);   /* the last want lines */
 void weft__line_sink_write(lua_State *L, int idx, int stream, const char *p, size_t n);
 
 /* io.c */

@@ -366,29 +366,38 @@ static int clean_one(lua_State *L) {
   return 1;
 }
 
+/* Where the last `want` (> 0) lines of s[0, n) begin: lines are split by
+   "\n", and a final "\n" ends an empty last line. */
+const char *weft__tail_start(const char *s, size_t n, int want) {
+  const char *start = s + n, *nl;
+  int got = 0;
+  while (got < want && start > s) {
+    got++;
+    nl = (const char *)memrchr(s, '\n', (size_t)(start - s) - (got > 1));
+    if (nl == NULL)
+      return s;
+    start = nl + 1;
+  }
+  return start;
+}
+
 static int last_lines(lua_State *L) {
   size_t n;
   const char *s = luaL_checklstring(L, 1, &n);
   lua_Integer want = luaL_checkinteger(L, 2);
-  const char *start = s + n, *p;
-  int got = 0, i;
+  const char *start, *nl;
+  int got = 0;
   luaL_argcheck(L, want >= 0 && want <= 1000, 2, "out of range (0 to 1000)");
   luaL_checkstack(L, (int)want, "too many lines");
-  while (got < want && start > s) {   /* walk back to the first line wanted */
+  if (want == 0)
+    return 0;
+  start = weft__tail_start(s, n, (int)want);
+  do {
+    nl = (const char *)memchr(start, '\n', (size_t)(s + n - start));
+    lua_pushlstring(L, start, (size_t)((nl != NULL ? nl : s + n) - start));
     got++;
-    p = (const char *)memrchr(s, '\n', (size_t)(start - s - (got > 1)));
-    start = p != NULL ? p + 1 : s;
-    if (p == NULL)
-      break;
-  }
-  if (want > 0 && n == 0)
-    got = 1;
-  for (i = 0; i < got; i++) {
-    const char *nl = (const char *)memchr(start, '\n', (size_t)(s + n - start));
-    const char *stop = nl != NULL ? nl : s + n;
-    lua_pushlstring(L, start, (size_t)(stop - start));
-    start = stop + 1;
-  }
+    start = nl + 1;
+  } while (nl != NULL);
   return got;
 }
 
