@@ -319,13 +319,7 @@ end
 
 -- {======== background leftovers: processes a task started that outlive it
 
--- weft.uv (luv) is opened on its first use (issue 13: a no-op `weft run`
--- never needs it), so it is looked up when called, not at require.
-local uv = setmetatable({}, { __index = function(t, k)
-  local v = weft.uv[k]
-  t[k] = v
-  return v
-end })
+local uv = require "weft.lazy_uv"   -- luv opened on first use
 
 -- "pid command" for each process in process group `pgid` (from /proc).
 local function group_members(pgid)

@@ -5,13 +5,7 @@
 -- action back. User docs: docs/io.md (weft.on_signal).
 -- @module weft.signal
 local weft = require "weft"
--- weft.uv (luv) is opened on its first use (issue 13: a no-op `weft run`
--- never needs it), so it is looked up when called, not at require.
-local uv = setmetatable({}, { __index = function(t, k)
-  local v = weft.uv[k]
-  t[k] = v
-  return v
-end })
+local uv = require "weft.lazy_uv"   -- luv opened on first use
 
 local M = {}
 
