@@ -2,11 +2,67 @@
 -- build/weft and build/weft.so carry their Lua with them.
 --   lua5.4 scripts/embed.lua OUT.c stdlib/weft/a.lua stdlib/weft/b/c.lua ...
 -- Each module is embedded twice: as Lua bytecode with its debug info (chunk
--- name `@stdlib/weft/x.lua`, line numbers), which host/module.c loads without
--- compiling it at every start, and as source, which it loads instead when
--- the Lua library it runs with is another release than the one it was built
--- with (bytecode is only valid for the release that wrote it).
+-- name `@stdlib/weft/x.lua`, line numbers, upvalue names) but without the
+-- names of local variables, which host/module.c loads without compiling it
+-- at every start, and as source, which it loads instead when the Lua library
+-- it runs with is another release than the one it was built with (bytecode
+-- is only valid for the release that wrote it).
 local out_path = assert(arg[1], "usage: embed.lua OUT.c FILE...")
+
+-- Lua 5.4's dump of `fn` with every function's local variable names left
+-- out, the rest as string.dump(fn) writes it (lundump.c reads it back).
+-- Loading interns each name of the dump, and local names were 2/5 of them:
+-- a no-op `weft run` spent about 0.7 M instructions on them (issue 13).
+-- What they served: "(local 'x')" in messages about stdlib bugs, "in local
+-- 'f'" in tracebacks (now "in function <stdlib/weft/x.lua:N>") and
+-- debug.getlocal's names in stdlib frames. Upvalue names stay: the
+-- definition hash skips _ENV by name. Another dump format: left unchanged.
+local function without_local_names(code)
+  if code:sub(1, 6) ~= "\27Lua\x54\0" then return code end
+  local pos, out = 1, {}
+  local function copy(n)
+    out[#out + 1] = code:sub(pos, pos + n - 1)
+    pos = pos + n
+  end
+  local function size(keep)   -- dumpSize: 7 bits a byte, the last one with 0x80
+    local start, n, b = pos, 0, 0
+    repeat
+      b = code:byte(pos)
+      n = (n << 7) | (b & 0x7f)
+      pos = pos + 1
+    until b & 0x80 ~= 0
+    if keep then out[#out + 1] = code:sub(start, pos - 1) end
+    return n
+  end
+  local function string_(keep)   -- size + 1, 0 for none
+    local n = size(keep)
+    if n == 0 then return end
+    if keep then copy(n - 1) else pos = pos + n - 1 end
+  end
+  local function func()
+    string_(true)                 -- source
+    size(true); size(true)        -- linedefined, lastlinedefined
+    copy(3)                       -- numparams, is_vararg, maxstacksize
+    copy(4 * size(true))          -- code
+    for _ = 1, size(true) do      -- constants: a type byte, then the value
+      local tag = code:byte(pos)
+      copy(1)
+      if tag == 0x03 or tag == 0x13 then copy(8)          -- integer, float
+      elseif tag == 0x04 or tag == 0x14 then string_(true) end
+    end
+    copy(3 * size(true))          -- upvalues: instack, idx, kind
+    for _ = 1, size(true) do func() end
+    copy(size(true))              -- lineinfo
+    for _ = 1, size(true) do size(true); size(true) end   -- abslineinfo
+    for _ = 1, size(false) do string_(false); size(false); size(false) end
+    out[#out + 1] = "\x80"       -- no local variables
+    for _ = 1, size(true) do string_(true) end   -- upvalue names
+  end
+  copy(4 + 1 + 1 + 6 + 3 + 8 + 8 + 1)   -- header, then the main closure's upvalue count
+  func()
+  assert(pos == #code + 1, "embed.lua: unexpected bytes after the main function")
+  return table.concat(out)
+end
 
 local function module_name(path)
   return (path:gsub("^stdlib/", ""):gsub("%.lua$", ""):gsub("/init$", ""):gsub("/", "."))
@@ -36,7 +92,8 @@ for i = 2, #arg do
   f:close()
   local fn, err = load(src, "@" .. path)
   assert(fn, err)
-  local code = string.dump(fn, false)
+  local code = without_local_names(string.dump(fn, false))
+  assert(load(code, "@" .. path, "b"))
   parts[#parts + 1] = c_array("src_" .. (i - 1), src)
   parts[#parts + 1] = c_array("code_" .. (i - 1), code)
   entries[#entries + 1] = ('  {"%s", "%s", src_%d, %d, code_%d, %d},\n'):format(module_name(path),

@@ -17,6 +17,33 @@ describe("the embedded stdlib", function()
     assert.matches("no pipeline file /nonexistent/Weftfile.lua", r.stdout, 1, true)
     assert.matches("stdlib/weft/fs.lua:%d+: in ", r.stdout)
   end)
+
+  -- scripts/embed.lua leaves out local variable names only (issue 13: they
+  -- were 2/5 of the strings a no-op run interned while loading the stdlib)
+  it("keeps upvalue names, which the definition hash reads to skip _ENV", function()
+    local r = cli.run({ "-e", [[
+      local names = {}
+      for i = 1, math.huge do
+        local name = debug.getupvalue(require("weft.pipeline").load, i)
+        if not name then break end
+        names[#names + 1] = name
+      end
+      print(table.concat(names, " "))
+      print(debug.getlocal(require("weft.pipeline").load, 1))
+    ]] })
+    assert.equal(0, r.code, r.stderr)
+    assert.matches("%f[%w_]_ENV%f[^%w_]", r.stdout)
+    assert.not_matches("(no name)", r.stdout, 1, true)
+    assert.matches("\nnil\n$", r.stdout)   -- what is gone: a stdlib function's local names
+  end)
+
+  it("still names the stdlib line of a bug's error, without the local's name", function()
+    local r = cli.run({ "-e", [[
+      print(select(2, pcall(require("weft.summary").render, nil)))
+    ]] })
+    assert.equal(0, r.code, r.stderr)
+    assert.matches("^stdlib/weft/summary.lua:%d+: attempt to index a nil value", r.stdout)
+  end)
 end)
 
 describe("weft.fs.glob", function()
