@@ -412,6 +412,11 @@ void weft__watch_start(weft_runtime *rt);
 void weft__watch_turn(weft_runtime *rt);
 int weft__watch_refuses_spawn(weft_runtime *rt);
 
+/* alloc.c: the CLI state's allocator (small blocks from free lists) */
+typedef struct weft_pool weft_pool;
+lua_State *weft__pool_state(weft_pool **pool);   /* as luaL_newstate */
+void weft__pool_free(weft_pool *p);   /* after lua_close; NULL is fine */
+
 #define WEFT_UPRT(L) ((weft_runtime *)lua_touserdata((L), lua_upvalueindex(1)))
 
 #endif
