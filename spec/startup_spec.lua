@@ -118,6 +118,33 @@ default "copy"
     assert.equal("copy\n", run())
     os.execute("rm -rf " .. Q(dir))
   end)
+
+  it("does not load weft.retry, which only tasks that run need", function()
+    local dir = os.tmpname()
+    os.remove(dir)
+    assert(os.execute("mkdir -p " .. Q(dir)))
+    write(dir .. "/in.txt", "x\n")
+    write(dir .. "/Weftfile.lua", [[
+task "copy" { sources = { "in.txt" }, generates = { "out.txt" }, function()
+  weft.sh("cp in.txt out.txt")
+end }
+]])
+    local function loaded_after_run()   -- through the Lua API: the CLI's process ends at once
+      local r = cli.run({ "-e", ([[
+        local pipeline = require "weft.pipeline"
+        weft._sys.chdir(%q)   -- as `weft run` does
+        local P = pipeline.load("Weftfile.lua")
+        pipeline.run(P, { targets = { "copy" } })
+        print(package.loaded["weft.retry"] ~= nil)
+      ]]):format(dir) })
+      assert.equal(0, r.code, r.stderr)
+      return r.stdout
+    end
+    assert.equal("true\n", loaded_after_run())   -- the task ran
+    assert(os.execute(("touch -d '-5 seconds' %s/in.txt %s/out.txt"):format(Q(dir), Q(dir))))
+    assert.equal("false\n", loaded_after_run())   -- up to date
+    os.execute("rm -rf " .. Q(dir))
+  end)
 end)
 
 describe("weft._hash.verify", function()

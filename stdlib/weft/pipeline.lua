@@ -18,7 +18,6 @@
 -- file:line of its declaration.
 -- @module weft.pipeline
 local weft = require "weft"
-local retry = require "weft.retry"
 local taskspec = require "weft.taskspec"         -- the task fields (issue 13)
 local incremental = require "weft.incremental"   -- up-to-date checks (issue 13)
 local executor = require "weft.executor"   -- slurm (#19): where task processes run
@@ -677,7 +676,9 @@ local function run_node(run, pos)
     }
     repeat   -- issue 13: `weft run --watch` sets rec.restart when a source changed
       if rec.restart then rec.restart = nil; incremental.restarting(run.incr, rec) end
-      ok, err = pcall(retry.run, rec, rec.fn or function() end, run.reporter, ctx_methods)
+      -- weft.retry loaded when a task first runs: a no-op run never does (issue 13)
+      ok, err = pcall(require("weft.retry").run, rec, rec.fn or function() end, run.reporter,
+        ctx_methods)
     until not rec.restart
     if ok and run.incr then ok, err = pcall(run.incr.record, run.incr, rec) end   -- issue 13
   end
