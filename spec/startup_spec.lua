@@ -248,3 +248,31 @@ describe("weft._hash.defhash", function()
       select(2, pcall(function() return H.defhash({}, {}, 1) end)), 1, true)
   end)
 end)
+
+describe("weft run's collector while the Weftfile loads", function()
+  -- main.c makes the collector's pause 400 until the Weftfile has loaded
+  it("still collects: a Weftfile making 250 MB of garbage peaks far below it", function()
+    local dir = os.tmpname()
+    os.remove(dir)
+    assert(os.execute("mkdir -p " .. cli.quote(dir)))
+    local f = assert(io.open(dir .. "/Weftfile.lua", "wb"))
+    f:write([[
+local keep = {}
+for i = 1, 2000000 do
+  local t = { i, tostring(i) }
+  if i % 100 == 0 then keep[#keep + 1] = t end
+end
+local f = io.open("/proc/self/status")
+print(f:read("a"):match("VmHWM:%s*(%d+)"))
+f:close()
+task "t" { function() end }
+default "t"
+]])
+    f:close()
+    local r = cli.run({ "run", "-C", dir })
+    os.execute("rm -rf " .. cli.quote(dir))
+    assert.equal(0, r.code, r.stderr)
+    local peak_kib = tonumber(r.stdout:match("^(%d+)\n"))
+    assert.is_true(peak_kib < 64 * 1024, "peak " .. tostring(peak_kib) .. " KiB")
+  end)
+end)

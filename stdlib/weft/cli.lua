@@ -262,6 +262,7 @@ local function main(args)
   end
   local path = enter_directory(o)
   local P = pipeline.load(path, { vars = o.vars, name = o.file })
+  collectgarbage("incremental", 200)   -- Lua's default pause again: main.c's startup one ends
   P.run_dir = o.dir   -- for the rerun commands of failures
   if o.why then return why(P, o) end
   if o.list then
