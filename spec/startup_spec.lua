@@ -84,18 +84,21 @@ describe("a no-op weft run", function()
     return kind and ("%s %d %d %d"):format(kind, size, mtime, ino) or "missing"
   end
 
-  it("writes nothing to .weft/ once the recorded files are older than the racy window", function()
+  -- a new directory with in.txt and a Weftfile whose task "copy" runs `body`
+  local function project(body)
     local dir = os.tmpname()
     os.remove(dir)
     assert(os.execute("mkdir -p " .. Q(dir)))
     write(dir .. "/in.txt", "x\n")
-    write(dir .. "/Weftfile.lua", [[
-task "copy" { sources = { "in.txt" }, generates = { "out.txt" }, function()
+    write(dir .. "/Weftfile.lua", 'task "copy" { sources = { "in.txt" }, generates = { "out.txt" },'
+      .. " function()\n" .. body .. '\nend }\ndefault "copy"\n')
+    return dir
+  end
+
+  it("writes nothing to .weft/ once the recorded files are older than the racy window", function()
+    local dir = project([[
   local f = assert(io.open("log", "a")); f:write("copy\n"); f:close()
-  weft.sh("cp in.txt out.txt")
-end }
-default "copy"
-]])
+  weft.sh("cp in.txt out.txt")]])
     local function run()
       local r = cli.run({ "run", "-C", dir }, { env = "CI=true" })
       assert.equal(0, r.code, r.stderr)
@@ -120,15 +123,7 @@ default "copy"
   end)
 
   it("does not load weft.retry, which only tasks that run need", function()
-    local dir = os.tmpname()
-    os.remove(dir)
-    assert(os.execute("mkdir -p " .. Q(dir)))
-    write(dir .. "/in.txt", "x\n")
-    write(dir .. "/Weftfile.lua", [[
-task "copy" { sources = { "in.txt" }, generates = { "out.txt" }, function()
-  weft.sh("cp in.txt out.txt")
-end }
-]])
+    local dir = project('  weft.sh("cp in.txt out.txt")')
     local function loaded_after_run()   -- through the Lua API: the CLI's process ends at once
       local r = cli.run({ "-e", ([[
         local pipeline = require "weft.pipeline"
