@@ -144,9 +144,14 @@ static void warn_on(void *ud, const char *message, int tocont) {
 
 /* }======== */
 
-#if defined(__SANITIZE_ADDRESS__)
+#if defined(__SANITIZE_ADDRESS__)   /* gcc */
 #define USE_POOL 0
-#else
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)   /* clang */
+#define USE_POOL 0
+#endif
+#endif
+#ifndef USE_POOL
 #define USE_POOL 1
 #endif
 

@@ -268,6 +268,10 @@ default "t"
     os.execute("rm -rf " .. cli.quote(dir))
     assert.equal(0, r.code, r.stderr)
     local peak_kib = tonumber(r.stdout:match("^(%d+)\n"))
-    assert.is_true(peak_kib < 64 * 1024, "peak " .. tostring(peak_kib) .. " KiB")
+    -- AddressSanitizer's quarantine and shadow memory make RSS meaningless
+    -- there: the bound is checked on the plain build
+    if not (os.getenv("WEFT_BUILD") or ""):match("asan") then
+      assert.is_true(peak_kib < 64 * 1024, "peak " .. tostring(peak_kib) .. " KiB")
+    end
   end)
 end)
