@@ -353,17 +353,43 @@ static int hash_verify(lua_State *L) {
 
 #define DEF_DEPTH 12
 
+/* The bytes of the walk go to one growing buffer and are digested with one
+   XXH3 call: a body's bytecode arrives from lua_dump in thousands of pieces of
+   a few bytes, each a costly update of a streaming state. The one-shot digest
+   of the bytes is the streaming one's, so the key is unchanged. A table's
+   pairs are written after the bytes of the depth being walked and digested
+   apart (then cut off again), so the buffer is a stack. */
 typedef struct def_walk {
-  XXH3_state_t *st[DEF_DEPTH + 3];   /* one per depth: pairs are digested apart */
+  char *buf;
+  size_t len, cap;
   const void *path[DEF_DEPTH + 3];   /* the tables and functions being walked */
   int npath;
+  lua_State *L;   /* to raise out of memory */
 } def_walk;
 
-static void feed(def_walk *w, int depth, const void *p, size_t n) {
-  XXH3_128bits_update(w->st[depth], p, n);
+/* Makes room for n more bytes; 0 when out of memory. */
+static int reserve(def_walk *w, size_t n) {
+  size_t cap = w->cap ? w->cap : 4096;
+  char *buf;
+  if (n <= w->cap - w->len)
+    return 1;
+  while (cap - w->len < n)
+    cap *= 2;
+  if ((buf = (char *)realloc(w->buf, cap)) == NULL)
+    return 0;
+  w->buf = buf;
+  w->cap = cap;
+  return 1;
 }
 
-static void feed_tag(def_walk *w, int depth, char tag) { feed(w, depth, &tag, 1); }
+static void feed(def_walk *w, const void *p, size_t n) {
+  if (!reserve(w, n))
+    luaL_error(w->L, "weft: out of memory");
+  memcpy(w->buf + w->len, p, n);
+  w->len += n;
+}
+
+static void feed_tag(def_walk *w, char tag) { feed(w, &tag, 1); }
 
 static int on_path(def_walk *w, const void *p) {
   int i;
@@ -373,22 +399,20 @@ static int on_path(def_walk *w, const void *p) {
   return 0;
 }
 
-static XXH3_state_t *state_at(lua_State *L, def_walk *w, int depth) {
-  if (w->st[depth] == NULL && (w->st[depth] = XXH3_createState()) == NULL)
-    luaL_error(L, "weft: out of memory");
-  XXH3_128bits_reset(w->st[depth]);
-  return w->st[depth];
-}
-
+/* Raises nothing inside lua_dump: a failure stops the dump, raised after. */
 static int dump_writer(lua_State *L, const void *p, size_t n, void *ud) {
+  def_walk *w = (def_walk *)ud;
   (void)L;
-  XXH3_128bits_update((XXH3_state_t *)ud, p, n);
+  if (!reserve(w, n))
+    return 1;
+  memcpy(w->buf + w->len, p, n);
+  w->len += n;
   return 0;
 }
 
-static void feed_value(lua_State *L, def_walk *w, int idx, int depth);
+static void feed_value(lua_State *L, def_walk *w, int idx);
 
-static void feed_table(lua_State *L, def_walk *w, int idx, int depth) {
+static void feed_table(lua_State *L, def_walk *w, int idx) {
   lua_Integer n = (lua_Integer)lua_rawlen(L, idx), count = 0, i;
   XXH128_hash_t sum = {0, 0};
   lua_pushnil(L);
@@ -397,77 +421,79 @@ static void feed_table(lua_State *L, def_walk *w, int idx, int depth) {
     lua_pop(L, 1);
   }
   if (count == n) {   /* a sequence: its order matters */
-    feed_tag(w, depth, 'A');
-    feed(w, depth, &n, sizeof n);
+    feed_tag(w, 'A');
+    feed(w, &n, sizeof n);
     for (i = 1; i <= n; i++) {
       lua_rawgeti(L, idx, i);
-      feed_value(L, w, lua_gettop(L), depth);
+      feed_value(L, w, lua_gettop(L));
       lua_pop(L, 1);
     }
     return;
   }
   lua_pushnil(L);
   while (lua_next(L, idx) != 0) {
+    size_t start = w->len;
     XXH128_hash_t h;
-    state_at(L, w, depth + 1);
-    feed_value(L, w, lua_gettop(L) - 1, depth + 1);
-    feed_value(L, w, lua_gettop(L), depth + 1);
-    h = XXH3_128bits_digest(w->st[depth + 1]);
+    feed_value(L, w, lua_gettop(L) - 1);
+    feed_value(L, w, lua_gettop(L));
+    h = XXH3_128bits(w->buf + start, w->len - start);
+    w->len = start;
     sum.low64 += h.low64;
     sum.high64 += h.high64;
     lua_pop(L, 1);
   }
-  feed_tag(w, depth, 'T');
-  feed(w, depth, &count, sizeof count);
-  feed(w, depth, &sum, sizeof sum);
+  feed_tag(w, 'T');
+  feed(w, &count, sizeof count);
+  feed(w, &sum, sizeof sum);
 }
 
-static void feed_function(lua_State *L, def_walk *w, int idx, int depth) {
+static void feed_function(lua_State *L, def_walk *w, int idx) {
   const char *name;
   int i;
   if (lua_iscfunction(L, idx)) {
-    feed_tag(w, depth, 'C');
+    feed_tag(w, 'C');
     return;
   }
-  feed_tag(w, depth, 'F');
+  feed_tag(w, 'F');
   lua_pushvalue(L, idx);
-  lua_dump(L, dump_writer, w->st[depth], 1);
+  if (lua_dump(L, dump_writer, w, 1) != 0)
+    luaL_error(L, "weft: out of memory");
   lua_pop(L, 1);
   for (i = 1; (name = lua_getupvalue(L, idx, i)) != NULL; i++) {
     if (strcmp(name, "_ENV") != 0) {
-      feed_tag(w, depth, 'u');
-      feed(w, depth, name, strlen(name) + 1);
-      feed_value(L, w, lua_gettop(L), depth);
+      feed_tag(w, 'u');
+      feed(w, name, strlen(name) + 1);
+      feed_value(L, w, lua_gettop(L));
     }
     lua_pop(L, 1);
   }
 }
 
-/* Feeds the value at idx (absolute) into the state of `depth`; values
-   nested in it count one level deeper for the depth limit. */
-static void feed_value(lua_State *L, def_walk *w, int idx, int depth) {
+/* Feeds the value at idx (absolute); tables and functions nested in it
+   count one level deeper for the depth limit. */
+static void feed_value(lua_State *L, def_walk *w, int idx) {
   int t = lua_type(L, idx);
   luaL_checkstack(L, 8, "definition too deep");
   switch (t) {
-    case LUA_TNIL: feed_tag(w, depth, 'n'); break;
-    case LUA_TBOOLEAN: feed_tag(w, depth, lua_toboolean(L, idx) ? 't' : 'f'); break;
+    case LUA_TNIL: feed_tag(w, 'n'); break;
+    case LUA_TBOOLEAN: feed_tag(w, lua_toboolean(L, idx) ? 't' : 'f'); break;
     case LUA_TNUMBER:
       if (lua_isinteger(L, idx)) {
         lua_Integer v = lua_tointeger(L, idx);
-        feed_tag(w, depth, 'i');
-        feed(w, depth, &v, sizeof v);
+        feed_tag(w, 'i');
+        feed(w, &v, sizeof v);
       } else {
         lua_Number v = lua_tonumber(L, idx);
-        feed_tag(w, depth, 'd');
-        feed(w, depth, &v, sizeof v);
+        feed_tag(w, 'd');
+        feed(w, &v, sizeof v);
       }
       break;
     case LUA_TSTRING: {
       size_t len;
       const char *s = lua_tolstring(L, idx, &len);
-      feed_tag(w, depth, 's');
-      feed(w, depth, &len, sizeof len);
-      feed(w, depth, s, len);
+      feed_tag(w, 's');
+      feed(w, &len, sizeof len);
+      feed(w, s, len);
       break;
     }
     case LUA_TTABLE:
@@ -475,67 +501,66 @@ static void feed_value(lua_State *L, def_walk *w, int idx, int depth) {
       const void *p = lua_topointer(L, idx);
       if (t == LUA_TTABLE && lua_getmetatable(L, idx)) {
         lua_pop(L, 1);
-        feed_tag(w, depth, 'o');
+        feed_tag(w, 'o');
       } else if (on_path(w, p)) {
-        feed_tag(w, depth, 'c');
+        feed_tag(w, 'c');
       } else if (w->npath > DEF_DEPTH) {
-        feed_tag(w, depth, 'D');
+        feed_tag(w, 'D');
       } else {
         w->path[w->npath++] = p;
         if (t == LUA_TTABLE)
-          feed_table(L, w, idx, depth);
+          feed_table(L, w, idx);
         else
-          feed_function(L, w, idx, depth);
+          feed_function(L, w, idx);
         w->npath--;
       }
       break;
     }
     default:
-      feed_tag(w, depth, 'x');
-      feed(w, depth, &t, sizeof t);
+      feed_tag(w, 'x');
+      feed(w, &t, sizeof t);
   }
 }
 
 static int walk_definition(lua_State *L) {
   def_walk *w = (def_walk *)lua_touserdata(L, 4);
   lua_Integer i, n = (lua_Integer)lua_rawlen(L, 2);
-  state_at(L, w, 0);
+  w->L = L;
   for (i = 1; i <= n; i++) {
     lua_rawgeti(L, 2, i);   /* a field name */
     lua_pushvalue(L, -1);
     if (lua_rawget(L, 1) != LUA_TNIL) {
-      feed_tag(w, 0, 'k');
-      feed_value(L, w, lua_gettop(L) - 1, 0);
-      feed_value(L, w, lua_gettop(L), 0);
+      feed_tag(w, 'k');
+      feed_value(L, w, lua_gettop(L) - 1);
+      feed_value(L, w, lua_gettop(L));
     }
     lua_pop(L, 2);
   }
   if (!lua_isnil(L, 3)) {
-    feed_tag(w, 0, 'B');
-    feed_value(L, w, 3, 0);
+    feed_tag(w, 'B');
+    feed_value(L, w, 3);
   }
-  push_hex(L, XXH3_128bits_digest(w->st[0]));
+  push_hex(L, XXH3_128bits(w->buf, w->len));
   return 1;
 }
 
 /* defhash(spec, names, fn) -> hex: see above; `names` the key fields, sorted. */
 static int hash_defhash(lua_State *L) {
   def_walk w;
-  int status, i;
+  int status;
   luaL_checktype(L, 1, LUA_TTABLE);
   luaL_checktype(L, 2, LUA_TTABLE);
   if (!lua_isnoneornil(L, 3))
     luaL_checktype(L, 3, LUA_TFUNCTION);
   lua_settop(L, 3);
   memset(&w, 0, sizeof w);
-  lua_pushcfunction(L, walk_definition);   /* the states are freed on errors too */
+  lua_pushcfunction(L, walk_definition);   /* the buffer is freed on errors too */
   lua_pushvalue(L, 1);
   lua_pushvalue(L, 2);
   lua_pushvalue(L, 3);
   lua_pushlightuserdata(L, &w);
   status = lua_pcall(L, 4, 1, 0);
-  for (i = 0; i < DEF_DEPTH + 3; i++)
-    XXH3_freeState(w.st[i]);
+  free(w.buf);
   if (status != LUA_OK)
     return lua_error(L);
   return 1;

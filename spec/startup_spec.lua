@@ -177,6 +177,19 @@ describe("weft._hash.defhash", function()
     assert.equal(h, H.defhash({ sources = { "a.c" }, desc = "x" }, NAMES, body_with(cfg1)))
   end)
 
+  -- The digest is XXH3-128 of the bytes the walk writes; this pins them, so
+  -- a faster walk cannot change the key recorded in .weft/ by earlier runs.
+  it("digests the same bytes as ever: tags, native sizes, the stripped bytecode", function()
+    local function str(s) return "s" .. string.pack("T", #s) .. s end
+    local long = string.rep("0123456789", 1000)   -- more than the walk's first buffer
+    assert.equal(H.string("k" .. str("sources") .. "A" .. string.pack("j", 2) .. str("a.c") .. str(long)),
+      H.defhash({ sources = { "a.c", long } }, NAMES))
+    local n = 7
+    local function body() return long, n end
+    assert.equal(H.string("BF" .. string.dump(body, true) .. "ulong\0" .. str(long)
+      .. "un\0i" .. string.pack("j", 7)), H.defhash({}, NAMES, body))
+  end)
+
   it("stops at cycles, objects and C functions, and checks its arguments", function()
     local t = { 1 }
     t.self = t
