@@ -663,12 +663,19 @@ end
 -- other tasks (or, with keep_going, skips what depends on this one).
 local function run_node(run, pos)
   local rec = run.list[pos]
+  if rec.status == "up to date" then return end   -- settled by settle_fresh
   weft._label(rec.label)
-  begin_task(run, rec)
   local ok, err, fresh = true, nil, false
-  if run.incr then   -- issue 13: an up-to-date task is not started
-    ok, fresh = pcall(run.incr.check, run.incr, rec)
-    if not ok then err, fresh = fresh, false end
+  if rec.precheck then   -- checked by settle_fresh, found to run
+    begin_task(run, rec)
+    ok, fresh, err = table.unpack(rec.precheck, 1, 3)
+    rec.precheck = nil
+  else
+    begin_task(run, rec)
+    if run.incr then   -- issue 13: an up-to-date task is not started
+      ok, fresh = pcall(run.incr.check, run.incr, rec)
+      if not ok then err, fresh = fresh, false end
+    end
   end
   if ok and not fresh then
     if run.reporter then run.reporter:started(rec, run) end
@@ -692,7 +699,35 @@ end
 -- One scheduler: the selected tasks are weft.run_graph's nodes, named by
 -- their position in run.list, so the graph table reads in declaration
 -- order and the same Weftfile starts its tasks in the same order.
+-- issue 13: the up-to-date checks of a no-op, without a task per check.
+-- In list order, each task whose deps are all up to date is checked here,
+-- in the run's own task, and settled as run_node would settle it; the first
+-- one that must run (or whose check failed) keeps its result for run_node
+-- and ends the pass. Returns true when every task was settled.
+local function settle_fresh(run)
+  if not run.incr then return false end
+  for _, rec in ipairs(run.list) do
+    for _, d in ipairs(rec.deps) do
+      local dep = run.pipeline.by_name[d]
+      if not dep or dep.status ~= "up to date" then return false end
+    end
+    begin_task(run, rec)
+    local ok, fresh = pcall(run.incr.check, run.incr, rec)
+    if not (ok and fresh) then
+      rec.precheck = { ok, ok and fresh or false, not ok and fresh or nil }
+      run.nrunning = run.nrunning - 1   -- run_node begins it again
+      run.running[rec] = nil
+      run.slots[rec.slot] = nil
+      rec.status = "pending"
+      return false
+    end
+    end_task(run, rec, true, nil, true)
+  end
+  return true
+end
+
 local function execute(run)
+  if settle_fresh(run) then return end
   local graph = {}
   for pos, rec in ipairs(run.list) do
     local preds = {}
