@@ -313,6 +313,26 @@ default "plain"
     assert.is_nil(read(dir .. "/.weft/state.db"))   -- no state for such a pipeline
   end)
 
+  it("lets a task that runs add one after a task found up to date (ctx:add)", function()
+    write(dir .. "/Weftfile.lua", CHAIN .. [[
+task "adder" { deps = { "use" }, function(ctx)
+  mark("adder")
+  ctx:add("added", { deps = { "gen" }, function() mark("added:" .. get("mid.txt"):sub(1, 5)) end })
+end }
+task "last" { deps = { "adder" }, function() mark("last") end }
+default "last"
+]])
+    write(dir .. "/in.txt", "hello\n")
+    local r = run(dir)
+    assert.equal(0, r.code, r.stderr)
+    assert.equal("added:HELLO adder gen last use", r.ran)
+    r = run(dir)   -- gen and use up to date, adder and last run again
+    assert.equal(0, r.code, r.stderr)
+    assert.equal("added:HELLO adder last", r.ran)
+    assert.matches("\n  gen +up to date", r.stderr)
+    assert.matches("summary: 3 done, 2 up to date", r.stderr)
+  end)
+
   describe("bad input and faults", function()
     it("fails a task that did not write a file it declares", function()
       write(dir .. "/Weftfile.lua", PRELUDE .. [[
