@@ -186,48 +186,90 @@ typedef struct file_stat {
 enum { FILE_OK, FILE_DIR, FILE_ABSENT, FILE_ERROR };
 
 /* A run's stat cache (`weft._hash.stat_cache()`, a userdata): path ->
-   file_stat in an open-addressing table. The compiles of a build share
-   their headers, so most of a no-op's stats repeat. stdlib/weft/
-   incremental.lua makes a new one whenever a task runs, so it only ever
-   holds stats taken while no task of the run was writing. */
+   file_stat, and the recorded lines verify found as recorded, each in an
+   open-addressing table. The compiles of a build share their headers, so
+   most of a no-op's stats repeat, and so do most of its lines (the same
+   header recorded by each compile): a line already verified against the
+   stats of this cache is not parsed again. stdlib/weft/incremental.lua
+   makes a new one whenever a task runs, so it only ever holds stats taken
+   while no task of the run was writing. */
 #define STAT_CACHE_MT "weft.stat_cache"
 
-typedef struct stat_entry {
-  char *path;   /* NULL: free slot */
+typedef struct cache_entry {
+  char *key;   /* NULL: free slot */
+  size_t len;
   XXH64_hash_t hash;
-  file_stat fs;
-} stat_entry;
+  file_stat fs;   /* in the table of stats */
+} cache_entry;
+
+typedef struct cache_table {
+  cache_entry *slots;
+  size_t cap, n;   /* cap a power of two, n <= cap / 2 */
+} cache_table;
 
 typedef struct stat_cache {
-  stat_entry *slots;
-  size_t cap, n;   /* cap a power of two, n <= cap / 2 */
+  cache_table stats, verified;
 } stat_cache;
 
-static stat_entry *cache_slot(stat_cache *c, const char *path, XXH64_hash_t h) {
-  size_t i = (size_t)h & (c->cap - 1);
-  while (c->slots[i].path != NULL &&
-         (c->slots[i].hash != h || strcmp(c->slots[i].path, path) != 0))
-    i = (i + 1) & (c->cap - 1);
-  return &c->slots[i];
+static cache_entry *cache_slot(cache_table *t, const char *key, size_t len, XXH64_hash_t h) {
+  size_t i = (size_t)h & (t->cap - 1);
+  while (t->slots[i].key != NULL &&
+         (t->slots[i].hash != h || t->slots[i].len != len || memcmp(t->slots[i].key, key, len) != 0))
+    i = (i + 1) & (t->cap - 1);
+  return &t->slots[i];
+}
+
+/* The entry of `key`, or NULL. */
+static cache_entry *cache_find(cache_table *t, const char *key, size_t len, XXH64_hash_t h) {
+  cache_entry *e;
+  if (t->cap == 0)
+    return NULL;
+  e = cache_slot(t, key, len, h);
+  return e->key != NULL ? e : NULL;
 }
 
 /* Doubles the table; 0 when out of memory (the cache then stops growing). */
-static int cache_grow(stat_cache *c) {
-  size_t cap = c->cap ? c->cap * 2 : 256, i;
-  stat_entry *old = c->slots, *e;
-  size_t oldcap = c->cap;
-  stat_entry *slots = (stat_entry *)calloc(cap, sizeof *slots);
+static int cache_grow(cache_table *t) {
+  size_t cap = t->cap ? t->cap * 2 : 256, i;
+  cache_entry *old = t->slots, *e;
+  size_t oldcap = t->cap;
+  cache_entry *slots = (cache_entry *)calloc(cap, sizeof *slots);
   if (slots == NULL)
     return 0;
-  c->slots = slots;
-  c->cap = cap;
+  t->slots = slots;
+  t->cap = cap;
   for (i = 0; i < oldcap; i++)
-    if (old[i].path != NULL) {
-      e = cache_slot(c, old[i].path, old[i].hash);
+    if (old[i].key != NULL) {
+      e = cache_slot(t, old[i].key, old[i].len, old[i].hash);
       *e = old[i];
     }
   free(old);
   return 1;
+}
+
+/* Adds `key` (absent); NULL when out of memory. */
+static cache_entry *cache_add(cache_table *t, const char *key, size_t len, XXH64_hash_t h) {
+  cache_entry *e;
+  if ((t->n + 1) * 2 > t->cap && !cache_grow(t))
+    return NULL;
+  e = cache_slot(t, key, len, h);
+  if ((e->key = (char *)malloc(len + 1)) == NULL)
+    return NULL;
+  memcpy(e->key, key, len);
+  e->key[len] = '\0';
+  e->len = len;
+  e->hash = h;
+  t->n++;
+  return e;
+}
+
+static void cache_free(cache_table *t) {
+  size_t i;
+  for (i = 0; i < t->cap; i++)
+    free(t->slots[i].key);
+  free(t->slots);
+  t->slots = NULL;
+  t->cap = t->n = 0;
 }
 
 static void take_stat(const char *path, file_stat *fs) {
@@ -247,40 +289,26 @@ static void take_stat(const char *path, file_stat *fs) {
 static void stat_cached(stat_cache *c, const char *path, file_stat *fs) {
   size_t len;
   XXH64_hash_t h;
-  stat_entry *e;
+  cache_entry *e;
   if (c == NULL) {
     take_stat(path, fs);
     return;
   }
   len = strlen(path);
   h = XXH3_64bits(path, len);
-  if (c->cap > 0) {
-    e = cache_slot(c, path, h);
-    if (e->path != NULL) {
-      *fs = e->fs;
-      return;
-    }
+  if ((e = cache_find(&c->stats, path, len, h)) != NULL) {
+    *fs = e->fs;
+    return;
   }
   take_stat(path, fs);
-  if ((c->n + 1) * 2 > c->cap && !cache_grow(c))
-    return;
-  e = cache_slot(c, path, h);
-  if ((e->path = (char *)malloc(len + 1)) == NULL)
-    return;
-  memcpy(e->path, path, len + 1);
-  e->hash = h;
-  e->fs = *fs;
-  c->n++;
+  if ((e = cache_add(&c->stats, path, len, h)) != NULL)
+    e->fs = *fs;
 }
 
 static int stat_cache_gc(lua_State *L) {
   stat_cache *c = (stat_cache *)luaL_checkudata(L, 1, STAT_CACHE_MT);
-  size_t i;
-  for (i = 0; i < c->cap; i++)
-    free(c->slots[i].path);
-  free(c->slots);
-  c->slots = NULL;
-  c->cap = c->n = 0;
+  cache_free(&c->stats);
+  cache_free(&c->verified);
   return 0;
 }
 
@@ -326,12 +354,23 @@ static int hash_verify(lua_State *L) {
   while (p < end) {
     const char *nl = memchr(p, '\n', (size_t)(end - p));
     const char *stop = nl ? nl : end;
+    size_t n = (size_t)(stop - p);
+    XXH64_hash_t h = 0;
     line++;
+    if (cache != NULL) {   /* as recorded, against these stats, for another task? */
+      h = XXH3_64bits(p, n);
+      if (cache_find(&cache->verified, p, n, h) != NULL) {
+        p = nl ? nl + 1 : end;
+        continue;
+      }
+    }
     if (!parse_recorded(p, stop, &r))
       return not_verified(L, line);
     stat_cached(cache, r.path, &fs);
     if (!still_recorded(&r, racy_ns, &fs))
       return not_verified(L, line);
+    if (cache != NULL)
+      cache_add(&cache->verified, p, n, h);   /* out of memory: verified again next time */
     p = nl ? nl + 1 : end;
   }
   lua_pushboolean(L, 1);
