@@ -378,7 +378,8 @@ end
 
 local function basename(p) return p:match("([^/]*)$") end
 
--- The statements a run uses, prepared once.
+-- The statements a run uses, each prepared once, when first used: a no-op
+-- run only reads (a prepare costs about as much as a row lookup).
 local STATEMENTS = {
   get_task = "SELECT defhash, sources, inputs, outputs, deps, outsig FROM tasks WHERE key = ?",
   get_def = "SELECT def FROM tasks WHERE key = ?",
@@ -510,8 +511,20 @@ local function check_sources(self, list)
   end
 end
 
+-- Prepares what every run uses: the lookup (a database whose tasks table
+-- cannot be read is not used). The others come from statement().
 local function prepare(self)
-  for name, sql in pairs(STATEMENTS) do self[name] = must(self.db:prepare(sql)) end
+  self.get_task = must(self.db:prepare(STATEMENTS.get_task))
+end
+
+-- The prepared statement `name` of STATEMENTS; raises when it cannot be.
+local function statement(self, name)
+  local st = self[name]
+  if not st then
+    st = must(self.db:prepare(STATEMENTS[name]))
+    self[name] = st
+  end
+  return st
 end
 
 -- Takes the lock and opens the database; on any failure, warns and leaves
@@ -618,8 +631,10 @@ end
 
 -- The recorded definition text of a task (only a reason needs it).
 local function recorded_def(self, name)
-  if not self.get_def then return nil end
-  local ok, def = self.get_def:first(self.prefix .. name)
+  if not self.get_task then return nil end
+  local pok, st = pcall(statement, self, "get_def")
+  if not pok then return nil end
+  local ok, def = st:first(self.prefix .. name)
   return ok and def or nil
 end
 
@@ -825,7 +840,7 @@ function State:record(rec)
   end_read(self)
   local ok, err = pcall(function()
     must(self.db:exec("BEGIN IMMEDIATE"))
-    must(self.put_task:run(key, row.defhash, row.def, row.sources, row.inputs, row.outputs,
+    must(statement(self, "put_task"):run(key, row.defhash, row.def, row.sources, row.inputs, row.outputs,
       row.deps, row.outsig))
     must(self.db:exec("COMMIT"))
   end)
@@ -869,7 +884,7 @@ function State:close()
   if self.db and not self.disabled and next(self.refresh) then
     pcall(function()
       must(self.db:exec("BEGIN IMMEDIATE"))
-      for key, files in pairs(self.refresh) do must(self.put_files:run(files[1], files[2], key)) end
+      for key, files in pairs(self.refresh) do must(statement(self, "put_files"):run(files[1], files[2], key)) end
       must(self.db:exec("COMMIT"))
     end)
   end
