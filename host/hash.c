@@ -617,6 +617,8 @@ int weft__open_hash(lua_State *L, weft_runtime *rt) {
   weft__class(L, rt, STAT_CACHE_MT, NULL, NULL, cache_metas);
   lua_pop(L, 1);
   luaL_newlib(L, funcs);
+  lua_pushstring(L, lua_ident);   /* the Lua release bytecode is valid for */
+  lua_setfield(L, -2, "lua_ident");
   lua_setfield(L, -2, "_hash");
   return 0;
 }

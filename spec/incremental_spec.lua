@@ -333,6 +333,67 @@ default "last"
     assert.matches("summary: 3 done, 2 up to date", r.stderr)
   end)
 
+  it("loads the Weftfile compiled in .weft/ while its text is the same, never a stale one", function()
+    local cache = dir .. "/.weft/Weftfile.lua.luac"
+    local function weftfile(name)
+      return PRELUDE .. ([[
+task "t" { sources = { "in.txt" }, generates = { "out.txt" }, function()
+  mark("%s"); put("out.txt", get("in.txt"))
+  if get("in.txt") == "fail\n" then error("failing") end
+end }
+default "t"
+]]):format(name)
+    end
+    write(dir .. "/Weftfile.lua", weftfile("a"))
+    write(dir .. "/in.txt", "x\n")
+    local r = run(dir)
+    assert.equal(0, r.code, r.stderr)
+    assert.equal("a", r.ran)
+    local compiled = read(cache)
+    assert.is_string(compiled)
+    r = run(dir)
+    assert.equal(0, r.code, r.stderr)
+    assert.equal("", r.ran)
+    assert.equal(compiled, read(cache))   -- read, not written again
+    -- the same length, another body: parsed anew, the task runs
+    write(dir .. "/Weftfile.lua", weftfile("b"))
+    r = run(dir)
+    assert.equal(0, r.code, r.stderr)
+    assert.equal("b", r.ran)
+    local compiled_b = read(cache)
+    assert.not_equal(compiled, compiled_b)
+    -- what a chunk loaded from the cache says is what the text says
+    write(dir .. "/in.txt", "fail\n")
+    local first = run(dir)
+    assert.equal(1, first.code)
+    assert.matches("Weftfile.lua:12: failing", first.stderr, 1, true)
+    local second = run(dir)
+    assert.equal(1, second.code)
+    assert.matches("Weftfile.lua:12: failing", second.stderr, 1, true)
+    write(dir .. "/in.txt", "x\n")
+    -- the cache is what runs: bytecode of another text under the same key
+    local H = weft._hash
+    local other = string.dump(assert(load(weftfile("c"), "@Weftfile.lua")))
+    write(cache, read(cache):sub(1, 32) .. " " .. H.string(other) .. "\n" .. other)
+    r = run(dir)
+    assert.equal(0, r.code, r.stderr)
+    assert.equal("c", r.ran)
+    -- damaged (the digest does not match, or no header): the text is parsed
+    -- and the cache written again
+    for _, bad in ipairs({ read(cache):sub(1, -2) .. "!", "garbage" }) do
+      write(cache, bad)
+      write(dir .. "/in.txt", "y" .. bad:sub(-1) .. "\n")
+      r = run(dir)
+      assert.equal(0, r.code, r.stderr)
+      assert.equal("b", r.ran)
+      assert.equal(compiled_b, read(cache))
+    end
+    -- `weft why` writes nothing
+    os.remove(cache)
+    assert.equal(0, cli.run({ "why", "-C", dir, "t" }).code)
+    assert.is_nil(read(cache))
+  end)
+
   describe("bad input and faults", function()
     it("fails a task that did not write a file it declares", function()
       write(dir .. "/Weftfile.lua", PRELUDE .. [[

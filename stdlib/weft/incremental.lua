@@ -544,6 +544,7 @@ local function open_state(self, dir)
   end
   self.db = db
   local pok, err = pcall(prepare, self)
+  if pok then require("weft.chunkcache").save(self.P) end   -- the compiled Weftfile
   if not pok then
     self.warn(("cannot read %s/state.db (%s); running everything, recording nothing"):format(dir,
       tostring(err)))

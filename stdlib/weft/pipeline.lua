@@ -530,7 +530,8 @@ function M.load(path, opts)
     if v == nil then v = default end
     return v
   end
-  local chunk, err = load(src, "@" .. shown, "t", env)
+  -- issue 13: the bytecode kept in .weft/ when the text is the same
+  local chunk, err = require("weft.chunkcache").load(P, src, "@" .. shown, env)
   if not chunk then usage_error("%s", err) end
   -- inside a task, so that top-level code can use weft.fs.glob and friends
   local ok, e
