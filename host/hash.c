@@ -190,7 +190,8 @@ enum { FILE_OK, FILE_DIR, FILE_ABSENT, FILE_ERROR };
    open-addressing table. The compiles of a build share their headers, so
    most of a no-op's stats repeat, and so do most of its lines (the same
    header recorded by each compile): a line already verified against the
-   stats of this cache is not parsed again. stdlib/weft/incremental.lua
+   stats of this cache is not parsed again. Only lines whose path was met
+   before are kept: a line of a file only one task reads costs no copy. stdlib/weft/incremental.lua
    makes a new one whenever a task runs, so it only ever holds stats taken
    while no task of the run was writing. */
 #define STAT_CACHE_MT "weft.stat_cache"
@@ -285,24 +286,26 @@ static void take_stat(const char *path, file_stat *fs) {
   fs->ino = (long long)sb.st_ino;
 }
 
-/* Stats `path`, through cache `c` when there is one. */
-static void stat_cached(stat_cache *c, const char *path, file_stat *fs) {
+/* Stats `path`, through cache `c` when there is one; 1 when the stat came
+   from the cache. */
+static int stat_cached(stat_cache *c, const char *path, file_stat *fs) {
   size_t len;
   XXH64_hash_t h;
   cache_entry *e;
   if (c == NULL) {
     take_stat(path, fs);
-    return;
+    return 0;
   }
   len = strlen(path);
   h = XXH3_64bits(path, len);
   if ((e = cache_find(&c->stats, path, len, h)) != NULL) {
     *fs = e->fs;
-    return;
+    return 1;
   }
   take_stat(path, fs);
   if ((e = cache_add(&c->stats, path, len, h)) != NULL)
     e->fs = *fs;
+  return 0;
 }
 
 static int stat_cache_gc(lua_State *L) {
@@ -356,9 +359,11 @@ static int hash_verify(lua_State *L) {
     const char *stop = nl ? nl : end;
     size_t n = (size_t)(stop - p);
     XXH64_hash_t h = 0;
+    int hashed = 0, seen;
     line++;
-    if (cache != NULL) {   /* as recorded, against these stats, for another task? */
+    if (cache != NULL && cache->verified.n > 0) {   /* verified for another task? */
       h = XXH3_64bits(p, n);
+      hashed = 1;
       if (cache_find(&cache->verified, p, n, h) != NULL) {
         p = nl ? nl + 1 : end;
         continue;
@@ -366,11 +371,14 @@ static int hash_verify(lua_State *L) {
     }
     if (!parse_recorded(p, stop, &r))
       return not_verified(L, line);
-    stat_cached(cache, r.path, &fs);
+    seen = stat_cached(cache, r.path, &fs);
     if (!still_recorded(&r, racy_ns, &fs))
       return not_verified(L, line);
-    if (cache != NULL)
+    if (seen) {   /* a shared file: the next task's line is likely this one */
+      if (!hashed)
+        h = XXH3_64bits(p, n);
       cache_add(&cache->verified, p, n, h);   /* out of memory: verified again next time */
+    }
     p = nl ? nl + 1 : end;
   }
   lua_pushboolean(L, 1);

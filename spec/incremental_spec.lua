@@ -679,6 +679,29 @@ describe("globs with [...] classes", function()
     end
     sh("rm -rf " .. Q(dir))
   end)
+
+  it("match ** at every depth, once each, in weft.fs.glob and in sources", function()
+    local dir = tempdir()
+    assert(sh("mkdir -p " .. Q(dir .. "/x/y/z") .. " " .. Q(dir .. "/.h") .. " " .. Q(dir .. "/d.c")))
+    for _, n in ipairs({ "a.c", "x/b.c", "x/y/c.c", "x/y/z/e.c", "x/y/f.h", ".h/g.c", "x/y/.i.c" }) do
+      write(dir .. "/" .. n, n)
+    end
+    local sync = require("weft.incremental").glob
+    for pattern, want in pairs({
+      ["**/*.c"] = "a.c d.c x/b.c x/y/c.c x/y/z/e.c", ["x/**/*.c"] = "x/b.c x/y/c.c x/y/z/e.c",
+      ["**/y/*"] = "x/y/c.c x/y/f.h x/y/z", ["**/**/c.c"] = "x/y/c.c",
+    }) do
+      local p = dir .. "/" .. pattern
+      local function rel(list)
+        local out = {}
+        for i, f in ipairs(list) do out[i] = f:sub(#dir + 2) end
+        return table.concat(out, " ")
+      end
+      assert.equal(want, rel(weft.run(function() return weft.fs.glob(p) end)), pattern)
+      assert.equal(want, rel(sync(p)), pattern)
+    end
+    sh("rm -rf " .. Q(dir))
+  end)
 end)
 
 describe("weft.fs.hash and the host hashing", function()

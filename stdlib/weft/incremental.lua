@@ -94,34 +94,45 @@ end
 -- match within a segment, `**` any number of segments; names starting with a
 -- dot match only a pattern that starts with one.
 
-local function scan(dir)
+-- `scanned` keeps one glob's listings: `**` then a segment lists each
+-- directory twice.
+local function scan(dir, scanned)
+  local list = scanned[dir]
+  if list then return list end
   local names, kinds = weft._sys.scandir(dir == "" and "." or dir)
-  local list = {}
+  list = {}
   for i, name in ipairs(names or list) do list[i] = { name, kinds[i] } end
+  scanned[dir] = list
   return list
 end
 
 local function under(dir, name) return dir == "" and name or (dir == "/" and "/" .. name or dir .. "/" .. name) end
 
-local function walk_glob(dir, segs, i, out)
+local seg_patterns = {}   -- glob segment -> its Lua pattern (globpat)
+
+local function walk_glob(dir, segs, i, out, scanned)
   local seg = segs[i]
   if not seg then out[#out + 1] = dir; return end
   if seg == "**" then
-    walk_glob(dir, segs, i + 1, out)
-    for _, e in ipairs(scan(dir)) do
-      if e[2] == "directory" and e[1]:sub(1, 1) ~= "." then walk_glob(under(dir, e[1]), segs, i, out) end
+    walk_glob(dir, segs, i + 1, out, scanned)
+    for _, e in ipairs(scan(dir, scanned)) do
+      if e[2] == "directory" and e[1]:sub(1, 1) ~= "." then
+        walk_glob(under(dir, e[1]), segs, i, out, scanned)
+      end
     end
   elseif not wild(seg) then
     local p = under(dir, seg)
     if (i == #segs and H.stat(p)) or (i < #segs and H.stat(p) == "directory") then
-      walk_glob(p, segs, i + 1, out)
+      walk_glob(p, segs, i + 1, out, scanned)
     end
   else
-    local pat, dot = globpat.segment(seg), seg:sub(1, 1) == "."
-    for _, e in ipairs(scan(dir)) do
+    local pat = seg_patterns[seg] or globpat.segment(seg)
+    seg_patterns[seg] = pat
+    local dot = seg:sub(1, 1) == "."
+    for _, e in ipairs(scan(dir, scanned)) do
       if e[1]:match(pat) and (dot or e[1]:sub(1, 1) ~= ".") then
         if i == #segs then out[#out + 1] = under(dir, e[1])
-        elseif e[2] == "directory" then walk_glob(under(dir, e[1]), segs, i + 1, out) end
+        elseif e[2] == "directory" then walk_glob(under(dir, e[1]), segs, i + 1, out, scanned) end
       end
     end
   end
@@ -132,8 +143,13 @@ function M.glob(pattern)
   local segs = {}
   for seg in pattern:gmatch("[^/]+") do segs[#segs + 1] = seg end
   local out = {}
-  walk_glob(pattern:sub(1, 1) == "/" and "/" or "", segs, 1, out)
+  walk_glob(pattern:sub(1, 1) == "/" and "/" or "", segs, 1, out, {})
   table.sort(out)
+  local n = 1   -- "**/**" reaches a path along several walks: each once, as weft.fs.glob
+  for i = 2, #out do
+    if out[i] ~= out[n] then n = n + 1; out[n] = out[i] end
+  end
+  for i = #out, n + 1, -1 do out[i] = nil end
   return out
 end
 
