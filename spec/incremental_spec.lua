@@ -388,8 +388,14 @@ default "t"
       assert.equal("b", r.ran)
       assert.equal(compiled_b, read(cache))
     end
-    -- `weft why` writes nothing
+    -- something else in its place: the text is parsed, nothing left behind
     os.remove(cache)
+    assert(sh("mkdir " .. Q(cache)))
+    r = run(dir)
+    assert.equal(0, r.code, r.stderr)
+    assert.is_nil(io.open(cache .. ".tmp"))
+    assert(sh("rmdir " .. Q(cache)))
+    -- `weft why` writes nothing
     assert.equal(0, cli.run({ "why", "-C", dir, "t" }).code)
     assert.is_nil(read(cache))
   end)

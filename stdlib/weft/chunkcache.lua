@@ -61,7 +61,8 @@ function M.save(P)
     local f = io.open(tmp, "wb")
     if not f then return end
     local ok = f:write(c.key, " ", H.string(bc), "\n", bc)
-    if f:close() and ok then os.rename(tmp, c.path) else os.remove(tmp) end
+    ok = f:close() and ok and os.rename(tmp, c.path)
+    if not ok then os.remove(tmp) end
   end)
 end
 
