@@ -436,7 +436,11 @@ static void feed(def_walk *w, const void *p, size_t n) {
   w->len += n;
 }
 
-static void feed_tag(def_walk *w, char tag) { feed(w, &tag, 1); }
+static void feed_tag(def_walk *w, char tag) {
+  if (!reserve(w, 1))
+    luaL_error(w->L, "weft: out of memory");
+  w->buf[w->len++] = tag;
+}
 
 static int on_path(def_walk *w, const void *p) {
   int i;
@@ -446,13 +450,17 @@ static int on_path(def_walk *w, const void *p) {
   return 0;
 }
 
-/* Raises nothing inside lua_dump: a failure stops the dump, raised after. */
+/* Raises nothing inside lua_dump: a failure stops the dump, raised after.
+   Most pieces are one byte (a tag, a size), copied without a call. */
 static int dump_writer(lua_State *L, const void *p, size_t n, void *ud) {
   def_walk *w = (def_walk *)ud;
   (void)L;
   if (!reserve(w, n))
     return 1;
-  memcpy(w->buf + w->len, p, n);
+  if (n == 1)
+    w->buf[w->len] = *(const char *)p;
+  else
+    memcpy(w->buf + w->len, p, n);
   w->len += n;
   return 0;
 }
