@@ -502,6 +502,48 @@ static void feed_table(lua_State *L, def_walk *w, int idx) {
   feed(w, &sum, sizeof sum);
 }
 
+static char dump_cache_key;   /* registry: function -> its stripped bytecode (weak keys) */
+
+/* The function's bytecode, once per function for a function met inside
+   definitions (a helper every task captures, as `sh` in
+   examples/build/Weftfile.lua): a function's prototype never changes, so
+   neither does its dump. A task's own body is dumped each time (bodies are
+   rarely shared: no copy kept). */
+static void feed_bytecode(lua_State *L, def_walk *w, int idx, int shared) {
+  size_t start = w->len, len;
+  const char *s;
+  if (shared) {
+    if (lua_rawgetp(L, LUA_REGISTRYINDEX, &dump_cache_key) != LUA_TTABLE) {
+      lua_pop(L, 1);
+      lua_newtable(L);
+      lua_createtable(L, 0, 1);
+      lua_pushliteral(L, "k");
+      lua_setfield(L, -2, "__mode");
+      lua_setmetatable(L, -2);
+      lua_pushvalue(L, -1);
+      lua_rawsetp(L, LUA_REGISTRYINDEX, &dump_cache_key);
+    }
+    lua_pushvalue(L, idx);
+    if (lua_rawget(L, -2) == LUA_TSTRING) {
+      s = lua_tolstring(L, -1, &len);
+      feed(w, s, len);
+      lua_pop(L, 2);
+      return;
+    }
+    lua_pop(L, 1);
+  }
+  lua_pushvalue(L, idx);
+  if (lua_dump(L, dump_writer, w, 1) != 0)
+    luaL_error(L, "weft: out of memory");
+  lua_pop(L, 1);
+  if (shared) {
+    lua_pushvalue(L, idx);
+    lua_pushlstring(L, w->buf + start, w->len - start);
+    lua_rawset(L, -3);
+    lua_pop(L, 1);
+  }
+}
+
 static void feed_function(lua_State *L, def_walk *w, int idx) {
   const char *name;
   int i;
@@ -510,10 +552,7 @@ static void feed_function(lua_State *L, def_walk *w, int idx) {
     return;
   }
   feed_tag(w, 'F');
-  lua_pushvalue(L, idx);
-  if (lua_dump(L, dump_writer, w, 1) != 0)
-    luaL_error(L, "weft: out of memory");
-  lua_pop(L, 1);
+  feed_bytecode(L, w, idx, w->npath > 1);
   for (i = 1; (name = lua_getupvalue(L, idx, i)) != NULL; i++) {
     if (strcmp(name, "_ENV") != 0) {
       feed_tag(w, 'u');

@@ -220,6 +220,22 @@ describe("weft._hash.defhash", function()
       .. "un\0i" .. string.pack("j", 7)), H.defhash({}, NAMES, body))
   end)
 
+  it("digests a function captured by many definitions as its own bytecode each time", function()
+    local function expected(body, helper)
+      return H.string("BF" .. string.dump(body, true) .. "uhelper\0F" .. string.dump(helper, true))
+    end
+    local helper = load("return 1")
+    local function body() return helper() end
+    assert.equal(expected(body, helper), H.defhash({}, NAMES, body))
+    assert.equal(expected(body, helper), H.defhash({}, NAMES, body))   -- kept, the same
+    -- another function, maybe at the address of a collected one: its own bytecode
+    for i = 1, 50 do
+      helper = load("return " .. i)
+      assert.equal(expected(body, helper), H.defhash({}, NAMES, body), i)
+      collectgarbage()
+    end
+  end)
+
   it("stops at cycles, objects and C functions, and checks its arguments", function()
     local t = { 1 }
     t.self = t
