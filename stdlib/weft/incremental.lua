@@ -171,8 +171,8 @@ local function expand(list, warn, what, name)
     if #matches == 0 and warn then
       warn(("task %q: %s glob %q matches nothing"):format(name, what, p))
     end
-    for _, m in ipairs(matches) do
-      m = normalize(m)
+    for i = 1, #matches do   -- (not ipairs: a no-op run expands every task's list)
+      local m = normalize(matches[i])
       if not seen[m] then seen[m] = true; out[#out + 1] = m end
     end
   end
@@ -363,13 +363,7 @@ local function decode_files(text)
   return list
 end
 
--- Dependencies: { name, signature } <-> "name\tsignature".
-local function encode_pairs(list)
-  local lines = {}
-  for i, e in ipairs(list) do lines[i] = e[1] .. "\t" .. e[2] end
-  return table.concat(lines, "\n")
-end
-
+-- Dependencies: "name\tsignature" lines (dep_signatures_text) -> { name, signature }.
 local function decode_pairs(text)
   local list = {}
   for name, v in (text or ""):gmatch("([^\t\n]+)\t([^\n]*)") do list[#list + 1] = { name, v } end
@@ -699,6 +693,16 @@ local function dep_signatures(self, rec)
   return out
 end
 
+-- dep_signatures as recorded text, without a table per entry.
+local function dep_signatures_text(self, rec)
+  local lines = {}
+  for _, d in ipairs(rec.deps or {}) do
+    local sig = self.outsig[d]
+    if sig then lines[#lines + 1] = d .. "\t" .. sig end
+  end
+  return table.concat(lines, "\n")
+end
+
 -- Why `rec` must run, given what was recorded; nil when up to date.
 local function reason(self, rec, prev, def_parts, defhash, inputs)
   if not prev then return "never ran" end
@@ -742,7 +746,7 @@ end
 -- Implies that reason() finds nothing.
 local function unchanged(self, rec, prev, defhash, sources)
   return prev.defhash == defhash and prev.sources == table.concat(sources, "\n")
-    and prev.deps == encode_pairs(dep_signatures(self, rec))
+    and prev.deps == dep_signatures_text(self, rec)
     and H.verify(prev.outputs, RACY_NS, self.stats) and H.verify(prev.inputs, RACY_NS, self.stats)
 end
 
@@ -852,7 +856,7 @@ function State:record(rec)
   local key = self.prefix .. rec.name
   local row = { defhash = rec.incr.defhash, def = rec.incr.def,
     sources = table.concat(rec.incr.sources, "\n"), inputs = encode_files(inputs),
-    outputs = encode_files(outputs), deps = encode_pairs(dep_signatures(self, rec)),
+    outputs = encode_files(outputs), deps = dep_signatures_text(self, rec),
     outsig = outsig }
   end_read(self)
   local ok, err = pcall(function()

@@ -703,7 +703,9 @@ end
 -- and ends the pass. Returns true when every task was settled.
 local function settle_fresh(run)
   if not run.incr then return false end
-  for _, rec in ipairs(run.list) do
+  local list = run.list
+  for i = 1, #list do
+    local rec = list[i]
     for _, d in ipairs(rec.deps) do
       local dep = run.pipeline.by_name[d]
       if not (dep and dep.settled) then return false end
