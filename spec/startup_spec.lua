@@ -97,12 +97,17 @@ describe("weft._hash.verify", function()
   local weft = require "weft"
   local H = weft._hash
 
-  it("is true when every recorded file has its recorded stat, hashed after the racy window", function()
+  -- A temporary file holding "abc": its path, size, mtime and inode.
+  local function abc_file()
     local p = os.tmpname()
     local f = assert(io.open(p, "wb"))
     f:write("abc")
     f:close()
-    local _, size, mtime, ino = H.stat(p)
+    return p, select(2, H.stat(p))
+  end
+
+  it("is true when every recorded file has its recorded stat, hashed after the racy window", function()
+    local p, size, mtime, ino = abc_file()
     local function line(path, h, sz, mt, i, checked)
       return table.concat({ path, h, sz, mt, i, checked }, "\t")
     end
@@ -129,11 +134,7 @@ describe("weft._hash.verify", function()
   end)
 
   it("with a stat cache, takes a line it verified as verified, and nothing else", function()
-    local p = os.tmpname()
-    local f = assert(io.open(p, "wb"))
-    f:write("abc")
-    f:close()
-    local _, size, mtime, ino = H.stat(p)
+    local p, size, mtime, ino = abc_file()
     local function line(sz, checked)
       return table.concat({ p, "h", sz, mtime, ino, checked }, "\t")
     end
@@ -148,7 +149,7 @@ describe("weft._hash.verify", function()
     assert.same({ false, 1 }, { H.verify(line(size + 1, late), 1000000000, cache) })
     assert.is_true(H.verify(good, 1000000000, cache))
     -- a rewrite is seen by a new cache only (incremental.lua makes one when a task runs)
-    f = assert(io.open(p, "wb"))
+    local f = assert(io.open(p, "wb"))
     f:write("abcd")
     f:close()
     assert.is_true(H.verify(good, 1000000000, cache))
