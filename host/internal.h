@@ -98,14 +98,15 @@ struct weft_task {
                                  holds its object while it has one and is unfinished */
   int anchor_ref;             /* light: registry ref to what holds this memory */
   int cancel_requests;        /* cancels not yet taken back (as asyncio's cancelling()) */
+  int on_idx;                 /* while suspended: the awaited object's index on on_L (0: none) */
   unsigned char state;        /* WEFT_T_* */
   unsigned char wake_reason;  /* WEFT_WOKEN ... of the last wake-up */
   unsigned char deliver;      /* user value PENDING must be raised at the next await */
   unsigned char hook_raised;  /* an error was raised from a hook: never pool its thread */
   unsigned char light;        /* no Lua object yet (weft__spawn_light) */
   const char *on;             /* what it waits on, for Deadlock and weft.tasks() */
-  lua_State *on_L;            /* while suspended: the thread whose stack holds */
-  int on_idx;                 /* ... the awaited object at this index (0: none) */
+  lua_State *on_L;            /* while suspended: the thread whose stack holds the
+                                 awaited object (at on_idx) */
   weft_task *run_child;       /* the task a nested weft.run in it waits for */
   /* Output attribution (issue 15): whose output this task's prints and
      processes are, copied from the spawning task in init_task; stdlib reads

@@ -352,10 +352,10 @@ static void sleep_fire(weft_deadline *d) {
   weft__task_wake(weft_queue_data(d, weft_task, deadline), WEFT_WOKEN);
 }
 
+/* ctx is the sleeping task (it is unfinished while it sleeps). */
 static int finish_sleep(lua_State *L, int status, lua_KContext ctx) {
-  weft_task *t = WEFT_UPRT(L)->current;
+  weft_task *t = (weft_task *)ctx;
   (void)status;
-  (void)ctx;
   if (t->deliver)
     return weft__raise_pending(L, t);
   return 0;
@@ -363,7 +363,8 @@ static int finish_sleep(lua_State *L, int status, lua_KContext ctx) {
 
 static int sched_yield_lua(lua_State *L) {
   weft_runtime *rt = WEFT_UPRT(L);
-  return weft__requeue(L, weft__current(L, rt, "weft.yield"), 0, finish_sleep);
+  weft_task *t = weft__current(L, rt, "weft.yield");
+  return weft__requeue(L, t, (lua_KContext)t, finish_sleep);
 }
 
 static int sched_sleep(lua_State *L) {
@@ -376,7 +377,7 @@ static int sched_sleep(lua_State *L) {
   t = weft__current(L, rt, "weft.sleep");
   t->deadline.fire = sleep_fire;
   weft__deadline_arm(rt, &t->deadline, weft__now(rt) + s);
-  return weft__suspend(L, t, "sleep", 0, 0, finish_sleep);
+  return weft__suspend(L, t, "sleep", 0, (lua_KContext)t, finish_sleep);
 }
 
 /* }======== */

@@ -460,8 +460,25 @@ static void light_finish(weft_runtime *rt, weft_task *t, int nres) {
   lua_pop(L, 1);
 }
 
-int weft__task_finish(weft_runtime *rt, weft_task *t, int status, int nres) {
+/* The outcome of a task that returned results or failed (or returned while
+   a cancellation was pending), stored through its object. */
+static void store_outcome(weft_runtime *rt, weft_task *t, int status, int nres) {
   lua_State *co = t->co;
+  lua_checkstack(co, 8);
+  lua_checkstack(rt->L, 8);
+  if (status != LUA_OK) {
+    store_error(rt, co, t);   /* the traceback replaces any pending error */
+    return;
+  }
+  weft__push_task(co, t);
+  store_results(co, t, nres);
+  if (t->deliver) {   /* a cancellation that came too late: forget it */
+    lua_pushnil(co);
+    lua_setiuservalue(co, -2, WEFT_TASK_UV_PENDING);
+  }
+}
+
+int weft__task_finish(weft_runtime *rt, weft_task *t, int status, int nres) {
   if (t->light) {
     if (status == LUA_OK && !rt->instruments) {
       light_finish(rt, t, nres);
@@ -470,20 +487,11 @@ int weft__task_finish(weft_runtime *rt, weft_task *t, int status, int nres) {
     weft__push_task(rt->L, t);   /* a failure keeps its error and traceback there */
     lua_pop(rt->L, 1);
   }
-  lua_checkstack(co, 8);
-  lua_checkstack(rt->L, 8);
   if (status == LUA_OK && nres == 0 && !t->deliver) {
     t->done.nresults = 0;   /* user value 1 stays nil: the object is not needed */
     t->done.state = WEFT_DONE;
-  } else if (status == LUA_OK) {
-    weft__push_task(co, t);
-    store_results(co, t, nres);
-    if (t->deliver) {   /* a cancellation that came too late: forget it */
-      lua_pushnil(co);
-      lua_setiuservalue(co, -2, WEFT_TASK_UV_PENDING);
-    }
   } else {
-    store_error(rt, co, t);   /* the traceback replaces any pending error */
+    store_outcome(rt, t, status, nres);
   }
   retire(rt, t);
   weft__completion_wake_all(&t->done);
