@@ -50,13 +50,13 @@ static void take_pending(lua_State *L, weft_task *t, int slot) {
     return;
   if (lua_isnil(L, slot)) {
     weft__push_task(L, t);
-    lua_getiuservalue(L, -1, WEFT_TASK_UV_PENDING);
+    weft__task_getuv(L, -1, WEFT_TASK_MORE_PENDING);
     lua_replace(L, slot);
     lua_pop(L, 1);
   }
   weft__push_task(L, t);
   lua_pushnil(L);
-  lua_setiuservalue(L, -2, WEFT_TASK_UV_PENDING);
+  weft__task_setuv(L, -2, WEFT_TASK_MORE_PENDING);
   lua_pop(L, 1);
   t->deliver = 0;
 }

@@ -161,7 +161,7 @@ void weft__step(weft_runtime *rt, weft_task *t) {
     if (t->deliver) {   /* cancelled before it started: run none of it */
       lua_settop(co, 0);
       weft__push_task(co, t);
-      lua_getiuservalue(co, -1, WEFT_TASK_UV_PENDING);
+      weft__task_getuv(co, -1, WEFT_TASK_MORE_PENDING);
       lua_remove(co, -2);
       t->deliver = 0;
       finish(rt, t, LUA_ERRRUN, 0);
@@ -273,7 +273,7 @@ void weft__task_interrupt(lua_State *L, weft_task *t) {
   }
   weft__push_task(L, t);
   lua_insert(L, -2);
-  lua_setiuservalue(L, -2, WEFT_TASK_UV_PENDING);
+  weft__task_setuv(L, -2, WEFT_TASK_MORE_PENDING);
   lua_pop(L, 1);
   t->deliver = 1;
   weft__task_wake(t, WEFT_INTERRUPTED);
@@ -282,9 +282,9 @@ void weft__task_interrupt(lua_State *L, weft_task *t) {
 int weft__raise_pending(lua_State *L, weft_task *t) {
   t->deliver = 0;
   weft__push_task(L, t);
-  lua_getiuservalue(L, -1, WEFT_TASK_UV_PENDING);
+  weft__task_getuv(L, -1, WEFT_TASK_MORE_PENDING);
   lua_pushnil(L);
-  lua_setiuservalue(L, -3, WEFT_TASK_UV_PENDING);
+  weft__task_setuv(L, -3, WEFT_TASK_MORE_PENDING);
   return lua_error(L);
 }
 
@@ -294,7 +294,7 @@ int weft__pending_is(lua_State *L, weft_task *t, const char *kind) {
   if (!t->deliver)
     return 0;
   weft__push_task(L, t);
-  lua_getiuservalue(L, -1, WEFT_TASK_UV_PENDING);
+  weft__task_getuv(L, -1, WEFT_TASK_MORE_PENDING);
   is = weft__error_is(L, -1, kind);
   lua_pop(L, 2);
   return is;

@@ -43,6 +43,34 @@ weft_task *weft__task_ptr(lua_State *L, int idx) {
   return *(weft_task **)lua_touserdata(L, idx);
 }
 
+/* The rarely set values of the task object at obj (internal.h: WEFT_TASK_MORE_NAME
+   ...) are kept in one table, user value MORE, made by the first set. */
+int weft__task_getuv(lua_State *L, int obj, int which) {
+  int type;
+  if (lua_getiuservalue(L, obj, WEFT_TASK_UV_MORE) != LUA_TTABLE)
+    return LUA_TNIL;   /* (it pushed nil) */
+  type = lua_rawgeti(L, -1, which);
+  lua_remove(L, -2);
+  return type;
+}
+
+void weft__task_setuv(lua_State *L, int obj, int which) {
+  obj = lua_absindex(L, obj);
+  if (lua_getiuservalue(L, obj, WEFT_TASK_UV_MORE) != LUA_TTABLE) {
+    lua_pop(L, 1);
+    if (lua_isnil(L, -1)) {   /* it holds none: nothing to clear */
+      lua_pop(L, 1);
+      return;
+    }
+    lua_createtable(L, 3, 0);
+    lua_pushvalue(L, -1);
+    lua_setiuservalue(L, obj, WEFT_TASK_UV_MORE);
+  }
+  lua_insert(L, -2);
+  lua_rawseti(L, -2, which);
+  lua_pop(L, 1);
+}
+
 /* The object weft.spawn makes: the pointer, then the task itself. */
 typedef struct task_object {
   weft_task *t;
@@ -119,7 +147,7 @@ void weft__push_task(lua_State *L, weft_task *t) {
 
 /* Pushes the name of t, whose object is at ud. */
 void weft__push_name(lua_State *L, weft_task *t, int ud) {
-  lua_getiuservalue(L, ud, WEFT_TASK_UV_NAME);
+  weft__task_getuv(L, ud, WEFT_TASK_MORE_NAME);
   if (lua_isnil(L, -1)) {
     lua_pop(L, 1);
     lua_pushfstring(L, "task-%I", (lua_Integer)t->id);
@@ -302,7 +330,7 @@ static void start_task(lua_State *L, weft_runtime *rt, weft_task *t, int nargs, 
   if (weft_unlikely(rt->debug)) {   /* then there is an object (spawn_light made one) */
     weft__where(L, 1);
     if (strcmp(lua_tostring(L, -1), "?") != 0)
-      lua_setiuservalue(L, obj, WEFT_TASK_UV_CREATED);
+      weft__task_setuv(L, obj, WEFT_TASK_MORE_CREATED);
     else
       lua_pop(L, 1);
   }
@@ -413,7 +441,7 @@ static void store_error(weft_runtime *rt, lua_State *co, weft_task *t) {
   lua_settop(co, 0);
   cancelled = weft__error_is(L, -1, "Cancelled");
   lua_setiuservalue(L, -3, WEFT_TASK_UV_RESULTS);
-  lua_setiuservalue(L, -2, WEFT_TASK_UV_TRACEBACK);
+  weft__task_setuv(L, -2, WEFT_TASK_MORE_TRACEBACK);
   t->done.state = cancelled ? WEFT_CANCELLED : WEFT_FAILED;
   if (!cancelled) {
     lua_rawgeti(L, LUA_REGISTRYINDEX, rt->unobserved_ref);
@@ -474,7 +502,7 @@ static void store_outcome(weft_runtime *rt, weft_task *t, int status, int nres) 
   store_results(co, t, nres);
   if (t->deliver) {   /* a cancellation that came too late: forget it */
     lua_pushnil(co);
-    lua_setiuservalue(co, -2, WEFT_TASK_UV_PENDING);
+    weft__task_setuv(co, -2, WEFT_TASK_MORE_PENDING);
   }
 }
 
@@ -532,7 +560,7 @@ int weft__push_results(lua_State *L, int idx) {
     lua_createtable(L, 2, 0);
     lua_pushvalue(L, -2);
     lua_rawseti(L, -2, 1);
-    lua_getiuservalue(L, idx, WEFT_TASK_UV_TRACEBACK);
+    weft__task_getuv(L, idx, WEFT_TASK_MORE_TRACEBACK);
     lua_rawseti(L, -2, 2);
     lua_setfield(L, LUA_REGISTRYINDEX, "weft.reraised");
     return lua_error(L);
