@@ -67,8 +67,8 @@ enum { M_GATHER, M_SETTLE, M_FIRST_COMPLETED, M_FIRST_ERROR, M_ALL_COMPLETED };
 
 typedef struct multi_entry {
   weft_waiter w;
-  struct weft_multi *m;
   weft_task *task;
+  int i;               /* its index in the block (which is found from it) */
   int cancelled;       /* we asked for its cancellation (once only) */
 } multi_entry;
 
@@ -116,9 +116,9 @@ static void multi_entry_done(weft_multi *m, int i) {
 
 static void multi_wake(weft_waiter *w, int reason) {
   multi_entry *e = (multi_entry *)w;
-  weft_multi *m = e->m;
+  weft_multi *m = (weft_multi *)((char *)(e - e->i) - offsetof(weft_multi, e));
   (void)reason;
-  multi_entry_done(m, (int)(e - m->e));
+  multi_entry_done(m, e->i);
   if (multi_satisfied(m))
     weft__task_wake(m->owner, WEFT_WOKEN);
 }
@@ -178,7 +178,7 @@ static weft_multi *multi_new(lua_State *L, int list, int mode, weft_task *owner)
   for (i = 0; i < n; i++) {
     multi_entry *e = &m->e[i];
     weft_queue_init(&e->w.node);
-    e->m = m;
+    e->i = i;
     e->w.wake = multi_wake;
     e->cancelled = 0;
     e->task = NULL;

@@ -89,13 +89,13 @@ weft_task *weft__checktask(lua_State *L, int idx) {
 /* A task check that compares metatable pointers instead of looking the
    metatable up by name: the hot paths (await, gather) use it. */
 weft_task *weft__task_at(weft_runtime *rt, lua_State *L, int idx) {
-  weft_task *t = (weft_task *)lua_touserdata(L, idx);
-  if (t == NULL || lua_type(L, idx) != LUA_TUSERDATA || !lua_getmetatable(L, idx))
+  weft_task **box = (weft_task **)lua_touserdata(L, idx);
+  int is_task;
+  if (box == NULL || lua_type(L, idx) != LUA_TUSERDATA || !lua_getmetatable(L, idx))
     return NULL;
-  if (lua_topointer(L, -1) != rt->task_mt)
-    t = NULL;
+  is_task = lua_topointer(L, -1) == rt->task_mt;
   lua_pop(L, 1);
-  return t != NULL ? weft__task_ptr(L, idx) : NULL;
+  return is_task ? *box : NULL;
 }
 
 /* An unfinished task with an object is held by its thread's slot of the
@@ -232,16 +232,16 @@ static int new_slot(lua_State *L, weft_runtime *rt) {
    'object', the slot held a finished task's object, which lets go of the
    thread too. */
 static void drop_slot(weft_runtime *rt, lua_State *co, int slot, int object) {
+  int top = lua_gettop(co);
   lua_rawgeti(co, LUA_REGISTRYINDEX, rt->anchor_ref);
   if (object) {
     lua_rawgeti(co, -1, slot);
     lua_pushnil(co);
     lua_setiuservalue(co, -2, WEFT_TASK_UV_THREAD);
-    lua_pop(co, 1);
   }
   lua_pushnil(co);
-  lua_rawseti(co, -2, slot);
-  lua_pop(co, 1);
+  lua_rawseti(co, top + 1, slot);
+  lua_settop(co, top);
   if (rt->nfree_slots == rt->cap_free_slots) {
     int cap = rt->cap_free_slots ? rt->cap_free_slots * 2 : 64;
     int *p = (int *)realloc(rt->free_slots, (size_t)cap * sizeof *p);
@@ -535,7 +535,7 @@ int weft__task_finish(weft_runtime *rt, weft_task *t, int status, int nres) {
 void weft__task_release(weft_runtime *rt, weft_task *t) {
   lua_State *co = t->co;
   t->co = NULL;
-  lua_settop(co, 0);
+  lua_settop(co, 0);   /* (drop_slot needs its room too) */
   if (poolable(rt, t, co)) {
     pool_thread(rt, co, t->co_slot, 0);
     return;
