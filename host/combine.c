@@ -12,6 +12,7 @@
 ** User docs: docs/reference.md "Waiting on several".
 */
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "internal.h"
@@ -49,13 +50,13 @@ static void take_pending(lua_State *L, weft_task *t, int slot) {
     return;
   if (lua_isnil(L, slot)) {
     weft__push_task(L, t);
-    lua_getiuservalue(L, -1, WEFT_TASK_UV_PENDING);
+    weft__task_getuv(L, -1, WEFT_TASK_MORE_PENDING);
     lua_replace(L, slot);
     lua_pop(L, 1);
   }
   weft__push_task(L, t);
   lua_pushnil(L);
-  lua_setiuservalue(L, -2, WEFT_TASK_UV_PENDING);
+  weft__task_setuv(L, -2, WEFT_TASK_MORE_PENDING);
   lua_pop(L, 1);
   t->deliver = 0;
 }
@@ -66,8 +67,8 @@ enum { M_GATHER, M_SETTLE, M_FIRST_COMPLETED, M_FIRST_ERROR, M_ALL_COMPLETED };
 
 typedef struct multi_entry {
   weft_waiter w;
-  struct weft_multi *m;
   weft_task *task;
+  int i;               /* its index in the block (which is found from it) */
   int cancelled;       /* we asked for its cancellation (once only) */
 } multi_entry;
 
@@ -115,9 +116,9 @@ static void multi_entry_done(weft_multi *m, int i) {
 
 static void multi_wake(weft_waiter *w, int reason) {
   multi_entry *e = (multi_entry *)w;
-  weft_multi *m = e->m;
+  weft_multi *m = (weft_multi *)((char *)(e - e->i) - offsetof(weft_multi, e));
   (void)reason;
-  multi_entry_done(m, (int)(e - m->e));
+  multi_entry_done(m, e->i);
   if (multi_satisfied(m))
     weft__task_wake(m->owner, WEFT_WOKEN);
 }
@@ -129,8 +130,25 @@ static void multi_unlink(weft_multi *m) {
       weft_queue_remove(&m->e[i].w.node);
 }
 
+/* The block's memory is C's (the userdata on the waiting frame holds only
+   a pointer): a gather over n tasks would otherwise charge the collector
+   for n entries it never needs to traverse, and the block is freed as soon
+   as the wait ends instead of at the next cycle. */
+static weft_multi *multi_at(lua_State *L, int idx) {
+  return *(weft_multi **)lua_touserdata(L, idx);
+}
+
+static void multi_free(lua_State *L, int idx) {
+  weft_multi **box = (weft_multi **)lua_touserdata(L, idx);
+  if (*box != NULL) {
+    multi_unlink(*box);
+    free(*box);
+    *box = NULL;
+  }
+}
+
 static int multi_gc(lua_State *L) {
-  multi_unlink((weft_multi *)lua_touserdata(L, 1));
+  multi_free(L, 1);
   return 0;
 }
 
@@ -142,13 +160,17 @@ static weft_multi *multi_new(lua_State *L, int list, int mode, weft_task *owner)
   weft_runtime *rt = WEFT_UPRT(L);
   int n, i, nfunctions = 0, array;
   size_t size;
-  weft_multi *m;
+  weft_multi *m, **box;
   luaL_checktype(L, list, LUA_TTABLE);
   n = (int)luaL_len(L, list);
   lua_createtable(L, n, 0);
   array = lua_gettop(L);
   size = sizeof(weft_multi) + (size_t)(n > 0 ? n - 1 : 0) * sizeof(multi_entry);
-  m = (weft_multi *)lua_newuserdatauv(L, size, 1);
+  box = (weft_multi **)lua_newuserdatauv(L, sizeof *box, 1);
+  *box = NULL;
+  luaL_setmetatable(L, MULTI_MT);   /* frees the block however this call ends */
+  if ((m = *box = (weft_multi *)malloc(size)) == NULL)
+    luaL_error(L, "weft: not enough memory for a wait over %d tasks", n);
   m->owner = owner;
   m->mode = mode;
   m->n = m->remaining = n;
@@ -156,12 +178,11 @@ static weft_multi *multi_new(lua_State *L, int list, int mode, weft_task *owner)
   for (i = 0; i < n; i++) {
     multi_entry *e = &m->e[i];
     weft_queue_init(&e->w.node);
-    e->m = m;
+    e->i = i;
     e->w.wake = multi_wake;
     e->cancelled = 0;
     e->task = NULL;
   }
-  luaL_setmetatable(L, MULTI_MT);
   weft__where(L, 1);
   lua_setiuservalue(L, -2, 1);
   for (i = 0; i < n; i++) {
@@ -204,6 +225,8 @@ static weft_multi *multi_new(lua_State *L, int list, int mode, weft_task *owner)
 /* Stack: 1 list, 2 opts, 3 tasks, 4 block, 5 saved error (nil) */
 enum { G_TASKS = 3, G_BLOCK = 4, G_SAVED = 5 };
 
+/* The results go into the array of tasks, each replacing its task (read
+   just before): one table of n entries for the whole gather. */
 static int gather_results(lua_State *L, weft_multi *m) {
   int i;
   for (i = 0; i < m->n; i++) {
@@ -216,16 +239,19 @@ static int gather_results(lua_State *L, weft_multi *m) {
   if (m->mode == M_GATHER && m->first_failed > 0) {
     lua_rawgeti(L, G_TASKS, m->first_failed);
     weft__push_outcome(L, -1);
+    multi_free(L, G_BLOCK);
     return lua_error(L);
   }
-  lua_createtable(L, m->n, 0);
   for (i = 1; i <= m->n; i++) {
     const weft_task *t = m->e[i - 1].task;
-    if (m->mode == M_GATHER && t->done.state == WEFT_DONE && t->done.nresults == 0)
-      continue;   /* its nil: the new table has it already */
+    if (m->mode == M_GATHER && t->done.state == WEFT_DONE && t->done.nresults == 0) {
+      lua_pushnil(L);
+      lua_rawseti(L, G_TASKS, i);
+      continue;
+    }
     lua_rawgeti(L, G_TASKS, i);
     if (m->mode == M_SETTLE) {
-      int ok = m->e[i - 1].task->done.state == WEFT_DONE;
+      int ok = t->done.state == WEFT_DONE;
       lua_createtable(L, 0, 2);
       lua_pushboolean(L, ok);
       lua_setfield(L, -2, "ok");
@@ -234,15 +260,17 @@ static int gather_results(lua_State *L, weft_multi *m) {
     } else {
       weft__push_outcome(L, -1);
     }
-    lua_rawseti(L, -3, i);
+    lua_rawseti(L, G_TASKS, i);
     lua_pop(L, 1);
   }
+  multi_free(L, G_BLOCK);
+  lua_pushvalue(L, G_TASKS);
   return 1;
 }
 
 static int finish_gather(lua_State *L, int status, lua_KContext ctx) {
   weft_task *t = WEFT_UPRT(L)->current;
-  weft_multi *m = (weft_multi *)lua_touserdata(L, G_BLOCK);
+  weft_multi *m = multi_at(L, G_BLOCK);
   (void)status;
   (void)ctx;
   if (t->deliver) {
@@ -301,7 +329,7 @@ static int wait_results(lua_State *L, weft_multi *m) {
 
 static int finish_waitm(lua_State *L, int status, lua_KContext ctx) {
   weft_task *t = WEFT_UPRT(L)->current;
-  weft_multi *m = (weft_multi *)lua_touserdata(L, G_BLOCK);
+  weft_multi *m = multi_at(L, G_BLOCK);
   (void)status;
   (void)ctx;
   if (t->deliver) {

@@ -135,7 +135,7 @@ int weft_task_result(weft_task *t, lua_State *L, int *n) {
   weft__mark_observed(L, t);
   lua_getiuservalue(L, obj, WEFT_TASK_UV_RESULTS);
   if (t->done.state != WEFT_DONE) {
-    lua_getiuservalue(L, obj, WEFT_TASK_UV_TRACEBACK);
+    weft__task_getuv(L, obj, WEFT_TASK_MORE_TRACEBACK);
     lua_remove(L, obj);
     *n = 2;
     return LUA_ERRRUN;

@@ -149,7 +149,7 @@ static int judge(lua_State *L, envelope *e, weft_task *t) {
     /* cancelled while preempted: it has no await point to take it at */
     t->deliver = 0;
     weft__push_task(L, t);
-    lua_getiuservalue(L, -1, WEFT_TASK_UV_PENDING);
+    weft__task_getuv(L, -1, WEFT_TASK_MORE_PENDING);
     lua_remove(L, -2);
     doom(L, e, t);
     return 1;

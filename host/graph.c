@@ -599,10 +599,10 @@ static int graph_end(lua_State *L, weft_graph *g) {
 /* Moves the caller's pending error (cancellation, Deadlock) to A_SAVED. */
 static void take_pending(lua_State *L, weft_task *t) {
   weft__push_task(L, t);
-  lua_getiuservalue(L, -1, WEFT_TASK_UV_PENDING);
+  weft__task_getuv(L, -1, WEFT_TASK_MORE_PENDING);
   lua_replace(L, A_SAVED);
   lua_pushnil(L);
-  lua_setiuservalue(L, -2, WEFT_TASK_UV_PENDING);
+  weft__task_setuv(L, -2, WEFT_TASK_MORE_PENDING);
   lua_pop(L, 1);
   t->deliver = 0;
 }

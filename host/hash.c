@@ -186,48 +186,91 @@ typedef struct file_stat {
 enum { FILE_OK, FILE_DIR, FILE_ABSENT, FILE_ERROR };
 
 /* A run's stat cache (`weft._hash.stat_cache()`, a userdata): path ->
-   file_stat in an open-addressing table. The compiles of a build share
-   their headers, so most of a no-op's stats repeat. stdlib/weft/
-   incremental.lua makes a new one whenever a task runs, so it only ever
-   holds stats taken while no task of the run was writing. */
+   file_stat, and the recorded lines verify found as recorded, each in an
+   open-addressing table. The compiles of a build share their headers, so
+   most of a no-op's stats repeat, and so do most of its lines (the same
+   header recorded by each compile): a line already verified against the
+   stats of this cache is not parsed again. Only lines whose path was met
+   before are kept: a line of a file only one task reads costs no copy. stdlib/weft/incremental.lua
+   makes a new one whenever a task runs, so it only ever holds stats taken
+   while no task of the run was writing. */
 #define STAT_CACHE_MT "weft.stat_cache"
 
-typedef struct stat_entry {
-  char *path;   /* NULL: free slot */
+typedef struct cache_entry {
+  char *key;   /* NULL: free slot */
+  size_t len;
   XXH64_hash_t hash;
-  file_stat fs;
-} stat_entry;
+  file_stat fs;   /* in the table of stats */
+} cache_entry;
+
+typedef struct cache_table {
+  cache_entry *slots;
+  size_t cap, n;   /* cap a power of two, n <= cap / 2 */
+} cache_table;
 
 typedef struct stat_cache {
-  stat_entry *slots;
-  size_t cap, n;   /* cap a power of two, n <= cap / 2 */
+  cache_table stats, verified;
 } stat_cache;
 
-static stat_entry *cache_slot(stat_cache *c, const char *path, XXH64_hash_t h) {
-  size_t i = (size_t)h & (c->cap - 1);
-  while (c->slots[i].path != NULL &&
-         (c->slots[i].hash != h || strcmp(c->slots[i].path, path) != 0))
-    i = (i + 1) & (c->cap - 1);
-  return &c->slots[i];
+static cache_entry *cache_slot(cache_table *t, const char *key, size_t len, XXH64_hash_t h) {
+  size_t i = (size_t)h & (t->cap - 1);
+  while (t->slots[i].key != NULL &&
+         (t->slots[i].hash != h || t->slots[i].len != len || memcmp(t->slots[i].key, key, len) != 0))
+    i = (i + 1) & (t->cap - 1);
+  return &t->slots[i];
+}
+
+/* The entry of `key`, or NULL. */
+static cache_entry *cache_find(cache_table *t, const char *key, size_t len, XXH64_hash_t h) {
+  cache_entry *e;
+  if (t->cap == 0)
+    return NULL;
+  e = cache_slot(t, key, len, h);
+  return e->key != NULL ? e : NULL;
 }
 
 /* Doubles the table; 0 when out of memory (the cache then stops growing). */
-static int cache_grow(stat_cache *c) {
-  size_t cap = c->cap ? c->cap * 2 : 256, i;
-  stat_entry *old = c->slots, *e;
-  size_t oldcap = c->cap;
-  stat_entry *slots = (stat_entry *)calloc(cap, sizeof *slots);
+static int cache_grow(cache_table *t) {
+  size_t cap = t->cap ? t->cap * 2 : 256, i;
+  cache_entry *old = t->slots, *e;
+  size_t oldcap = t->cap;
+  cache_entry *slots = (cache_entry *)calloc(cap, sizeof *slots);
   if (slots == NULL)
     return 0;
-  c->slots = slots;
-  c->cap = cap;
+  t->slots = slots;
+  t->cap = cap;
   for (i = 0; i < oldcap; i++)
-    if (old[i].path != NULL) {
-      e = cache_slot(c, old[i].path, old[i].hash);
+    if (old[i].key != NULL) {
+      e = cache_slot(t, old[i].key, old[i].len, old[i].hash);
       *e = old[i];
     }
   free(old);
   return 1;
+}
+
+/* Adds `key` (absent); NULL when out of memory. */
+static cache_entry *cache_add(cache_table *t, const char *key, size_t len, XXH64_hash_t h) {
+  cache_entry *e;
+  if ((t->n + 1) * 2 > t->cap && !cache_grow(t))
+    return NULL;
+  e = cache_slot(t, key, len, h);
+  if ((e->key = (char *)malloc(len + 1)) == NULL)
+    return NULL;
+  memcpy(e->key, key, len);
+  e->key[len] = '\0';
+  e->len = len;
+  e->hash = h;
+  t->n++;
+  return e;
+}
+
+static void cache_free(cache_table *t) {
+  size_t i;
+  for (i = 0; i < t->cap; i++)
+    free(t->slots[i].key);
+  free(t->slots);
+  t->slots = NULL;
+  t->cap = t->n = 0;
 }
 
 static void take_stat(const char *path, file_stat *fs) {
@@ -243,44 +286,32 @@ static void take_stat(const char *path, file_stat *fs) {
   fs->ino = (long long)sb.st_ino;
 }
 
-/* Stats `path`, through cache `c` when there is one. */
-static void stat_cached(stat_cache *c, const char *path, file_stat *fs) {
+/* Stats `path`, through cache `c` when there is one; 1 when the stat came
+   from the cache. */
+static int stat_cached(stat_cache *c, const char *path, file_stat *fs) {
   size_t len;
   XXH64_hash_t h;
-  stat_entry *e;
+  cache_entry *e;
   if (c == NULL) {
     take_stat(path, fs);
-    return;
+    return 0;
   }
   len = strlen(path);
   h = XXH3_64bits(path, len);
-  if (c->cap > 0) {
-    e = cache_slot(c, path, h);
-    if (e->path != NULL) {
-      *fs = e->fs;
-      return;
-    }
+  if ((e = cache_find(&c->stats, path, len, h)) != NULL) {
+    *fs = e->fs;
+    return 1;
   }
   take_stat(path, fs);
-  if ((c->n + 1) * 2 > c->cap && !cache_grow(c))
-    return;
-  e = cache_slot(c, path, h);
-  if ((e->path = (char *)malloc(len + 1)) == NULL)
-    return;
-  memcpy(e->path, path, len + 1);
-  e->hash = h;
-  e->fs = *fs;
-  c->n++;
+  if ((e = cache_add(&c->stats, path, len, h)) != NULL)
+    e->fs = *fs;
+  return 0;
 }
 
 static int stat_cache_gc(lua_State *L) {
   stat_cache *c = (stat_cache *)luaL_checkudata(L, 1, STAT_CACHE_MT);
-  size_t i;
-  for (i = 0; i < c->cap; i++)
-    free(c->slots[i].path);
-  free(c->slots);
-  c->slots = NULL;
-  c->cap = c->n = 0;
+  cache_free(&c->stats);
+  cache_free(&c->verified);
   return 0;
 }
 
@@ -326,12 +357,28 @@ static int hash_verify(lua_State *L) {
   while (p < end) {
     const char *nl = memchr(p, '\n', (size_t)(end - p));
     const char *stop = nl ? nl : end;
+    size_t n = (size_t)(stop - p);
+    XXH64_hash_t h = 0;
+    int hashed = 0, seen;
     line++;
+    if (cache != NULL && cache->verified.n > 0) {   /* verified for another task? */
+      h = XXH3_64bits(p, n);
+      hashed = 1;
+      if (cache_find(&cache->verified, p, n, h) != NULL) {
+        p = nl ? nl + 1 : end;
+        continue;
+      }
+    }
     if (!parse_recorded(p, stop, &r))
       return not_verified(L, line);
-    stat_cached(cache, r.path, &fs);
+    seen = stat_cached(cache, r.path, &fs);
     if (!still_recorded(&r, racy_ns, &fs))
       return not_verified(L, line);
+    if (seen) {   /* a shared file: the next task's line is likely this one */
+      if (!hashed)
+        h = XXH3_64bits(p, n);
+      cache_add(&cache->verified, p, n, h);   /* out of memory: verified again next time */
+    }
     p = nl ? nl + 1 : end;
   }
   lua_pushboolean(L, 1);
@@ -353,17 +400,47 @@ static int hash_verify(lua_State *L) {
 
 #define DEF_DEPTH 12
 
+/* The bytes of the walk go to one growing buffer and are digested with one
+   XXH3 call: a body's bytecode arrives from lua_dump in thousands of pieces of
+   a few bytes, each a costly update of a streaming state. The one-shot digest
+   of the bytes is the streaming one's, so the key is unchanged. A table's
+   pairs are written after the bytes of the depth being walked and digested
+   apart (then cut off again), so the buffer is a stack. */
 typedef struct def_walk {
-  XXH3_state_t *st[DEF_DEPTH + 3];   /* one per depth: pairs are digested apart */
+  char *buf;
+  size_t len, cap;
   const void *path[DEF_DEPTH + 3];   /* the tables and functions being walked */
   int npath;
+  lua_State *L;   /* to raise out of memory */
 } def_walk;
 
-static void feed(def_walk *w, int depth, const void *p, size_t n) {
-  XXH3_128bits_update(w->st[depth], p, n);
+/* Makes room for n more bytes; 0 when out of memory. */
+static int reserve(def_walk *w, size_t n) {
+  size_t cap = w->cap ? w->cap : 4096;
+  char *buf;
+  if (n <= w->cap - w->len)
+    return 1;
+  while (cap - w->len < n)
+    cap *= 2;
+  if ((buf = (char *)realloc(w->buf, cap)) == NULL)
+    return 0;
+  w->buf = buf;
+  w->cap = cap;
+  return 1;
 }
 
-static void feed_tag(def_walk *w, int depth, char tag) { feed(w, depth, &tag, 1); }
+static void feed(def_walk *w, const void *p, size_t n) {
+  if (!reserve(w, n))
+    luaL_error(w->L, "weft: out of memory");
+  memcpy(w->buf + w->len, p, n);
+  w->len += n;
+}
+
+static void feed_tag(def_walk *w, char tag) {
+  if (!reserve(w, 1))
+    luaL_error(w->L, "weft: out of memory");
+  w->buf[w->len++] = tag;
+}
 
 static int on_path(def_walk *w, const void *p) {
   int i;
@@ -373,22 +450,24 @@ static int on_path(def_walk *w, const void *p) {
   return 0;
 }
 
-static XXH3_state_t *state_at(lua_State *L, def_walk *w, int depth) {
-  if (w->st[depth] == NULL && (w->st[depth] = XXH3_createState()) == NULL)
-    luaL_error(L, "weft: out of memory");
-  XXH3_128bits_reset(w->st[depth]);
-  return w->st[depth];
-}
-
+/* Raises nothing inside lua_dump: a failure stops the dump, raised after.
+   Most pieces are one byte (a tag, a size), copied without a call. */
 static int dump_writer(lua_State *L, const void *p, size_t n, void *ud) {
+  def_walk *w = (def_walk *)ud;
   (void)L;
-  XXH3_128bits_update((XXH3_state_t *)ud, p, n);
+  if (!reserve(w, n))
+    return 1;
+  if (n == 1)
+    w->buf[w->len] = *(const char *)p;
+  else
+    memcpy(w->buf + w->len, p, n);
+  w->len += n;
   return 0;
 }
 
-static void feed_value(lua_State *L, def_walk *w, int idx, int depth);
+static void feed_value(lua_State *L, def_walk *w, int idx);
 
-static void feed_table(lua_State *L, def_walk *w, int idx, int depth) {
+static void feed_table(lua_State *L, def_walk *w, int idx) {
   lua_Integer n = (lua_Integer)lua_rawlen(L, idx), count = 0, i;
   XXH128_hash_t sum = {0, 0};
   lua_pushnil(L);
@@ -397,77 +476,118 @@ static void feed_table(lua_State *L, def_walk *w, int idx, int depth) {
     lua_pop(L, 1);
   }
   if (count == n) {   /* a sequence: its order matters */
-    feed_tag(w, depth, 'A');
-    feed(w, depth, &n, sizeof n);
+    feed_tag(w, 'A');
+    feed(w, &n, sizeof n);
     for (i = 1; i <= n; i++) {
       lua_rawgeti(L, idx, i);
-      feed_value(L, w, lua_gettop(L), depth);
+      feed_value(L, w, lua_gettop(L));
       lua_pop(L, 1);
     }
     return;
   }
   lua_pushnil(L);
   while (lua_next(L, idx) != 0) {
+    size_t start = w->len;
     XXH128_hash_t h;
-    state_at(L, w, depth + 1);
-    feed_value(L, w, lua_gettop(L) - 1, depth + 1);
-    feed_value(L, w, lua_gettop(L), depth + 1);
-    h = XXH3_128bits_digest(w->st[depth + 1]);
+    feed_value(L, w, lua_gettop(L) - 1);
+    feed_value(L, w, lua_gettop(L));
+    h = XXH3_128bits(w->buf + start, w->len - start);
+    w->len = start;
     sum.low64 += h.low64;
     sum.high64 += h.high64;
     lua_pop(L, 1);
   }
-  feed_tag(w, depth, 'T');
-  feed(w, depth, &count, sizeof count);
-  feed(w, depth, &sum, sizeof sum);
+  feed_tag(w, 'T');
+  feed(w, &count, sizeof count);
+  feed(w, &sum, sizeof sum);
 }
 
-static void feed_function(lua_State *L, def_walk *w, int idx, int depth) {
+static char dump_cache_key;   /* registry: function -> its stripped bytecode (weak keys) */
+
+/* The function's bytecode, once per function for a function met inside
+   definitions (a helper every task captures, as `sh` in
+   examples/build/Weftfile.lua): a function's prototype never changes, so
+   neither does its dump. A task's own body is dumped each time (bodies are
+   rarely shared: no copy kept). */
+static void feed_bytecode(lua_State *L, def_walk *w, int idx, int shared) {
+  size_t start = w->len, len;
+  const char *s;
+  if (shared) {
+    if (lua_rawgetp(L, LUA_REGISTRYINDEX, &dump_cache_key) != LUA_TTABLE) {
+      lua_pop(L, 1);
+      lua_newtable(L);
+      lua_createtable(L, 0, 1);
+      lua_pushliteral(L, "k");
+      lua_setfield(L, -2, "__mode");
+      lua_setmetatable(L, -2);
+      lua_pushvalue(L, -1);
+      lua_rawsetp(L, LUA_REGISTRYINDEX, &dump_cache_key);
+    }
+    lua_pushvalue(L, idx);
+    if (lua_rawget(L, -2) == LUA_TSTRING) {
+      s = lua_tolstring(L, -1, &len);
+      feed(w, s, len);
+      lua_pop(L, 2);
+      return;
+    }
+    lua_pop(L, 1);
+  }
+  lua_pushvalue(L, idx);
+  if (lua_dump(L, dump_writer, w, 1) != 0)
+    luaL_error(L, "weft: out of memory");
+  lua_pop(L, 1);
+  if (shared) {
+    lua_pushvalue(L, idx);
+    lua_pushlstring(L, w->buf + start, w->len - start);
+    lua_rawset(L, -3);
+    lua_pop(L, 1);
+  }
+}
+
+static void feed_function(lua_State *L, def_walk *w, int idx) {
   const char *name;
   int i;
   if (lua_iscfunction(L, idx)) {
-    feed_tag(w, depth, 'C');
+    feed_tag(w, 'C');
     return;
   }
-  feed_tag(w, depth, 'F');
-  lua_pushvalue(L, idx);
-  lua_dump(L, dump_writer, w->st[depth], 1);
-  lua_pop(L, 1);
+  feed_tag(w, 'F');
+  feed_bytecode(L, w, idx, w->npath > 1);
   for (i = 1; (name = lua_getupvalue(L, idx, i)) != NULL; i++) {
     if (strcmp(name, "_ENV") != 0) {
-      feed_tag(w, depth, 'u');
-      feed(w, depth, name, strlen(name) + 1);
-      feed_value(L, w, lua_gettop(L), depth);
+      feed_tag(w, 'u');
+      feed(w, name, strlen(name) + 1);
+      feed_value(L, w, lua_gettop(L));
     }
     lua_pop(L, 1);
   }
 }
 
-/* Feeds the value at idx (absolute) into the state of `depth`; values
-   nested in it count one level deeper for the depth limit. */
-static void feed_value(lua_State *L, def_walk *w, int idx, int depth) {
+/* Feeds the value at idx (absolute); tables and functions nested in it
+   count one level deeper for the depth limit. */
+static void feed_value(lua_State *L, def_walk *w, int idx) {
   int t = lua_type(L, idx);
   luaL_checkstack(L, 8, "definition too deep");
   switch (t) {
-    case LUA_TNIL: feed_tag(w, depth, 'n'); break;
-    case LUA_TBOOLEAN: feed_tag(w, depth, lua_toboolean(L, idx) ? 't' : 'f'); break;
+    case LUA_TNIL: feed_tag(w, 'n'); break;
+    case LUA_TBOOLEAN: feed_tag(w, lua_toboolean(L, idx) ? 't' : 'f'); break;
     case LUA_TNUMBER:
       if (lua_isinteger(L, idx)) {
         lua_Integer v = lua_tointeger(L, idx);
-        feed_tag(w, depth, 'i');
-        feed(w, depth, &v, sizeof v);
+        feed_tag(w, 'i');
+        feed(w, &v, sizeof v);
       } else {
         lua_Number v = lua_tonumber(L, idx);
-        feed_tag(w, depth, 'd');
-        feed(w, depth, &v, sizeof v);
+        feed_tag(w, 'd');
+        feed(w, &v, sizeof v);
       }
       break;
     case LUA_TSTRING: {
       size_t len;
       const char *s = lua_tolstring(L, idx, &len);
-      feed_tag(w, depth, 's');
-      feed(w, depth, &len, sizeof len);
-      feed(w, depth, s, len);
+      feed_tag(w, 's');
+      feed(w, &len, sizeof len);
+      feed(w, s, len);
       break;
     }
     case LUA_TTABLE:
@@ -475,67 +595,66 @@ static void feed_value(lua_State *L, def_walk *w, int idx, int depth) {
       const void *p = lua_topointer(L, idx);
       if (t == LUA_TTABLE && lua_getmetatable(L, idx)) {
         lua_pop(L, 1);
-        feed_tag(w, depth, 'o');
+        feed_tag(w, 'o');
       } else if (on_path(w, p)) {
-        feed_tag(w, depth, 'c');
+        feed_tag(w, 'c');
       } else if (w->npath > DEF_DEPTH) {
-        feed_tag(w, depth, 'D');
+        feed_tag(w, 'D');
       } else {
         w->path[w->npath++] = p;
         if (t == LUA_TTABLE)
-          feed_table(L, w, idx, depth);
+          feed_table(L, w, idx);
         else
-          feed_function(L, w, idx, depth);
+          feed_function(L, w, idx);
         w->npath--;
       }
       break;
     }
     default:
-      feed_tag(w, depth, 'x');
-      feed(w, depth, &t, sizeof t);
+      feed_tag(w, 'x');
+      feed(w, &t, sizeof t);
   }
 }
 
 static int walk_definition(lua_State *L) {
   def_walk *w = (def_walk *)lua_touserdata(L, 4);
   lua_Integer i, n = (lua_Integer)lua_rawlen(L, 2);
-  state_at(L, w, 0);
+  w->L = L;
   for (i = 1; i <= n; i++) {
     lua_rawgeti(L, 2, i);   /* a field name */
     lua_pushvalue(L, -1);
     if (lua_rawget(L, 1) != LUA_TNIL) {
-      feed_tag(w, 0, 'k');
-      feed_value(L, w, lua_gettop(L) - 1, 0);
-      feed_value(L, w, lua_gettop(L), 0);
+      feed_tag(w, 'k');
+      feed_value(L, w, lua_gettop(L) - 1);
+      feed_value(L, w, lua_gettop(L));
     }
     lua_pop(L, 2);
   }
   if (!lua_isnil(L, 3)) {
-    feed_tag(w, 0, 'B');
-    feed_value(L, w, 3, 0);
+    feed_tag(w, 'B');
+    feed_value(L, w, 3);
   }
-  push_hex(L, XXH3_128bits_digest(w->st[0]));
+  push_hex(L, XXH3_128bits(w->buf, w->len));
   return 1;
 }
 
 /* defhash(spec, names, fn) -> hex: see above; `names` the key fields, sorted. */
 static int hash_defhash(lua_State *L) {
   def_walk w;
-  int status, i;
+  int status;
   luaL_checktype(L, 1, LUA_TTABLE);
   luaL_checktype(L, 2, LUA_TTABLE);
   if (!lua_isnoneornil(L, 3))
     luaL_checktype(L, 3, LUA_TFUNCTION);
   lua_settop(L, 3);
   memset(&w, 0, sizeof w);
-  lua_pushcfunction(L, walk_definition);   /* the states are freed on errors too */
+  lua_pushcfunction(L, walk_definition);   /* the buffer is freed on errors too */
   lua_pushvalue(L, 1);
   lua_pushvalue(L, 2);
   lua_pushvalue(L, 3);
   lua_pushlightuserdata(L, &w);
   status = lua_pcall(L, 4, 1, 0);
-  for (i = 0; i < DEF_DEPTH + 3; i++)
-    XXH3_freeState(w.st[i]);
+  free(w.buf);
   if (status != LUA_OK)
     return lua_error(L);
   return 1;
@@ -553,6 +672,8 @@ int weft__open_hash(lua_State *L, weft_runtime *rt) {
   weft__class(L, rt, STAT_CACHE_MT, NULL, NULL, cache_metas);
   lua_pop(L, 1);
   luaL_newlib(L, funcs);
+  lua_pushstring(L, lua_ident);   /* the Lua release bytecode is valid for */
+  lua_setfield(L, -2, "lua_ident");
   lua_setfield(L, -2, "_hash");
   return 0;
 }

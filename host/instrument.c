@@ -203,7 +203,7 @@ void weft__dump_tasks(lua_State *S, weft_runtime *rt) {
       lua_pushstring(S, t->state == WEFT_T_RUNNING ? "" : ", ready");
       lua_pushliteral(S, "");
     }
-    if (lua_getiuservalue(S, task, WEFT_TASK_UV_CREATED) == LUA_TSTRING) {
+    if (weft__task_getuv(S, task, WEFT_TASK_MORE_CREATED) == LUA_TSTRING) {
       lua_pushliteral(S, "\n  spawned at ");
       lua_insert(S, -2);
     } else {

@@ -75,13 +75,21 @@ enum {
 /* Task user values. */
 enum {
   WEFT_TASK_UV_RESULTS = 1,   /* the results (a table if more than one) or the error */
-  WEFT_TASK_UV_NAME,          /* name string, nil for the default "task-<id>" */
-  WEFT_TASK_UV_PENDING,       /* error to raise at the next await point */
-  WEFT_TASK_UV_CREATED,       /* "file:line" of its spawn (debug mode) */
   WEFT_TASK_UV_THREAD,        /* its thread, while unfinished (task.c: hold_object) */
+  WEFT_TASK_UV_MORE,          /* nil, or a table of the rarely set values below */
   WEFT_TASK_UV_ANCHOR,        /* a light task's object: what holds its memory */
-  WEFT_TASK_NUV = WEFT_TASK_UV_THREAD,
-  WEFT_TASK_UV_TRACEBACK = WEFT_TASK_UV_PENDING   /* after a failure */
+  WEFT_TASK_NUV = WEFT_TASK_UV_MORE
+};
+
+/* What a task object rarely holds: keys of its MORE table, read and set
+   with weft__task_getuv and weft__task_setuv (as lua_getiuservalue and
+   lua_setiuservalue would). Most tasks have none of them: two user values
+   fewer is 32 bytes less for each task. */
+enum {
+  WEFT_TASK_MORE_NAME = 1,         /* name string, nil for the default "task-<id>" */
+  WEFT_TASK_MORE_PENDING,          /* error to raise at the next await point */
+  WEFT_TASK_MORE_CREATED,          /* "file:line" of its spawn (debug mode) */
+  WEFT_TASK_MORE_TRACEBACK = WEFT_TASK_MORE_PENDING   /* after a failure */
 };
 
 struct weft_task {
@@ -98,14 +106,15 @@ struct weft_task {
                                  holds its object while it has one and is unfinished */
   int anchor_ref;             /* light: registry ref to what holds this memory */
   int cancel_requests;        /* cancels not yet taken back (as asyncio's cancelling()) */
+  int on_idx;                 /* while suspended: the awaited object's index on on_L (0: none) */
   unsigned char state;        /* WEFT_T_* */
   unsigned char wake_reason;  /* WEFT_WOKEN ... of the last wake-up */
   unsigned char deliver;      /* user value PENDING must be raised at the next await */
   unsigned char hook_raised;  /* an error was raised from a hook: never pool its thread */
   unsigned char light;        /* no Lua object yet (weft__spawn_light) */
   const char *on;             /* what it waits on, for Deadlock and weft.tasks() */
-  lua_State *on_L;            /* while suspended: the thread whose stack holds */
-  int on_idx;                 /* ... the awaited object at this index (0: none) */
+  lua_State *on_L;            /* while suspended: the thread whose stack holds the
+                                 awaited object (at on_idx) */
   weft_task *run_child;       /* the task a nested weft.run in it waits for */
   /* Output attribution (issue 15): whose output this task's prints and
      processes are, copied from the spawning task in init_task; stdlib reads
@@ -240,6 +249,8 @@ weft_task *weft__task_new(lua_State *L, weft_runtime *rt, int nargs);
 void weft__task_new_light(lua_State *L, weft_runtime *rt, weft_task *t, int nargs,
                           int anchor_ref);   /* weft__spawn_light's first half */
 weft_task *weft__task_ptr(lua_State *L, int idx);   /* the task of a known task object */
+int weft__task_getuv(lua_State *L, int obj, int which);    /* pushes WEFT_TASK_MORE_NAME ...; its type */
+void weft__task_setuv(lua_State *L, int obj, int which);   /* value on top (popped) */
 /* Light task memory for a spawner (run_graph): chunks held by the owner's
    user value, spares reused. */
 typedef struct weft_task_slab {

@@ -284,7 +284,7 @@ static void report_failure(lua_State *L) {
     msg = lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, -1));
   }
   fprintf(stderr, "%s: %s\n", progname, msg);
-  if (lua_getiuservalue(L, task, WEFT_TASK_UV_TRACEBACK) == LUA_TSTRING)
+  if (weft__task_getuv(L, task, WEFT_TASK_MORE_TRACEBACK) == LUA_TSTRING)
     fprintf(stderr, "%s\n", lua_tostring(L, -1));
   fflush(stderr);
   lua_settop(L, task);
@@ -318,7 +318,7 @@ static int run_main(lua_State *L, weft_runtime *rt, cli *c, int argc, char **arg
   t = weft__spawn(L, rt, 3);
   t = weft__totask(L, -1);
   lua_pushliteral(L, "main");
-  lua_setiuservalue(L, -2, WEFT_TASK_UV_NAME);
+  weft__task_setuv(L, -2, WEFT_TASK_MORE_NAME);
   rt->main_task = t;
   weft__drive(L, rt, t);
   rt->main_task = NULL;

@@ -461,7 +461,7 @@ static void relay_close(void) {
 static int lua_traceback(lua_State *L) {
   weft_task *t = weft__checktask(L, 1);
   if (t->state != WEFT_T_FINISHED || t->done.state != WEFT_FAILED ||
-      lua_getiuservalue(L, 1, WEFT_TASK_UV_TRACEBACK) != LUA_TSTRING)
+      weft__task_getuv(L, 1, WEFT_TASK_MORE_TRACEBACK) != LUA_TSTRING)
     lua_pushnil(L);
   return 1;
 }
@@ -1160,7 +1160,7 @@ static void run_entry(void) {
   lua_setfield(L, LUA_REGISTRYINDEX, "weft.reraised");
   t = weft__spawn(L, R.rt, 1);
   lua_pushliteral(L, "main");
-  lua_setiuservalue(L, -2, WEFT_TASK_UV_NAME);
+  weft__task_setuv(L, -2, WEFT_TASK_MORE_NAME);
   R.entry = t;
   R.entry_interrupted = 0;
   R.state = ST_RUNNING;

@@ -17,7 +17,7 @@
 
 /* Pushes " (spawned at x.lua:3)" for the task at idx in debug mode, else "". */
 static void push_spawn_site(lua_State *L, int idx) {
-  if (lua_getiuservalue(L, idx, WEFT_TASK_UV_CREATED) == LUA_TSTRING) {
+  if (weft__task_getuv(L, idx, WEFT_TASK_MORE_CREATED) == LUA_TSTRING) {
     lua_pushfstring(L, " (spawned at %s)", lua_tostring(L, -1));
     lua_remove(L, -2);
   } else {
@@ -67,7 +67,7 @@ int weft__report_unobserved(lua_State *L, weft_runtime *rt) {
     luaL_tolstring(L, -1, NULL);
     lua_remove(L, -2);
     lua_pushliteral(L, "\n");
-    if (lua_getiuservalue(L, task, WEFT_TASK_UV_TRACEBACK) != LUA_TSTRING) {
+    if (weft__task_getuv(L, task, WEFT_TASK_MORE_TRACEBACK) != LUA_TSTRING) {
       lua_pop(L, 1);
       lua_pushliteral(L, "");
     } else {
@@ -229,9 +229,9 @@ static int finish_run(lua_State *L, int status, lua_KContext ctx) {
      its cleanup waited for (a Deadlock meanwhile still goes to it) */
   lua_settop(L, 1);
   weft__push_task(L, self);
-  lua_getiuservalue(L, -1, WEFT_TASK_UV_PENDING);
+  weft__task_getuv(L, -1, WEFT_TASK_MORE_PENDING);
   lua_pushnil(L);
-  lua_setiuservalue(L, -3, WEFT_TASK_UV_PENDING);
+  weft__task_setuv(L, -3, WEFT_TASK_MORE_PENDING);
   lua_remove(L, 2);
   self->deliver = 0;
   weft__task_cancel(L, inner, 0);

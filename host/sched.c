@@ -161,7 +161,7 @@ void weft__step(weft_runtime *rt, weft_task *t) {
     if (t->deliver) {   /* cancelled before it started: run none of it */
       lua_settop(co, 0);
       weft__push_task(co, t);
-      lua_getiuservalue(co, -1, WEFT_TASK_UV_PENDING);
+      weft__task_getuv(co, -1, WEFT_TASK_MORE_PENDING);
       lua_remove(co, -2);
       t->deliver = 0;
       finish(rt, t, LUA_ERRRUN, 0);
@@ -273,7 +273,7 @@ void weft__task_interrupt(lua_State *L, weft_task *t) {
   }
   weft__push_task(L, t);
   lua_insert(L, -2);
-  lua_setiuservalue(L, -2, WEFT_TASK_UV_PENDING);
+  weft__task_setuv(L, -2, WEFT_TASK_MORE_PENDING);
   lua_pop(L, 1);
   t->deliver = 1;
   weft__task_wake(t, WEFT_INTERRUPTED);
@@ -282,9 +282,9 @@ void weft__task_interrupt(lua_State *L, weft_task *t) {
 int weft__raise_pending(lua_State *L, weft_task *t) {
   t->deliver = 0;
   weft__push_task(L, t);
-  lua_getiuservalue(L, -1, WEFT_TASK_UV_PENDING);
+  weft__task_getuv(L, -1, WEFT_TASK_MORE_PENDING);
   lua_pushnil(L);
-  lua_setiuservalue(L, -3, WEFT_TASK_UV_PENDING);
+  weft__task_setuv(L, -3, WEFT_TASK_MORE_PENDING);
   return lua_error(L);
 }
 
@@ -294,7 +294,7 @@ int weft__pending_is(lua_State *L, weft_task *t, const char *kind) {
   if (!t->deliver)
     return 0;
   weft__push_task(L, t);
-  lua_getiuservalue(L, -1, WEFT_TASK_UV_PENDING);
+  weft__task_getuv(L, -1, WEFT_TASK_MORE_PENDING);
   is = weft__error_is(L, -1, kind);
   lua_pop(L, 2);
   return is;
@@ -352,10 +352,10 @@ static void sleep_fire(weft_deadline *d) {
   weft__task_wake(weft_queue_data(d, weft_task, deadline), WEFT_WOKEN);
 }
 
+/* ctx is the sleeping task (it is unfinished while it sleeps). */
 static int finish_sleep(lua_State *L, int status, lua_KContext ctx) {
-  weft_task *t = WEFT_UPRT(L)->current;
+  weft_task *t = (weft_task *)ctx;
   (void)status;
-  (void)ctx;
   if (t->deliver)
     return weft__raise_pending(L, t);
   return 0;
@@ -363,7 +363,8 @@ static int finish_sleep(lua_State *L, int status, lua_KContext ctx) {
 
 static int sched_yield_lua(lua_State *L) {
   weft_runtime *rt = WEFT_UPRT(L);
-  return weft__requeue(L, weft__current(L, rt, "weft.yield"), 0, finish_sleep);
+  weft_task *t = weft__current(L, rt, "weft.yield");
+  return weft__requeue(L, t, (lua_KContext)t, finish_sleep);
 }
 
 static int sched_sleep(lua_State *L) {
@@ -376,7 +377,7 @@ static int sched_sleep(lua_State *L) {
   t = weft__current(L, rt, "weft.sleep");
   t->deadline.fire = sleep_fire;
   weft__deadline_arm(rt, &t->deadline, weft__now(rt) + s);
-  return weft__suspend(L, t, "sleep", 0, 0, finish_sleep);
+  return weft__suspend(L, t, "sleep", 0, (lua_KContext)t, finish_sleep);
 }
 
 /* }======== */

@@ -351,10 +351,10 @@ static void save_interruption(lua_State *L, weft_task *t) {
     return;
   if (lua_isnil(L, 3)) {
     weft__push_task(L, t);
-    lua_getiuservalue(L, -1, WEFT_TASK_UV_PENDING);
+    weft__task_getuv(L, -1, WEFT_TASK_MORE_PENDING);
     lua_replace(L, 3);
     lua_pushnil(L);
-    lua_setiuservalue(L, -2, WEFT_TASK_UV_PENDING);
+    weft__task_setuv(L, -2, WEFT_TASK_MORE_PENDING);
     lua_pop(L, 1);
   }
   t->deliver = 0;

@@ -43,6 +43,34 @@ weft_task *weft__task_ptr(lua_State *L, int idx) {
   return *(weft_task **)lua_touserdata(L, idx);
 }
 
+/* The rarely set values of the task object at obj (internal.h: WEFT_TASK_MORE_NAME
+   ...) are kept in one table, user value MORE, made by the first set. */
+int weft__task_getuv(lua_State *L, int obj, int which) {
+  int type;
+  if (lua_getiuservalue(L, obj, WEFT_TASK_UV_MORE) != LUA_TTABLE)
+    return LUA_TNIL;   /* (it pushed nil) */
+  type = lua_rawgeti(L, -1, which);
+  lua_remove(L, -2);
+  return type;
+}
+
+void weft__task_setuv(lua_State *L, int obj, int which) {
+  obj = lua_absindex(L, obj);
+  if (lua_getiuservalue(L, obj, WEFT_TASK_UV_MORE) != LUA_TTABLE) {
+    lua_pop(L, 1);
+    if (lua_isnil(L, -1)) {   /* it holds none: nothing to clear */
+      lua_pop(L, 1);
+      return;
+    }
+    lua_createtable(L, 3, 0);
+    lua_pushvalue(L, -1);
+    lua_setiuservalue(L, obj, WEFT_TASK_UV_MORE);
+  }
+  lua_insert(L, -2);
+  lua_rawseti(L, -2, which);
+  lua_pop(L, 1);
+}
+
 /* The object weft.spawn makes: the pointer, then the task itself. */
 typedef struct task_object {
   weft_task *t;
@@ -61,13 +89,13 @@ weft_task *weft__checktask(lua_State *L, int idx) {
 /* A task check that compares metatable pointers instead of looking the
    metatable up by name: the hot paths (await, gather) use it. */
 weft_task *weft__task_at(weft_runtime *rt, lua_State *L, int idx) {
-  weft_task *t = (weft_task *)lua_touserdata(L, idx);
-  if (t == NULL || lua_type(L, idx) != LUA_TUSERDATA || !lua_getmetatable(L, idx))
+  weft_task **box = (weft_task **)lua_touserdata(L, idx);
+  int is_task;
+  if (box == NULL || lua_type(L, idx) != LUA_TUSERDATA || !lua_getmetatable(L, idx))
     return NULL;
-  if (lua_topointer(L, -1) != rt->task_mt)
-    t = NULL;
+  is_task = lua_topointer(L, -1) == rt->task_mt;
   lua_pop(L, 1);
-  return t != NULL ? weft__task_ptr(L, idx) : NULL;
+  return is_task ? *box : NULL;
 }
 
 /* An unfinished task with an object is held by its thread's slot of the
@@ -119,7 +147,7 @@ void weft__push_task(lua_State *L, weft_task *t) {
 
 /* Pushes the name of t, whose object is at ud. */
 void weft__push_name(lua_State *L, weft_task *t, int ud) {
-  lua_getiuservalue(L, ud, WEFT_TASK_UV_NAME);
+  weft__task_getuv(L, ud, WEFT_TASK_MORE_NAME);
   if (lua_isnil(L, -1)) {
     lua_pop(L, 1);
     lua_pushfstring(L, "task-%I", (lua_Integer)t->id);
@@ -204,16 +232,16 @@ static int new_slot(lua_State *L, weft_runtime *rt) {
    'object', the slot held a finished task's object, which lets go of the
    thread too. */
 static void drop_slot(weft_runtime *rt, lua_State *co, int slot, int object) {
+  int top = lua_gettop(co);
   lua_rawgeti(co, LUA_REGISTRYINDEX, rt->anchor_ref);
   if (object) {
     lua_rawgeti(co, -1, slot);
     lua_pushnil(co);
     lua_setiuservalue(co, -2, WEFT_TASK_UV_THREAD);
-    lua_pop(co, 1);
   }
   lua_pushnil(co);
-  lua_rawseti(co, -2, slot);
-  lua_pop(co, 1);
+  lua_rawseti(co, top + 1, slot);
+  lua_settop(co, top);
   if (rt->nfree_slots == rt->cap_free_slots) {
     int cap = rt->cap_free_slots ? rt->cap_free_slots * 2 : 64;
     int *p = (int *)realloc(rt->free_slots, (size_t)cap * sizeof *p);
@@ -302,7 +330,7 @@ static void start_task(lua_State *L, weft_runtime *rt, weft_task *t, int nargs, 
   if (weft_unlikely(rt->debug)) {   /* then there is an object (spawn_light made one) */
     weft__where(L, 1);
     if (strcmp(lua_tostring(L, -1), "?") != 0)
-      lua_setiuservalue(L, obj, WEFT_TASK_UV_CREATED);
+      weft__task_setuv(L, obj, WEFT_TASK_MORE_CREATED);
     else
       lua_pop(L, 1);
   }
@@ -413,7 +441,7 @@ static void store_error(weft_runtime *rt, lua_State *co, weft_task *t) {
   lua_settop(co, 0);
   cancelled = weft__error_is(L, -1, "Cancelled");
   lua_setiuservalue(L, -3, WEFT_TASK_UV_RESULTS);
-  lua_setiuservalue(L, -2, WEFT_TASK_UV_TRACEBACK);
+  weft__task_setuv(L, -2, WEFT_TASK_MORE_TRACEBACK);
   t->done.state = cancelled ? WEFT_CANCELLED : WEFT_FAILED;
   if (!cancelled) {
     lua_rawgeti(L, LUA_REGISTRYINDEX, rt->unobserved_ref);
@@ -460,8 +488,25 @@ static void light_finish(weft_runtime *rt, weft_task *t, int nres) {
   lua_pop(L, 1);
 }
 
-int weft__task_finish(weft_runtime *rt, weft_task *t, int status, int nres) {
+/* The outcome of a task that returned results or failed (or returned while
+   a cancellation was pending), stored through its object. */
+static void store_outcome(weft_runtime *rt, weft_task *t, int status, int nres) {
   lua_State *co = t->co;
+  lua_checkstack(co, 8);
+  lua_checkstack(rt->L, 8);
+  if (status != LUA_OK) {
+    store_error(rt, co, t);   /* the traceback replaces any pending error */
+    return;
+  }
+  weft__push_task(co, t);
+  store_results(co, t, nres);
+  if (t->deliver) {   /* a cancellation that came too late: forget it */
+    lua_pushnil(co);
+    weft__task_setuv(co, -2, WEFT_TASK_MORE_PENDING);
+  }
+}
+
+int weft__task_finish(weft_runtime *rt, weft_task *t, int status, int nres) {
   if (t->light) {
     if (status == LUA_OK && !rt->instruments) {
       light_finish(rt, t, nres);
@@ -470,20 +515,11 @@ int weft__task_finish(weft_runtime *rt, weft_task *t, int status, int nres) {
     weft__push_task(rt->L, t);   /* a failure keeps its error and traceback there */
     lua_pop(rt->L, 1);
   }
-  lua_checkstack(co, 8);
-  lua_checkstack(rt->L, 8);
   if (status == LUA_OK && nres == 0 && !t->deliver) {
     t->done.nresults = 0;   /* user value 1 stays nil: the object is not needed */
     t->done.state = WEFT_DONE;
-  } else if (status == LUA_OK) {
-    weft__push_task(co, t);
-    store_results(co, t, nres);
-    if (t->deliver) {   /* a cancellation that came too late: forget it */
-      lua_pushnil(co);
-      lua_setiuservalue(co, -2, WEFT_TASK_UV_PENDING);
-    }
   } else {
-    store_error(rt, co, t);   /* the traceback replaces any pending error */
+    store_outcome(rt, t, status, nres);
   }
   retire(rt, t);
   weft__completion_wake_all(&t->done);
@@ -499,7 +535,7 @@ int weft__task_finish(weft_runtime *rt, weft_task *t, int status, int nres) {
 void weft__task_release(weft_runtime *rt, weft_task *t) {
   lua_State *co = t->co;
   t->co = NULL;
-  lua_settop(co, 0);
+  lua_settop(co, 0);   /* (drop_slot needs its room too) */
   if (poolable(rt, t, co)) {
     pool_thread(rt, co, t->co_slot, 0);
     return;
@@ -524,7 +560,7 @@ int weft__push_results(lua_State *L, int idx) {
     lua_createtable(L, 2, 0);
     lua_pushvalue(L, -2);
     lua_rawseti(L, -2, 1);
-    lua_getiuservalue(L, idx, WEFT_TASK_UV_TRACEBACK);
+    weft__task_getuv(L, idx, WEFT_TASK_MORE_TRACEBACK);
     lua_rawseti(L, -2, 2);
     lua_setfield(L, LUA_REGISTRYINDEX, "weft.reraised");
     return lua_error(L);

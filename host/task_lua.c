@@ -108,7 +108,7 @@ static int task_newindex(lua_State *L) {
                 2, "only 'name' can be set on a task");
   luaL_argexpected(L, lua_type(L, 3) == LUA_TSTRING, 3, "string");
   lua_settop(L, 3);
-  lua_setiuservalue(L, 1, WEFT_TASK_UV_NAME);
+  weft__task_setuv(L, 1, WEFT_TASK_MORE_NAME);
   return 0;
 }
 
@@ -172,7 +172,7 @@ static int task_list(lua_State *L) {
       weft__describe_wait(L, t);
       lua_setfield(L, rec, "on");
     }
-    lua_getiuservalue(L, rec + 1, WEFT_TASK_UV_CREATED);
+    weft__task_getuv(L, rec + 1, WEFT_TASK_MORE_CREATED);
     lua_setfield(L, rec, "created");
     if (t->co != NULL && t->state != WEFT_T_RUNNING && t->state != WEFT_T_NEW) {
       luaL_traceback(L, t->co, NULL, 0);

@@ -58,6 +58,24 @@ describe("weft.gather", function()
     assert.is_false(r[5])
   end)
 
+  it("keeps its tasks when the list is emptied and collected while it waits", function()
+    local r = vrun(function()
+      local list = {}
+      for i = 1, 50 do list[i] = weft.spawn(after(i % 3, i)) end
+      local watcher = weft.spawn(function()
+        for i = 1, #list do list[i] = nil end
+        collectgarbage()
+        weft.sleep(1.5)
+        collectgarbage()
+      end)
+      local got = weft.gather(list)
+      watcher:await()
+      assert.are_not.equal(list, got)
+      return got
+    end)
+    for i = 1, 50 do assert.equal(i, r[i]) end
+  end)
+
   it("of an empty list returns an empty list", function()
     assert.same({}, weft.run(function() return weft.gather({}) end))
   end)

@@ -313,6 +313,93 @@ default "plain"
     assert.is_nil(read(dir .. "/.weft/state.db"))   -- no state for such a pipeline
   end)
 
+  it("lets a task that runs add one after a task found up to date (ctx:add)", function()
+    write(dir .. "/Weftfile.lua", CHAIN .. [[
+task "adder" { deps = { "use" }, function(ctx)
+  mark("adder")
+  ctx:add("added", { deps = { "gen" }, function() mark("added:" .. get("mid.txt"):sub(1, 5)) end })
+end }
+task "last" { deps = { "adder" }, function() mark("last") end }
+default "last"
+]])
+    write(dir .. "/in.txt", "hello\n")
+    local r = run(dir)
+    assert.equal(0, r.code, r.stderr)
+    assert.equal("added:HELLO adder gen last use", r.ran)
+    r = run(dir)   -- gen and use up to date, adder and last run again
+    assert.equal(0, r.code, r.stderr)
+    assert.equal("added:HELLO adder last", r.ran)
+    assert.matches("\n  gen +up to date", r.stderr)
+    assert.matches("summary: 3 done, 2 up to date", r.stderr)
+  end)
+
+  it("loads the Weftfile compiled in .weft/ while its text is the same, never a stale one", function()
+    local cache = dir .. "/.weft/Weftfile.lua.luac"
+    local function weftfile(name)
+      return PRELUDE .. ([[
+task "t" { sources = { "in.txt" }, generates = { "out.txt" }, function()
+  mark("%s"); put("out.txt", get("in.txt"))
+  if get("in.txt") == "fail\n" then error("failing") end
+end }
+default "t"
+]]):format(name)
+    end
+    write(dir .. "/Weftfile.lua", weftfile("a"))
+    write(dir .. "/in.txt", "x\n")
+    local r = run(dir)
+    assert.equal(0, r.code, r.stderr)
+    assert.equal("a", r.ran)
+    local compiled = read(cache)
+    assert.is_string(compiled)
+    r = run(dir)
+    assert.equal(0, r.code, r.stderr)
+    assert.equal("", r.ran)
+    assert.equal(compiled, read(cache))   -- read, not written again
+    -- the same length, another body: parsed anew, the task runs
+    write(dir .. "/Weftfile.lua", weftfile("b"))
+    r = run(dir)
+    assert.equal(0, r.code, r.stderr)
+    assert.equal("b", r.ran)
+    local compiled_b = read(cache)
+    assert.not_equal(compiled, compiled_b)
+    -- what a chunk loaded from the cache says is what the text says
+    write(dir .. "/in.txt", "fail\n")
+    local first = run(dir)
+    assert.equal(1, first.code)
+    assert.matches("Weftfile.lua:12: failing", first.stderr, 1, true)
+    local second = run(dir)
+    assert.equal(1, second.code)
+    assert.matches("Weftfile.lua:12: failing", second.stderr, 1, true)
+    write(dir .. "/in.txt", "x\n")
+    -- the cache is what runs: bytecode of another text under the same key
+    local H = weft._hash
+    local other = string.dump(assert(load(weftfile("c"), "@Weftfile.lua")))
+    write(cache, read(cache):sub(1, 32) .. " " .. H.string(other) .. "\n" .. other)
+    r = run(dir)
+    assert.equal(0, r.code, r.stderr)
+    assert.equal("c", r.ran)
+    -- damaged (the digest does not match, or no header): the text is parsed
+    -- and the cache written again
+    for _, bad in ipairs({ read(cache):sub(1, -2) .. "!", "garbage" }) do
+      write(cache, bad)
+      write(dir .. "/in.txt", "y" .. bad:sub(-1) .. "\n")
+      r = run(dir)
+      assert.equal(0, r.code, r.stderr)
+      assert.equal("b", r.ran)
+      assert.equal(compiled_b, read(cache))
+    end
+    -- something else in its place: the text is parsed, nothing left behind
+    os.remove(cache)
+    assert(sh("mkdir " .. Q(cache)))
+    r = run(dir)
+    assert.equal(0, r.code, r.stderr)
+    assert.is_nil(io.open(cache .. ".tmp"))
+    assert(sh("rmdir " .. Q(cache)))
+    -- `weft why` writes nothing
+    assert.equal(0, cli.run({ "why", "-C", dir, "t" }).code)
+    assert.is_nil(read(cache))
+  end)
+
   describe("bad input and faults", function()
     it("fails a task that did not write a file it declares", function()
       write(dir .. "/Weftfile.lua", PRELUDE .. [[
@@ -595,6 +682,29 @@ describe("globs with [...] classes", function()
       local p = dir .. "/" .. pattern
       assert.equal(want, names(weft.run(function() return weft.fs.glob(p) end)), pattern)
       assert.equal(want, names(sync(p)), pattern)
+    end
+    sh("rm -rf " .. Q(dir))
+  end)
+
+  it("match ** at every depth, once each, in weft.fs.glob and in sources", function()
+    local dir = tempdir()
+    assert(sh("mkdir -p " .. Q(dir .. "/x/y/z") .. " " .. Q(dir .. "/.h") .. " " .. Q(dir .. "/d.c")))
+    for _, n in ipairs({ "a.c", "x/b.c", "x/y/c.c", "x/y/z/e.c", "x/y/f.h", ".h/g.c", "x/y/.i.c" }) do
+      write(dir .. "/" .. n, n)
+    end
+    local sync = require("weft.incremental").glob
+    for pattern, want in pairs({
+      ["**/*.c"] = "a.c d.c x/b.c x/y/c.c x/y/z/e.c", ["x/**/*.c"] = "x/b.c x/y/c.c x/y/z/e.c",
+      ["**/y/*"] = "x/y/c.c x/y/f.h x/y/z", ["**/**/c.c"] = "x/y/c.c",
+    }) do
+      local p = dir .. "/" .. pattern
+      local function rel(list)
+        local out = {}
+        for i, f in ipairs(list) do out[i] = f:sub(#dir + 2) end
+        return table.concat(out, " ")
+      end
+      assert.equal(want, rel(weft.run(function() return weft.fs.glob(p) end)), pattern)
+      assert.equal(want, rel(sync(p)), pattern)
     end
     sh("rm -rf " .. Q(dir))
   end)

@@ -146,12 +146,17 @@ describe("weft._hash.verify", function()
   local weft = require "weft"
   local H = weft._hash
 
-  it("is true when every recorded file has its recorded stat, hashed after the racy window", function()
+  -- A temporary file holding "abc": its path, size, mtime and inode.
+  local function abc_file()
     local p = os.tmpname()
     local f = assert(io.open(p, "wb"))
     f:write("abc")
     f:close()
-    local _, size, mtime, ino = H.stat(p)
+    return p, select(2, H.stat(p))
+  end
+
+  it("is true when every recorded file has its recorded stat, hashed after the racy window", function()
+    local p, size, mtime, ino = abc_file()
     local function line(path, h, sz, mt, i, checked)
       return table.concat({ path, h, sz, mt, i, checked }, "\t")
     end
@@ -174,6 +179,32 @@ describe("weft._hash.verify", function()
       select(2, pcall(function() return H.verify({}, 1) end)), 1, true)
     assert.matches("bad argument #2 to 'verify' (number expected, got no value)",
       select(2, pcall(function() return H.verify("") end)), 1, true)
+    os.remove(p)
+  end)
+
+  it("with a stat cache, takes a line it verified as verified, and nothing else", function()
+    local p, size, mtime, ino = abc_file()
+    local function line(sz, checked)
+      return table.concat({ p, "h", sz, mtime, ino, checked }, "\t")
+    end
+    local good, late = line(size, mtime + 2000000000), mtime + 2000000000
+    local cache = H.stat_cache()
+    assert.is_true(H.verify(good, 1000000000, cache))
+    assert.is_true(H.verify(good .. "\n" .. good, 1000000000, cache))
+    -- the same path in another line is judged on its own fields
+    assert.same({ false, 2 }, { H.verify(good .. "\n" .. line(size, mtime + 10), 1000000000, cache) })
+    assert.same({ false, 1 }, { H.verify(line(size + 1, late), 1000000000, cache) })
+    assert.same({ false, 1 }, { H.verify(good .. "x", 1000000000, cache) })
+    assert.same({ false, 1 }, { H.verify(line(size + 1, late), 1000000000, cache) })
+    assert.is_true(H.verify(good, 1000000000, cache))
+    -- a rewrite is seen by a new cache only (incremental.lua makes one when a task runs)
+    local f = assert(io.open(p, "wb"))
+    f:write("abcd")
+    f:close()
+    assert.is_true(H.verify(good, 1000000000, cache))
+    assert.same({ false, 1 }, { H.verify(good, 1000000000, H.stat_cache()) })
+    assert.matches("bad argument #3 to 'verify' (weft.stat_cache expected, got table)",
+      select(2, pcall(function() return H.verify("", 1, {}) end)), 1, true)
     os.remove(p)
   end)
 
@@ -224,6 +255,35 @@ describe("weft._hash.defhash", function()
     end
     -- fields not named (desc is not part of the key) do not count
     assert.equal(h, H.defhash({ sources = { "a.c" }, desc = "x" }, NAMES, body_with(cfg1)))
+  end)
+
+  -- The digest is XXH3-128 of the bytes the walk writes; this pins them, so
+  -- a faster walk cannot change the key recorded in .weft/ by earlier runs.
+  it("digests the same bytes as ever: tags, native sizes, the stripped bytecode", function()
+    local function str(s) return "s" .. string.pack("T", #s) .. s end
+    local long = string.rep("0123456789", 1000)   -- more than the walk's first buffer
+    assert.equal(H.string("k" .. str("sources") .. "A" .. string.pack("j", 2) .. str("a.c") .. str(long)),
+      H.defhash({ sources = { "a.c", long } }, NAMES))
+    local n = 7
+    local function body() return long, n end
+    assert.equal(H.string("BF" .. string.dump(body, true) .. "ulong\0" .. str(long)
+      .. "un\0i" .. string.pack("j", 7)), H.defhash({}, NAMES, body))
+  end)
+
+  it("digests a function captured by many definitions as its own bytecode each time", function()
+    local function expected(body, helper)
+      return H.string("BF" .. string.dump(body, true) .. "uhelper\0F" .. string.dump(helper, true))
+    end
+    local helper = load("return 1")
+    local function body() return helper() end
+    assert.equal(expected(body, helper), H.defhash({}, NAMES, body))
+    assert.equal(expected(body, helper), H.defhash({}, NAMES, body))   -- kept, the same
+    -- another function, maybe at the address of a collected one: its own bytecode
+    for i = 1, 50 do
+      helper = load("return " .. i)
+      assert.equal(expected(body, helper), H.defhash({}, NAMES, body), i)
+      collectgarbage()
+    end
   end)
 
   it("stops at cycles, objects and C functions, and checks its arguments", function()

@@ -94,34 +94,45 @@ end
 -- match within a segment, `**` any number of segments; names starting with a
 -- dot match only a pattern that starts with one.
 
-local function scan(dir)
+-- `scanned` keeps one glob's listings: `**` then a segment lists each
+-- directory twice.
+local function scan(dir, scanned)
+  local list = scanned[dir]
+  if list then return list end
   local names, kinds = weft._sys.scandir(dir == "" and "." or dir)
-  local list = {}
+  list = {}
   for i, name in ipairs(names or list) do list[i] = { name, kinds[i] } end
+  scanned[dir] = list
   return list
 end
 
 local function under(dir, name) return dir == "" and name or (dir == "/" and "/" .. name or dir .. "/" .. name) end
 
-local function walk_glob(dir, segs, i, out)
+local seg_patterns = {}   -- glob segment -> its Lua pattern (globpat)
+
+local function walk_glob(dir, segs, i, out, scanned)
   local seg = segs[i]
   if not seg then out[#out + 1] = dir; return end
   if seg == "**" then
-    walk_glob(dir, segs, i + 1, out)
-    for _, e in ipairs(scan(dir)) do
-      if e[2] == "directory" and e[1]:sub(1, 1) ~= "." then walk_glob(under(dir, e[1]), segs, i, out) end
+    walk_glob(dir, segs, i + 1, out, scanned)
+    for _, e in ipairs(scan(dir, scanned)) do
+      if e[2] == "directory" and e[1]:sub(1, 1) ~= "." then
+        walk_glob(under(dir, e[1]), segs, i, out, scanned)
+      end
     end
   elseif not wild(seg) then
     local p = under(dir, seg)
     if (i == #segs and H.stat(p)) or (i < #segs and H.stat(p) == "directory") then
-      walk_glob(p, segs, i + 1, out)
+      walk_glob(p, segs, i + 1, out, scanned)
     end
   else
-    local pat, dot = globpat.segment(seg), seg:sub(1, 1) == "."
-    for _, e in ipairs(scan(dir)) do
+    local pat = seg_patterns[seg] or globpat.segment(seg)
+    seg_patterns[seg] = pat
+    local dot = seg:sub(1, 1) == "."
+    for _, e in ipairs(scan(dir, scanned)) do
       if e[1]:match(pat) and (dot or e[1]:sub(1, 1) ~= ".") then
         if i == #segs then out[#out + 1] = under(dir, e[1])
-        elseif e[2] == "directory" then walk_glob(under(dir, e[1]), segs, i + 1, out) end
+        elseif e[2] == "directory" then walk_glob(under(dir, e[1]), segs, i + 1, out, scanned) end
       end
     end
   end
@@ -132,8 +143,13 @@ function M.glob(pattern)
   local segs = {}
   for seg in pattern:gmatch("[^/]+") do segs[#segs + 1] = seg end
   local out = {}
-  walk_glob(pattern:sub(1, 1) == "/" and "/" or "", segs, 1, out)
+  walk_glob(pattern:sub(1, 1) == "/" and "/" or "", segs, 1, out, {})
   table.sort(out)
+  local n = 1   -- "**/**" reaches a path along several walks: each once, as weft.fs.glob
+  for i = 2, #out do
+    if out[i] ~= out[n] then n = n + 1; out[n] = out[i] end
+  end
+  for i = #out, n + 1, -1 do out[i] = nil end
   return out
 end
 
@@ -155,8 +171,8 @@ local function expand(list, warn, what, name)
     if #matches == 0 and warn then
       warn(("task %q: %s glob %q matches nothing"):format(name, what, p))
     end
-    for _, m in ipairs(matches) do
-      m = normalize(m)
+    for i = 1, #matches do   -- (not ipairs: a no-op run expands every task's list)
+      local m = normalize(matches[i])
       if not seen[m] then seen[m] = true; out[#out + 1] = m end
     end
   end
@@ -347,13 +363,7 @@ local function decode_files(text)
   return list
 end
 
--- Dependencies: { name, signature } <-> "name\tsignature".
-local function encode_pairs(list)
-  local lines = {}
-  for i, e in ipairs(list) do lines[i] = e[1] .. "\t" .. e[2] end
-  return table.concat(lines, "\n")
-end
-
+-- Dependencies: "name\tsignature" lines (dep_signatures_text) -> { name, signature }.
 local function decode_pairs(text)
   local list = {}
   for name, v in (text or ""):gmatch("([^\t\n]+)\t([^\n]*)") do list[#list + 1] = { name, v } end
@@ -378,7 +388,8 @@ end
 
 local function basename(p) return p:match("([^/]*)$") end
 
--- The statements a run uses, prepared once.
+-- The statements a run uses, each prepared once, when first used: a no-op
+-- run only reads (a prepare costs about as much as a row lookup).
 local STATEMENTS = {
   get_task = "SELECT defhash, sources, inputs, outputs, deps, outsig FROM tasks WHERE key = ?",
   get_def = "SELECT def FROM tasks WHERE key = ?",
@@ -510,8 +521,20 @@ local function check_sources(self, list)
   end
 end
 
+-- Prepares what every run uses: the lookup (a database whose tasks table
+-- cannot be read is not used). The others come from statement().
 local function prepare(self)
-  for name, sql in pairs(STATEMENTS) do self[name] = must(self.db:prepare(sql)) end
+  self.get_task = must(self.db:prepare(STATEMENTS.get_task))
+end
+
+-- The prepared statement `name` of STATEMENTS; raises when it cannot be.
+local function statement(self, name)
+  local st = self[name]
+  if not st then
+    st = must(self.db:prepare(STATEMENTS[name]))
+    self[name] = st
+  end
+  return st
 end
 
 -- Takes the lock and opens the database; on any failure, warns and leaves
@@ -531,6 +554,7 @@ local function open_state(self, dir)
   end
   self.db = db
   local pok, err = pcall(prepare, self)
+  if pok then require("weft.chunkcache").save(self.P) end   -- the compiled Weftfile
   if not pok then
     self.warn(("cannot read %s/state.db (%s); running everything, recording nothing"):format(dir,
       tostring(err)))
@@ -618,8 +642,10 @@ end
 
 -- The recorded definition text of a task (only a reason needs it).
 local function recorded_def(self, name)
-  if not self.get_def then return nil end
-  local ok, def = self.get_def:first(self.prefix .. name)
+  if not self.get_task then return nil end
+  local pok, st = pcall(statement, self, "get_def")
+  if not pok then return nil end
+  local ok, def = st:first(self.prefix .. name)
   return ok and def or nil
 end
 
@@ -667,6 +693,16 @@ local function dep_signatures(self, rec)
   return out
 end
 
+-- dep_signatures as recorded text, without a table per entry.
+local function dep_signatures_text(self, rec)
+  local lines = {}
+  for _, d in ipairs(rec.deps or {}) do
+    local sig = self.outsig[d]
+    if sig then lines[#lines + 1] = d .. "\t" .. sig end
+  end
+  return table.concat(lines, "\n")
+end
+
 -- Why `rec` must run, given what was recorded; nil when up to date.
 local function reason(self, rec, prev, def_parts, defhash, inputs)
   if not prev then return "never ran" end
@@ -710,7 +746,7 @@ end
 -- Implies that reason() finds nothing.
 local function unchanged(self, rec, prev, defhash, sources)
   return prev.defhash == defhash and prev.sources == table.concat(sources, "\n")
-    and prev.deps == encode_pairs(dep_signatures(self, rec))
+    and prev.deps == dep_signatures_text(self, rec)
     and H.verify(prev.outputs, RACY_NS, self.stats) and H.verify(prev.inputs, RACY_NS, self.stats)
 end
 
@@ -820,12 +856,12 @@ function State:record(rec)
   local key = self.prefix .. rec.name
   local row = { defhash = rec.incr.defhash, def = rec.incr.def,
     sources = table.concat(rec.incr.sources, "\n"), inputs = encode_files(inputs),
-    outputs = encode_files(outputs), deps = encode_pairs(dep_signatures(self, rec)),
+    outputs = encode_files(outputs), deps = dep_signatures_text(self, rec),
     outsig = outsig }
   end_read(self)
   local ok, err = pcall(function()
     must(self.db:exec("BEGIN IMMEDIATE"))
-    must(self.put_task:run(key, row.defhash, row.def, row.sources, row.inputs, row.outputs,
+    must(statement(self, "put_task"):run(key, row.defhash, row.def, row.sources, row.inputs, row.outputs,
       row.deps, row.outsig))
     must(self.db:exec("COMMIT"))
   end)
@@ -869,7 +905,7 @@ function State:close()
   if self.db and not self.disabled and next(self.refresh) then
     pcall(function()
       must(self.db:exec("BEGIN IMMEDIATE"))
-      for key, files in pairs(self.refresh) do must(self.put_files:run(files[1], files[2], key)) end
+      for key, files in pairs(self.refresh) do must(statement(self, "put_files"):run(files[1], files[2], key)) end
       must(self.db:exec("COMMIT"))
     end)
   end

@@ -529,7 +529,8 @@ function M.load(path, opts)
     if v == nil then v = default end
     return v
   end
-  local chunk, err = load(src, "@" .. shown, "t", env)
+  -- issue 13: the bytecode kept in .weft/ when the text is the same
+  local chunk, err = require("weft.chunkcache").load(P, src, "@" .. shown, env)
   if not chunk then usage_error("%s", err) end
   -- inside a task, so that top-level code can use weft.fs.glob and friends
   local ok, e
@@ -551,6 +552,7 @@ local function new_record_state(rec)
   rec.procs, rec.groups, rec.leftovers = {}, {}, nil
   rec.attempts, rec.spans = 0, nil
   rec.start, rec.finish, rec.slot, rec.error = nil, nil, nil, nil
+  rec.settled, rec.precheck = nil, nil
   label_record(rec)
 end
 
@@ -626,12 +628,14 @@ local function add_task(run, adder, name, spec, at)
   if not ok then error(M.is_usage_error(rec) and rec.message or rec, 0) end
   local preds = {}
   for _, d in ipairs(rec.deps) do
-    preds[#preds + 1] = position_of(run, d)
-    if not preds[#preds] then
+    local pos = position_of(run, d)
+    if not pos then
       undeclare(P, rec)
       error(("%s: task %q (added by %q) depends on %q, which is not a task of this run")
         :format(at, rec.name, adder.name, tostring(d)), 0)
     end
+    -- a task settle_fresh settled is no node of the graph: nothing to wait for
+    if not run.list[pos].settled then preds[#preds + 1] = pos end
   end
   new_record_state(rec)
   rec.added_by = adder.name
@@ -665,7 +669,10 @@ local function run_node(run, pos)
   weft._label(rec.label)
   begin_task(run, rec)
   local ok, err, fresh = true, nil, false
-  if run.incr then   -- issue 13: an up-to-date task is not started
+  if rec.precheck then   -- checked by settle_fresh, found to run
+    ok, fresh, err = table.unpack(rec.precheck, 1, 3)
+    rec.precheck = nil
+  elseif run.incr then   -- issue 13: an up-to-date task is not started
     ok, fresh = pcall(run.incr.check, run.incr, rec)
     if not ok then err, fresh = fresh, false end
   end
@@ -690,15 +697,50 @@ local function run_node(run, pos)
   end
 end
 
+-- issue 13: the up-to-date checks of a no-op, without a task per check.
+-- In list order, each task whose deps are all up to date is checked here,
+-- in the run's own task, and settled as run_node would settle it; the first
+-- one that must run (or whose check failed) keeps its result for run_node
+-- and ends the pass. Returns true when every task was settled.
+local function settle_fresh(run)
+  if not run.incr then return false end
+  local list = run.list
+  for i = 1, #list do
+    local rec = list[i]
+    for _, d in ipairs(rec.deps) do
+      local dep = run.pipeline.by_name[d]
+      if not (dep and dep.settled) then return false end
+    end
+    local ok, fresh = pcall(run.incr.check, run.incr, rec)
+    if not (ok and fresh) then
+      rec.precheck = { ok, ok and fresh or false, not ok and fresh or nil }
+      return false
+    end
+    begin_task(run, rec)
+    end_task(run, rec, true, nil, true)
+    rec.settled = true
+  end
+  return true
+end
+
+-- The graph positions of the tasks named `deps` that are still to run.
+local function unsettled_preds(run, deps)
+  local preds = {}
+  for _, d in ipairs(deps) do
+    local pos = position_of(run, d)
+    if not run.list[pos].settled then preds[#preds + 1] = pos end
+  end
+  return preds
+end
+
 -- One scheduler: the selected tasks are weft.run_graph's nodes, named by
 -- their position in run.list, so the graph table reads in declaration
 -- order and the same Weftfile starts its tasks in the same order.
 local function execute(run)
-  local graph = {}
+  if settle_fresh(run) then return end
+  local graph = {}   -- what settle_fresh settled is done: not a node
   for pos, rec in ipairs(run.list) do
-    local preds = {}
-    for i, d in ipairs(rec.deps) do preds[i] = position_of(run, d) end
-    graph[pos] = preds
+    if not rec.settled then graph[pos] = unsettled_preds(run, rec.deps) end
   end
   weft.run_graph(graph, function(pos, _, graph_run)
     run.graph = graph_run
