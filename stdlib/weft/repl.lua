@@ -406,6 +406,12 @@ local function fields(v, fn)
   for _ = 1, 4 do
     each_key(v, fn)
     local mt = getmetatable(v)
+    if type(mt) == "table" and rawget(mt, "__pairs") then   -- weft.fs fills itself on pairs
+      for k in pairs(v) do
+        if type(k) == "string" then fn(k) end
+      end
+      return
+    end
     local index = type(mt) == "table" and rawget(mt, "__index")
     if type(index) == "function" then
       upvalue_keys(index, fn, 1)
