@@ -93,6 +93,11 @@ function Pipeline:task(name, spec, at)
     -- issue 13: files and stdin; `spec` is part of the incremental key
     spec = spec, sources = spec.sources, generates = spec.generates, depfile = spec.depfile,
     stdin = spec.stdin,
+    -- issue 13: the fields a run sets (new_record_state, begin_task, ...),
+    -- named here so that the constructor sizes the table once for all of them
+    executor = nil, resources = nil, status = nil, tail = nil, err_tail = nil, procs = nil,
+    groups = nil, attempts = nil, label = nil, start = nil, finish = nil, slot = nil, task = nil,
+    settled = nil, incr = nil,
   }
   local ex_err   -- slurm (#19): the task's executor and resources
   rec.executor, rec.resources, ex_err = executor.task_options(spec)
