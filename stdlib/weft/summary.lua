@@ -26,7 +26,8 @@ function M.critical_path(run)
   local function cost(rec)
     if best[rec] then return best[rec] end
     local b, v = 0, nil
-    for _, list in ipairs({ rec.deps, rec.waits_for or {} }) do
+    local list, more = rec.deps, rec.waits_for   -- no table per task: paid by every run
+    while list do
       for _, d in ipairs(list) do
         local dep = by_name[d]
         if dep and dep.start then
@@ -34,6 +35,7 @@ function M.critical_path(run)
           if c > b then b, v = c, dep end
         end
       end
+      list, more = more, nil
     end
     best[rec], via[rec] = b + duration(rec), v
     return best[rec]
