@@ -92,9 +92,10 @@ function M.task_options(spec)
       tostring(name))
   end
   local res
-  for key, types in pairs(M.resource_types) do
-    local v = spec[key]
-    if v ~= nil then
+  local resource_types = M.resource_types
+  for key, v in pairs(spec) do   -- a task's few fields, not every resource (issue 13)
+    local types = resource_types[key]
+    if types then
       if type(v) ~= "function" and not types[type(v)] then
         return nil, nil, ("field '%s' must be %s, got %s"):format(key, expected(types), type(v))
       end
