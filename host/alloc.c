@@ -2,72 +2,81 @@
 ** alloc.c: the Lua allocator of the weft CLI's state. Most of what a Lua
 ** state allocates is small (strings, tables, closures, protos' arrays) and
 ** Lua tells the allocator the size of every block it frees, so small blocks
-** come from free lists by size class carved out of big chunks, with no
-** header and no search; the rest goes to malloc. A no-op `weft run` of
-** examples/build makes about 10,000 calls to the allocator: glibc's took
-** about 180 instructions a call there, this one about 55 (issue 13).
+** come from free lists by size class, with no header and no search; the
+** rest goes to malloc. A no-op `weft run` of examples/build makes about
+** 10,000 calls to the allocator: glibc's took about 180 instructions a call
+** there, this one about 55 (issue 13).
 **
-** Freed small blocks stay in their class's list for the state's next
-** allocations of that size; the chunks are returned when the state closes.
-** Every block of the state must come from the pool (a block malloc gave
-** may be smaller than its class), so the state is made here with
-** lua_newstate, given the panic and warning functions luaL_newstate gives.
-** Under AddressSanitizer the pool is not used (ASan must see every block).
+** The state is luaL_newstate's own (its panic and warning functions), given
+** this allocator right after creation, so blocks malloc made before the
+** switch are still freed. Pool blocks are told apart by address: they are
+** carved from one reserved range of address space, committed a chunk at a
+** time; a block outside it is malloc's. Freed small blocks stay in their
+** class's list for the state's next allocations of that size; the range is
+** returned when the state closes. When the range is used up, small blocks
+** come from malloc too. Under AddressSanitizer the pool is not used (ASan
+** must see every block).
 */
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "internal.h"
 
 #define GRAIN 16                       /* alignment and class step */
 #define SMALL_MAX 256                  /* bigger blocks: malloc */
 #define NCLASSES (SMALL_MAX / GRAIN)
-#define CHUNK (64 * 1024)
+#define CHUNK ((size_t)256 * 1024)    /* committed at a time */
+#define RESERVE ((size_t)16 << 30)    /* address space only: PROT_NONE */
 
 typedef struct free_block { struct free_block *next; } free_block;
-typedef struct chunk { struct chunk *next; } chunk;
 
 struct weft_pool {
   free_block *free[NCLASSES];
-  char *cur, *end;     /* the rest of the newest chunk */
-  chunk *chunks;
+  char *base, *limit;    /* the reserved range */
+  char *cur, *end;       /* what is committed and not yet carved */
 };
 
 static size_t class_of(size_t size) { return (size - 1) / GRAIN; }
 
-static void *carve(weft_pool *p, size_t cls) {
-  size_t size = (cls + 1) * GRAIN;
-  void *b;
-  if ((size_t)(p->end - p->cur) < size) {
-    /* the header keeps the blocks aligned as malloc's result is */
-    chunk *c = malloc(GRAIN + CHUNK);
-    if (c == NULL)
-      return NULL;
-    c->next = p->chunks;
-    p->chunks = c;
-    p->cur = (char *)c + GRAIN;
-    p->end = p->cur + CHUNK;
-  }
-  b = p->cur;
-  p->cur += size;
-  return b;
+static int owns(const weft_pool *p, const void *ptr) {
+  return (const char *)ptr >= p->base && (const char *)ptr < p->limit;
+}
+
+/* Makes the next chunk of the range writable, right after the committed
+   part (so a block may straddle the two); 0 when the range is used up. */
+static int commit(weft_pool *p) {
+  if ((size_t)(p->limit - p->end) < CHUNK ||
+      mprotect(p->end, CHUNK, PROT_READ | PROT_WRITE) != 0)
+    return 0;
+  p->end += CHUNK;
+  return 1;
 }
 
 static void *small_alloc(weft_pool *p, size_t size) {
-  size_t cls = class_of(size);
+  size_t cls = class_of(size), rounded = (cls + 1) * GRAIN;
   free_block *b = p->free[cls];
-  if (b == NULL)
-    return carve(p, cls);
-  p->free[cls] = b->next;
-  return b;
+  void *fresh;
+  if (b != NULL) {
+    p->free[cls] = b->next;
+    return b;
+  }
+  if ((size_t)(p->end - p->cur) < rounded && !commit(p))
+    return malloc(size);
+  fresh = p->cur;
+  p->cur += rounded;
+  return fresh;
 }
 
-static void small_free(weft_pool *p, void *ptr, size_t size) {
-  free_block *b = ptr;
-  size_t cls = class_of(size);
-  b->next = p->free[cls];
-  p->free[cls] = b;
+static void release(weft_pool *p, void *ptr, size_t size) {
+  free_block *b;
+  if (!owns(p, ptr)) {
+    free(ptr);
+    return;
+  }
+  b = ptr;
+  b->next = p->free[class_of(size)];
+  p->free[class_of(size)] = b;
 }
 
 /* The state's lua_Alloc (ud: the pool). */
@@ -77,72 +86,23 @@ static void *pool_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
   if (ptr == NULL)
     osize = 0;   /* then osize is the kind of object, not a size */
   if (nsize == 0) {
-    if (osize > SMALL_MAX)
-      free(ptr);
-    else if (ptr != NULL)
-      small_free(p, ptr, osize);
+    if (ptr != NULL)
+      release(p, ptr, osize);
     return NULL;
   }
-  if (osize > SMALL_MAX && nsize > SMALL_MAX)
-    return realloc(ptr, nsize);
-  if (ptr != NULL && osize <= SMALL_MAX && nsize <= SMALL_MAX && class_of(osize) == class_of(nsize))
+  if (ptr != NULL && !owns(p, ptr))
+    return realloc(ptr, nsize);   /* malloc's block stays malloc's */
+  if (ptr != NULL && nsize <= SMALL_MAX && class_of(osize) == class_of(nsize))
     return ptr;
   q = nsize <= SMALL_MAX ? small_alloc(p, nsize) : malloc(nsize);
   if (q == NULL)
     return nsize <= osize ? ptr : NULL;   /* Lua assumes shrinking never fails */
   if (ptr != NULL) {
     memcpy(q, ptr, osize < nsize ? osize : nsize);
-    pool_alloc(ud, ptr, osize, 0);
+    release(p, ptr, osize);
   }
   return q;
 }
-
-/* {======== what luaL_newstate adds (lauxlib.c, Lua 5.4) */
-
-static int panic(lua_State *L) {
-  const char *msg = lua_tostring(L, -1);
-  fprintf(stderr, "PANIC: unprotected error in call to Lua API (%s)\n",
-          msg != NULL ? msg : "error object is not a string");
-  return 0;   /* Lua aborts */
-}
-
-static void warn_off(void *ud, const char *message, int tocont);
-static void warn_on(void *ud, const char *message, int tocont);
-
-/* "@on" and "@off" switch warnings; other "@..." messages are ignored */
-static int is_control(lua_State *L, const char *message, int tocont) {
-  if (tocont || message[0] != '@')
-    return 0;
-  if (strcmp(message + 1, "off") == 0)
-    lua_setwarnf(L, warn_off, L);
-  else if (strcmp(message + 1, "on") == 0)
-    lua_setwarnf(L, warn_on, L);
-  return 1;
-}
-
-static void warn_off(void *ud, const char *message, int tocont) {
-  is_control(ud, message, tocont);
-}
-
-static void warn_continued(void *ud, const char *message, int tocont) {
-  fputs(message, stderr);
-  if (tocont) {
-    lua_setwarnf(ud, warn_continued, ud);
-  } else {
-    fputs("\n", stderr);
-    lua_setwarnf(ud, warn_on, ud);
-  }
-  fflush(stderr);
-}
-
-static void warn_on(void *ud, const char *message, int tocont) {
-  if (is_control(ud, message, tocont))
-    return;
-  fputs("Lua warning: ", stderr);
-  warn_continued(ud, message, tocont);
-}
-
-/* }======== */
 
 #if defined(__SANITIZE_ADDRESS__)   /* gcc */
 #define USE_POOL 0
@@ -155,34 +115,38 @@ static void warn_on(void *ud, const char *message, int tocont) {
 #define USE_POOL 1
 #endif
 
-/* A state as luaL_newstate makes, allocating from a new pool (*pool, to
-   free after lua_close), or with malloc under ASan (*pool is NULL). */
-lua_State *weft__pool_state(weft_pool **pool) {
-  lua_State *L;
-  *pool = NULL;
-  if (!USE_POOL)
-    return luaL_newstate();
-  *pool = calloc(1, sizeof(weft_pool));
-  if (*pool == NULL)
+static weft_pool *pool_new(void) {
+  weft_pool *p = calloc(1, sizeof(weft_pool));
+  void *range;
+  if (p == NULL)
     return NULL;
-  L = lua_newstate(pool_alloc, *pool);
-  if (L == NULL) {
-    weft__pool_free(*pool);
-    *pool = NULL;
+  range = mmap(NULL, RESERVE, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (range == MAP_FAILED) {
+    free(p);
     return NULL;
   }
-  lua_atpanic(L, panic);
-  lua_setwarnf(L, warn_off, L);
+  p->base = p->cur = p->end = range;
+  p->limit = p->base + RESERVE;
+  return p;
+}
+
+/* luaL_newstate's state, allocating from a new pool (*pool, to free after
+   lua_close); with malloc alone (*pool NULL) under ASan or when no address
+   range could be reserved. */
+lua_State *weft__pool_state(weft_pool **pool) {
+  lua_State *L = luaL_newstate();
+  *pool = NULL;
+  if (L == NULL || !USE_POOL)
+    return L;
+  *pool = pool_new();
+  if (*pool != NULL)
+    lua_setallocf(L, pool_alloc, *pool);
   return L;
 }
 
 void weft__pool_free(weft_pool *p) {
-  chunk *c, *next;
   if (p == NULL)
     return;
-  for (c = p->chunks; c != NULL; c = next) {
-    next = c->next;
-    free(c);
-  }
+  munmap(p->base, RESERVE);
   free(p);
 }

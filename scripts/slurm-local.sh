@@ -2,7 +2,8 @@
 # A real one-node Slurm cluster on this machine, for the slurm spec and the benchmark.
 #
 #   scripts/slurm-local.sh start     bring it up, wait until the node is idle, print SLURM_CONF=...
-#   scripts/slurm-local.sh stop      stop every daemon by the pid in its pid file, remove the dir
+#   scripts/slurm-local.sh stop      stop every daemon by the pid in its pid file, kill what is
+#                                    left of its jobs, remove the dir
 #   scripts/slurm-local.sh status    exit 0 when it is up (prints SLURM_CONF=...)
 #
 # Everything lives in one directory, $WEFT_SLURM_DIR (default /tmp/weft-slurm-$(id -u)): a
@@ -141,6 +142,25 @@ start() {
 }
 
 # Stops slurmd, slurmctld and munged by the pids in their pid files, waiting for each to exit.
+# The processes of this cluster's jobs and their slurmstepd that are still
+# alive once the daemons are gone. proctrack/linuxproc finds a job's
+# processes through their parents, so one whose parent died first (a job
+# script killed at its time limit while its command's child lives on) is no
+# longer found, and a stopped slurmd delivers no more cancels: without this
+# they would outlive the cluster. Each carries this cluster's SLURM_CONF.
+kill_leftovers() {
+  for e in /proc/[0-9]*/environ; do
+    p=${e#/proc/}; p=${p%/environ}
+    [ "$p" != "$$" ] || continue
+    vars=$(cat "$e" 2>/dev/null | tr '\0' '\n')
+    printf '%s\n' "$vars" | grep -qxF "SLURM_CONF=$conf" || continue
+    if printf '%s\n' "$vars" | grep -q '^SLURM_JOB_ID=' ||
+       [ "$(cat "/proc/$p/comm" 2>/dev/null)" = slurmstepd ]; then
+      kill -KILL "$p" 2>/dev/null || true
+    fi
+  done
+}
+
 stop() {
   for d in slurmd slurmctld munged; do
     p=$(pid_of "$d") || continue
@@ -148,6 +168,7 @@ stop() {
     kill -TERM "$p" 2>/dev/null || continue
     wait_for "! kill -0 $p" 100 || kill -KILL "$p" 2>/dev/null || true
   done
+  kill_leftovers
   case "$dir" in
     /tmp/*|/var/tmp/*) rm -rf "$dir" ;;
     *) echo "slurm-local: left $dir in place (not under /tmp)" >&2 ;;
