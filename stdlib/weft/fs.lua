@@ -103,6 +103,8 @@ local function load_rest()
     if rawget(M, k) == nil then rawset(M, k, v) end
   end
   setmetatable(M, nil)
+  -- tracebacks name these functions by where package.loaded holds them: weft.fs.read
+  package.loaded["weft.fs_rest"] = nil
 end
 
 setmetatable(M, {
