@@ -43,23 +43,6 @@ static double check_seconds(lua_State *L, int idx) {
   return s;
 }
 
-/* Saves the pending error of t at stack slot 'slot' (if the slot is still
-   nil) and clears it: the caller raises it later. */
-static void take_pending(lua_State *L, weft_task *t, int slot) {
-  if (!t->deliver)
-    return;
-  if (lua_isnil(L, slot)) {
-    weft__push_task(L, t);
-    weft__task_getuv(L, -1, WEFT_TASK_MORE_PENDING);
-    lua_replace(L, slot);
-    lua_pop(L, 1);
-  }
-  weft__push_task(L, t);
-  lua_pushnil(L);
-  weft__task_setuv(L, -2, WEFT_TASK_MORE_PENDING);
-  lua_pop(L, 1);
-  t->deliver = 0;
-}
 
 /* {======== the block behind gather and wait */
 
@@ -278,7 +261,7 @@ static int finish_gather(lua_State *L, int status, lua_KContext ctx) {
       multi_unlink(m);
       return weft__raise_pending(L, t);
     }
-    take_pending(L, t, G_SAVED);
+    weft__keep_pending(L, t, G_SAVED);
     multi_cancel_rest(m);
   }
   if (m->remaining > 0)
@@ -426,7 +409,7 @@ static int finish_wait_for(lua_State *L, int status, lua_KContext ctx) {
   if (target->state == WEFT_T_FINISHED && !self->deliver)
     return weft__push_results(L, 1);
   if (self->deliver) {
-    take_pending(L, self, 3);
+    weft__keep_pending(L, self, 3);
   } else {                           /* the deadline */
     weft__error_new(L, "Timeout", "timed out after %f s", lua_tonumber(L, 2));
     lua_replace(L, 3);
@@ -755,7 +738,7 @@ static int group_wait(lua_State *L, int status, lua_KContext ctx) {
     return weft__raise_pending(L, t);
   }
   if (t->deliver) {             /* cancelled from outside while waiting */
-    take_pending(L, t, GR_PROPAGATE);
+    weft__keep_pending(L, t, GR_PROPAGATE);
     group_cancel_children(g);
   }
   return group_end(L);

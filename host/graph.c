@@ -596,16 +596,6 @@ static int graph_end(lua_State *L, weft_graph *g) {
   return 1;
 }
 
-/* Moves the caller's pending error (cancellation, Deadlock) to A_SAVED. */
-static void take_pending(lua_State *L, weft_task *t) {
-  weft__push_task(L, t);
-  weft__task_getuv(L, -1, WEFT_TASK_MORE_PENDING);
-  lua_replace(L, A_SAVED);
-  lua_pushnil(L);
-  weft__task_setuv(L, -2, WEFT_TASK_MORE_PENDING);
-  lua_pop(L, 1);
-  t->deliver = 0;
-}
 
 static int finish_graph(lua_State *L, int status, lua_KContext ctx);
 
@@ -635,7 +625,8 @@ static int finish_graph(lua_State *L, int status, lua_KContext ctx) {
         drop_ref(L, g);
       return weft__raise_pending(L, t);
     }
-    take_pending(L, t);
+    weft__take_pending(L, t);   /* the caller's cancellation or Deadlock, raised at the end */
+    lua_replace(L, A_SAVED);
     stop(L, g);
   }
   return drive_graph(L, g, t);

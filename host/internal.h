@@ -227,6 +227,8 @@ int weft__requeue(lua_State *L, weft_task *t, lua_KContext ctx, lua_KFunction k)
 int weft__suspend(lua_State *L, weft_task *t, const char *on, int on_idx,
                   lua_KContext ctx, lua_KFunction k);
 int weft__raise_pending(lua_State *L, weft_task *t);
+void weft__take_pending(lua_State *L, weft_task *t);   /* pushes it, cleared */
+void weft__keep_pending(lua_State *L, weft_task *t, int slot);   /* into slot if nil */
 /* Waits that absorb a first interruption (to clean up) use it to stop at a
    second Deadlock: nothing can end their wait any more. */
 int weft__pending_is(lua_State *L, weft_task *t, const char *kind);

@@ -228,12 +228,7 @@ static int finish_run(lua_State *L, int status, lua_KContext ctx) {
   /* the caller is interrupted: no orphan, the inner task is cancelled and
      its cleanup waited for (a Deadlock meanwhile still goes to it) */
   lua_settop(L, 1);
-  weft__push_task(L, self);
-  weft__task_getuv(L, -1, WEFT_TASK_MORE_PENDING);
-  lua_pushnil(L);
-  weft__task_setuv(L, -3, WEFT_TASK_MORE_PENDING);
-  lua_remove(L, 2);
-  self->deliver = 0;
+  weft__take_pending(L, self);
   weft__task_cancel(L, inner, 0);
   if (inner->state == WEFT_T_FINISHED) {
     self->run_child = NULL;

@@ -279,12 +279,31 @@ void weft__task_interrupt(lua_State *L, weft_task *t) {
   weft__task_wake(t, WEFT_INTERRUPTED);
 }
 
-int weft__raise_pending(lua_State *L, weft_task *t) {
+/* Pushes t's pending error and clears it: the caller raises it, now or
+   once its cleanup is done. */
+void weft__take_pending(lua_State *L, weft_task *t) {
   t->deliver = 0;
   weft__push_task(L, t);
   weft__task_getuv(L, -1, WEFT_TASK_MORE_PENDING);
   lua_pushnil(L);
   weft__task_setuv(L, -3, WEFT_TASK_MORE_PENDING);
+  lua_remove(L, -2);
+}
+
+/* Moves t's pending error, if it has one, to stack slot 'slot' unless the
+   slot already holds an earlier one (the first interruption is raised). */
+void weft__keep_pending(lua_State *L, weft_task *t, int slot) {
+  if (!t->deliver)
+    return;
+  weft__take_pending(L, t);
+  if (lua_isnil(L, slot))
+    lua_replace(L, slot);
+  else
+    lua_pop(L, 1);
+}
+
+int weft__raise_pending(lua_State *L, weft_task *t) {
+  weft__take_pending(L, t);
   return lua_error(L);
 }
 

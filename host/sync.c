@@ -345,21 +345,6 @@ static int cond_relock(lua_State *L, weft_task *t) {
   return weft__suspend(L, t, "lock", 2, COND_RELOCK, finish_cond_wait);
 }
 
-/* Keeps the first interruption to raise once the lock is held again. */
-static void save_interruption(lua_State *L, weft_task *t) {
-  if (!t->deliver)
-    return;
-  if (lua_isnil(L, 3)) {
-    weft__push_task(L, t);
-    weft__task_getuv(L, -1, WEFT_TASK_MORE_PENDING);
-    lua_replace(L, 3);
-    lua_pushnil(L);
-    weft__task_setuv(L, -2, WEFT_TASK_MORE_PENDING);
-    lua_pop(L, 1);
-  }
-  t->deliver = 0;
-}
-
 static int finish_cond_wait(lua_State *L, int status, lua_KContext ctx) {
   weft_task *t = WEFT_UPRT(L)->current;
   int woken = t->wake_reason == WEFT_WOKEN;
@@ -368,7 +353,7 @@ static int finish_cond_wait(lua_State *L, int status, lua_KContext ctx) {
     weft__wake_waiters(&checkcond(L, 1)->waiters, WEFT_WOKEN, 1);
   if (ctx == COND_RELOCK && !woken && weft__pending_is(L, t, "Deadlock"))
     return weft__raise_pending(L, t);   /* the lock can never come back */
-  save_interruption(L, t);
+  weft__keep_pending(L, t, 3);   /* the first interruption: raised once the lock is held */
   if (ctx == COND_RELOCK && woken) {
     if (!lua_isnil(L, 3)) {
       lua_pushvalue(L, 3);
