@@ -191,9 +191,9 @@ enum { FILE_OK, FILE_DIR, FILE_ABSENT, FILE_ERROR };
    most of a no-op's stats repeat, and so do most of its lines (the same
    header recorded by each compile): a line already verified against the
    stats of this cache is not parsed again. Only lines whose path was met
-   before are kept: a line of a file only one task reads costs no copy. stdlib/weft/incremental.lua
-   makes a new one whenever a task runs, so it only ever holds stats taken
-   while no task of the run was writing. */
+   before are kept: a line of a file only one task reads costs no copy.
+   stdlib/weft/incremental.lua makes a new one whenever a task runs, so it
+   only ever holds stats taken while no task of the run was writing. */
 #define STAT_CACHE_MT "weft.stat_cache"
 
 typedef struct cache_entry {
@@ -436,11 +436,7 @@ static void feed(def_walk *w, const void *p, size_t n) {
   w->len += n;
 }
 
-static void feed_tag(def_walk *w, char tag) {
-  if (!reserve(w, 1))
-    luaL_error(w->L, "weft: out of memory");
-  w->buf[w->len++] = tag;
-}
+static void feed_tag(def_walk *w, char tag) { feed(w, &tag, 1); }
 
 static int on_path(def_walk *w, const void *p) {
   int i;
