@@ -683,17 +683,8 @@ local function depfile_entries(path, warn, name)
   return out
 end
 
--- The deps' output signatures in this run, as "name\tsig" entries.
-local function dep_signatures(self, rec)
-  local out = {}
-  for _, d in ipairs(rec.deps or {}) do
-    local sig = self.outsig[d]
-    if sig then out[#out + 1] = { d, sig } end
-  end
-  return out
-end
-
--- dep_signatures as recorded text, without a table per entry.
+-- The deps' output signatures in this run as recorded: "name\tsig" lines
+-- (decode_pairs reads them back).
 local function dep_signatures_text(self, rec)
   local lines = {}
   for _, d in ipairs(rec.deps or {}) do
@@ -735,7 +726,7 @@ local function reason(self, rec, prev, def_parts, defhash, inputs)
   end
   local deps = {}
   for _, e in ipairs(decode_pairs(prev.deps)) do deps[e[1]] = e[2] end
-  for _, e in ipairs(dep_signatures(self, rec)) do
+  for _, e in ipairs(decode_pairs(dep_signatures_text(self, rec))) do
     if deps[e[1]] ~= e[2] then return ("dependency %q produced different output"):format(e[1]) end
   end
   return nil

@@ -620,6 +620,17 @@ local function undeclare(P, rec)
   end
 end
 
+-- The graph positions of the tasks named `deps` that are still to run (a
+-- task settle_fresh settled is no node of the graph: nothing to wait for).
+local function unsettled_preds(run, deps)
+  local preds = {}
+  for _, d in ipairs(deps) do
+    local pos = position_of(run, d)
+    if not run.list[pos].settled then preds[#preds + 1] = pos end
+  end
+  return preds
+end
+
 -- ctx:add(name, spec) from the body of `adder`: declares the task (a name
 -- already used is an error naming both call sites), checks that its deps
 -- are tasks of this run, and adds it to the graph; the tasks that depend
@@ -631,17 +642,14 @@ local function add_task(run, adder, name, spec, at)
   local P = run.pipeline
   local ok, rec = pcall(P.task, P, name, spec, at)
   if not ok then error(M.is_usage_error(rec) and rec.message or rec, 0) end
-  local preds = {}
   for _, d in ipairs(rec.deps) do
-    local pos = position_of(run, d)
-    if not pos then
+    if not position_of(run, d) then
       undeclare(P, rec)
       error(("%s: task %q (added by %q) depends on %q, which is not a task of this run")
         :format(at, rec.name, adder.name, tostring(d)), 0)
     end
-    -- a task settle_fresh settled is no node of the graph: nothing to wait for
-    if not run.list[pos].settled then preds[#preds + 1] = pos end
   end
+  local preds = unsettled_preds(run, rec.deps)
   new_record_state(rec)
   rec.added_by = adder.name
   local pos = #run.list + 1
@@ -674,11 +682,13 @@ local function run_node(run, pos)
   weft._label(rec.label)
   begin_task(run, rec)
   local ok, err, fresh = true, nil, false
-  if rec.precheck then   -- checked by settle_fresh, found to run
-    ok, fresh, err = table.unpack(rec.precheck, 1, 3)
-    rec.precheck = nil
-  elseif run.incr then   -- issue 13: an up-to-date task is not started
-    ok, fresh = pcall(run.incr.check, run.incr, rec)
+  if run.incr then   -- issue 13: an up-to-date task is not started
+    if rec.precheck then   -- checked by settle_fresh, found to run
+      ok, fresh = rec.precheck[1], rec.precheck[2]
+      rec.precheck = nil
+    else
+      ok, fresh = pcall(run.incr.check, run.incr, rec)
+    end
     if not ok then err, fresh = fresh, false end
   end
   if ok and not fresh then
@@ -718,7 +728,7 @@ local function settle_fresh(run)
     end
     local ok, fresh = pcall(run.incr.check, run.incr, rec)
     if not (ok and fresh) then
-      rec.precheck = { ok, ok and fresh or false, not ok and fresh or nil }
+      rec.precheck = { ok, fresh }   -- pcall's results, as run_node reads them
       return false
     end
     begin_task(run, rec)
@@ -726,16 +736,6 @@ local function settle_fresh(run)
     rec.settled = true
   end
   return true
-end
-
--- The graph positions of the tasks named `deps` that are still to run.
-local function unsettled_preds(run, deps)
-  local preds = {}
-  for _, d in ipairs(deps) do
-    local pos = position_of(run, d)
-    if not run.list[pos].settled then preds[#preds + 1] = pos end
-  end
-  return preds
 end
 
 -- One scheduler: the selected tasks are weft.run_graph's nodes, named by
