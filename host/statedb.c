@@ -61,7 +61,10 @@ static int db_open(lua_State *L) {
   int rc;
   b->db = NULL;
   luaL_setmetatable(L, DB_MT);
-  rc = sqlite3_open_v2(path, &b->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
+  /* a connection belongs to one Lua state, so to one thread at a time:
+     no mutex around each of its calls (NOMUTEX) */
+  rc = sqlite3_open_v2(path, &b->db,
+                       SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
   if (rc != SQLITE_OK) {
     lua_pushstring(L, b->db ? sqlite3_errmsg(b->db) : sqlite3_errstr(rc));
     sqlite3_close_v2(b->db);

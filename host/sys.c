@@ -5,7 +5,10 @@
 ** are libuv's own functions, called synchronously, with luv's results and
 ** error strings, so that a run that starts nothing never opens luv: weft.uv
 ** is opened on first use (io.c), and registering luv's 300 functions was
-** a tenth of a no-op `weft run`'s CPU (issue 13).
+** a tenth of a no-op `weft run`'s CPU (issue 13). Two more are string work
+** that every task of a Weftfile passes through, done here in one call
+** instead of several Lua library calls each: the normal form of a path
+** (weft.incremental) and the "file:line" of a declaration (weft.pipeline).
 */
 #include <string.h>
 
@@ -122,11 +125,67 @@ static int sys_lexists(lua_State *L) {
   return 1;
 }
 
+/* path(p) -> p's normal form, does p hold a wildcard (* ? or [).
+   The normal form: runs of '/' made one, one leading "./" dropped, then
+   every "." segment after a '/' that is not the last segment ("a/./b" ->
+   "a/b", "a/." stays): what stdlib/weft/incremental.lua's gsubs made. */
+static int sys_path(lua_State *L) {
+  size_t len, i, n = 0;
+  const char *p = luaL_checklstring(L, 1, &len);
+  int wild = memchr(p, '*', len) || memchr(p, '?', len) || memchr(p, '[', len);
+  luaL_Buffer b;
+  char *out;
+  if (!(memmem(p, len, "//", 2) || (len >= 2 && p[0] == '.' && p[1] == '/') ||
+        memmem(p, len, "/./", 3))) {
+    lua_settop(L, 1);   /* already normal: the same string */
+    lua_pushboolean(L, wild);
+    return 2;
+  }
+  out = luaL_buffinitsize(L, &b, len);
+  for (i = 0; i < len; i++)   /* runs of '/' made one */
+    if (p[i] != '/' || n == 0 || out[n - 1] != '/')
+      out[n++] = p[i];
+  i = (n >= 2 && out[0] == '.' && out[1] == '/') ? 2 : 0;
+  len = n;
+  n = 0;
+  for (; i < len; i++) {   /* "/." followed by '/' dropped */
+    if (out[i] == '/' && i + 2 < len && out[i + 1] == '.' && out[i + 2] == '/') {
+      out[n++] = '/';
+      i += 2;
+      while (i + 2 < len && out[i + 1] == '.' && out[i + 2] == '/')
+        i += 2;
+      continue;
+    }
+    out[n++] = out[i];
+  }
+  luaL_pushresultsize(&b, n);
+  lua_pushboolean(L, wild);
+  return 2;
+}
+
+/* where(level) -> "short_src:line" of the first Lua function from stack
+   level `level` up (level 0 is this function; C functions, as pcall, are
+   passed over), or "?". */
+static int sys_where(lua_State *L) {
+  int level = (int)luaL_checkinteger(L, 1);
+  lua_Debug ar;
+  luaL_argcheck(L, level >= 0, 1, "a stack level must not be negative");
+  for (; lua_getstack(L, level, &ar); level++) {
+    lua_getinfo(L, "Sl", &ar);
+    if (ar.what[0] != 'C') {
+      lua_pushfstring(L, "%s:%d", ar.short_src, ar.currentline);
+      return 1;
+    }
+  }
+  lua_pushliteral(L, "?");
+  return 1;
+}
+
 int weft__open_sys(lua_State *L, weft_runtime *rt) {
   static const luaL_Reg fns[] = {
     {"isatty", sys_isatty}, {"cpu_count", sys_cpu_count}, {"cwd", sys_cwd},
     {"chdir", sys_chdir}, {"mkdir", sys_mkdir}, {"scandir", sys_scandir},
-    {"lexists", sys_lexists}, {NULL, NULL}
+    {"lexists", sys_lexists}, {"path", sys_path}, {"where", sys_where}, {NULL, NULL}
   };
   (void)rt;
   luaL_newlib(L, fns);

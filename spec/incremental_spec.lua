@@ -102,6 +102,45 @@ describe("incremental runs", function()
     assert.equal("[WORLD\n]", read(dir .. "/out.txt"))
   end)
 
+  -- A run checking most of a file's tasks reads their rows in one scan of
+  -- the keys "FILE:..."; one target alone is looked up by its key. Both
+  -- must find the same rows, and never another Weftfile's (which shares
+  -- .weft/state.db and task names here).
+  it("reads the same rows for all tasks at once as one by one, and only its own file's", function()
+    local many = { PRELUDE }
+    for i = 1, 12 do
+      many[#many + 1] = ([[task "t%d" { sources = { "in%d.txt" }, generates = { "out%d.txt" },
+        function() mark("t%d"); put("out%d.txt", get("in%d.txt")) end }
+]]):format(i, i, i, i, i, i)
+      write(("%s/in%d.txt"):format(dir, i), "v" .. i)
+    end
+    local names = {}
+    for i = 1, 12 do names[i] = "t" .. i end
+    many[#many + 1] = ("default { %q }\n"):format(table.concat(names, '", "')):gsub('\\"', '"')
+    write(dir .. "/Weftfile.lua", table.concat(many))
+    write(dir .. "/other.lua", table.concat(many))   -- the same task names, another file
+    local r = run(dir)
+    assert.equal(0, r.code, r.stderr)
+    assert.equal(12, select(2, r.ran:gsub("t%d+", "")))
+    r = run(dir)                                     -- all 12 checked: the rows at once
+    assert.equal(0, r.code, r.stderr)
+    assert.equal("", r.ran)
+    assert.matches("12 up to date", r.stderr)
+    r = run(dir, { "-f", "other.lua" })              -- its own rows: none yet
+    assert.equal(0, r.code, r.stderr)
+    assert.equal(12, select(2, r.ran:gsub("t%d+", "")))
+    write(dir .. "/in7.txt", "changed")
+    r = run(dir, { "t7" })                           -- one target: looked up by key
+    assert.equal("t7", r.ran)
+    r = run(dir, { "t3" })
+    assert.equal("", r.ran)
+    write(dir .. "/in3.txt", "changed")
+    r = run(dir)                                     -- at once again: exactly the changed one
+    assert.equal("t3", r.ran)
+    r = run(dir, { "-f", "other.lua" })
+    assert.equal("t3 t7", r.ran)
+  end)
+
   it("stats a file anew after a task that rewrote it ran, though a check before saw it", function()
     -- "peek" is checked first (-j1, declaration order) and sees mid.txt as
     -- it was; "gen" then rewrites it (declaring only a stamp that does not

@@ -60,32 +60,33 @@ M.is_incremental = is_incremental
 -- {======== paths and globs
 
 local normalized = {}   -- path as written -> normal form (paths repeat across tasks and runs)
+local globby = {}   -- path -> does it hold a wildcard?
+local sys_path = weft._sys.path   -- p -> normal form, wildcard? (host/sys.c, one call for both)
 
+local function learn_path(p)
+  local n, g = sys_path(p)
+  normalized[p], globby[p] = n, g
+  return n, g
+end
+
+-- "a//b" and "./a/./b" -> "a/b": runs of '/' made one, a leading "./"
+-- and "." segments before a '/' dropped.
 local function normalize(p)
-  local n = normalized[p]
-  if n then return n end
-  n = p
-  -- plain finds first: most paths are already normal, and patterns cost
-  -- more than the rest of a no-op check of the path
-  if n:find("//", 1, true) or n:sub(1, 2) == "./" or n:find("/./", 1, true) then
-    n = n:gsub("/+", "/"):gsub("^%./", "")
-    while n:find("/./", 1, true) do n = n:gsub("/%./", "/") end
-  end
-  normalized[p] = n
-  return n
+  return normalized[p] or (learn_path(p))
 end
 M.normalize = normalize
 
-local globby = {}   -- path -> does it hold a wildcard?
-
--- three plain finds (memchr) cost less than one pattern with a class
 local function wild(p)
-  return (p:find("*", 1, true) or p:find("?", 1, true) or p:find("[", 1, true)) ~= nil
+  local _, g = sys_path(p)
+  return g
 end
 
 local function has_glob(p)
   local g = globby[p]
-  if g == nil then g = wild(p); globby[p] = g end
+  if g == nil then
+    local _
+    _, g = learn_path(p)
+  end
   return g
 end
 
@@ -393,6 +394,8 @@ local function basename(p) return p:match("([^/]*)$") end
 local STATEMENTS = {
   get_task = "SELECT defhash, sources, inputs, outputs, deps, outsig FROM tasks WHERE key = ?",
   get_def = "SELECT def FROM tasks WHERE key = ?",
+  all_tasks = "SELECT key, defhash, sources, inputs, outputs, deps, outsig FROM tasks"
+    .. " WHERE key >= ? AND key < ?",
   put_task = "INSERT OR REPLACE INTO tasks(key, defhash, def, sources, inputs, outputs, deps,"
     .. " outsig) VALUES (?,?,?,?,?,?,?,?)",
   put_files = "UPDATE tasks SET inputs = ?, outputs = ? WHERE key = ?",
@@ -481,6 +484,31 @@ local function end_read(self)
   end
 end
 
+local function row_record(defhash, sources, inputs, outputs, deps, outsig)
+  return { defhash = defhash, sources = sources or "", inputs = inputs or "",
+    outputs = outputs or "", deps = deps or "", outsig = outsig }
+end
+
+local statement
+
+-- Reads the rows of every task of this pipeline file at once (its keys
+-- share the prefix "NAME:"): when a run checks most of its tasks, one scan
+-- costs a third of a lookup per task (issue 13). False when it cannot; the
+-- lookups then go one by one.
+local function load_all(self)
+  local hi = self.prefix:sub(1, -2) .. string.char(self.prefix:byte(-1) + 1)
+  local ok, rows = pcall(function() return statement(self, "all_tasks"):rows(self.prefix, hi) end)
+  if not (ok and rows) then return false end
+  local records = self.records
+  for i = 1, #rows do
+    local row = rows[i]
+    if records[row[1]] == nil then
+      records[row[1]] = row_record(row[2], row[3], row[4], row[5], row[6], row[7])
+    end
+  end
+  return true
+end
+
 -- What the last run recorded for a task (looked up once per run), or nil.
 local function recorded(self, name)
   local key = self.prefix .. name
@@ -489,11 +517,20 @@ local function recorded(self, name)
     r = false
     if self.get_task then
       begin_read(self)
-      local ok, defhash, sources, inputs, outputs, deps, outsig = self.get_task:first(key)
+      if self.load_all then
+        self.load_all = false
+        self.all_loaded = load_all(self)
+        r = self.records[key]
+        if r ~= nil then return r or nil end
+        r = false
+      end
+      local ok, defhash, sources, inputs, outputs, deps, outsig
+      if not self.all_loaded then
+        ok, defhash, sources, inputs, outputs, deps, outsig = self.get_task:first(key)
+      end
       if ok then
-        r = { defhash = defhash, sources = sources or "", inputs = inputs or "",
-          outputs = outputs or "", deps = deps or "", outsig = outsig }
-      elseif ok == nil then
+        r = row_record(defhash, sources, inputs, outputs, deps, outsig)
+      elseif ok == nil and not self.all_loaded then
         self.warn(("cannot read task %q from .weft/state.db (%s); it runs"):format(name,
           tostring(defhash)))
       end
@@ -528,7 +565,7 @@ local function prepare(self)
 end
 
 -- The prepared statement `name` of STATEMENTS; raises when it cannot be.
-local function statement(self, name)
+function statement(self, name)
   local st = self[name]
   if not st then
     st = must(self.db:prepare(STATEMENTS[name]))
@@ -592,6 +629,12 @@ function M.open(P, list, opts)
     return self
   end
   open_state(self, dir)
+  -- most of the file's tasks: read all their rows at the first lookup
+  local n = 0
+  for i = 1, #list do
+    if is_incremental(list[i]) then n = n + 1 end
+  end
+  self.load_all = n >= 8 and n * 2 >= #(P.tasks or list)
   local ok, err = pcall(check_sources, self, list)
   if not ok then
     self:close()

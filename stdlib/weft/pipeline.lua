@@ -45,24 +45,13 @@ function M.new()
   return setmetatable({ tasks = {}, by_name = {}, defaults = nil, file = "(lua)" }, Pipeline)
 end
 
--- function -> its short_src, false for a C function: a Weftfile's task
--- calls all come from one chunk, and "S" costs more than the rest of `where`
-local short_src = setmetatable({}, { __mode = "k" })
+local sys_where = weft._sys.where   -- "file:line" of the first Lua frame from a level up
 
+-- "file:line" of the caller `level` levels up (1: the function calling
+-- where), passing over C functions (called through pcall and friends).
 local function where(level)
-  level = level + 1
-  while true do
-    local info = debug.getinfo(level, "fl")
-    if not info then return "?" end
-    local src = short_src[info.func]
-    if src == nil then
-      local s = debug.getinfo(info.func, "S")
-      src = s.what ~= "C" and s.short_src
-      short_src[info.func] = src
-    end
-    if src then return ("%s:%d"):format(src, info.currentline) end
-    level = level + 1   -- called through pcall and friends
-  end
+  local at = sys_where(level + 1)   -- (not a tail call: this frame is level 1)
+  return at
 end
 
 local as_list = incremental.as_list   -- nil -> {}, "x" -> {"x"}
