@@ -24,8 +24,9 @@ end
 
 -- {======== glob
 
--- Lua pattern for one segment with *, ? and [...]; nil if it has no wildcard.
-local segment_pattern = require("weft.globpat").segment
+-- name -> does it match one segment with *, ? and [...]; nil if the segment
+-- has no wildcard.
+local segment_matcher = require("weft.globpat").matcher
 
 local function join(dir, name)
   if dir == "" then return name end
@@ -59,8 +60,8 @@ local function glob_in(dir, segs, i, out)
     end
     return
   end
-  local pat = segment_pattern(seg)
-  if not pat then
+  local matches = segment_matcher(seg)
+  if not matches then
     local p = join(dir, seg)
     if i == #segs then
       if sys.lexists(p) then out[#out + 1] = p end
@@ -70,7 +71,7 @@ local function glob_in(dir, segs, i, out)
     return
   end
   for _, name in ipairs(entries(dir)) do
-    if name:match(pat) and (name:sub(1, 1) ~= "." or seg:sub(1, 1) == ".") then
+    if matches(name) and (name:sub(1, 1) ~= "." or seg:sub(1, 1) == ".") then
       local p = join(dir, name)
       if i == #segs then out[#out + 1] = p
       elseif is_dir(p) then glob_in(p, segs, i + 1, out) end

@@ -24,4 +24,29 @@ function M.segment(seg)
   return table.concat(out) .. "$"
 end
 
+local matchers = {}   -- segment -> its matcher (segments repeat across globs and runs)
+
+local function any() return true end
+
+--- A function telling whether a name matches the segment `seg`, or nil if it
+-- has no wildcard. The common `*SUFFIX` (`*.c`) compares the end of the name
+-- instead of running the pattern, whose `[^/]*` backtracks over the name.
+function M.matcher(seg)
+  local m = matchers[seg]
+  if m ~= nil then return m or nil end
+  local pat = M.segment(seg)
+  if not pat then
+    m = false
+  elseif seg == "*" then
+    m = any
+  elseif seg:sub(1, 1) == "*" and not seg:find("[%*%?%[]", 2) then
+    local suffix, n = seg:sub(2), 1 - #seg
+    m = function(name) return name:sub(n) == suffix end
+  else
+    m = function(name) return name:match(pat) ~= nil end
+  end
+  matchers[seg] = m
+  return m or nil
+end
+
 return M

@@ -109,8 +109,6 @@ end
 
 local function under(dir, name) return dir == "" and name or (dir == "/" and "/" .. name or dir .. "/" .. name) end
 
-local seg_patterns = {}   -- glob segment -> its Lua pattern (globpat)
-
 local function walk_glob(dir, segs, i, out, scanned)
   local seg = segs[i]
   if not seg then out[#out + 1] = dir; return end
@@ -121,17 +119,18 @@ local function walk_glob(dir, segs, i, out, scanned)
         walk_glob(under(dir, e[1]), segs, i, out, scanned)
       end
     end
-  elseif not wild(seg) then
+    return
+  end
+  local matches = globpat.matcher(seg)
+  if not matches then
     local p = under(dir, seg)
     if (i == #segs and H.stat(p)) or (i < #segs and H.stat(p) == "directory") then
       walk_glob(p, segs, i + 1, out, scanned)
     end
   else
-    local pat = seg_patterns[seg] or globpat.segment(seg)
-    seg_patterns[seg] = pat
     local dot = seg:sub(1, 1) == "."
     for _, e in ipairs(scan(dir, scanned)) do
-      if e[1]:match(pat) and (dot or e[1]:sub(1, 1) ~= ".") then
+      if matches(e[1]) and (dot or e[1]:sub(1, 1) ~= ".") then
         if i == #segs then out[#out + 1] = under(dir, e[1])
         elseif e[2] == "directory" then walk_glob(under(dir, e[1]), segs, i + 1, out, scanned) end
       end
