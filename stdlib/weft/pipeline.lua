@@ -93,6 +93,7 @@ function Pipeline:task(name, spec, at)
   if ex_err then usage_error("%s: task %q: %s", at, name, ex_err) end
   self.tasks[#self.tasks + 1] = rec
   self.by_name[name] = rec
+  self.validated = false
   return rec
 end
 
@@ -103,14 +104,16 @@ function Pipeline:default(names)
 end
 
 --- Checks dependencies and cycles; raises a usage error naming the task and
--- its declaration line.
+-- its declaration line. Checked once until a task is declared or removed
+-- (`weft run` loads, then runs, the same tasks).
 function Pipeline:validate()
-  local names = {}
-  for i, rec in ipairs(self.tasks) do names[i] = rec.name end
+  if self.validated then return end
   local generated_by = {}
   for _, rec in ipairs(self.tasks) do
     for _, d in ipairs(rec.deps) do
       if not self.by_name[d] then
+        local names = {}
+        for i, r in ipairs(self.tasks) do names[i] = r.name end
         usage_error("%s: task %q depends on unknown task %q%s", rec.where, rec.name, tostring(d),
           taskspec.did_you_mean(tostring(d), names, '"'))
       end
@@ -147,6 +150,7 @@ function Pipeline:validate()
   for _, rec in ipairs(self.tasks) do
     if not state[rec] then visit(rec) end
   end
+  self.validated = true
 end
 
 --- The targets and everything they depend on, in declaration order.
@@ -603,6 +607,7 @@ end
 
 -- Takes back a task declared by ctx:add that could not join the run.
 local function undeclare(P, rec)
+  P.validated = false
   P.by_name[rec.name] = nil
   for i = #P.tasks, 1, -1 do
     if P.tasks[i] == rec then table.remove(P.tasks, i) break end
