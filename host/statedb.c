@@ -74,6 +74,10 @@ static int db_open(lua_State *L) {
     return 2;
   }
   sqlite3_busy_timeout(b->db, 10000);
+  {
+    int persist = 1;
+    sqlite3_file_control(b->db, "main", SQLITE_FCNTL_PERSIST_WAL, &persist);
+  }
   atomic_fetch_add(&open_handles, 1);
   return 1;
 }

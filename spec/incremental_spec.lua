@@ -505,6 +505,24 @@ default "b"
       assert.equal("", r.ran, r.stderr)
     end)
 
+    -- The WAL and its index stay in .weft/ between runs (no files made and
+    -- removed by every run), the WAL emptied when a run closes the state.
+    it("keeps the WAL file empty between runs, and a damaged state beside it is redone", function()
+      write(dir .. "/Weftfile.lua", CHAIN)
+      write(dir .. "/in.txt", "x\n")
+      assert.equal("gen use", run(dir).ran)
+      local f = assert(io.open(dir .. "/.weft/state.db-wal", "rb"))
+      assert.equal(0, f:seek("end"))
+      f:close()
+      assert.equal("", run(dir).ran)
+      write(dir .. "/.weft/state.db", ("garbage, not SQLite\n"):rep(500))   -- -wal, -shm kept
+      local r = run(dir)
+      assert.equal(0, r.code, r.stderr)
+      assert.equal("gen use", r.ran)
+      assert.matches("warning: .*state.db is damaged", r.stderr)
+      assert.equal("", run(dir).ran)
+    end)
+
     it("starts afresh over a state file of another version", function()
       write(dir .. "/Weftfile.lua", CHAIN)
       write(dir .. "/in.txt", "x\n")

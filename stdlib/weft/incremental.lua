@@ -425,7 +425,7 @@ local function open_db(dir, warn)
     local db, err = DB.open(path)
     if not db then return nil, err end
     local ok, e = pcall(function()
-      must(db:exec("PRAGMA synchronous=NORMAL"))
+      must(db:exec("PRAGMA synchronous=NORMAL; PRAGMA journal_size_limit=0"))
       local v = value(db, "PRAGMA user_version")
       if v ~= VERSION then
         local n = value(db, "SELECT count(*) FROM sqlite_master")
