@@ -155,12 +155,15 @@ local function list_tasks(P, out)
   end
 end
 
+local function want_color()
+  return require("weft.reporter.plain").want_color(is_tty(1) or is_tty(2))
+end
+
 local function choose_reporter(o)
   local ci = os.getenv("CI")
   local tty = is_tty(2)
-  local color = require("weft.reporter.plain").want_color(is_tty(1) or tty)
-  local ropts = { color = color, mode = o.output, raw = o.raw,
-    ci = require("weft.reporter.output").ci_markers() }
+  local color = want_color()
+  local ropts = { color = color, mode = o.output, raw = o.raw, ci = "env" }
   if tty and not o.plain and os.getenv("TERM") ~= "dumb"
       and not (ci and ci ~= "" and ci ~= "false" and ci ~= "0") then
     return require("weft.reporter.terminal").new(ropts), color
@@ -184,8 +187,7 @@ local function run_once(P, o, targets)
 end
 
 local function report(run, o)
-  local _, color = choose_reporter(o)
-  io.stderr:write(require("weft.summary").render(run, { color = color,
+  io.stderr:write(require("weft.summary").render(run, { color = want_color(),
     full = o.summary == "full", table_max = o.summary == "short" and 0 or nil }))
   io.stderr:flush()
   if o.trace then require("weft.trace").write(run, o.trace) end

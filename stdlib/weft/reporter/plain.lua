@@ -10,7 +10,6 @@
 -- the same place, at the cost of one write per turn instead of per line.
 -- @module weft.reporter.plain
 local weft = require "weft"
-local output = require "weft.reporter.output"
 
 local M = {}
 
@@ -28,16 +27,34 @@ end
 
 --- A new plain reporter.
 -- @tab[opt] opts `out`, `err` (files, default io.stdout/io.stderr), `color`,
--- and the output layer's `mode`, `raw`, `ci`, `spill` (see weft.reporter.output)
+-- and the output layer's `mode`, `raw`, `ci` ("env": read from the
+-- environment, see weft.reporter.output's ci_markers), `spill` (see
+-- weft.reporter.output)
 function M.new(opts)
   opts = opts or {}
   local out = opts.out or io.stdout
   return setmetatable({
     out = out, err = opts.err or io.stderr,
     color = opts.color, done = 0, total = 0, failed = 0,
-    output = output.new({ out = out, mode = opts.mode, raw = opts.raw, color = opts.color,
-      ci = opts.ci, spill = opts.spill }),
+    output = nil,   -- made by output_layer() when a task first writes
+    output_opts = { out = out, mode = opts.mode, raw = opts.raw, color = opts.color,
+      ci = opts.ci, spill = opts.spill },
+    width_names = {},
   }, Plain)
+end
+
+--- The output layer, made on first use: a run whose tasks print nothing
+-- (all up to date, issue 13) never loads weft.reporter.output.
+function Plain:output_layer()
+  local o = self.output
+  if o then return o end
+  local output = require "weft.reporter.output"
+  local opts = self.output_opts
+  if opts.ci == "env" then opts.ci = output.ci_markers() end
+  o = output.new(opts)
+  o:set_width(self.width_names)
+  self.output = o
+  return o
 end
 
 function Plain:paint(text, code)
@@ -47,21 +64,22 @@ end
 
 --- The prefix a line of `rec` gets on stdout.
 function Plain:prefix(rec, stream)
-  return self.output:prefix(rec, stream)
+  return self:output_layer():prefix(rec, stream)
 end
 
 function Plain:begin(run)
   self.total = #run.list
   self.run = run
-  local names = {}
-  for i, rec in ipairs(run.list) do names[i] = rec.name end
-  self.output:set_width(names)
+  local names = self.width_names
+  for i, rec in ipairs(run.list) do names[#names + 1] = rec.name end
+  if self.output then self.output:set_width(names) end
 end
 
 --- A task joined the run while it goes on (ctx:add).
 function Plain:added(rec)
   self.total = self.total + 1
-  self.output:set_width({ rec.name })
+  self.width_names[#self.width_names + 1] = rec.name
+  if self.output then self.output:set_width({ rec.name }) end
   self:progress(("[%d/%d] added %s"):format(self.done, self.total, rec.name))
 end
 
@@ -82,28 +100,28 @@ end
 
 --- What to do once per turn with output (the terminal redraws here).
 function Plain:turn_ended()
-  self.output:flush()
+  if self.output then self.output:flush() end
 end
 
 function Plain:line(rec, stream, text)
-  self.output:line(rec, stream, text)
+  self:output_layer():line(rec, stream, text)
   self:schedule_flush()
 end
 
 --- A C writer for `rec`'s process output, or nil (see Output:sink).
 function Plain:sink(rec)
-  return self.output:sink(rec)
+  return self:output_layer():sink(rec)
 end
 
 --- A sink is about to write a batch of `rec`'s lines, ending with `tail`.
 function Plain:sunk(rec)
-  self.output:sunk(rec)
+  self:output_layer():sunk(rec)
   self:schedule_flush()
 end
 
 function Plain:progress(msg)
   self.flush_pending = false
-  self.output:flush()
+  if self.output then self.output:flush() end
   self.err:write(msg .. "\n")   -- one write: stderr is unbuffered
   self.err:flush()
 end
@@ -115,7 +133,7 @@ end
 function Plain:finished(rec)
   self.done = self.done + 1
   if rec.status == "failed" then self.failed = self.failed + 1 end
-  self.output:finished(rec)
+  if self.output then self.output:finished(rec) end
   if rec.status == "up to date" then return end   -- never started (issue 13): nothing to say
   local word = rec.status == "done" and "done" or rec.status:upper()
   if rec.status ~= "done" then word = self:paint(word, 31) end
@@ -140,7 +158,7 @@ function Plain:finish()
     pcall(self.flusher.await, self.flusher)
     self.flusher = nil
   end
-  self.output:finish()
+  if self.output then self.output:finish() end
 end
 
 return M

@@ -53,6 +53,7 @@ end
 function M.new(opts)
   opts = opts or {}
   local self = plain.new(opts)
+  self:output_layer()   -- the live area shows each task's last line through it
   self.running = {}
   self.last = setmetatable({}, { __mode = "k" })
   self.lines = opts.lines or 8
