@@ -17,9 +17,15 @@ local function is_list_of_strings(v)
   local t = type(v)
   if t == "string" then return true end
   if t ~= "table" then return false end
+  -- strings at 1..n and no key after them (next from n, a key rawlen
+  -- guarantees): a list, without walking the table
+  local n = rawlen(v)
+  local i = 1
+  while i <= n and type(v[i]) == "string" do i = i + 1 end
+  if i > n and next(v, n > 0 and n or nil) == nil then return true end
   local count = 0
   for _ in pairs(v) do count = count + 1 end
-  local i = 1
+  i = 1
   while i <= count and type(v[i]) == "string" do i = i + 1 end
   if i > count then return true end
   for k, x in pairs(v) do   -- holes ({ [1] = "a", [3] = "b" }) pass too

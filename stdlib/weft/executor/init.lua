@@ -52,6 +52,11 @@ M.resource_types = {
   sbatch = { string = true, table = true },
 }
 
+-- resource_types' names, sorted: what task_options looks up in a spec
+local resource_names = {}
+for key in pairs(M.resource_types) do resource_names[#resource_names + 1] = key end
+table.sort(resource_names)
+
 local function known_names()
   local names = {}
   for n in pairs(M.names) do names[#names + 1] = n end
@@ -93,9 +98,11 @@ function M.task_options(spec)
   end
   local res
   local resource_types = M.resource_types
-  for key, v in pairs(spec) do   -- a task's few fields, not every resource (issue 13)
-    local types = resource_types[key]
-    if types then
+  for i = 1, #resource_names do   -- lookups, not a walk of the spec (issue 13)
+    local key = resource_names[i]
+    local v = spec[key]
+    if v ~= nil then
+      local types = resource_types[key]
       if type(v) ~= "function" and not types[type(v)] then
         return nil, nil, ("field '%s' must be %s, got %s"):format(key, expected(types), type(v))
       end
