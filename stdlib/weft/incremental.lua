@@ -394,22 +394,25 @@ local function recorded(self, name)
   local r = self.records[key]
   if r == nil then
     r = false
-    if self.get_task then
+    if self.readable and self.load_all then   -- one statement: no read transaction
+      self.load_all = false
+      self.all_loaded = load_all(self)
+      r = self.records[key]
+      if r ~= nil then return r or nil end
+      r = false
+    end
+    if self.readable and not self.all_loaded then
       begin_read(self)
-      if self.load_all then
-        self.load_all = false
-        self.all_loaded = load_all(self)
-        r = self.records[key]
-        if r ~= nil then return r or nil end
-        r = false
-      end
+      local pok, st = pcall(statement, self, "get_task")
       local ok, defhash, sources, inputs, outputs, deps, outsig
-      if not self.all_loaded then
-        ok, defhash, sources, inputs, outputs, deps, outsig = self.get_task:first(key)
+      if pok then
+        ok, defhash, sources, inputs, outputs, deps, outsig = st:first(key)
+      else
+        ok, defhash = nil, st
       end
       if ok then
         r = row_record(defhash, sources, inputs, outputs, deps, outsig)
-      elseif ok == nil and not self.all_loaded then
+      elseif ok == nil then
         self.warn(("cannot read task %q from .weft/state.db (%s); it runs"):format(name,
           tostring(defhash)))
       end
@@ -437,10 +440,13 @@ local function check_sources(self, list)
   end
 end
 
--- Prepares what every run uses: the lookup (a database whose tasks table
--- cannot be read is not used). The others come from statement().
+-- Prepares the first statement the run uses: the scan of every row or the
+-- lookup of one (a database whose tasks table cannot be read is not used).
+-- The others come from statement().
 local function prepare(self)
-  self.get_task = must(self.db:prepare(STATEMENTS.get_task))
+  local name = self.load_all and "all_tasks" or "get_task"
+  self[name] = must(self.db:prepare(STATEMENTS[name]))
+  self.readable = true
 end
 
 -- The prepared statement `name` of STATEMENTS; raises when it cannot be.
@@ -507,13 +513,13 @@ function M.open(P, list, opts)
     if db and not self.db then db:close() end
     return self
   end
-  open_state(self, dir)
   -- most of the file's tasks: read all their rows at the first lookup
   local n = 0
   for i = 1, #list do
     if is_incremental(list[i]) then n = n + 1 end
   end
   self.load_all = n >= 8 and n * 2 >= #(P.tasks or list)
+  open_state(self, dir)
   local ok, err = pcall(check_sources, self, list)
   if not ok then
     self:close()
@@ -564,7 +570,7 @@ end
 
 -- The recorded definition text of a task (only a reason needs it).
 local function recorded_def(self, name)
-  if not self.get_task then return nil end
+  if not self.readable then return nil end
   local pok, st = pcall(statement, self, "get_def")
   if not pok then return nil end
   local ok, def = st:first(self.prefix .. name)
