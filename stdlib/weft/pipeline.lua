@@ -369,7 +369,7 @@ local function end_leftovers(run, rec)
       if group_alive(g.pgid) then uv.kill(-g.pgid, "sigkill") end
     end
   end
-  rec.groups = {}
+  if rec.groups then rec.groups = {} end
 end
 
 -- }========
@@ -544,10 +544,12 @@ end
 
 -- {======== running
 
+-- (A task's output tails, processes and process groups are made when it
+-- starts: a task found up to date never needs them, issue 13.)
 local function new_record_state(rec)
   rec.status = "pending"
-  rec.tail, rec.err_tail = {}, {}
-  rec.procs, rec.groups, rec.leftovers = {}, {}, nil
+  rec.tail, rec.err_tail = nil, nil
+  rec.procs, rec.groups, rec.leftovers = nil, nil, nil
   rec.attempts, rec.spans = 0, nil
   rec.start, rec.finish, rec.slot, rec.error = nil, nil, nil, nil
   rec.settled, rec.precheck = nil, nil
@@ -686,6 +688,7 @@ local function run_node(run, pos)
     if not ok then err, fresh = fresh, false end
   end
   if ok and not fresh then
+    rec.tail, rec.err_tail, rec.procs, rec.groups = {}, {}, {}, {}
     if run.reporter then run.reporter:started(rec, run) end
     local ctx_methods = {
       add = function(_, name, spec) return add_task(run, rec, name, spec, where(2)) end,
