@@ -16,6 +16,7 @@
    of 'methods', or index(methods) when index is not NULL. */
 void weft__class(lua_State *L, weft_runtime *rt, const char *name,
                  const luaL_Reg *methods, lua_CFunction index, const luaL_Reg *metas) {
+  int n;
   luaL_newmetatable(L, name);
   if (metas != NULL) {
     lua_pushlightuserdata(L, rt);
@@ -23,7 +24,9 @@ void weft__class(lua_State *L, weft_runtime *rt, const char *name,
   }
   if (methods == NULL)
     return;
-  lua_newtable(L);
+  for (n = 0; methods[n].name != NULL; n++)
+    ;
+  lua_createtable(L, 0, n);   /* sized once, not rehashed as the methods come */
   lua_pushlightuserdata(L, rt);
   luaL_setfuncs(L, methods, 1);
   if (index != NULL) {

@@ -114,7 +114,7 @@ LUAMOD_API int luaopen_weft(lua_State *L) {
     return 1;
   lua_pop(L, 1);
   rt = weft__runtime(L);
-  lua_newtable(L);
+  lua_createtable(L, 0, 48);   /* sized for its fields (44): no rehash as they come */
   module = lua_gettop(L);
   weft__open_errors(L, rt);
   weft__open_runtime(L, rt);
