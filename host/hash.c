@@ -391,7 +391,8 @@ static int hash_verify(lua_State *L) {
 
    What it covers is what stdlib/weft/incremental.lua's definition() writes
    out (and a change to any of it changes the digest): each named field's
-   value, the body's bytecode (stripped, so moving it does not count) and the
+   value, the body's bytecode (stripped, and without the lines it is
+   defined at, so moving it does not count) and the
    value of each variable it captures but _ENV, recursively. Tables with a
    metatable count as "an object", C functions as "a C function"; a table
    met again on the way down is "a cycle", one deeper than 12 "deep". A
@@ -498,6 +499,136 @@ static void feed_table(lua_State *L, def_walk *w, int idx) {
   feed(w, &sum, sizeof sum);
 }
 
+/* {======== the lines a function is defined at, left out of its dump
+
+   lua_dump with strip still writes each prototype's linedefined and
+   lastlinedefined: a comment added above a task would change its body's
+   bytes and rerun it. The dump is read once more, as lundump.c reads Lua
+   5.4's format, and rewritten in place with those two numbers 0. A dump
+   that does not read as that format is left as it is (its digest then
+   counts lines, as before). */
+
+typedef struct dump_cursor {
+  const unsigned char *p, *end;
+  unsigned char *out;   /* where bytes go when writing; NULL on the checking pass */
+} dump_cursor;
+
+static int dc_copy(dump_cursor *c, size_t n) {
+  if ((size_t)(c->end - c->p) < n)
+    return 0;
+  if (c->out != NULL) {
+    memmove(c->out, c->p, n);
+    c->out += n;
+  }
+  c->p += n;
+  return 1;
+}
+
+/* A size (7 bits a byte, the last with 0x80), copied (keep) or written as 0. */
+static int dc_size(dump_cursor *c, size_t *v, int keep) {
+  const unsigned char *start = c->p;
+  size_t x = 0;
+  int b;
+  do {
+    if (c->p == c->end || c->p - start == 10)
+      return 0;
+    b = *c->p++;
+    x = (x << 7) | (size_t)(b & 0x7f);
+  } while ((b & 0x80) == 0);
+  if (v != NULL)
+    *v = x;
+  if (c->out != NULL) {
+    if (keep) {
+      memmove(c->out, start, (size_t)(c->p - start));
+      c->out += c->p - start;
+    } else {
+      *c->out++ = 0x80;
+    }
+  }
+  return 1;
+}
+
+static int dc_string(dump_cursor *c) {
+  size_t n;
+  return dc_size(c, &n, 1) && (n == 0 || dc_copy(c, n - 1));
+}
+
+/* n items of `each` bytes, n read first (checked against what is left) */
+static int dc_vector(dump_cursor *c, size_t each) {
+  size_t n;
+  return dc_size(c, &n, 1) && n <= (size_t)(c->end - c->p) / each && dc_copy(c, n * each);
+}
+
+static int dc_function(dump_cursor *c, int depth) {
+  size_t n, i;
+  if (depth > 200 || !dc_string(c) || !dc_size(c, NULL, 0) || !dc_size(c, NULL, 0) ||
+      !dc_copy(c, 3) || !dc_vector(c, 4) || !dc_size(c, &n, 1))
+    return 0;
+  for (i = 0; i < n; i++) {   /* constants: a tag byte, then the value */
+    int tag = c->p < c->end ? *c->p : -1;
+    if (!dc_copy(c, 1))
+      return 0;
+    if (tag == 0x03 || tag == 0x13) {   /* integer, float */
+      if (!dc_copy(c, 8))
+        return 0;
+    } else if (tag == 0x04 || tag == 0x14) {   /* short, long string */
+      if (!dc_string(c))
+        return 0;
+    } else if (tag != 0x00 && tag != 0x01 && tag != 0x11) {   /* nil, false, true */
+      return 0;
+    }
+  }
+  if (!dc_vector(c, 3) || !dc_size(c, &n, 1))   /* upvalues, then nested prototypes */
+    return 0;
+  for (i = 0; i < n; i++)
+    if (!dc_function(c, depth + 1))
+      return 0;
+  if (!dc_vector(c, 1) || !dc_size(c, &n, 1))   /* line info, then absolute line info */
+    return 0;
+  for (i = 0; i < n; i++)
+    if (!dc_size(c, NULL, 1) || !dc_size(c, NULL, 1))
+      return 0;
+  if (!dc_size(c, &n, 1))   /* local variables */
+    return 0;
+  for (i = 0; i < n; i++)
+    if (!dc_string(c) || !dc_size(c, NULL, 1) || !dc_size(c, NULL, 1))
+      return 0;
+  if (!dc_size(c, &n, 1))   /* upvalue names */
+    return 0;
+  for (i = 0; i < n; i++)
+    if (!dc_string(c))
+      return 0;
+  return 1;
+}
+
+/* Reads the dump at buf (len bytes); 1 when it is Lua 5.4's format through
+   to its end. With out, writes it there (out <= buf: it only shrinks). */
+static int dc_dump(unsigned char *buf, size_t len, unsigned char *out, size_t *outlen) {
+  dump_cursor c;
+  c.p = buf;
+  c.end = buf + len;
+  c.out = out;
+  if (len < 6 || memcmp(buf, "\x1bLua\x54\x00", 6) != 0)
+    return 0;
+  /* header: signature, version, format, LUAC_DATA, three sizes, LUAC_INT,
+     LUAC_NUM, then the main function's upvalue count */
+  if (!dc_copy(&c, 4 + 1 + 1 + 6 + 3 + 8 + 8 + 1) || !dc_function(&c, 0) || c.p != c.end)
+    return 0;
+  if (outlen != NULL)
+    *outlen = (size_t)(c.out - out);
+  return 1;
+}
+
+/* The dump at w->buf + start, rewritten without its definition lines. */
+static void drop_definition_lines(def_walk *w, size_t start) {
+  unsigned char *buf = (unsigned char *)w->buf + start;
+  size_t len = w->len - start, newlen;
+  if (dc_dump(buf, len, NULL, NULL) && dc_dump(buf, len, buf, &newlen))
+    w->len = start + newlen;
+}
+
+/* }======== */
+
 static char dump_cache_key;   /* registry: function -> its stripped bytecode (weak keys) */
 
 /* The function's bytecode, once per function for a function met inside
@@ -532,6 +663,7 @@ static void feed_bytecode(lua_State *L, def_walk *w, int idx, int shared) {
   if (lua_dump(L, dump_writer, w, 1) != 0)
     luaL_error(L, "weft: out of memory");
   lua_pop(L, 1);
+  drop_definition_lines(w, start);
   if (shared) {
     lua_pushvalue(L, idx);
     lua_pushlstring(L, w->buf + start, w->len - start);

@@ -271,6 +271,13 @@ default "t"
     r = run(dir, { "--explain" })
     assert.equal("t", r.ran)
     assert.matches("t runs: field timeout changed: 10 -> 20", r.stderr, 1, true)
+    -- where the body stands in the file is no part of it: lines added above
+    -- it (a comment, another task) rerun nothing
+    write(dir .. "/Weftfile.lua", "-- a comment\n\ntask 'other' { function() end }\n"
+      .. file("b", "second", 20))
+    r = run(dir, { "t", "--explain" })
+    assert.equal("", r.ran, r.stderr)
+    assert.matches("1 up to date", r.stderr)
   end)
 
   it("reads a depfile: its entries are sources of the next run", function()

@@ -267,8 +267,47 @@ describe("weft._hash.defhash", function()
     assert.equal(h, H.defhash({ sources = { "a.c" }, desc = "x" }, NAMES, body_with(cfg1)))
   end)
 
+  -- string.dump(f, true) with every prototype's linedefined and
+  -- lastlinedefined written as 0: the bytecode defhash digests. Read as
+  -- lundump.c reads Lua 5.4's format (the reference the C rewrite is held to).
+  local function without_lines(code)
+    local pos, out = 1, {}
+    local function copy(n) out[#out + 1] = code:sub(pos, pos + n - 1); pos = pos + n end
+    local function size(keep)
+      local start, n, b = pos, 0, 0
+      repeat
+        b = code:byte(pos)
+        n = (n << 7) | (b & 0x7f)
+        pos = pos + 1
+      until b & 0x80 ~= 0
+      out[#out + 1] = keep and code:sub(start, pos - 1) or "\x80"
+      return n
+    end
+    local function str() local n = size(true); if n > 0 then copy(n - 1) end end
+    local function func()
+      str(); size(false); size(false); copy(3); copy(4 * size(true))
+      for _ = 1, size(true) do
+        local tag = code:byte(pos)
+        copy(1)
+        if tag == 0x03 or tag == 0x13 then copy(8) elseif tag == 0x04 or tag == 0x14 then str() end
+      end
+      copy(3 * size(true))
+      for _ = 1, size(true) do func() end
+      copy(size(true))
+      for _ = 1, size(true) do size(true); size(true) end
+      for _ = 1, size(true) do str(); size(true); size(true) end
+      for _ = 1, size(true) do str() end
+    end
+    copy(4 + 1 + 1 + 6 + 3 + 8 + 8 + 1)
+    func()
+    assert(pos == #code + 1)
+    return table.concat(out)
+  end
+
   -- The digest is XXH3-128 of the bytes the walk writes; this pins them, so
   -- a faster walk cannot change the key recorded in .weft/ by earlier runs.
+  -- (The lines a function is defined at were part of them until the sixth
+  -- session: an upgrade across it reruns each task once.)
   it("digests the same bytes as ever: tags, native sizes, the stripped bytecode", function()
     local function str(s) return "s" .. string.pack("T", #s) .. s end
     local long = string.rep("0123456789", 1000)   -- more than the walk's first buffer
@@ -276,13 +315,36 @@ describe("weft._hash.defhash", function()
       H.defhash({ sources = { "a.c", long } }, NAMES))
     local n = 7
     local function body() return long, n end
-    assert.equal(H.string("BF" .. string.dump(body, true) .. "ulong\0" .. str(long)
+    assert.equal(H.string("BF" .. without_lines(string.dump(body, true)) .. "ulong\0" .. str(long)
       .. "un\0i" .. string.pack("j", 7)), H.defhash({}, NAMES, body))
+  end)
+
+  it("does not count the lines a body and the functions it captures are defined at", function()
+    local src = "local helper = function(x) return x .. '!' end\n"
+      .. "return function() local t = { 1.5, 2, 'k', true } return helper(tostring(t)) end\n"
+    local at_top = load(src)()
+    local lower = load(("\n"):rep(40) .. src)()
+    assert.equal(H.defhash({}, NAMES, at_top), H.defhash({}, NAMES, lower))
+    assert.not_equal(H.defhash({}, NAMES, at_top),
+      H.defhash({}, NAMES, load(src:gsub("'!'", "'?'"))()))
+    -- nested prototypes (the helper inside the body) lose their lines too
+    local nested = "return function() local function inner() return 1 end return inner() end"
+    assert.equal(H.defhash({}, NAMES, load(nested)()), H.defhash({}, NAMES, load("\n\n" .. nested)()))
+    -- the C rewrite and the reference read the same bytes on many shapes
+    -- (bodies capturing nothing but _ENV: the digest is then the bytecode's)
+    for i, body in ipairs({ load(nested)(), load("\n\n" .. nested)(), function() end, string.len,
+        function(...) return select("#", ...), 2^53, -0.0, math.mininteger, ("x"):rep(300) end }) do
+      if debug.getinfo(body, "S").what ~= "C" then
+        assert.equal(H.string("BF" .. without_lines(string.dump(body, true))),
+          H.defhash({}, NAMES, body), i)
+      end
+    end
   end)
 
   it("digests a function captured by many definitions as its own bytecode each time", function()
     local function expected(body, helper)
-      return H.string("BF" .. string.dump(body, true) .. "uhelper\0F" .. string.dump(helper, true))
+      return H.string("BF" .. without_lines(string.dump(body, true)) .. "uhelper\0F"
+        .. without_lines(string.dump(helper, true)))
     end
     local helper = load("return 1")
     local function body() return helper() end
