@@ -510,7 +510,7 @@ static void feed_table(lua_State *L, def_walk *w, int idx) {
 
 typedef struct dump_cursor {
   const unsigned char *p, *end;
-  unsigned char *out;   /* where bytes go when writing; NULL on the checking pass */
+  unsigned char *out;   /* where bytes go (behind p: the dump only shrinks); NULL: only read */
 } dump_cursor;
 
 static int dc_copy(dump_cursor *c, size_t n) {
@@ -602,7 +602,8 @@ static int dc_function(dump_cursor *c, int depth) {
 }
 
 /* Reads the dump at buf (len bytes); 1 when it is Lua 5.4's format through
-   to its end. With out, writes it there (out <= buf: it only shrinks). */
+   to its end. With out, writes it there (out <= buf: it only shrinks),
+   as it reads. */
 static int dc_dump(unsigned char *buf, size_t len, unsigned char *out, size_t *outlen) {
   dump_cursor c;
   c.p = buf;
@@ -619,12 +620,16 @@ static int dc_dump(unsigned char *buf, size_t len, unsigned char *out, size_t *o
   return 1;
 }
 
-/* The dump at w->buf + start, rewritten without its definition lines. */
-static void drop_definition_lines(def_walk *w, size_t start) {
+/* The dump at w->buf + start, rewritten without its definition lines; 0
+   when it did not read as Lua 5.4's format (the bytes are then spoiled:
+   the caller dumps again). */
+static int drop_definition_lines(def_walk *w, size_t start) {
   unsigned char *buf = (unsigned char *)w->buf + start;
-  size_t len = w->len - start, newlen;
-  if (dc_dump(buf, len, NULL, NULL) && dc_dump(buf, len, buf, &newlen))
-    w->len = start + newlen;
+  size_t newlen;
+  if (!dc_dump(buf, w->len - start, buf, &newlen))
+    return 0;
+  w->len = start + newlen;
+  return 1;
 }
 
 /* }======== */
@@ -662,8 +667,12 @@ static void feed_bytecode(lua_State *L, def_walk *w, int idx, int shared) {
   lua_pushvalue(L, idx);
   if (lua_dump(L, dump_writer, w, 1) != 0)
     luaL_error(L, "weft: out of memory");
+  if (!drop_definition_lines(w, start)) {   /* another format: as lua_dump writes it */
+    w->len = start;
+    if (lua_dump(L, dump_writer, w, 1) != 0)
+      luaL_error(L, "weft: out of memory");
+  }
   lua_pop(L, 1);
-  drop_definition_lines(w, start);
   if (shared) {
     lua_pushvalue(L, idx);
     lua_pushlstring(L, w->buf + start, w->len - start);
