@@ -775,6 +775,36 @@ static int walk_definition(lua_State *L) {
   return 1;
 }
 
+/* code(fn) -> the hex digest of fn's stripped bytecode without the lines
+   it is defined at (what defhash digests of a body), or nil for a C
+   function: the text of a definition names a body by it. */
+static int hash_code(lua_State *L) {
+  def_walk w;
+  int failed;
+  XXH128_hash_t h;
+  luaL_checktype(L, 1, LUA_TFUNCTION);
+  if (lua_iscfunction(L, 1)) {
+    lua_pushnil(L);
+    return 1;
+  }
+  lua_settop(L, 1);
+  memset(&w, 0, sizeof w);
+  w.L = L;
+  failed = lua_dump(L, dump_writer, &w, 1) != 0;
+  if (!failed && !drop_definition_lines(&w, 0)) {   /* another format: as it is */
+    w.len = 0;
+    failed = lua_dump(L, dump_writer, &w, 1) != 0;
+  }
+  if (failed) {
+    free(w.buf);
+    return luaL_error(L, "weft: out of memory");
+  }
+  h = XXH3_128bits(w.buf, w.len);
+  free(w.buf);
+  push_hex(L, h);
+  return 1;
+}
+
 /* defhash(spec, names, fn) -> hex: see above; `names` the key fields, sorted. */
 static int hash_defhash(lua_State *L) {
   def_walk w;
@@ -803,7 +833,7 @@ int weft__open_hash(lua_State *L, weft_runtime *rt) {
   static const luaL_Reg funcs[] = {
     {"file", hash_file}, {"string", hash_string}, {"stat", hash_stat},
     {"now_ns", hash_now_ns}, {"verify", hash_verify}, {"stat_cache", hash_stat_cache},
-    {"defhash", hash_defhash}, {NULL, NULL}
+    {"defhash", hash_defhash}, {"code", hash_code}, {NULL, NULL}
   };
   static const luaL_Reg cache_metas[] = {{"__gc", stat_cache_gc}, {NULL, NULL}};
   weft__class(L, rt, STAT_CACHE_MT, NULL, NULL, cache_metas);

@@ -280,6 +280,25 @@ default "t"
     assert.matches("1 up to date", r.stderr)
   end)
 
+  it("names what changed, not the body, when a captured value changed and the body moved", function()
+    local function file(above)
+      return above .. PRELUDE .. [[
+local FLAG = var("FLAG", "a")
+task "t" { sources = { "in.txt" }, generates = { "o" }, function()
+  mark("t"); put("o", FLAG)
+end }
+default "t"
+]]
+    end
+    write(dir .. "/in.txt", "x")
+    write(dir .. "/Weftfile.lua", file(""))
+    assert.equal("t", run(dir).ran)
+    write(dir .. "/Weftfile.lua", file("-- moved down\n\n\n"))
+    local r = run(dir, { "FLAG=b", "--explain" })
+    assert.equal("t", r.ran)
+    assert.matches('t runs: FLAG changed: "a" -> "b"', r.stderr, 1, true)
+  end)
+
   it("reads a depfile: its entries are sources of the next run", function()
     write(dir .. "/Weftfile.lua", PRELUDE .. [[
 task "cc" { sources = { "a.c" }, generates = { "a.o" }, depfile = "a.d", function()

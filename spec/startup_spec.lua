@@ -325,6 +325,11 @@ describe("weft._hash.defhash", function()
     local at_top = load(src)()
     local lower = load(("\n"):rep(40) .. src)()
     assert.equal(H.defhash({}, NAMES, at_top), H.defhash({}, NAMES, lower))
+    -- the same digest of the code alone names a body in the stored text
+    assert.equal(H.code(at_top), H.code(lower))
+    assert.equal(H.string(without_lines(string.dump(at_top, true))), H.code(at_top))
+    assert.is_nil(H.code(string.len))
+    assert.matches("bad argument #1", select(2, pcall(H.code, "x")))
     assert.not_equal(H.defhash({}, NAMES, at_top),
       H.defhash({}, NAMES, load(src:gsub("'!'", "'?'"))()))
     -- nested prototypes (the helper inside the body) lose their lines too

@@ -76,11 +76,6 @@ local function normalize(p)
 end
 M.normalize = normalize
 
-local function wild(p)
-  local _, g = sys_path(p)
-  return g
-end
-
 local function has_glob(p)
   local g = globby[p]
   if g == nil then

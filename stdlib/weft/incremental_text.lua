@@ -47,10 +47,10 @@ end
 
 local function serialize_function(f, seen, depth)
   if seen[f] then return "<cycle>" end
-  local ok, code = pcall(string.dump, f, true)
-  if not ok then return "<cfunction>" end
+  local code = H.code(f)   -- its bytecode, wherever it stands in the file
+  if not code then return "<cfunction>" end
   seen[f] = true
-  local parts = { "fn:" .. H.string(code) }
+  local parts = { "fn:" .. code }
   local i = 1
   while true do
     local name, value = debug.getupvalue(f, i)
@@ -91,8 +91,7 @@ function M.definition(rec, names)
   end
   local fn = rec.fn
   if fn then
-    local ok, code = pcall(string.dump, fn, true)
-    parts[#parts + 1] = { "body", ok and H.string(code) or "<cfunction>" }
+    parts[#parts + 1] = { "body", H.code(fn) or "<cfunction>" }
     local i = 1
     while true do
       local name, value = debug.getupvalue(fn, i)
