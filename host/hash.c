@@ -632,6 +632,19 @@ static int drop_definition_lines(def_walk *w, size_t start) {
   return 1;
 }
 
+/* Appends the bytecode of the function on top of L to w, stripped and
+   without the lines it is defined at (as lua_dump writes it when the dump
+   does not read as 5.4's format); 0 when out of memory. */
+static int dump_code(lua_State *L, def_walk *w) {
+  size_t start = w->len;
+  if (lua_dump(L, dump_writer, w, 1) != 0)
+    return 0;
+  if (drop_definition_lines(w, start))
+    return 1;
+  w->len = start;
+  return lua_dump(L, dump_writer, w, 1) == 0;
+}
+
 /* }======== */
 
 static char dump_cache_key;   /* registry: function -> its stripped bytecode (weak keys) */
@@ -665,13 +678,8 @@ static void feed_bytecode(lua_State *L, def_walk *w, int idx, int shared) {
     lua_pop(L, 1);
   }
   lua_pushvalue(L, idx);
-  if (lua_dump(L, dump_writer, w, 1) != 0)
+  if (!dump_code(L, w))
     luaL_error(L, "weft: out of memory");
-  if (!drop_definition_lines(w, start)) {   /* another format: as lua_dump writes it */
-    w->len = start;
-    if (lua_dump(L, dump_writer, w, 1) != 0)
-      luaL_error(L, "weft: out of memory");
-  }
   lua_pop(L, 1);
   if (shared) {
     lua_pushvalue(L, idx);
@@ -780,7 +788,6 @@ static int walk_definition(lua_State *L) {
    function: the text of a definition names a body by it. */
 static int hash_code(lua_State *L) {
   def_walk w;
-  int failed;
   XXH128_hash_t h;
   luaL_checktype(L, 1, LUA_TFUNCTION);
   if (lua_iscfunction(L, 1)) {
@@ -790,12 +797,7 @@ static int hash_code(lua_State *L) {
   lua_settop(L, 1);
   memset(&w, 0, sizeof w);
   w.L = L;
-  failed = lua_dump(L, dump_writer, &w, 1) != 0;
-  if (!failed && !drop_definition_lines(&w, 0)) {   /* another format: as it is */
-    w.len = 0;
-    failed = lua_dump(L, dump_writer, &w, 1) != 0;
-  }
-  if (failed) {
+  if (!dump_code(L, &w)) {
     free(w.buf);
     return luaL_error(L, "weft: out of memory");
   }

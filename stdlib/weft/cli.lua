@@ -162,13 +162,12 @@ end
 local function choose_reporter(o)
   local ci = os.getenv("CI")
   local tty = is_tty(2)
-  local color = want_color()
-  local ropts = { color = color, mode = o.output, raw = o.raw, ci = "env" }
+  local ropts = { color = want_color(), mode = o.output, raw = o.raw, ci = "env" }
   if tty and not o.plain and os.getenv("TERM") ~= "dumb"
       and not (ci and ci ~= "" and ci ~= "false" and ci ~= "0") then
-    return require("weft.reporter.terminal").new(ropts), color
+    return require("weft.reporter.terminal").new(ropts)
   end
-  return require("weft.reporter.plain").new(ropts), color
+  return require("weft.reporter.plain").new(ropts)
 end
 
 local function dry_run(P, list)

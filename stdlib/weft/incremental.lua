@@ -389,14 +389,14 @@ local function recorded(self, name)
   local r = self.records[key]
   if r == nil then
     r = false
-    if self.readable and self.load_all then   -- one statement: no read transaction
-      self.load_all = false
-      self.all_loaded = load_all(self)
+    local readable = self.db and not self.disabled
+    if readable and self.scan == "pending" then   -- one statement: no read transaction
+      self.scan = load_all(self) and "done" or nil
       r = self.records[key]
       if r ~= nil then return r or nil end
       r = false
     end
-    if self.readable and not self.all_loaded then
+    if readable and self.scan ~= "done" then
       begin_read(self)
       local pok, st = pcall(statement, self, "get_task")
       local ok, defhash, sources, inputs, outputs, deps, outsig
@@ -439,9 +439,8 @@ end
 -- lookup of one (a database whose tasks table cannot be read is not used).
 -- The others come from statement().
 local function prepare(self)
-  local name = self.load_all and "all_tasks" or "get_task"
+  local name = self.scan and "all_tasks" or "get_task"
   self[name] = must(self.db:prepare(STATEMENTS[name]))
-  self.readable = true
 end
 
 -- The prepared statement `name` of STATEMENTS; raises when it cannot be.
@@ -513,7 +512,9 @@ function M.open(P, list, opts)
   for i = 1, #list do
     if is_incremental(list[i]) then n = n + 1 end
   end
-  self.load_all = n >= 8 and n * 2 >= #(P.tasks or list)
+  -- ("pending": read every row at the first lookup; "done" once read; nil:
+  -- one lookup per task, also when the scan could not be read)
+  self.scan = n >= 8 and n * 2 >= #(P.tasks or list) and "pending" or nil
   open_state(self, dir)
   local ok, err = pcall(check_sources, self, list)
   if not ok then
@@ -565,7 +566,7 @@ end
 
 -- The recorded definition text of a task (only a reason needs it).
 local function recorded_def(self, name)
-  if not self.readable then return nil end
+  if not (self.db and not self.disabled) then return nil end
   local pok, st = pcall(statement, self, "get_def")
   if not pok then return nil end
   local ok, def = st:first(self.prefix .. name)
