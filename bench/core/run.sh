@@ -52,6 +52,10 @@ if [ "${QUICK:-0}" != 1 ]; then
       "asyncio" "$py bench/core/spawn.py $n $n"
   $ab "floor-all" "lua5.4 bench/core/floor.lua $n batch $n" \
       "weft" "$weft bench/core/spawn.lua $n $n gather"
+  echo "-- the floor with the smallest handle a task could have (an empty table held while"
+  echo "   unfinished) vs weft: what weft adds beyond the one object API.md requires"
+  $ab "floor-object" "lua5.4 bench/core/floor.lua $n object $n" \
+      "weft" "$weft bench/core/spawn.lua $n $n gather"
 fi
 
 echo
