@@ -210,6 +210,37 @@ describe("weft run --executor (no cluster needed)", function()
     assert.equal("wait", slurm.classify("COMPLETING"))
   end)
 
+  it("reads a job killed for memory as OUT_OF_MEMORY whether its shell died of SIGKILL or exited 137", function()
+    -- Slurm's OverMemoryKill sends SIGKILL to every process of the step in no set order:
+    -- the batch shell dies of it (wait status 9) or reaps its killed command first and
+    -- exits 137 (wait status 137 << 8); both times Slurm says FAILED. Seen on a fresh
+    -- Debian 12 chroot, 2026-12-04: "oom | ERR state=FAILED code=137".
+    local slurm = require "weft.executor.slurm"
+    local function outcome(wait_status, stderr)
+      return weft.run(function()
+        local ex = slurm.new({ run_id = "spec" })
+        local job = { id = 4, state = "FAILED", wait_status = wait_status, opts = {},
+          argv = { "sh", "-c", "hog" }, streams = { { mode = "capture", chunks = {} },
+            { mode = "capture", chunks = { stderr } } } }
+        local ok, err = pcall(ex.outcome, ex, job)
+        assert.is_false(ok)
+        return err
+      end)
+    end
+    local limit = "slurmstepd-vm: error: Exceeded job memory limit\n"
+    for _, status in ipairs({ 9, 137 << 8 }) do
+      local err = outcome(status, limit)
+      assert.equal("ProcessError", err.kind)
+      assert.equal("OUT_OF_MEMORY", err.state)
+      assert.equal(137, err.code)
+      assert.matches("'hog' ran out of memory (slurm job 4 OUT_OF_MEMORY)", err.message, 1, true)
+    end
+    -- exit 137 without Slurm's words is the command's own failure
+    local err = outcome(137 << 8, "")
+    assert.equal("FAILED", err.state)
+    assert.matches("'hog' exited with code 137 (slurm job 4 FAILED)", err.message, 1, true)
+  end)
+
   it("rejects an unknown executor and a resource of the wrong type with file:line", function()
     local dir = project([[
       task "a" { executor = "cluster", function() end }

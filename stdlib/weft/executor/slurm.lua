@@ -32,8 +32,9 @@
 -- weft does not know about).
 --
 -- Without cgroups (jobacct_gather/linux with OverMemoryKill), Slurm reports
--- a job killed for memory as FAILED by signal 9 and writes "Exceeded job
--- memory limit" to its stderr; weft reports that as OUT_OF_MEMORY.
+-- a job killed for memory as FAILED by signal 9 (or exit code 137, when the
+-- batch shell outlived its killed child) and writes "Exceeded job memory
+-- limit" to its stderr; weft reports that as OUT_OF_MEMORY.
 -- @module weft.executor.slurm
 local weft = require "weft"
 
@@ -481,7 +482,9 @@ function Slurm:outcome(job)
   local code = sig and 128 + sig or exit
   local res = { code = code, signal = sig, stdout = captured(job, 1), stderr = captured(job, 2) }
   if state == "COMPLETED" then return res end
-  if (state == "FAILED" or state == "CANCELLED") and sig == 9 and out_of_memory(job) then
+  -- the step's processes all get SIGKILL, in no set order: the batch shell
+  -- may die of it (signal 9) or outlive its killed child and exit 137
+  if (state == "FAILED" or state == "CANCELLED") and code == 137 and out_of_memory(job) then
     state = "OUT_OF_MEMORY"
   end
   if state == "FAILED" and code ~= 0 and job.opts.check == false then return res end
