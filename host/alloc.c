@@ -5,11 +5,13 @@
 ** come from free lists by size class, with no header and no search; the
 ** rest goes to malloc. A no-op `weft run` of examples/build makes about
 ** 10,000 calls to the allocator: glibc's took about 180 instructions a call
-** there, this one about 55 (issue 13). "Small" reaches 768 bytes so that
-** a new thread's stack (45 slots of 16 bytes: 720) and a task object (288)
-** come from the lists too: with 200k tasks alive, malloc's headers and
-** its search for those two blocks cost 7% of the instructions and ~4% of
-** the time (issue 16).
+** there, this one about 55 (issue 13). "Small" stops at 256 bytes: a
+** list's blocks only ever serve its own size, so memory a burst of one size
+** freed cannot serve another. Lists up to 768 bytes (a thread's stack, a
+** task object) made 200k live tasks ~4% faster, but after such a burst
+** 200 MB of 1 KB strings then peaked at 507 MB instead of 316 MB (issue 16,
+** bench/README.md); larger classes need spans that go back to a common
+** pool when empty first.
 **
 ** The state is luaL_newstate's own (its panic and warning functions), given
 ** this allocator right after creation, so blocks malloc made before the
@@ -28,7 +30,7 @@
 #include "internal.h"
 
 #define GRAIN 16                       /* alignment and class step */
-#define SMALL_MAX 768                  /* bigger blocks: malloc */
+#define SMALL_MAX 256                  /* bigger blocks: malloc */
 #define NCLASSES (SMALL_MAX / GRAIN)
 #define CHUNK ((size_t)256 * 1024)    /* committed at a time */
 #define RESERVE ((size_t)16 << 30)    /* address space only: PROT_NONE */
