@@ -7,6 +7,16 @@ local cli = require "spec.support.cli"
 -- AddressSanitizer's quarantine and shadow memory make RSS meaningless
 local asan = (os.getenv("WEFT_BUILD") or ""):match("asan") ~= nil
 
+-- prepended to the chunks the CLI runs: a field of /proc/self/status, in KiB
+local STATUS_KB = [[
+  local function status_kb(field)
+    local f = io.open("/proc/self/status")
+    local kb = tonumber(f:read("a"):match(field .. ":%s*(%d+)"))
+    f:close()
+    return kb
+  end
+]]
+
 describe("the weft CLI's allocator", function()
   it("gives the digest stock lua5.4 gives after churning blocks of every size", function()
     local p = assert(io.popen("lua5.4 spec/fixtures/alloc_churn.lua"))
@@ -20,13 +30,8 @@ describe("the weft CLI's allocator", function()
   end)
 
   it("reuses freed blocks: churning one size does not grow the process", function()
-    local r = cli.run({ "-e", [[
-      local function rss()
-        local f = io.open("/proc/self/status")
-        local kb = tonumber(f:read("a"):match("VmRSS:%s*(%d+)"))
-        f:close()
-        return kb
-      end
+    local r = cli.run({ "-e", STATUS_KB .. [[
+      local function rss() return status_kb("VmRSS") end
       local before
       for round = 1, 30 do
         local t = {}
@@ -48,13 +53,8 @@ describe("the weft CLI's allocator", function()
     -- (threads' stacks, task objects) the strings below needed all-new memory (peak
     -- +66 MB here, against +16 MB with lists up to 256 bytes)
     if asan then return end
-    local r = cli.run({ "-e", [[
-      local function peak()
-        local f = io.open("/proc/self/status")
-        local kb = tonumber(f:read("a"):match("VmHWM:%s*(%d+)"))
-        f:close()
-        return kb
-      end
+    local r = cli.run({ "-e", STATUS_KB .. [[
+      local function peak() return status_kb("VmHWM") end
       weft.run(function()
         local list = {}
         for i = 1, 50000 do list[i] = weft.spawn(weft.yield) end
