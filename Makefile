@@ -52,7 +52,7 @@ all: $(BUILD)/weft $(BUILD)/weft.so $(BUILD)/libweft.a $(BUILD)/libweft.so $(BUI
 $(BUILD)/obj/%.o: host/%.c $(HEADERS) | $(BUILD)/obj
 	$(CC) $(CFLAGS_ALL) -c $< -o $@
 
-$(BUILD)/stdlib.c: scripts/embed.lua $(STDLIB) | $(BUILD)/obj
+$(BUILD)/stdlib.c: scripts/embed.lua scripts/dump54.lua $(STDLIB) | $(BUILD)/obj
 	$(LUA) scripts/embed.lua $@ $(STDLIB)
 
 $(BUILD)/obj/stdlib.o: $(BUILD)/stdlib.c

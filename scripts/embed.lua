@@ -17,51 +17,9 @@ local out_path = assert(arg[1], "usage: embed.lua OUT.c FILE...")
 -- 'f'" in tracebacks (now "in function <stdlib/weft/x.lua:N>") and
 -- debug.getlocal's names in stdlib frames. Upvalue names stay: the
 -- definition hash skips _ENV by name. Another dump format: left unchanged.
+local dump54 = dofile((arg[0]:match("^(.*/)") or "./") .. "dump54.lua")
 local function without_local_names(code)
-  if code:sub(1, 6) ~= "\27Lua\x54\0" then return code end
-  local pos, out = 1, {}
-  local function copy(n)
-    out[#out + 1] = code:sub(pos, pos + n - 1)
-    pos = pos + n
-  end
-  local function size(keep)   -- dumpSize: 7 bits a byte, the last one with 0x80
-    local start, n, b = pos, 0, 0
-    repeat
-      b = code:byte(pos)
-      n = (n << 7) | (b & 0x7f)
-      pos = pos + 1
-    until b & 0x80 ~= 0
-    if keep then out[#out + 1] = code:sub(start, pos - 1) end
-    return n
-  end
-  local function string_(keep)   -- size + 1, 0 for none
-    local n = size(keep)
-    if n == 0 then return end
-    if keep then copy(n - 1) else pos = pos + n - 1 end
-  end
-  local function func()
-    string_(true)                 -- source
-    size(true); size(true)        -- linedefined, lastlinedefined
-    copy(3)                       -- numparams, is_vararg, maxstacksize
-    copy(4 * size(true))          -- code
-    for _ = 1, size(true) do      -- constants: a type byte, then the value
-      local tag = code:byte(pos)
-      copy(1)
-      if tag == 0x03 or tag == 0x13 then copy(8)          -- integer, float
-      elseif tag == 0x04 or tag == 0x14 then string_(true) end
-    end
-    copy(3 * size(true))          -- upvalues: instack, idx, kind
-    for _ = 1, size(true) do func() end
-    copy(size(true))              -- lineinfo
-    for _ = 1, size(true) do size(true); size(true) end   -- abslineinfo
-    for _ = 1, size(false) do string_(false); size(false); size(false) end
-    out[#out + 1] = "\x80"       -- no local variables
-    for _ = 1, size(true) do string_(true) end   -- upvalue names
-  end
-  copy(4 + 1 + 1 + 6 + 3 + 8 + 8 + 1)   -- header, then the main closure's upvalue count
-  func()
-  assert(pos == #code + 1, "embed.lua: unexpected bytes after the main function")
-  return table.concat(out)
+  return dump54.rewrite(code, { no_locals = true })
 end
 
 local function module_name(path)

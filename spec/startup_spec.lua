@@ -268,40 +268,11 @@ describe("weft._hash.defhash", function()
   end)
 
   -- string.dump(f, true) with every prototype's linedefined and
-  -- lastlinedefined written as 0: the bytecode defhash digests. Read as
-  -- lundump.c reads Lua 5.4's format (the reference the C rewrite is held to).
+  -- lastlinedefined written as 0: the bytecode defhash digests, read in Lua
+  -- as lundump.c reads Lua 5.4's format (the reference the C rewrite is held to).
+  local dump54 = dofile("scripts/dump54.lua")
   local function without_lines(code)
-    local pos, out = 1, {}
-    local function copy(n) out[#out + 1] = code:sub(pos, pos + n - 1); pos = pos + n end
-    local function size(keep)
-      local start, n, b = pos, 0, 0
-      repeat
-        b = code:byte(pos)
-        n = (n << 7) | (b & 0x7f)
-        pos = pos + 1
-      until b & 0x80 ~= 0
-      out[#out + 1] = keep and code:sub(start, pos - 1) or "\x80"
-      return n
-    end
-    local function str() local n = size(true); if n > 0 then copy(n - 1) end end
-    local function func()
-      str(); size(false); size(false); copy(3); copy(4 * size(true))
-      for _ = 1, size(true) do
-        local tag = code:byte(pos)
-        copy(1)
-        if tag == 0x03 or tag == 0x13 then copy(8) elseif tag == 0x04 or tag == 0x14 then str() end
-      end
-      copy(3 * size(true))
-      for _ = 1, size(true) do func() end
-      copy(size(true))
-      for _ = 1, size(true) do size(true); size(true) end
-      for _ = 1, size(true) do str(); size(true); size(true) end
-      for _ = 1, size(true) do str() end
-    end
-    copy(4 + 1 + 1 + 6 + 3 + 8 + 8 + 1)
-    func()
-    assert(pos == #code + 1)
-    return table.concat(out)
+    return dump54.rewrite(code, { no_lines = true })
   end
 
   -- The digest is XXH3-128 of the bytes the walk writes; this pins them, so
